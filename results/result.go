@@ -1,0 +1,161 @@
+// Package results is the result document: one JSON file per run, with everything needed to
+// read, re-render and compare it later. It has no knowledge of how results were collected.
+package results
+
+import (
+	"time"
+
+	"github.com/vmstorbench/vmstorbench/workloads"
+)
+
+// SchemaVersion identifies this document layout. Readers refuse documents of a newer major.
+const SchemaVersion = "vmstorbench.result/1"
+
+// Run is one run of one workload against one target.
+type Run struct {
+	Schema string    `json:"schema"`
+	Tool   Tool      `json:"tool"`
+	ID     string    `json:"id"`
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	// Command is the argv that produced the run (secrets never reach argv).
+	Command []string `json:"command,omitempty"`
+	Host    Host     `json:"host"`
+	Target  Target   `json:"target"`
+	// Workload is the workload as run, defaults filled in.
+	Workload workloads.Workload `json:"workload"`
+	Profile  string             `json:"profile,omitempty"`
+	// Complete is false when the run ended early; Error says why.
+	Complete bool   `json:"complete"`
+	Error    string `json:"error,omitempty"`
+	// Runtime is the measured time (ramp excluded).
+	RuntimeNS int64 `json:"runtime_ns"`
+	// Read and Write are the per-direction summaries; nil when the direction was not used.
+	Read   *DirStats `json:"read,omitempty"`
+	Write  *DirStats `json:"write,omitempty"`
+	Verify *Verify   `json:"verify,omitempty"`
+	CPU    CPU       `json:"cpu"`
+	Series Series    `json:"series"`
+	// Repeat is the index of this run in a --repeat series (0-based) and Repeats their count.
+	Repeat  int `json:"repeat,omitempty"`
+	Repeats int `json:"repeats,omitempty"`
+	// Labels are free-form key/values (suite name, scenario) for grouping in reports.
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// Tool names the program that wrote the document.
+type Tool struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// Host describes the machine the run was started on.
+type Host struct {
+	Hostname  string `json:"hostname"`
+	OS        string `json:"os"`
+	Arch      string `json:"arch"`
+	Kernel    string `json:"kernel,omitempty"`
+	CPUModel  string `json:"cpu_model,omitempty"`
+	CPUs      int    `json:"cpus"`
+	MemoryB   int64  `json:"memory_bytes,omitempty"`
+	GoVersion string `json:"go_version"`
+}
+
+// Target records what was measured; URL never holds a credential.
+type Target struct {
+	URL     string `json:"url"`
+	Backend string `json:"backend"`
+	// Info is what the backend reported (security level, dialect, access path...).
+	Info map[string]string `json:"info,omitempty"`
+}
+
+// DirStats summarises one direction over the measured period.
+type DirStats struct {
+	IOs    int64   `json:"ios"`
+	Bytes  int64   `json:"bytes"`
+	Errors int64   `json:"errors"`
+	IOPS   float64 `json:"iops"`
+	BWBps  float64 `json:"bw_bytes_per_s"`
+	// Lat is submission-to-completion latency.
+	Lat Latency `json:"lat_ns"`
+}
+
+// Latency is a latency distribution in nanoseconds.
+type Latency struct {
+	N      int64   `json:"n"`
+	Min    int64   `json:"min"`
+	Max    int64   `json:"max"`
+	Mean   float64 `json:"mean"`
+	Stddev float64 `json:"stddev"`
+	// Percentiles are keyed as fio keys them ("99.000000").
+	Percentiles map[string]int64 `json:"percentiles,omitempty"`
+	// Histogram is the full HDR histogram (base64 of the V2 compressed encoding), so that
+	// reports can draw CDFs and merge repeats exactly.
+	Histogram string `json:"hdr,omitempty"`
+}
+
+// Verify counts checked blocks and mismatches.
+type Verify struct {
+	Algorithm  string     `json:"algorithm"`
+	Checked    int64      `json:"checked"`
+	Mismatches int64      `json:"mismatches"`
+	First      []Mismatch `json:"first_mismatches,omitempty"`
+}
+
+// Mismatch is one block that failed verification.
+type Mismatch struct {
+	Job    int    `json:"job"`
+	Offset int64  `json:"offset"`
+	Reason string `json:"reason"`
+}
+
+// CPU is this process's CPU time over the run.
+type CPU struct {
+	UserNS int64   `json:"user_ns"`
+	SysNS  int64   `json:"sys_ns"`
+	UsrPct float64 `json:"usr_pct"`
+	SysPct float64 `json:"sys_pct"`
+}
+
+// Series is a time series of fixed intervals; each point's figures come from the I/Os that
+// completed within it (never averages of averages).
+type Series struct {
+	IntervalNS int64   `json:"interval_ns"`
+	Points     []Point `json:"points"`
+}
+
+// Point is one interval. TNS is the interval's end, from the start of measurement.
+type Point struct {
+	TNS   int64       `json:"t_ns"`
+	Read  *PointStats `json:"read,omitempty"`
+	Write *PointStats `json:"write,omitempty"`
+}
+
+// PointStats are one direction's figures in one interval.
+type PointStats struct {
+	IOs   int64   `json:"ios"`
+	Bytes int64   `json:"bytes"`
+	IOPS  float64 `json:"iops"`
+	BWBps float64 `json:"bw_bytes_per_s"`
+	// Latency percentiles of the interval's completions (0 when it had none).
+	LatMean float64 `json:"lat_mean_ns"`
+	LatP50  int64   `json:"lat_p50_ns"`
+	LatP99  int64   `json:"lat_p99_ns"`
+	LatMax  int64   `json:"lat_max_ns"`
+}
+
+// Dir returns the stats of direction d.
+func (r *Run) Dir(d workloads.Direction) *DirStats {
+	if d == workloads.Write {
+		return r.Write
+	}
+	return r.Read
+}
+
+// FioPercentiles is fio's default percentile list.
+var FioPercentiles = []float64{1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 99, 99.5, 99.9, 99.95, 99.99}
+
+// PercentileKey formats p as fio keys percentiles: "99.000000".
+func PercentileKey(p float64) string {
+	return formatFixed6(p)
+}

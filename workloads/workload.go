@@ -1,0 +1,251 @@
+// Package workloads describes what the engine does, in fio's vocabulary: the Workload model
+// with its defaults and validation, named profiles for VM-image patterns, and a parser for
+// fio job files.
+package workloads
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vmstorbench/vmstorbench/workloads/units"
+)
+
+// Direction is read or write.
+type Direction int
+
+const (
+	Read Direction = iota
+	Write
+)
+
+func (d Direction) String() string {
+	if d == Write {
+		return "write"
+	}
+	return "read"
+}
+
+// Pattern values for Workload.RW, as fio spells them.
+const (
+	SeqRead   = "read"
+	SeqWrite  = "write"
+	RandRead  = "randread"
+	RandWrite = "randwrite"
+	SeqMixed  = "rw" // fio also accepts "readwrite"
+	RandMixed = "randrw"
+)
+
+// BlockSize is a fixed block size (Min == Max) or a range fio picks from in multiples of Min.
+type BlockSize struct {
+	Min int64 `json:"min"`
+	Max int64 `json:"max"`
+}
+
+// Fixed returns a BlockSize of n bytes.
+func Fixed(n int64) BlockSize { return BlockSize{Min: n, Max: n} }
+
+func (b BlockSize) String() string {
+	if b.Min == b.Max {
+		return units.FormatSize(b.Min)
+	}
+	return units.FormatSize(b.Min) + "-" + units.FormatSize(b.Max)
+}
+
+// Workload is one fio job: what each of NumJobs jobs does to its Target. Zero values mean
+// fio's defaults (see Defaults). Per-direction fields are indexed by Direction.
+type Workload struct {
+	Name      string       `json:"name"`
+	RW        string       `json:"rw"`
+	RWMixRead int          `json:"rwmixread"`
+	BS        [2]BlockSize `json:"bs"`
+	// Size is the region each job works on, starting at Offset.
+	Size   int64 `json:"size"`
+	Offset int64 `json:"offset,omitempty"`
+	// IOSize is how many bytes a job transfers before it stops when not TimeBased
+	// (fio io_size; default Size).
+	IOSize    int64         `json:"io_size,omitempty"`
+	IODepth   int           `json:"iodepth"`
+	NumJobs   int           `json:"numjobs"`
+	Runtime   time.Duration `json:"runtime_ns,omitempty"`
+	TimeBased bool          `json:"time_based,omitempty"`
+	RampTime  time.Duration `json:"ramp_time_ns,omitempty"`
+	// Rate caps bytes/s per job and direction; RateIOPS caps I/Os per second. 0 = no cap.
+	Rate     [2]int64 `json:"rate,omitempty"`
+	RateIOPS [2]int64 `json:"rate_iops,omitempty"`
+	// RandSeed fixes the random offsets: the same seed gives the same offsets.
+	RandSeed uint64 `json:"randseed"`
+	Direct   bool   `json:"direct,omitempty"`
+	// Fsync syncs the target after every Fsync writes (per job). 0 = never.
+	Fsync int `json:"fsync,omitempty"`
+	// Verify is "" (off) or "crc32c".
+	Verify string `json:"verify,omitempty"`
+	// Filename is a fio job file's filename=; the CLI uses it as a file:// target when no
+	// --target is given.
+	Filename string `json:"filename,omitempty"`
+}
+
+// DefaultSize is the region size when neither the workload nor the target gives one.
+const DefaultSize = 1 << 30
+
+// DefaultRandSeed is fio's default randseed.
+const DefaultRandSeed = 0x89
+
+// Defaults returns w with fio's defaults filled into zero fields.
+func (w Workload) Defaults() Workload {
+	if w.RW == "" {
+		w.RW = SeqRead
+	}
+	if w.RW == "readwrite" {
+		w.RW = SeqMixed
+	}
+	if w.RWMixRead == 0 && w.IsMixed() {
+		w.RWMixRead = 50
+	}
+	for d := range w.BS {
+		if w.BS[d].Min == 0 {
+			w.BS[d] = Fixed(4096)
+		}
+		if w.BS[d].Max == 0 {
+			w.BS[d].Max = w.BS[d].Min
+		}
+	}
+	if w.Size == 0 {
+		w.Size = DefaultSize
+	}
+	if w.IODepth == 0 {
+		w.IODepth = 1
+	}
+	if w.NumJobs == 0 {
+		w.NumJobs = 1
+	}
+	if w.RandSeed == 0 {
+		w.RandSeed = DefaultRandSeed
+	}
+	return w
+}
+
+// IsRandom reports whether offsets are random.
+func (w Workload) IsRandom() bool {
+	return w.RW == RandRead || w.RW == RandWrite || w.RW == RandMixed
+}
+
+// IsMixed reports whether the workload both reads and writes.
+func (w Workload) IsMixed() bool { return w.RW == SeqMixed || w.RW == RandMixed || w.RW == "readwrite" }
+
+// Does reports whether the workload issues I/O in direction d.
+func (w Workload) Does(d Direction) bool {
+	switch w.RW {
+	case SeqRead, RandRead:
+		return d == Read
+	case SeqWrite, RandWrite:
+		return d == Write
+	}
+	return true
+}
+
+// Writes reports whether the workload writes.
+func (w Workload) Writes() bool { return w.Does(Write) }
+
+// ReadFraction is the share of I/Os that are reads, 0..1.
+func (w Workload) ReadFraction() float64 {
+	switch {
+	case !w.Does(Write):
+		return 1
+	case !w.Does(Read):
+		return 0
+	}
+	return float64(w.RWMixRead) / 100
+}
+
+// Validate checks a workload after Defaults; the error names the offending option.
+func (w Workload) Validate() error {
+	switch w.RW {
+	case SeqRead, SeqWrite, RandRead, RandWrite, SeqMixed, RandMixed:
+	default:
+		return fmt.Errorf("rw=%q: must be one of read, write, randread, randwrite, rw, randrw", w.RW)
+	}
+	if w.RWMixRead < 0 || w.RWMixRead > 100 {
+		return fmt.Errorf("rwmixread=%d: must be 0..100", w.RWMixRead)
+	}
+	for d := Read; d <= Write; d++ {
+		b := w.BS[d]
+		if b.Min <= 0 || b.Max < b.Min {
+			return fmt.Errorf("bs (%s)=%s: block size must be positive and min <= max", d, b)
+		}
+		if b.Max > 64<<20 {
+			return fmt.Errorf("bs (%s)=%s: larger than 64MiB", d, b)
+		}
+		if w.Does(d) && b.Max > w.Size {
+			return fmt.Errorf("bs (%s)=%s is larger than size=%s", d, b, units.FormatSize(w.Size))
+		}
+		if w.Direct && (b.Min%512 != 0 || b.Max%512 != 0) {
+			return fmt.Errorf("bs (%s)=%s: direct=1 needs multiples of 512 bytes", d, b)
+		}
+		if w.Rate[d] < 0 || w.RateIOPS[d] < 0 {
+			return fmt.Errorf("rate (%s): must not be negative", d)
+		}
+	}
+	if w.Size <= 0 {
+		return errors.New("size: must be positive")
+	}
+	if w.Offset < 0 {
+		return errors.New("offset: must not be negative")
+	}
+	if w.Direct && w.Offset%512 != 0 {
+		return fmt.Errorf("offset=%d: direct=1 needs a multiple of 512", w.Offset)
+	}
+	if w.IOSize < 0 {
+		return errors.New("io_size: must not be negative")
+	}
+	if w.IODepth < 1 || w.IODepth > 4096 {
+		return fmt.Errorf("iodepth=%d: must be 1..4096", w.IODepth)
+	}
+	if w.NumJobs < 1 || w.NumJobs > 1024 {
+		return fmt.Errorf("numjobs=%d: must be 1..1024", w.NumJobs)
+	}
+	if w.Runtime < 0 || w.RampTime < 0 {
+		return errors.New("runtime and ramp_time: must not be negative")
+	}
+	if w.TimeBased && w.Runtime == 0 {
+		return errors.New("time_based: needs runtime")
+	}
+	if w.Fsync < 0 {
+		return fmt.Errorf("fsync=%d: must not be negative", w.Fsync)
+	}
+	switch w.Verify {
+	case "", "crc32c":
+	default:
+		return fmt.Errorf("verify=%q: only crc32c is supported", w.Verify)
+	}
+	if w.Verify != "" {
+		if w.BS[Read] != w.BS[Write] || w.BS[Read].Min != w.BS[Read].Max {
+			return fmt.Errorf("verify=%s: needs one fixed block size for reads and writes (bs=%s,%s)", w.Verify, w.BS[Read], w.BS[Write])
+		}
+		if w.BS[Read].Min < 512 {
+			return fmt.Errorf("verify=%s: needs bs >= 512", w.Verify)
+		}
+	}
+	return nil
+}
+
+// Describe is a one-line summary, e.g. "randread bs=4KiB iodepth=32 numjobs=1".
+func (w Workload) Describe() string {
+	s := w.RW
+	if w.IsMixed() {
+		s += fmt.Sprintf(" rwmixread=%d", w.RWMixRead)
+	}
+	if w.BS[Read] == w.BS[Write] {
+		s += " bs=" + w.BS[Read].String()
+	} else {
+		s += " bs=" + w.BS[Read].String() + "," + w.BS[Write].String()
+	}
+	s += fmt.Sprintf(" iodepth=%d numjobs=%d", w.IODepth, w.NumJobs)
+	if w.Verify != "" {
+		s += " verify=" + w.Verify
+	}
+	if w.Direct {
+		s += " direct=1"
+	}
+	return s
+}
