@@ -53,6 +53,9 @@ type OpenParams struct {
 	Direct bool
 	// Write is true when the workload writes: read-only workloads must not need write access.
 	Write bool
+	// Read is true when the workload reads. A backend that creates a bench file for a reading
+	// workload lays it out with data first (as fio does), so reads do not hit holes.
+	Read bool
 	// AllowDestructive permits writing to block devices and to existing files the tool did not
 	// create. Without it a backend refuses.
 	AllowDestructive bool

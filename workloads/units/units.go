@@ -30,7 +30,7 @@ func ParseSizeBase(s string, kbBase int) (int64, error) {
 		return 0, err
 	}
 	v := num * float64(mult)
-	if v < 0 || v > math.MaxInt64 || math.IsNaN(v) {
+	if v < 0 || v >= math.MaxInt64 || math.IsNaN(v) {
 		return 0, fmt.Errorf("size %q out of range", s)
 	}
 	return int64(v), nil
@@ -104,7 +104,7 @@ func ParseDuration(s string, def time.Duration) (time.Duration, error) {
 		return 0, fmt.Errorf("unknown time unit %q in %q", suffix, s)
 	}
 	v := num * float64(unit)
-	if v < 0 || v > math.MaxInt64 {
+	if v < 0 || v >= math.MaxInt64 {
 		return 0, fmt.Errorf("time %q out of range", s)
 	}
 	return time.Duration(v), nil

@@ -1,0 +1,38 @@
+# vmstorbench: `make demo` runs the main job, `make test` the whole test suite. Both install
+# what they need first (scripts/deps.sh).
+export PATH := /usr/local/go/bin:$(PATH)
+GO      ?= go
+BIN     := bin/vmstorbench
+DEMO    ?= demo-out
+
+.PHONY: all deps build test test-short demo bench compare clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build:
+	$(GO) build -o $(BIN) ./cmd/vmstorbench
+
+# The full suite: vet, unit and integration tests (real servers started by the tests), fuzz
+# seed corpora, and the race detector on the engine.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -race -timeout 10m ./bench/ ./backends/...
+
+test-short:
+	$(GO) test -count=1 -short ./...
+
+demo: deps build
+	@scripts/demo.sh $(BIN) $(DEMO)
+
+bench:
+	$(GO) test -run XXX -bench . -benchtime 2000000x ./bench/
+
+compare: deps build
+	@scripts/compare-fio.sh $(BIN)
+
+clean:
+	rm -rf bin $(DEMO)

@@ -1,0 +1,8 @@
+// Package all links every backend into a program: import it for its side effects.
+package all
+
+import (
+	_ "github.com/vmstorbench/vmstorbench/backends/file"
+	_ "github.com/vmstorbench/vmstorbench/backends/mem"
+	_ "github.com/vmstorbench/vmstorbench/backends/null"
+)

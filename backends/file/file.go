@@ -1,0 +1,245 @@
+// Package file registers the file:// backend: a regular file, a directory in which the tool
+// creates its own bench files (one per job), or a block device. Local paths, mounted network
+// filesystems and devices are all reached through the kernel with pread/pwrite.
+//
+// Safety rules: the tool writes only to files it created, unless OpenParams.AllowDestructive
+// (--allow-destructive) says otherwise; block devices are never written without it. Files it
+// created are removed on Close unless OpenParams.Keep (--keep).
+package file
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/vmstorbench/vmstorbench/backends"
+)
+
+func init() {
+	backends.Register(backends.Backend{
+		Scheme:      "file",
+		Description: "local file, directory (bench files created inside) or block device",
+		URLForms:    []string{"file:///var/tmp/bench", "file:///mnt/nas/vm.img", "file:///dev/sdb"},
+		Options: []backends.Option{
+			{Name: "name", Help: "bench file name prefix inside a directory", Default: "vmstorbench"},
+		},
+		Open: open,
+	})
+}
+
+type kind string
+
+const (
+	kindRegular kind = "regular"
+	kindDir     kind = "directory"
+	kindBlock   kind = "blockdev"
+)
+
+// Target is an open file or device.
+type Target struct {
+	f       *os.File
+	fd      int
+	path    string
+	size    int64
+	kind    kind
+	direct  bool
+	created bool
+	keep    bool
+}
+
+func open(_ context.Context, u *url.URL, p backends.OpenParams) (backends.Target, error) {
+	if u.Host != "" && u.Host != "localhost" {
+		return nil, fmt.Errorf("file URLs name a local path (file:///path), not host %q", u.Host)
+	}
+	if u.Path == "" {
+		return nil, errors.New("no path (use file:///path)")
+	}
+	path := filepath.Clean(u.Path)
+	st, err := os.Stat(path)
+	k := kindRegular
+	switch {
+	case err == nil && st.IsDir():
+		k = kindDir
+		prefix := backends.NewQuery(u).String("name", "vmstorbench")
+		if prefix != filepath.Base(prefix) {
+			return nil, fmt.Errorf("name=%q: must be a plain file name", prefix)
+		}
+		path = filepath.Join(path, prefix+".job"+strconv.Itoa(p.Job)+".dat")
+	case err == nil && st.Mode()&fs.ModeDevice != 0:
+		k = kindBlock
+	case err == nil && !st.Mode().IsRegular():
+		return nil, fmt.Errorf("%s is neither a regular file, a directory nor a block device", path)
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	}
+	return openPath(path, k, p)
+}
+
+func openPath(path string, k kind, p backends.OpenParams) (*Target, error) {
+	t := &Target{path: path, kind: k, direct: p.Direct, keep: p.Keep}
+	_, statErr := os.Stat(path)
+	exists := statErr == nil
+	// In a directory the tool owns the files named after its prefix, so reusing one left by
+	// --keep is not destructive.
+	ours := k == kindDir
+	if p.Write && exists && !ours && !p.AllowDestructive {
+		what := "existing file"
+		if k == kindBlock {
+			what = "block device"
+		}
+		return nil, fmt.Errorf("refusing to write to %s %s that vmstorbench did not create: pass --allow-destructive to allow it", what, path)
+	}
+	flags := os.O_RDONLY
+	if p.Write || !exists {
+		flags = os.O_RDWR
+	}
+	if !exists {
+		flags |= os.O_CREATE | os.O_EXCL
+		t.created = true
+	}
+	if p.Direct {
+		flags |= syscall.O_DIRECT
+	}
+	f, err := os.OpenFile(path, flags, 0o644)
+	if err != nil {
+		if p.Direct && errors.Is(err, syscall.EINVAL) {
+			return nil, fmt.Errorf("%s: direct=1 (O_DIRECT) is not supported on this filesystem (tmpfs has none): %w", path, err)
+		}
+		return nil, err
+	}
+	t.f, t.fd = f, int(f.Fd())
+	if err := t.prepare(p, exists); err != nil {
+		t.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+// prepare sizes the file: a new file is allocated to p.Size and, for a reading workload,
+// filled with data first (as fio lays out files) so that reads measure storage, not holes.
+func (t *Target) prepare(p backends.OpenParams, existed bool) error {
+	size, err := t.f.Seek(0, 2)
+	if err != nil {
+		return fmt.Errorf("%s: size: %w", t.path, err)
+	}
+	needLayout := false
+	if size < p.Size && t.kind != kindBlock {
+		if existed && !t.ownedOrAllowed(p) {
+			// A read-only run over an existing smaller file: the engine reports it is too small.
+			t.size = size
+			return nil
+		}
+		if err := syscall.Fallocate(t.fd, 0, size, p.Size-size); err != nil {
+			if err := t.f.Truncate(p.Size); err != nil {
+				return fmt.Errorf("%s: extend to %d bytes: %w", t.path, p.Size, err)
+			}
+		}
+		needLayout = p.Read
+		size = p.Size
+	}
+	t.size = size
+	if needLayout {
+		return t.layout(size)
+	}
+	return nil
+}
+
+func (t *Target) ownedOrAllowed(p backends.OpenParams) bool {
+	return t.created || t.kind == kindDir || p.AllowDestructive
+}
+
+// layout writes the whole file with a non-compressible pattern.
+func (t *Target) layout(size int64) error {
+	buf := alignedBuffer(1 << 20)
+	x := uint64(0x9e3779b97f4a7c15)
+	for i := 0; i+8 <= len(buf); i += 8 {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		for k := 0; k < 8; k++ {
+			buf[i+k] = byte(x >> (8 * k))
+		}
+	}
+	for off := int64(0); off < size; off += int64(len(buf)) {
+		n := min(int64(len(buf)), size-off)
+		if t.direct && n%4096 != 0 {
+			n = (n + 4095) / 4096 * 4096
+		}
+		if _, err := t.f.WriteAt(buf[:n], off); err != nil {
+			return fmt.Errorf("%s: lay out bench file: %w", t.path, err)
+		}
+	}
+	if err := t.f.Sync(); err != nil {
+		return fmt.Errorf("%s: lay out bench file: sync: %w", t.path, err)
+	}
+	return nil
+}
+
+func alignedBuffer(n int) []byte {
+	b := make([]byte, n+4096)
+	off := 4096 - int(uintptrOf(b)%4096)
+	if off == 4096 {
+		off = 0
+	}
+	return b[off : off+n]
+}
+
+// ReadAt and WriteAt call pread/pwrite directly: os.File's ReadAt loops to fill the buffer,
+// which would hide short reads, and adds locking the engine does not need.
+func (t *Target) ReadAt(b []byte, off int64) (int, error) {
+	n, err := syscall.Pread(t.fd, b, off)
+	for err == syscall.EINTR {
+		n, err = syscall.Pread(t.fd, b, off)
+	}
+	if err != nil {
+		return max(n, 0), &fs.PathError{Op: "pread", Path: t.path, Err: err}
+	}
+	return n, nil
+}
+
+func (t *Target) WriteAt(b []byte, off int64) (int, error) {
+	n, err := syscall.Pwrite(t.fd, b, off)
+	for err == syscall.EINTR {
+		n, err = syscall.Pwrite(t.fd, b, off)
+	}
+	if err != nil {
+		return max(n, 0), &fs.PathError{Op: "pwrite", Path: t.path, Err: err}
+	}
+	return n, nil
+}
+
+// Sync is fsync(2).
+func (t *Target) Sync() error { return t.f.Sync() }
+
+// Size is the file or device size.
+func (t *Target) Size() int64 { return t.size }
+
+// Close closes the file and removes it if the tool created it and Keep is not set.
+func (t *Target) Close() error {
+	if t.f == nil {
+		return nil
+	}
+	err := t.f.Close()
+	t.f = nil
+	if (t.created || (t.kind == kindDir && !t.keep)) && !t.keep {
+		if rmErr := os.Remove(t.path); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) && err == nil {
+			err = rmErr
+		}
+	}
+	return err
+}
+
+// Describe reports how the target was reached.
+func (t *Target) Describe() map[string]string {
+	d := map[string]string{"access": "kernel", "kind": string(t.kind), "security": "none"}
+	if t.direct {
+		d["direct"] = "1"
+	}
+	return d
+}

@@ -1,0 +1,81 @@
+// Package bench is the measurement engine: it opens one Target per job through the backends
+// registry, runs the workload on iodepth workers per job, times every I/O from submission to
+// completion and returns the result document. It knows the backends' interface only.
+package bench
+
+import (
+	"time"
+
+	"github.com/vmstorbench/vmstorbench/backends"
+	"github.com/vmstorbench/vmstorbench/workloads"
+)
+
+// Config is one run: one workload against one target.
+type Config struct {
+	// Target is the target URL.
+	Target string
+	// Registry resolves the URL; nil means backends.Default.
+	Registry *backends.Registry
+	Workload workloads.Workload
+	// Interval is the time-series resolution (default 1 s).
+	Interval time.Duration
+	// Open carries the user's permissions (AllowDestructive, Keep); the engine fills Size,
+	// Job, Direct and Write.
+	Open backends.OpenParams
+	// Progress, if set, is called every ProgressEvery (default 500 ms) from one goroutine.
+	Progress      func(Progress)
+	ProgressEvery time.Duration
+	// Observer, if set, sees every completion (the in-guest agent streams them). It is called
+	// from the I/O goroutines and must be cheap and safe for concurrent use.
+	Observer Observer
+	// StallTimeout ends the run with an error when no I/O completes for this long
+	// (default 60 s). Grace is how long in-flight I/Os may take to finish once the run has
+	// ended before their targets are closed under them (default 10 s).
+	StallTimeout time.Duration
+	Grace        time.Duration
+	// Recorded in the result as they are.
+	Command []string
+	Profile string
+	Labels  map[string]string
+}
+
+// Progress is a snapshot of a running run; counters are cumulative and include ramp.
+type Progress struct {
+	Phase   string // "ramp", "run", "verify"
+	Elapsed time.Duration
+	IOs     [2]int64
+	Bytes   [2]int64
+}
+
+// Observer receives completions.
+type Observer interface {
+	Observe(c Completion)
+}
+
+// Completion is one finished I/O; Start and End are since the run started (ramp included).
+type Completion struct {
+	Job   int
+	Dir   workloads.Direction
+	Bytes int
+	Start time.Duration
+	End   time.Duration
+	Err   error
+}
+
+func (c *Config) defaults() {
+	if c.Interval <= 0 {
+		c.Interval = time.Second
+	}
+	if c.ProgressEvery <= 0 {
+		c.ProgressEvery = 500 * time.Millisecond
+	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = 60 * time.Second
+	}
+	if c.Grace <= 0 {
+		c.Grace = 10 * time.Second
+	}
+	if c.Registry == nil {
+		c.Registry = backends.Default
+	}
+}

@@ -1,0 +1,419 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vmstorbench/vmstorbench/backends"
+	"github.com/vmstorbench/vmstorbench/backends/mem"
+	"github.com/vmstorbench/vmstorbench/workloads"
+)
+
+// testTarget wraps a mem Target with fault injection and an offset log.
+type testTarget struct {
+	*mem.Target
+	failAfter  int64 // fail I/Os after this many (0 = never)
+	hangAfter  int64 // block I/Os after this many until Close (0 = never)
+	count      atomic.Int64
+	closed     chan struct{}
+	closeOnce  sync.Once
+	mu         sync.Mutex
+	offsets    []int64
+	logOffsets bool
+}
+
+func (t *testTarget) io(off int64) error {
+	n := t.count.Add(1)
+	if t.logOffsets {
+		t.mu.Lock()
+		t.offsets = append(t.offsets, off)
+		t.mu.Unlock()
+	}
+	if t.failAfter > 0 && n > t.failAfter {
+		return errors.New("injected I/O error")
+	}
+	if t.hangAfter > 0 && n > t.hangAfter {
+		<-t.closed
+		return errors.New("closed")
+	}
+	return nil
+}
+
+func (t *testTarget) ReadAt(b []byte, off int64) (int, error) {
+	if err := t.io(off); err != nil {
+		return 0, err
+	}
+	return t.Target.ReadAt(b, off)
+}
+
+func (t *testTarget) WriteAt(b []byte, off int64) (int, error) {
+	if err := t.io(off); err != nil {
+		return 0, err
+	}
+	return t.Target.WriteAt(b, off)
+}
+
+func (t *testTarget) Close() error {
+	t.closeOnce.Do(func() { close(t.closed) })
+	return nil
+}
+
+// registry returns a registry with a "test" backend whose targets are made by mk.
+func registry(t *testing.T, mk func(size int64) *testTarget) (*backends.Registry, *[]*testTarget) {
+	t.Helper()
+	var mu sync.Mutex
+	var opened []*testTarget
+	r := &backends.Registry{}
+	r.Register(backends.Backend{Scheme: "test", Open: func(_ context.Context, _ *url.URL, p backends.OpenParams) (backends.Target, error) {
+		tt := mk(p.Size)
+		mu.Lock()
+		opened = append(opened, tt)
+		mu.Unlock()
+		return tt, nil
+	}})
+	return r, &opened
+}
+
+func memTarget(size int64) *testTarget {
+	m, err := mem.New(size)
+	if err != nil {
+		panic(err)
+	}
+	return &testTarget{Target: m, closed: make(chan struct{})}
+}
+
+func TestRunCountsAndBytes(t *testing.T) {
+	cases := []struct {
+		name      string
+		w         workloads.Workload
+		wantR     int64 // bytes
+		wantW     int64
+		fixedIOs  int64 // total I/Os when known
+		checkMixR bool
+	}{
+		{"seq read", workloads.Workload{RW: "read", Size: 4 << 20, BS: [2]workloads.BlockSize{workloads.Fixed(4096), workloads.Fixed(4096)}}, 4 << 20, 0, 1024, false},
+		{"seq write 64k qd8", workloads.Workload{RW: "write", Size: 8 << 20, BS: [2]workloads.BlockSize{workloads.Fixed(65536), workloads.Fixed(65536)}, IODepth: 8}, 0, 8 << 20, 128, false},
+		{"randread 2 jobs", workloads.Workload{RW: "randread", Size: 1 << 20, NumJobs: 2, IODepth: 4}, 2 << 20, 0, 512, false},
+		{"io_size", workloads.Workload{RW: "randwrite", Size: 1 << 20, IOSize: 3 << 20}, 0, 3 << 20, 768, false},
+		{"randrw 70/30", workloads.Workload{RW: "randrw", RWMixRead: 70, Size: 16 << 20, IODepth: 4}, -1, -1, 4096, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			reg, _ := registry(t, memTarget)
+			r, err := Run(context.Background(), Config{Target: "test://", Registry: reg, Workload: c.w})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !r.Complete {
+				t.Fatalf("incomplete: %s", r.Error)
+			}
+			var gotR, gotW, ios int64
+			if r.Read != nil {
+				gotR, ios = r.Read.Bytes, r.Read.IOs
+			}
+			if r.Write != nil {
+				gotW, ios = r.Write.Bytes, ios+r.Write.IOs
+			}
+			if c.wantR >= 0 && gotR != c.wantR || c.wantW >= 0 && gotW != c.wantW {
+				t.Errorf("bytes read %d write %d, want %d %d", gotR, gotW, c.wantR, c.wantW)
+			}
+			if ios != c.fixedIOs {
+				t.Errorf("I/Os %d, want %d", ios, c.fixedIOs)
+			}
+			if c.checkMixR {
+				frac := float64(r.Read.IOs) / float64(ios)
+				if frac < 0.66 || frac > 0.74 {
+					t.Errorf("read fraction %.3f, want ~0.70", frac)
+				}
+			}
+			// The series must add up exactly to the totals.
+			var sr, sw int64
+			for _, p := range r.Series.Points {
+				if p.Read != nil {
+					sr += p.Read.Bytes
+				}
+				if p.Write != nil {
+					sw += p.Write.Bytes
+				}
+			}
+			if sr != gotR || sw != gotW {
+				t.Errorf("series sums %d/%d, totals %d/%d", sr, sw, gotR, gotW)
+			}
+			if r.Read != nil && r.Read.Lat.N != r.Read.IOs {
+				t.Errorf("latency N %d != I/Os %d", r.Read.Lat.N, r.Read.IOs)
+			}
+		})
+	}
+}
+
+func TestRandomCoversEveryBlockOncePerPass(t *testing.T) {
+	reg, opened := registry(t, func(size int64) *testTarget { tt := memTarget(size); tt.logOffsets = true; return tt })
+	w := workloads.Workload{RW: "randread", Size: 1 << 20, IODepth: 4}
+	if _, err := Run(context.Background(), Config{Target: "test://", Registry: reg, Workload: w}); err != nil {
+		t.Fatal(err)
+	}
+	offs := (*opened)[0].offsets
+	if len(offs) != 256 {
+		t.Fatalf("%d I/Os, want 256", len(offs))
+	}
+	seen := map[int64]bool{}
+	for _, o := range offs {
+		if o%4096 != 0 || o < 0 || o >= 1<<20 || seen[o] {
+			t.Fatalf("offset %d misaligned, out of range or repeated", o)
+		}
+		seen[o] = true
+	}
+}
+
+func TestSameSeedSameOffsets(t *testing.T) {
+	offsets := func(seed uint64, iodepth int) []int64 {
+		reg, opened := registry(t, func(size int64) *testTarget { tt := memTarget(size); tt.logOffsets = true; return tt })
+		w := workloads.Workload{RW: "randread", Size: 4 << 20, IOSize: 1 << 20, RandSeed: seed, IODepth: iodepth}
+		if _, err := Run(context.Background(), Config{Target: "test://", Registry: reg, Workload: w}); err != nil {
+			t.Fatal(err)
+		}
+		o := append([]int64(nil), (*opened)[0].offsets...)
+		sort.Slice(o, func(i, j int) bool { return o[i] < o[j] })
+		return o
+	}
+	a, b, c := offsets(7, 1), offsets(7, 8), offsets(8, 1)
+	if len(a) != 256 || !equal(a, b) {
+		t.Fatal("same seed gave different offsets")
+	}
+	if equal(a, c) {
+		t.Fatal("different seeds gave the same offsets")
+	}
+}
+
+func equal(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestRateLimit(t *testing.T) {
+	cases := []struct {
+		name string
+		w    workloads.Workload
+		want float64 // I/Os per second
+	}{
+		{"rate_iops", workloads.Workload{RW: "randread", Size: 1 << 20, RateIOPS: [2]int64{500, 0}, Runtime: time.Second, TimeBased: true, IODepth: 4}, 500},
+		{"rate bytes", workloads.Workload{RW: "write", Size: 1 << 20, Rate: [2]int64{0, 2 << 20}, Runtime: time.Second, TimeBased: true}, 512},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			reg, _ := registry(t, memTarget)
+			r, err := Run(context.Background(), Config{Target: "test://", Registry: reg, Workload: c.w})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var iops float64
+			if r.Read != nil {
+				iops += r.Read.IOPS
+			}
+			if r.Write != nil {
+				iops += r.Write.IOPS
+			}
+			// A limiter must never exceed its cap; below it, a loaded machine may starve the
+			// run, so the lower bound only catches a limiter that throttles far too hard.
+			if iops > c.want*1.05 || iops < c.want*0.5 {
+				t.Errorf("IOPS %.1f, want at most %.0f (+5%%) and not far below", iops, c.want)
+			}
+		})
+	}
+}
+
+// corruptingTarget flips a byte of every read of one block.
+type corruptingTarget struct {
+	*testTarget
+	at int64
+}
+
+func (c *corruptingTarget) ReadAt(b []byte, off int64) (int, error) {
+	n, err := c.testTarget.ReadAt(b, off)
+	if off == c.at && n > 100 {
+		b[100] ^= 0xff
+	}
+	return n, err
+}
+
+func TestVerifyCatchesCorruption(t *testing.T) {
+	for _, corrupt := range []bool{false, true} {
+		r := &backends.Registry{}
+		r.Register(backends.Backend{Scheme: "test", Open: func(_ context.Context, _ *url.URL, p backends.OpenParams) (backends.Target, error) {
+			tt := memTarget(p.Size)
+			if !corrupt {
+				return tt, nil
+			}
+			return &corruptingTarget{testTarget: tt, at: 40960}, nil
+		}})
+		w := workloads.Workload{RW: "randwrite", Size: 1 << 20, Verify: "crc32c", IODepth: 4}
+		res, err := Run(context.Background(), Config{Target: "test://", Registry: r, Workload: w})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := res.Verify
+		if v == nil || v.Checked != 256 {
+			t.Fatalf("verify %+v, want 256 blocks checked", v)
+		}
+		if !corrupt && v.Mismatches != 0 {
+			t.Fatalf("clean target: %d mismatches: %+v", v.Mismatches, v.First)
+		}
+		if corrupt && (v.Mismatches != 1 || v.First[0].Offset != 40960 || !strings.Contains(v.First[0].Reason, "crc32c")) {
+			t.Fatalf("corrupted block: got %+v", v)
+		}
+	}
+}
+
+func TestVerifyDetectsStaleData(t *testing.T) {
+	// A target that drops every write to one block after the first: the read-back finds the
+	// first generation where a later one was written.
+	m, _ := mem.New(1 << 20)
+	var writes atomic.Int64
+	r := &backends.Registry{}
+	r.Register(backends.Backend{Scheme: "test", Open: func(context.Context, *url.URL, backends.OpenParams) (backends.Target, error) {
+		return &droppingTarget{Target: m, at: 0, writes: &writes}, nil
+	}})
+	w := workloads.Workload{RW: "randwrite", Size: 1 << 20, IOSize: 2 << 20, Verify: "crc32c"}
+	res, err := Run(context.Background(), Config{Target: "test://", Registry: r, Workload: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Verify.Mismatches != 1 || !strings.Contains(res.Verify.First[0].Reason, "stale") {
+		t.Fatalf("got %+v, want one stale block", res.Verify)
+	}
+}
+
+type droppingTarget struct {
+	*mem.Target
+	at     int64
+	writes *atomic.Int64
+}
+
+func (d *droppingTarget) WriteAt(b []byte, off int64) (int, error) {
+	if off == d.at && d.writes.Add(1) > 1 {
+		return len(b), nil
+	}
+	return d.Target.WriteAt(b, off)
+}
+
+func TestTargetErrorGivesPartialResult(t *testing.T) {
+	reg, _ := registry(t, func(size int64) *testTarget { tt := memTarget(size); tt.failAfter = 100; return tt })
+	w := workloads.Workload{RW: "randread", Size: 1 << 20, Runtime: 5 * time.Second, TimeBased: true, IODepth: 2}
+	start := time.Now()
+	r, err := Run(context.Background(), Config{Target: "test://", Registry: reg, Workload: w})
+	if err == nil || !strings.Contains(err.Error(), "injected") {
+		t.Fatalf("err = %v, want the injected error", err)
+	}
+	if time.Since(start) > 2*time.Second {
+		t.Fatalf("run took %s after the error", time.Since(start))
+	}
+	if r == nil || r.Complete || r.Error == "" || r.Read.IOs < 99 || r.Read.Errors < 1 {
+		t.Fatalf("partial result %+v", r)
+	}
+}
+
+func TestHungTargetDoesNotHangRun(t *testing.T) {
+	reg, _ := registry(t, func(size int64) *testTarget { tt := memTarget(size); tt.hangAfter = 50; return tt })
+	w := workloads.Workload{RW: "randread", Size: 1 << 20, Runtime: 200 * time.Millisecond, TimeBased: true}
+	start := time.Now()
+	r, err := Run(context.Background(), Config{Target: "test://", Registry: reg, Workload: w, StallTimeout: time.Second, Grace: 500 * time.Millisecond})
+	if err == nil {
+		t.Fatal("want an error for a hung target")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("run took %s", d)
+	}
+	if r == nil || r.Complete || r.Read == nil || r.Read.IOs != 50 {
+		t.Fatalf("partial result %+v", r)
+	}
+}
+
+func TestCancelGivesPartialResult(t *testing.T) {
+	reg, _ := registry(t, memTarget)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	w := workloads.Workload{RW: "randread", Size: 1 << 20, Runtime: time.Minute, TimeBased: true}
+	r, err := Run(ctx, Config{Target: "test://", Registry: reg, Workload: w})
+	if err == nil || r == nil || r.Complete || r.Read.IOs == 0 {
+		t.Fatalf("err %v, result %+v", err, r)
+	}
+}
+
+func TestRampAndSeries(t *testing.T) {
+	reg, _ := registry(t, func(size int64) *testTarget { return memTarget(size) })
+	w := workloads.Workload{RW: "randread", Size: 1 << 20, RateIOPS: [2]int64{1000, 0}, RampTime: 200 * time.Millisecond, Runtime: 500 * time.Millisecond, TimeBased: true}
+	r, err := Run(context.Background(), Config{Target: "test://", Registry: reg, Workload: w, Interval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// At 1000 IOPS, 700 ms of running hold at most ~700 I/Os of which the 200 ms ramp's must
+	// not be counted: at most ~500 measured. (Upper bounds hold however loaded the machine.)
+	if r.RuntimeNS > int64(500*time.Millisecond) {
+		t.Errorf("runtime %s, want at most 500ms (ramp excluded)", time.Duration(r.RuntimeNS))
+	}
+	if n := r.Read.IOs; n > 525 || n < 200 {
+		t.Errorf("%d I/Os measured, want at most ~500 (ramp excluded)", n)
+	}
+	var sum int64
+	for i, p := range r.Series.Points {
+		sum += p.Read.IOs
+		last := i == len(r.Series.Points)-1
+		if !last && p.TNS != int64(i+1)*int64(100*time.Millisecond) {
+			t.Errorf("point %d ends at %d ns, want every 100ms", i, p.TNS)
+		}
+		if p.Read.IOs > 0 && p.Read.LatP50 <= 0 {
+			t.Errorf("point %d has I/Os but no latency", i)
+		}
+	}
+	if sum != r.Read.IOs {
+		t.Errorf("series sums to %d I/Os, total %d", sum, r.Read.IOs)
+	}
+}
+
+func TestValidationErrors(t *testing.T) {
+	reg, _ := registry(t, memTarget)
+	cases := []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Target: "nosuch://x", Registry: reg}, "unknown backend"},
+		{Config{Target: "test://?foo=1", Registry: reg}, "unknown option"},
+		{Config{Target: "test://", Registry: reg, Workload: workloads.Workload{RW: "sideways"}}, "rw="},
+		{Config{Target: "test://", Registry: reg, Workload: workloads.Workload{Verify: "md5"}}, "verify"},
+		{Config{Target: "", Registry: reg}, "empty target"},
+	}
+	for _, c := range cases {
+		_, err := Run(context.Background(), c.cfg)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: err %v, want %q", c.cfg.Target, err, c.want)
+		}
+	}
+}
+
+func TestPermutationIsBijection(t *testing.T) {
+	for _, n := range []uint64{1, 2, 3, 7, 64, 1000, 4097} {
+		p := newPermutation(n, 42)
+		seen := make([]bool, n)
+		for i := uint64(0); i < n; i++ {
+			v := p.at(i)
+			if v >= n || seen[v] {
+				t.Fatalf("n=%d: at(%d)=%d repeats or out of range", n, i, v)
+			}
+			seen[v] = true
+		}
+	}
+}

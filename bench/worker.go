@@ -1,0 +1,324 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vmstorbench/vmstorbench/workloads"
+)
+
+// worker is one of a job's iodepth I/O issuers. Everything on its hot path is its own.
+type worker struct {
+	st      *runState
+	job     *job
+	id      int // index among all workers of the run
+	gen     *generator
+	bufs    [2][]byte // read and write buffers, 4 KiB aligned for O_DIRECT
+	cur     *interval
+	nextB   int64 // run-relative ns at which the current interval ends
+	verify  bool
+	seed    uint64
+	obs     Observer
+	limited [2]bool
+	// progress counters, read by the monitor
+	progIOs   [2]paddedInt64
+	progBytes [2]paddedInt64
+}
+
+func newWorker(st *runState, j *job, id, slot int) *worker {
+	w := st.w
+	wk := &worker{
+		st: st, job: j, id: id,
+		verify: w.Verify != "",
+		seed:   w.RandSeed + uint64(j.id)*0x9e3779b97f4a7c15,
+		obs:    st.cfg.Observer,
+	}
+	wk.gen = newGenerator(&st.w, wk.seed, j.base, j.region, &j.pos)
+	maxBS := max(w.BS[workloads.Read].Max, w.BS[workloads.Write].Max)
+	for d := range wk.bufs {
+		wk.bufs[d] = alignedBuffer(int(maxBS))
+		wk.limited[d] = j.limits[d] != nil
+	}
+	fillRandom(wk.bufs[workloads.Write], wk.seed^uint64(slot+1))
+	wk.cur = &interval{idx: 0, dir: [2]acc{newAcc(), newAcc()}}
+	wk.nextB = st.rampNS + st.intervalNS
+	return wk
+}
+
+// alignedBuffer returns n bytes starting at a 4096-byte boundary.
+func alignedBuffer(n int) []byte {
+	const align = 4096
+	b := make([]byte, n+align)
+	off := 0
+	if r := int(uintptrOf(b) % align); r != 0 {
+		off = align - r
+	}
+	return b[off : off+n : off+n]
+}
+
+// fillRandom fills b with a pseudo-random pattern, so that written data does not compress or
+// deduplicate.
+func fillRandom(b []byte, seed uint64) {
+	x := mix64(seed)
+	for i := range b {
+		if i%8 == 0 {
+			x = mix64(x)
+		}
+		b[i] = byte(x >> (8 * (i % 8)))
+	}
+}
+
+func (wk *worker) run() {
+	st, j, w := wk.st, wk.job, &wk.st.w
+	defer wk.finish()
+	for !st.stop.Load() {
+		i := j.seq.Add(1) - 1
+		if st.limitIOs > 0 && i >= st.limitIOs {
+			return
+		}
+		p := wk.gen.next(i)
+		if st.limitBytes > 0 && j.issued.Add(p.n)-p.n >= st.limitBytes {
+			return
+		}
+		var blk int64
+		var gen uint32
+		if wk.verify {
+			blk = (p.off - j.base) / j.blocks.bs
+			var ok bool
+			if gen, ok = j.blocks.acquire(blk); !ok {
+				continue // another worker has this block in flight
+			}
+		}
+		if wk.limited[p.dir] {
+			if !wk.pace(p) {
+				if wk.verify {
+					j.blocks.release(blk, gen)
+				}
+				return
+			}
+		}
+		buf := wk.bufs[p.dir][:p.n]
+		if wk.verify && p.dir == workloads.Write {
+			gen = (gen&^blockBusy)%(blockBusy-1) + 1
+			fillVerifyBlock(buf, p.off, w.RandSeed, gen)
+		}
+		t0 := st.now()
+		if st.deadlineNS > 0 && t0 >= st.deadlineNS {
+			if wk.verify {
+				j.blocks.release(blk, gen)
+			}
+			return
+		}
+		var err error
+		var n int
+		if p.dir == workloads.Read {
+			n, err = j.target.ReadAt(buf, p.off)
+		} else {
+			n, err = j.target.WriteAt(buf, p.off)
+		}
+		t1 := st.now()
+		if err == nil && n != len(buf) {
+			err = io.ErrShortWrite
+			if p.dir == workloads.Read {
+				err = io.ErrUnexpectedEOF
+			}
+		}
+		if wk.verify {
+			wk.verifyIO(p, buf, blk, gen, err)
+		}
+		wk.complete(p, t0, t1, err)
+		if err != nil {
+			st.fail(fmt.Errorf("job %d: %s of %d bytes at offset %d: %w", j.id, p.dir, p.n, p.off, err))
+			return
+		}
+		if p.dir == workloads.Write && w.Fsync > 0 && j.writes.Add(1)%int64(w.Fsync) == 0 {
+			if err := j.target.Sync(); err != nil {
+				st.fail(fmt.Errorf("job %d: sync: %w", j.id, err))
+				return
+			}
+		}
+	}
+}
+
+// pace waits for the job's rate limit; false means the run ended while waiting.
+func (wk *worker) pace(p plan) bool {
+	st := wk.st
+	now := st.now()
+	slot := wk.job.limits[p.dir].reserve(now, p.n)
+	for slot > now {
+		if st.stop.Load() || (st.deadlineNS > 0 && slot >= st.deadlineNS) {
+			return false
+		}
+		time.Sleep(min(time.Duration(slot-now), 100*time.Millisecond))
+		now = st.now()
+	}
+	return true
+}
+
+func (wk *worker) verifyIO(p plan, buf []byte, blk int64, gen uint32, err error) {
+	j := wk.job
+	switch {
+	case err != nil:
+		// The block's content is unknown after a failed I/O: stop expecting a generation.
+		if p.dir == workloads.Write {
+			gen = 0
+		}
+	case p.dir == workloads.Read:
+		checked, problem := checkVerifyBlock(buf, p.off, gen&^blockBusy)
+		if checked {
+			j.verify.checked.Add(1)
+		}
+		if problem != "" {
+			j.verify.mismatch(j.id, p.off, problem)
+		}
+	}
+	j.blocks.release(blk, gen)
+}
+
+// complete records one finished I/O.
+func (wk *worker) complete(p plan, t0, t1 int64, err error) {
+	st := wk.st
+	wk.progIOs[p.dir].v.Add(1)
+	wk.progBytes[p.dir].v.Add(p.n)
+	if wk.obs != nil {
+		wk.obs.Observe(Completion{Job: wk.job.id, Dir: p.dir, Bytes: int(p.n), Start: time.Duration(t0), End: time.Duration(t1), Err: err})
+	}
+	if t1 > st.lastDone.Load() {
+		st.lastDone.Store(t1)
+	}
+	if t1 < st.rampNS || (st.deadlineNS > 0 && t1 > st.deadlineNS) {
+		return
+	}
+	if t1 >= wk.nextB {
+		wk.flush(t1)
+	}
+	a := &wk.cur.dir[p.dir]
+	if err != nil {
+		a.errs++
+		return
+	}
+	a.record(t1-t0, p.n)
+}
+
+// flush hands the current interval to the collector and starts the one containing t.
+func (wk *worker) flush(t int64) {
+	st := wk.st
+	idx := (t - st.rampNS) / st.intervalNS
+	var iv *interval
+	if wk.cur.dir[0].ios+wk.cur.dir[1].ios+wk.cur.dir[0].errs+wk.cur.dir[1].errs > 0 {
+		iv = wk.cur
+		wk.cur = &interval{dir: [2]acc{newAcc(), newAcc()}}
+	}
+	wk.cur.idx = idx
+	wk.nextB = st.rampNS + (idx+1)*st.intervalNS
+	st.coll.reports <- report{worker: wk.id, iv: iv, watermark: idx}
+}
+
+func (wk *worker) finish() {
+	var iv *interval
+	if wk.cur.dir[0].ios+wk.cur.dir[1].ios+wk.cur.dir[0].errs+wk.cur.dir[1].errs > 0 {
+		iv = wk.cur
+	} else {
+		wk.cur.dir[0].free()
+		wk.cur.dir[1].free()
+	}
+	wk.cur = nil
+	wk.st.coll.reports <- report{worker: wk.id, iv: iv, watermark: math.MaxInt64, done: true}
+}
+
+// limiter paces one direction of one job: each I/O reserves the next slot of a schedule
+// derived from rate (bytes/s) and rate_iops, so pacing error does not accumulate.
+type limiter struct {
+	nsPerByte float64
+	nsPerIO   int64
+	next      atomic.Int64
+}
+
+func newLimiter(rate, iops int64) *limiter {
+	if rate <= 0 && iops <= 0 {
+		return nil
+	}
+	l := &limiter{}
+	if rate > 0 {
+		l.nsPerByte = 1e9 / float64(rate)
+	}
+	if iops > 0 {
+		l.nsPerIO = int64(1e9 / float64(iops))
+	}
+	return l
+}
+
+// maxBurst is how far a limiter may fall behind (after a stall) before it stops trying to
+// catch up with a burst.
+const maxBurst = int64(100 * time.Millisecond)
+
+func (l *limiter) reserve(now, n int64) int64 {
+	cost := max(int64(float64(n)*l.nsPerByte), l.nsPerIO)
+	for {
+		next := l.next.Load()
+		slot := next
+		if slot < now-maxBurst {
+			slot = now - maxBurst
+		}
+		if l.next.CompareAndSwap(next, slot+cost) {
+			return slot
+		}
+	}
+}
+
+// verifyPass reads back every block the run wrote, with iodepth readers per job, and
+// checks them. It is not part of the measured statistics.
+func verifyPass(ctx context.Context, jobs []*job) {
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		for _, wk := range j.workers {
+			wg.Add(1)
+			go func() { defer wg.Done(); wk.verifyBlocks(ctx) }()
+		}
+	}
+	wg.Wait()
+}
+
+func (wk *worker) verifyBlocks(ctx context.Context) {
+	j, st := wk.job, wk.st
+	m := j.blocks
+	buf := wk.bufs[workloads.Read][:m.bs]
+	stride := int64(len(j.workers))
+	slot := int64(0)
+	for i, other := range j.workers {
+		if other == wk {
+			slot = int64(i)
+		}
+	}
+	for blk := slot; blk < int64(len(m.gen)); blk += stride {
+		if ctx.Err() != nil {
+			return
+		}
+		gen := m.gen[blk].Load() &^ blockBusy
+		if gen == 0 {
+			continue
+		}
+		off := j.base + blk*m.bs
+		if _, err := j.target.ReadAt(buf, off); err != nil {
+			st.fail(fmt.Errorf("job %d: verify read at offset %d: %w", j.id, off, err))
+			return
+		}
+		j.verify.checked.Add(1)
+		if _, problem := checkVerifyBlock(buf, off, gen); problem != "" {
+			j.verify.mismatch(j.id, off, problem)
+		}
+	}
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

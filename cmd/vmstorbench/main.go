@@ -1,0 +1,51 @@
+// Command vmstorbench benchmarks the shared storage that holds virtual-machine images.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	_ "github.com/vmstorbench/vmstorbench/backends/all"
+	"github.com/vmstorbench/vmstorbench/internal/version"
+)
+
+// exitError carries an exit status through cobra without printing anything more.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "vmstorbench",
+		Short:         "Benchmark shared storage for virtual-machine images (NFS, SMB, iSCSI, files, devices)",
+		Version:       version.String(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newRunCmd(), newReportCmd(), newBackendsCmd(), newProfilesCmd(), newTestbedCmd())
+	return root
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vmstorbench:", err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		os.Exit(1)
+	}
+}

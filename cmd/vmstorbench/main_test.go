@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vmstorbench/vmstorbench/results"
+)
+
+// runCLI runs the command in-process and returns stdout, stderr and the error.
+func runCLI(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := newRootCmd()
+	var out, errb bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errb)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), errb.String(), err
+}
+
+func TestRunFileTargetSavesAndPrints(t *testing.T) {
+	dir, res := t.TempDir(), t.TempDir()
+	out, stderr, err := runCLI(t, "run", "--target", "file://"+dir, "--rw", "randrw", "--bs", "4k",
+		"--size", "8m", "--iodepth", "4", "--verify", "crc32c", "--results", res, "--quiet")
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(out, "randrw") || !strings.Contains(out, "IOPS") {
+		t.Errorf("table missing workload or IOPS:\n%s", out)
+	}
+	runs, err := results.LoadAll(res)
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("saved results: %v, %d runs", err, len(runs))
+	}
+	r := runs[0]
+	if !r.Complete || r.Read == nil || r.Write == nil || r.Verify == nil || r.Verify.Checked == 0 || r.Verify.Mismatches != 0 {
+		t.Fatalf("result: complete=%v verify=%+v", r.Complete, r.Verify)
+	}
+	if r.Read.Bytes+r.Write.Bytes != 8<<20 {
+		t.Errorf("transferred %d bytes, want 8MiB", r.Read.Bytes+r.Write.Bytes)
+	}
+	// The bench file is removed afterwards, and nothing else is left in the directory.
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("bench directory not cleaned: %v", entries)
+	}
+	// report renders the saved document in every format.
+	for _, f := range []string{"table", "md", "csv"} {
+		out, _, err := runCLI(t, "report", res, "--format", f)
+		if err != nil || !strings.Contains(out, "randrw") {
+			t.Errorf("report --format %s: %v\n%s", f, err, out)
+		}
+	}
+}
+
+func TestRunKeepAndProfile(t *testing.T) {
+	dir := t.TempDir()
+	_, stderr, err := runCLI(t, "run", "--target", "file://"+dir, "--profile", "log", "--size", "4m", "--runtime", "300ms", "--no-save", "--keep", "--quiet")
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "vmstorbench.job0.dat")); err != nil {
+		t.Errorf("--keep: bench file gone: %v", err)
+	}
+}
+
+func TestRunJSONAndFioJSON(t *testing.T) {
+	out, _, err := runCLI(t, "run", "--target", "null://", "--rw", "randread", "--size", "4m", "--json", "--no-save")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r results.Run
+	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Read == nil || r.Read.IOs != 1024 {
+		t.Fatalf("--json: %v, %+v", err, r.Read)
+	}
+	out, _, err = runCLI(t, "run", "--target", "null://", "--rw", "randwrite", "--size", "4m", "--output-format", "fio-json", "--no-save")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fio struct {
+		Jobs []struct {
+			Write struct {
+				TotalIOs int64 `json:"total_ios"`
+				Clat     struct {
+					Percentile map[string]int64 `json:"percentile"`
+				} `json:"clat_ns"`
+			} `json:"write"`
+		} `json:"jobs"`
+	}
+	if err := json.Unmarshal([]byte(out), &fio); err != nil || len(fio.Jobs) != 1 || fio.Jobs[0].Write.TotalIOs != 1024 {
+		t.Fatalf("fio-json: %v\n%.400s", err, out)
+	}
+	if _, ok := fio.Jobs[0].Write.Clat.Percentile["99.000000"]; !ok {
+		t.Errorf("fio-json: no 99.000000 percentile")
+	}
+}
+
+func TestRunJobFile(t *testing.T) {
+	dir := t.TempDir()
+	job := filepath.Join(dir, "job.fio")
+	data := "[global]\nioengine=libaio\nbs=4k\nsize=2m\n\n[reader]\nrw=randread\n\n[writer]\nrw=write\nbs=64k\n"
+	if err := os.WriteFile(job, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := runCLI(t, "run", job, "--target", "file://"+dir, "--no-save", "--quiet")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if !strings.Contains(out, "randread") || !strings.Contains(out, "write") {
+		t.Errorf("want both jobs in the table:\n%s", out)
+	}
+	if !strings.Contains(stderr, "ioengine") {
+		t.Errorf("want a note about ioengine, stderr:\n%s", stderr)
+	}
+}
+
+func TestBadInputIsOneClearError(t *testing.T) {
+	dir := t.TempDir()
+	badJob := filepath.Join(dir, "bad.fio")
+	os.WriteFile(badJob, []byte("[j]\nrw=read\nzonemode=zbd\n"), 0o644)
+	roDir := filepath.Join(dir, "ro")
+	os.Mkdir(roDir, 0o500)
+	existing := filepath.Join(dir, "existing.img")
+	os.WriteFile(existing, make([]byte, 1<<20), 0o644)
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown backend", []string{"run", "--target", "ftp://x/y"}, "unknown backend"},
+		{"bad url", []string{"run", "--target", "::nope"}, "target URL"},
+		{"no target", []string{"run", "--rw", "read"}, "no target"},
+		{"bad size", []string{"run", "--target", "null://", "--size", "12q"}, "size"},
+		{"bad runtime", []string{"run", "--target", "null://", "--runtime", "soon"}, "runtime"},
+		{"bad rw", []string{"run", "--target", "null://", "--rw", "sideways"}, "rw"},
+		{"unsupported fio option", []string{"run", badJob, "--target", "null://"}, "bad.fio:3"},
+		{"unknown profile", []string{"run", "--target", "null://", "--profile", "nope"}, "nope"},
+		{"password in url", []string{"run", "--target", "smb://u:hunter2@127.0.0.1/s/f"}, "password"},
+		{"unwritable results", []string{"run", "--target", "null://", "--size", "1m", "--results", filepath.Join(roDir, "sub")}, "results directory"},
+		{"existing file", []string{"run", "--target", "file://" + existing, "--rw", "write", "--no-save"}, "allow-destructive"},
+		{"bad format", []string{"run", "--target", "null://", "--output-format", "xml"}, "output-format"},
+	}
+	if os.Getuid() == 0 {
+		// root writes into a 0500 directory anyway
+		cases = append(cases[:9], cases[10:]...)
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := runCLI(t, c.args...)
+			if err == nil {
+				t.Fatalf("no error")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {
+				t.Errorf("error %q: want one line containing %q", msg, c.want)
+			}
+			if strings.Contains(msg, "hunter2") {
+				t.Errorf("error leaks the password: %q", msg)
+			}
+		})
+	}
+}
+
+// TestBinaryExitStatus checks the real process: one line on stderr and a non-zero exit.
+func TestBinaryExitStatus(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "vmstorbench")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "run", "--target", "nosuch://x")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() == 0 {
+		t.Fatalf("exit: %v", err)
+	}
+	if lines := strings.Split(strings.TrimSpace(stderr.String()), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "unknown backend") {
+		t.Errorf("stderr %q: want one line naming the unknown backend", stderr.String())
+	}
+}

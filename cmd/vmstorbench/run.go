@@ -1,0 +1,477 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/vmstorbench/vmstorbench/backends"
+	"github.com/vmstorbench/vmstorbench/bench"
+	"github.com/vmstorbench/vmstorbench/report"
+	"github.com/vmstorbench/vmstorbench/results"
+	"github.com/vmstorbench/vmstorbench/testbed"
+	"github.com/vmstorbench/vmstorbench/workloads"
+)
+
+// fioFlags are the workload options the run command takes as flags, by fio's names; each
+// one given becomes "name=value" for workloads.ApplyOptions, so flags, --fio strings and job
+// files share one option table.
+var fioFlags = []struct{ name, help string }{
+	{"rw", "read|write|randread|randwrite|rw|randrw"},
+	{"bs", "block size, or read,write sizes (4k, 64k,1m)"},
+	{"bsrange", "block size range (4k-64k)"},
+	{"size", "region each job works on (fio units: 256m, 1g); default the whole target or 1GiB for a new file"},
+	{"offset", "start of the region"},
+	{"io-size", "bytes each job transfers before it stops (default size)"},
+	{"iodepth", "I/Os in flight per job"},
+	{"numjobs", "jobs (each with its own connection/file)"},
+	{"runtime", "run time (10s, 2m)"},
+	{"ramp-time", "warm-up time excluded from the figures"},
+	{"rwmixread", "percent reads for rw/randrw"},
+	{"rate", "bytes/s cap per job (read[,write])"},
+	{"rate-iops", "I/Os per second cap per job (read[,write])"},
+	{"randseed", "seed for random offsets"},
+	{"fsync", "fsync after every N writes"},
+	{"verify", "crc32c: every block carries a header that reads check"},
+}
+
+var fioBoolFlags = []struct{ name, help string }{
+	{"time-based", "run for runtime even when size is covered"},
+	{"direct", "O_DIRECT / unbuffered I/O"},
+}
+
+type runOptions struct {
+	targets          []string
+	profile          string
+	fio              string
+	interval         time.Duration
+	resultsDir       string
+	noSave           bool
+	jsonOut          bool
+	outputFormat     string
+	quiet            bool
+	keep             bool
+	allowDestructive bool
+	repeat           int
+	labels           []string
+	useTestbed       bool
+	testbedDir       string
+}
+
+func newRunCmd() *cobra.Command {
+	o := &runOptions{}
+	cmd := &cobra.Command{
+		Use:   "run [JOBFILE.fio]",
+		Short: "Run a workload against one or more targets and save one result document per run",
+		Long: `Run a workload (a profile, fio-style flags, or a fio job file) against each --target in
+turn, print the results side by side, and save one JSON document per run under --results.
+
+  vmstorbench run --target file:///var/tmp --profile oltp
+  vmstorbench run --target nfs://127.0.0.1:2049/export/vm.img --rw randread --bs 4k --iodepth 16 --runtime 10s
+  vmstorbench run job.fio --target smb://bench@127.0.0.1:4450/vms/vm.img
+
+Passwords never go on the command line: each backend reads its secret from an environment
+variable or a file (see 'vmstorbench backends').`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRun(cmd, o, args)
+		},
+	}
+	f := cmd.Flags()
+	f.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		return pflag.NormalizedName(strings.ReplaceAll(name, "_", "-"))
+	})
+	f.StringArrayVarP(&o.targets, "target", "t", nil, "target URL (repeat to compare targets); see 'vmstorbench backends'")
+	f.StringVarP(&o.profile, "profile", "p", "", "named workload profile; see 'vmstorbench profiles'")
+	f.StringVar(&o.fio, "fio", "", "fio options in one string: 'rw=randread bs=4k iodepth=16'")
+	for _, ff := range fioFlags {
+		f.String(ff.name, "", ff.help)
+	}
+	for _, ff := range fioBoolFlags {
+		f.Bool(ff.name, false, ff.help)
+	}
+	f.DurationVar(&o.interval, "interval", time.Second, "time-series interval (e.g. 100ms)")
+	f.StringVar(&o.resultsDir, "results", "results", "directory for result documents")
+	f.BoolVar(&o.noSave, "no-save", false, "do not save result documents")
+	f.BoolVar(&o.jsonOut, "json", false, "print the result document(s) as JSON (same as --output-format json)")
+	f.StringVar(&o.outputFormat, "output-format", "table", "table|md|csv|json|fio-json")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress line")
+	f.BoolVar(&o.keep, "keep", false, "keep bench files the tool created")
+	f.BoolVar(&o.allowDestructive, "allow-destructive", false, "allow writing to block devices and to existing files the tool did not create")
+	f.IntVar(&o.repeat, "repeat", 1, "run everything N times (reports show median and spread)")
+	f.StringArrayVar(&o.labels, "label", nil, "key=value label stored in the results (repeatable)")
+	f.BoolVar(&o.useTestbed, "testbed", false, "add every endpoint of the running testbed as a target")
+	f.StringVar(&o.testbedDir, "testbed-state", testbed.DefaultDir(), "state directory of the testbed for testbed:NAME targets")
+	return cmd
+}
+
+// plannedJob is one workload to run against every target.
+type plannedJob struct {
+	w         workloads.Workload
+	sizeGiven bool
+	target    string // from filename= when no --target
+}
+
+func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
+	if o.jsonOut {
+		o.outputFormat = "json"
+	}
+	switch o.outputFormat {
+	case "table", "md", "csv", "json", "fio-json":
+	default:
+		return fmt.Errorf("--output-format %q: must be table, md, csv, json or fio-json", o.outputFormat)
+	}
+	if o.repeat < 1 {
+		return fmt.Errorf("--repeat %d: must be at least 1", o.repeat)
+	}
+	if o.interval < time.Millisecond {
+		return fmt.Errorf("--interval %s: must be at least 1ms", o.interval)
+	}
+	labels, err := parseLabels(o.labels)
+	if err != nil {
+		return err
+	}
+	if o.targets, err = resolveTestbedTargets(o.targets, o.useTestbed, o.testbedDir); err != nil {
+		return err
+	}
+	jobs, err := planJobs(cmd, o, args)
+	if err != nil {
+		return err
+	}
+	for _, t := range o.targets {
+		if _, err := lookupTarget(t); err != nil {
+			return err
+		}
+	}
+	if !o.noSave {
+		if err := ensureWritableDir(o.resultsDir); err != nil {
+			return err
+		}
+	}
+
+	ctx := cmd.Context()
+	stderr := cmd.ErrOrStderr()
+	showProgress := !o.quiet && isTerminal(stderr)
+	var runs []*results.Run
+	var failures []error
+	for rep := 0; rep < o.repeat; rep++ {
+		for _, j := range jobs {
+			targets := o.targets
+			if len(targets) == 0 {
+				targets = []string{j.target}
+			}
+			for _, target := range targets {
+				if ctx.Err() != nil {
+					break
+				}
+				r, err := runOne(ctx, o, j, target, labels, showProgress, stderr)
+				if r != nil {
+					r.Repeat, r.Repeats = rep, o.repeat
+					if !o.noSave {
+						path, serr := results.Save(o.resultsDir, r)
+						if serr != nil {
+							return serr
+						}
+						if !o.quiet {
+							fmt.Fprintf(stderr, "saved %s\n", path)
+						}
+					}
+					runs = append(runs, r)
+				}
+				if err != nil {
+					fmt.Fprintf(stderr, "vmstorbench: %s: %v\n", backends.RedactString(target), err)
+					failures = append(failures, err)
+				}
+			}
+		}
+	}
+	if err := printRuns(cmd.OutOrStdout(), o.outputFormat, runs); err != nil {
+		return err
+	}
+	switch {
+	case ctx.Err() != nil:
+		return &exitError{code: 130, err: errors.New("interrupted; partial results saved")}
+	case len(failures) == 1 && len(runs) <= 1:
+		return &exitError{code: 1, err: errors.New("run failed (see above)")}
+	case len(failures) > 0:
+		return &exitError{code: 1, err: fmt.Errorf("%d of %d runs failed (see above)", len(failures), len(failures)+countComplete(runs))}
+	}
+	return nil
+}
+
+func countComplete(runs []*results.Run) int {
+	n := 0
+	for _, r := range runs {
+		if r.Complete {
+			n++
+		}
+	}
+	return n
+}
+
+func runOne(ctx context.Context, o *runOptions, j plannedJob, target string, labels map[string]string, showProgress bool, stderr io.Writer) (*results.Run, error) {
+	w := j.w
+	if !j.sizeGiven {
+		w.Size = 0 // the engine sizes the region to the target
+	}
+	cfg := bench.Config{
+		Target:   target,
+		Workload: w,
+		Interval: o.interval,
+		Open:     backends.OpenParams{AllowDestructive: o.allowDestructive, Keep: o.keep},
+		Command:  redactArgs(os.Args),
+		Profile:  o.profile,
+		Labels:   labels,
+	}
+	var pl *progressLine
+	if showProgress {
+		pl = newProgressLine(stderr, backends.RedactString(target), w.Name)
+		cfg.Progress = pl.update
+	}
+	r, err := bench.Run(ctx, cfg)
+	if pl != nil {
+		pl.done()
+	}
+	return r, err
+}
+
+// planJobs builds the workloads: a job file's jobs, or one workload from --profile and the
+// flags, with flags and --fio applied on top in both cases.
+func planJobs(cmd *cobra.Command, o *runOptions, args []string) ([]plannedJob, error) {
+	kv, err := flagOptions(cmd, o)
+	if err != nil {
+		return nil, err
+	}
+	sizeGiven := hasOption(kv, "size")
+	if len(args) == 1 {
+		if o.profile != "" {
+			return nil, errors.New("give either a job file or --profile, not both")
+		}
+		f, err := os.Open(args[0])
+		if err != nil {
+			return nil, fmt.Errorf("job file: %w", err)
+		}
+		defer f.Close()
+		parsed, err := workloads.ParseJobFile(args[0], f)
+		if err != nil {
+			return nil, err
+		}
+		if len(parsed) == 0 {
+			return nil, fmt.Errorf("%s: no job sections", args[0])
+		}
+		var out []plannedJob
+		for _, pj := range parsed {
+			w, notes, err := workloads.ApplyOptions(pj.Workload, kv)
+			if err != nil {
+				return nil, fmt.Errorf("%s: job %q: %w", args[0], pj.Section, err)
+			}
+			_, given := pj.Options["size"]
+			pl := plannedJob{w: w, sizeGiven: given || sizeGiven}
+			if pj.Workload.Filename != "" {
+				abs, err := filepath.Abs(pj.Workload.Filename)
+				if err != nil {
+					return nil, err
+				}
+				pl.target = "file://" + abs
+			}
+			if len(o.targets) == 0 && pl.target == "" {
+				return nil, fmt.Errorf("%s: job %q has no filename= and no --target was given", args[0], pj.Section)
+			}
+			for _, n := range append(pj.Notes, notes...) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: %s: %s\n", pj.Section, n)
+			}
+			out = append(out, pl)
+		}
+		if len(out) > 1 {
+			fmt.Fprintf(cmd.ErrOrStderr(), "note: %d job sections run one after another (as with stonewall), each with its own result\n", len(out))
+		}
+		return out, nil
+	}
+	if len(o.targets) == 0 {
+		return nil, errors.New("no target: give --target URL (see 'vmstorbench backends'), e.g. --target file:///var/tmp")
+	}
+	base := workloads.Workload{}
+	if o.profile != "" {
+		if base, err = workloads.Profile(o.profile); err != nil {
+			return nil, err
+		}
+		sizeGiven = true // profiles size their region
+	}
+	w, notes, err := workloads.ApplyOptions(base, kv)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range notes {
+		fmt.Fprintf(cmd.ErrOrStderr(), "note: %s\n", n)
+	}
+	if w.Name == "" {
+		w.Name = o.profile
+		if w.Name == "" {
+			w.Name = w.RW
+		}
+	}
+	return []plannedJob{{w: w, sizeGiven: sizeGiven}}, nil
+}
+
+// flagOptions turns the fio flags that were given, then --fio, into "name=value" options.
+func flagOptions(cmd *cobra.Command, o *runOptions) ([]string, error) {
+	var kv []string
+	f := cmd.Flags()
+	for _, ff := range fioFlags {
+		if fl := f.Lookup(ff.name); fl.Changed {
+			kv = append(kv, strings.ReplaceAll(ff.name, "-", "_")+"="+fl.Value.String())
+		}
+	}
+	for _, ff := range fioBoolFlags {
+		if fl := f.Lookup(ff.name); fl.Changed {
+			v := "0"
+			if fl.Value.String() == "true" {
+				v = "1"
+			}
+			kv = append(kv, strings.ReplaceAll(ff.name, "-", "_")+"="+v)
+		}
+	}
+	kv = append(kv, strings.Fields(o.fio)...)
+	return kv, nil
+}
+
+func hasOption(kv []string, name string) bool {
+	for _, s := range kv {
+		k, _, _ := strings.Cut(strings.TrimPrefix(s, "--"), "=")
+		if k == name {
+			return true
+		}
+	}
+	return false
+}
+
+func lookupTarget(raw string) (backends.Backend, error) {
+	u, err := backends.ParseURL(raw)
+	if err != nil {
+		return backends.Backend{}, err
+	}
+	return backends.Default.Lookup(u)
+}
+
+func parseLabels(in []string) (map[string]string, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	m := map[string]string{}
+	for _, l := range in {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--label %q: must be key=value", l)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// ensureWritableDir creates dir if needed and checks that files can be created in it, so a
+// bad --results fails before the run rather than after it.
+func ensureWritableDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("results directory: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".vmstorbench-write-test-*")
+	if err != nil {
+		return fmt.Errorf("results directory %s is not writable: %w", dir, errors.Unwrap(err))
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+// redactArgs removes credentials from URLs in argv before it is stored in a result.
+func redactArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if strings.Contains(a, "://") {
+			if k, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(k, "--") {
+				out[i] = k + "=" + backends.RedactString(v)
+				continue
+			}
+			out[i] = backends.RedactString(a)
+			continue
+		}
+		out[i] = a
+	}
+	return out
+}
+
+func printRuns(w io.Writer, format string, runs []*results.Run) error {
+	if len(runs) == 0 {
+		return nil
+	}
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if len(runs) == 1 {
+			return enc.Encode(runs[0])
+		}
+		return enc.Encode(runs)
+	case "fio-json":
+		return results.WriteFioJSON(w, runs)
+	}
+	return report.Render(w, runs, format)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// progressLine shows elapsed time, IOPS and MB/s on one terminal line.
+type progressLine struct {
+	w        io.Writer
+	label    string
+	last     bench.Progress
+	lastTime time.Time
+}
+
+func newProgressLine(w io.Writer, target, name string) *progressLine {
+	return &progressLine{w: w, label: name + " @ " + target, lastTime: time.Now()}
+}
+
+func (p *progressLine) update(pr bench.Progress) {
+	now := time.Now()
+	secs := now.Sub(p.lastTime).Seconds()
+	if secs <= 0 {
+		return
+	}
+	var parts []string
+	for d, name := range []string{"read", "write"} {
+		ios := pr.IOs[d] - p.last.IOs[d]
+		bytes := pr.Bytes[d] - p.last.Bytes[d]
+		if pr.IOs[d] == 0 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %s IOPS %.1f MB/s", name, humanCount(float64(ios)/secs), float64(bytes)/secs/1e6))
+	}
+	fmt.Fprintf(p.w, "\r\033[K%s  %s %5.1fs  %s", p.label, pr.Phase, pr.Elapsed.Seconds(), strings.Join(parts, "  "))
+	p.last, p.lastTime = pr, now
+}
+
+func (p *progressLine) done() { fmt.Fprint(p.w, "\r\033[K") }
+
+func humanCount(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}

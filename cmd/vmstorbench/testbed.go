@@ -1,0 +1,254 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmstorbench/vmstorbench/testbed"
+)
+
+func newTestbedCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "testbed",
+		Short: "Start, inspect and stop real storage servers on loopback (Samba, NFS-Ganesha, embedded NFS)",
+		Long: `The testbed runs real servers on 127.0.0.1, each in its own directory under the state
+directory, so that the protocols can be measured without a NAS. 'up' starts them in a
+background process and prints the target URLs; 'run --target testbed:NAME' (or --testbed for
+all) uses them; 'down' stops everything it started, by PID, and removes the state directory.`,
+	}
+	cmd.PersistentFlags().StringVar(&dir, "state", testbed.DefaultDir(), "testbed state directory")
+
+	var only []string
+	up := &cobra.Command{
+		Use:   "up",
+		Short: "Start the servers in the background and print their target URLs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return testbedUp(cmd.OutOrStdout(), dir, only)
+		},
+	}
+	up.Flags().StringSliceVar(&only, "only", nil, "start only these servers (gonfs, samba, ganesha, ...)")
+
+	serve := &cobra.Command{
+		Use:    "serve",
+		Short:  "Run the testbed servers in the foreground until interrupted",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return testbedServe(cmd, dir, only)
+		},
+	}
+	serve.Flags().StringSliceVar(&only, "only", nil, "start only these servers")
+
+	down := &cobra.Command{
+		Use:   "down",
+		Short: "Stop the testbed's servers and remove its state directory",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return testbedDown(cmd.OutOrStdout(), dir)
+		},
+	}
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show whether the testbed runs and its target URLs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := testbed.LoadState(dir)
+			if err != nil {
+				return err
+			}
+			if !alive(st.PID) {
+				return fmt.Errorf("testbed: process %d is gone; run 'vmstorbench testbed down' to clean up", st.PID)
+			}
+			printEndpoints(cmd.OutOrStdout(), dir, st)
+			return nil
+		},
+	}
+	cmd.AddCommand(up, serve, down, status)
+	return cmd
+}
+
+func testbedServe(cmd *cobra.Command, dir string, only []string) error {
+	servers, err := testbed.Select(only)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	bed, err := testbed.Up(ctx, dir, servers)
+	if err != nil {
+		return err
+	}
+	if err := bed.Save(); err != nil {
+		bed.Down()
+		return err
+	}
+	<-ctx.Done()
+	os.Remove(filepath.Join(dir, testbed.StateFile))
+	return bed.Down()
+}
+
+func testbedUp(out io.Writer, dir string, only []string) error {
+	if st, err := testbed.LoadState(dir); err == nil && alive(st.PID) {
+		printEndpoints(out, dir, st)
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("testbed: state directory: %w", err)
+	}
+	os.Remove(filepath.Join(dir, testbed.StateFile))
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	args := []string{"testbed", "serve", "--state", dir}
+	if len(only) > 0 {
+		args = append(args, "--only", strings.Join(only, ","))
+	}
+	logPath := filepath.Join(dir, "serve.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("testbed: %w", err)
+	}
+	defer logf.Close()
+	c := exec.Command(exe, args...)
+	c.Stdout, c.Stderr = logf, logf
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := c.Start(); err != nil {
+		return fmt.Errorf("testbed: start: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- c.Wait() }()
+	deadline := time.After(120 * time.Second)
+	for {
+		if st, err := testbed.LoadState(dir); err == nil {
+			printEndpoints(out, dir, st)
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("testbed failed to start: %s", strings.TrimSpace(testbed.TailLog(logPath, 600)))
+		case <-deadline:
+			syscall.Kill(c.Process.Pid, syscall.SIGTERM)
+			return fmt.Errorf("testbed: servers not up after 120s; log: %s", logPath)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func testbedDown(out io.Writer, dir string) error {
+	st, err := testbed.LoadState(dir)
+	if err != nil {
+		if _, serr := os.Stat(dir); serr == nil {
+			// A state directory without a state file: a crashed serve; remove the leftovers.
+			return os.RemoveAll(dir)
+		}
+		return err
+	}
+	if alive(st.PID) {
+		syscall.Kill(st.PID, syscall.SIGTERM)
+		if !waitGone(st.PID, 30*time.Second) {
+			syscall.Kill(st.PID, syscall.SIGKILL)
+		}
+	}
+	// Whatever survived its supervisor is stopped by the PIDs it recorded.
+	for _, s := range st.Servers {
+		for _, pid := range s.PIDs {
+			if alive(pid) {
+				syscall.Kill(pid, syscall.SIGKILL)
+				waitGone(pid, 5*time.Second)
+			}
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("testbed: remove %s: %w", dir, err)
+	}
+	fmt.Fprintln(out, "testbed stopped")
+	return nil
+}
+
+func alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+func waitGone(pid int, d time.Duration) bool {
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		if !alive(pid) {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return !alive(pid)
+}
+
+func printEndpoints(out io.Writer, dir string, st *testbed.State) {
+	fmt.Fprintf(out, "testbed running (pid %d, state %s)\n", st.PID, dir)
+	for _, e := range st.Endpoints {
+		fmt.Fprintf(out, "  %-16s %-10s %s\n", e.Name, e.Security, e.URL)
+	}
+	fmt.Fprintln(out, "use: vmstorbench run --testbed ... (all) or --target testbed:NAME; credentials are read from the state file")
+}
+
+// resolveTestbedTargets replaces testbed:NAME targets (and adds all endpoints for --testbed)
+// with URLs, and puts the endpoints' credentials into this process's environment, where the
+// backends read them; variables the user set are left alone.
+func resolveTestbedTargets(targets []string, all bool, dir string) ([]string, error) {
+	needs := all
+	for _, t := range targets {
+		needs = needs || strings.HasPrefix(t, "testbed:")
+	}
+	if !needs {
+		return targets, nil
+	}
+	st, err := testbed.LoadState(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	use := func(e testbed.Endpoint) {
+		out = append(out, e.URL)
+		for k, v := range e.Env {
+			if _, set := os.LookupEnv(k); !set {
+				os.Setenv(k, v)
+			}
+		}
+	}
+	if all {
+		for _, e := range st.Endpoints {
+			use(e)
+		}
+	}
+	for _, t := range targets {
+		name, ok := strings.CutPrefix(t, "testbed:")
+		if !ok {
+			out = append(out, t)
+			continue
+		}
+		e, found := st.Endpoint(name)
+		if !found {
+			names := make([]string, len(st.Endpoints))
+			for i, e := range st.Endpoints {
+				names[i] = e.Name
+			}
+			return nil, fmt.Errorf("testbed has no endpoint %q (has: %s)", name, strings.Join(names, ", "))
+		}
+		use(e)
+	}
+	return out, nil
+}

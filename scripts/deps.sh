@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what vmstorbench's tests and demo need on Debian 12: the real servers and reference
+# tools (apt) and the Go modules. Idempotent: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  fio                                   # reference tool for the engine comparison
+  samba smbclient                       # SMB server and reference client
+  nfs-ganesha nfs-ganesha-vfs rpcbind   # NFS server
+  libnfs-utils                          # nfs-cp, NFS reference client
+  tgt libiscsi-bin                      # iSCSI target and iscsi-perf reference
+  qemu-system-x86 qemu-utils qemu-block-extra busybox-static cpio  # VM mode
+  iproute2 procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" != 0 ]; then
+    echo "deps: missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -o DPkg::Lock::Timeout=300 update -qq
+  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v go >/dev/null 2>&1; then
+  if [ -x /usr/local/go/bin/go ]; then
+    export PATH=/usr/local/go/bin:$PATH
+  else
+    echo "deps: no Go toolchain: install Go 1.26 (https://go.dev/dl) into /usr/local/go" >&2
+    exit 1
+  fi
+fi
+go mod download
