@@ -204,19 +204,18 @@ func openTargets(ctx context.Context, cfg *Config, w workloads.Workload) ([]*job
 	return jobs, nil
 }
 
-// fitRegion sizes the region: a workload without size= uses the whole target after offset
-// (as fio does with an existing file); one with size= must fit in every job's target.
+// fitRegion sizes the region: a workload without size= uses the smallest job target after
+// offset (as fio does with an existing file); one with size= must fit in every job's target.
 func fitRegion(w workloads.Workload, userSize int64, jobs []*job) (workloads.Workload, error) {
-	for _, j := range jobs {
-		tsize := j.target.Size()
-		if userSize == 0 {
-			if avail := tsize - w.Offset; avail > 0 && (avail < w.Size || j == jobs[0]) {
-				w.Size = avail
-			}
-		}
-		if w.Offset+w.Size > tsize {
-			return w, fmt.Errorf("target is %d bytes but the workload needs offset+size = %d bytes", tsize, w.Offset+w.Size)
-		}
+	smallest := jobs[0].target.Size()
+	for _, j := range jobs[1:] {
+		smallest = min(smallest, j.target.Size())
+	}
+	if userSize == 0 && smallest > w.Offset {
+		w.Size = smallest - w.Offset
+	}
+	if w.Offset+w.Size > smallest {
+		return w, fmt.Errorf("target is %d bytes but the workload needs offset+size = %d bytes", smallest, w.Offset+w.Size)
 	}
 	return w, w.Validate()
 }

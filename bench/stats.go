@@ -70,11 +70,10 @@ func (a *acc) reset() {
 	*a = acc{hist: h}
 }
 
-// Latencies are recorded from 1 ns to 100 s at 3 significant digits; longer ones are clamped
-// in the histogram while min/max/mean stay exact.
-const histMax = int64(100e9)
+// Latencies beyond the histogram's range are clamped in it while min/max/mean stay exact.
+const histMax = int64(results.HistHighestNS)
 
-var histPool = sync.Pool{New: func() any { return hdr.New(1, histMax, 3) }}
+var histPool = sync.Pool{New: func() any { return results.NewHistogram() }}
 
 func newAcc() acc { return acc{hist: histPool.Get().(*hdr.Histogram)} }
 
@@ -228,23 +227,18 @@ func dirStats(a *acc, runtimeNS int64) *results.DirStats {
 	return ds
 }
 
+// latency summarises a direction: percentiles and the encoded histogram from the HDR
+// histogram, mean and standard deviation exact from the sums.
 func latency(a *acc) results.Latency {
-	l := results.Latency{N: a.ios}
 	if a.ios == 0 {
-		return l
+		return results.Latency{}
 	}
-	l.Min, l.Max = a.min, a.max
+	l := results.LatencyFrom(a.hist, a.min, a.max)
 	l.Mean = float64(a.sum) / float64(a.ios)
+	l.Stddev = 0
 	if v := a.sumSq/float64(a.ios) - l.Mean*l.Mean; v > 0 {
 		// fio reports the sample standard deviation.
 		l.Stddev = math.Sqrt(v * float64(a.ios) / math.Max(1, float64(a.ios-1)))
-	}
-	l.Percentiles = make(map[string]int64, len(results.FioPercentiles))
-	for _, p := range results.FioPercentiles {
-		l.Percentiles[results.PercentileKey(p)] = a.hist.ValueAtPercentile(p)
-	}
-	if enc, err := encodeHist(a.hist); err == nil {
-		l.Histogram = enc
 	}
 	return l
 }

@@ -164,6 +164,7 @@ func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
 	showProgress := !o.quiet && isTerminal(stderr)
 	var runs []*results.Run
 	var failures []error
+	single := o.repeat*len(jobs)*max(len(o.targets), 1) == 1
 	for rep := 0; rep < o.repeat; rep++ {
 		for _, j := range jobs {
 			targets := o.targets
@@ -189,7 +190,11 @@ func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
 					runs = append(runs, r)
 				}
 				if err != nil {
-					fmt.Fprintf(stderr, "vmstorbench: %s: %v\n", backends.RedactString(target), err)
+					err = fmt.Errorf("%s: %w", backends.RedactString(target), err)
+					if !single {
+						// With several runs each failure is told as it happens; the rest go on.
+						fmt.Fprintf(stderr, "vmstorbench: %v\n", err)
+					}
 					failures = append(failures, err)
 				}
 			}
@@ -201,8 +206,8 @@ func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
 	switch {
 	case ctx.Err() != nil:
 		return &exitError{code: 130, err: errors.New("interrupted; partial results saved")}
-	case len(failures) == 1 && len(runs) <= 1:
-		return &exitError{code: 1, err: errors.New("run failed (see above)")}
+	case single && len(failures) == 1:
+		return &exitError{code: 1, err: failures[0]}
 	case len(failures) > 0:
 		return &exitError{code: 1, err: fmt.Errorf("%d of %d runs failed (see above)", len(failures), len(failures)+countComplete(runs))}
 	}

@@ -1,0 +1,199 @@
+package report
+
+import (
+	"bytes"
+	"encoding/csv"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmstorbench/vmstorbench/results"
+	"github.com/vmstorbench/vmstorbench/workloads"
+)
+
+func lat(mean float64, p50, p99, p999, max int64) results.Latency {
+	return results.Latency{N: 1000, Min: p50 / 2, Max: max, Mean: mean, Percentiles: map[string]int64{
+		"50.000000": p50, "99.000000": p99, "99.900000": p999}}
+}
+
+// sampleRuns: a complete NFS read run, an incomplete SMB mixed run with a secret in its URL
+// and a '|' in its error, and an iSCSI run that failed before any I/O.
+func sampleRuns() []*results.Run {
+	start := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	return []*results.Run{
+		{
+			ID: "aaaa1111", Start: start, Complete: true,
+			Target:   results.Target{URL: "nfs://127.0.0.1:2049/export/disk.img", Backend: "nfs", Info: map[string]string{"security": "sys"}},
+			Workload: workloads.Workload{RW: "randread", IODepth: 32, NumJobs: 1, BS: [2]workloads.BlockSize{workloads.Fixed(4096), workloads.Fixed(4096)}},
+			Read:     &results.DirStats{IOs: 123450, Bytes: 123450 * 4096, IOPS: 12345, BWBps: 50.6e6, Lat: lat(80_000, 75_000, 210_000, 480_000, 1_200_000)},
+		},
+		{
+			ID: "bbbb2222", Start: start.Add(time.Minute), Complete: false, Error: "smb: write: read |tcp| connection reset by peer",
+			Repeat: 1, Repeats: 3,
+			Target:   results.Target{URL: "smb://bench:hunter2@127.0.0.1:4450/share/disk.img?password=hunter2", Backend: "smb", Info: map[string]string{"security": "encrypted"}},
+			Workload: workloads.Workload{RW: "randrw", RWMixRead: 70, IODepth: 8, NumJobs: 2, BS: [2]workloads.BlockSize{workloads.Fixed(65536), workloads.Fixed(65536)}, Verify: "crc32c"},
+			Read:     &results.DirStats{IOs: 700, Bytes: 700 * 65536, IOPS: 950.4, BWBps: 62.3e6, Lat: lat(2_500_000, 2_000_000, 9_000_000, 15_000_000, 20_000_000)},
+			Write:    &results.DirStats{IOs: 300, Bytes: 300 * 65536, Errors: 2, IOPS: 407.2, BWBps: 26.7e6, Lat: lat(3_100_000, 2_900_000, 11_000_000, 16_000_000, 31_000_000)},
+			Verify:   &results.Verify{Algorithm: "crc32c", Checked: 700, Mismatches: 3},
+		},
+		{
+			ID: "cccc3333", Start: start.Add(2 * time.Minute), Error: "iscsi: login: timeout",
+			Labels:   map[string]string{TargetLabel: "tgt-lun1"},
+			Target:   results.Target{URL: "iscsi://127.0.0.1:3260/iqn.2026-03.bench:t/1", Backend: "iscsi"},
+			Workload: workloads.Workload{RW: "write", IODepth: 1, NumJobs: 1, BS: [2]workloads.BlockSize{workloads.Fixed(1 << 20), workloads.Fixed(1 << 20)}},
+		},
+	}
+}
+
+// dataLines returns the lines that hold a row of the three runs (by their backend).
+func dataLines(t *testing.T, out string) []string {
+	t.Helper()
+	var rows []string
+	for _, l := range strings.Split(out, "\n") {
+		if regexp.MustCompile(`\b(nfs|smb|iscsi)\b`).MatchString(l) && !strings.Contains(l, "Backend") {
+			rows = append(rows, l)
+		}
+	}
+	if len(rows) != 4 {
+		t.Fatalf("%d data rows, want 4 (nfs read, smb read, smb write, iscsi -):\n%s", len(rows), out)
+	}
+	return rows
+}
+
+func assertNoSecret(t *testing.T, out string) {
+	t.Helper()
+	if strings.Contains(out, "hunter2") {
+		t.Errorf("secret leaked into the report:\n%s", out)
+	}
+}
+
+func TestRenderTable(t *testing.T) {
+	for _, format := range []string{"table", "md"} {
+		t.Run(format, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := Render(&buf, sampleRuns(), format); err != nil {
+				t.Fatal(err)
+			}
+			out := buf.String()
+			t.Logf("\n%s", out)
+			assertNoSecret(t, out)
+			for _, h := range []string{"Target", "Security", "Workload", "IOPS", "MB/s (MB=10^6 B)", "Mean (µs)", "p50 (µs)",
+				"p99 (µs)", "p99.9 (µs)", "Max (µs)", "Errors", "Verify mismatches", "Complete"} {
+				if !strings.Contains(out, h) {
+					t.Errorf("header %q missing", h)
+				}
+			}
+			rows := dataLines(t, out)
+			want := [][]string{
+				{"nfs://127.0.0.1:2049/export/disk.img", "sys", "randread bs=4KiB iodepth=32 numjobs=1", "read",
+					"12.3k", "50.6", "80.0", "75.0", "210", "480", "1200", "yes"},
+				{"smb://bench@127.0.0.1:4450/share/disk.img", "encrypted", "(repeat 2/3)", "read", "950", "62.3",
+					"2500", "15000", "INCOMPLETE: smb: write: read"},
+				{"write", "407", "26.7", "31000", " 2 ", " 3 "},
+				{"tgt-lun1", "iscsi", "write bs=1MiB", " - ", "INCOMPLETE: iscsi: login: timeout"},
+			}
+			for i, cells := range want {
+				for _, c := range cells {
+					if !strings.Contains(rows[i], c) {
+						t.Errorf("row %d lacks %q: %s", i, c, rows[i])
+					}
+				}
+			}
+			if format == "md" {
+				if !regexp.MustCompile(`(?m)^\|[-:| ]+\|$`).MatchString(out) {
+					t.Error("no Markdown header separator line")
+				}
+				if !strings.Contains(out, `read \|tcp\| connection`) {
+					t.Error("'|' in a cell is not escaped")
+				}
+				for _, l := range rows {
+					if !strings.HasPrefix(l, "|") || !strings.HasSuffix(strings.TrimSpace(l), "|") {
+						t.Errorf("not a Markdown row: %s", l)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestRenderTableMilliseconds(t *testing.T) {
+	runs := sampleRuns()
+	runs[1].Write.Lat.Mean = 12_500_000
+	var buf bytes.Buffer
+	if err := Render(&buf, runs, "table"); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if !strings.Contains(out, "p99 (ms)") || strings.Contains(out, "µs") {
+		t.Errorf("want every latency in ms:\n%s", out)
+	}
+	if rows := dataLines(t, out); !strings.Contains(rows[0], "0.08") || !strings.Contains(rows[2], "12.5") {
+		t.Errorf("ms values:\n%s", out)
+	}
+}
+
+func TestRenderCSV(t *testing.T) {
+	var buf bytes.Buffer
+	if err := Render(&buf, sampleRuns(), "csv"); err != nil {
+		t.Fatal(err)
+	}
+	assertNoSecret(t, buf.String())
+	recs, err := csv.NewReader(&buf).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 5 || strings.Join(recs[0], ",") != strings.Join(csvHeader, ",") {
+		t.Fatalf("records: %q", recs)
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	for _, c := range []struct {
+		row         int
+		column, val string
+	}{
+		{1, "run_id", "aaaa1111"},
+		{1, "start", "2026-03-04T05:06:07.000Z"},
+		{1, "iops", "12345"},
+		{1, "bw_bytes_per_s", "50600000"},
+		{1, "lat_mean_ns", "80000"},
+		{1, "lat_p99.9_ns", "480000"},
+		{1, "lat_max_ns", "1200000"},
+		{1, "verify_mismatches", ""},
+		{1, "complete", "true"},
+		{2, "target", "smb://bench@127.0.0.1:4450/share/disk.img?password=REDACTED"},
+		{2, "security", "encrypted"},
+		{2, "repeat", "1"},
+		{2, "iops", "950.4"},
+		{3, "direction", "write"},
+		{3, "errors", "2"},
+		{3, "verify_mismatches", "3"},
+		{3, "complete", "false"},
+		{3, "error", "smb: write: read |tcp| connection reset by peer"},
+		{4, "target", "tgt-lun1"},
+		{4, "direction", "-"},
+		{4, "iops", ""},
+	} {
+		if got := recs[c.row][col[c.column]]; got != c.val {
+			t.Errorf("row %d %s = %q, want %q", c.row, c.column, got, c.val)
+		}
+	}
+}
+
+func TestRenderUnknownFormat(t *testing.T) {
+	err := Render(&bytes.Buffer{}, sampleRuns(), "html")
+	if err == nil || !strings.Contains(err.Error(), "table, md, csv") {
+		t.Errorf("Render(html) = %v, want an error listing the formats", err)
+	}
+}
+
+func TestHumanNumbers(t *testing.T) {
+	for v, want := range map[float64]string{0: "0.00", 1.234: "1.23", 12.34: "12.3", 999.4: "999", 999.6: "1.00k",
+		12345: "12.3k", 1.5e6: "1.50M", 2.25e9: "2.25G"} {
+		if got := humanCount(v); got != want {
+			t.Errorf("humanCount(%v) = %s, want %s", v, got, want)
+		}
+	}
+}
