@@ -227,7 +227,8 @@ func (t *Target) Close() error {
 	}
 	err := t.f.Close()
 	t.f = nil
-	if (t.created || (t.kind == kindDir && !t.keep)) && !t.keep {
+	// Bench files inside a directory are the tool's own, even when a --keep run left them.
+	if (t.created || t.kind == kindDir) && !t.keep {
 		if rmErr := os.Remove(t.path); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) && err == nil {
 			err = rmErr
 		}
