@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -141,15 +142,16 @@ func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	if o.targets, err = resolveTestbedTargets(o.targets, o.useTestbed, o.testbedDir); err != nil {
-		return err
-	}
-	jobs, err := planJobs(cmd, o, args)
+	refs, err := resolveTestbedTargets(o.targets, o.useTestbed, o.testbedDir)
 	if err != nil {
 		return err
 	}
-	for _, t := range o.targets {
-		if _, err := lookupTarget(t); err != nil {
+	jobs, err := planJobs(cmd, o, args, len(refs) > 0)
+	if err != nil {
+		return err
+	}
+	for _, t := range refs {
+		if _, err := lookupTarget(t.url); err != nil {
 			return err
 		}
 	}
@@ -164,12 +166,12 @@ func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
 	showProgress := !o.quiet && isTerminal(stderr)
 	var runs []*results.Run
 	var failures []error
-	single := o.repeat*len(jobs)*max(len(o.targets), 1) == 1
+	single := o.repeat*len(jobs)*max(len(refs), 1) == 1
 	for rep := 0; rep < o.repeat; rep++ {
 		for _, j := range jobs {
-			targets := o.targets
+			targets := refs
 			if len(targets) == 0 {
-				targets = []string{j.target}
+				targets = []targetRef{{url: j.target}}
 			}
 			for _, target := range targets {
 				if ctx.Err() != nil {
@@ -190,7 +192,7 @@ func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
 					runs = append(runs, r)
 				}
 				if err != nil {
-					err = fmt.Errorf("%s: %w", backends.RedactString(target), err)
+					err = fmt.Errorf("%s: %w", backends.RedactString(target.url), err)
 					if !single {
 						// With several runs each failure is told as it happens; the rest go on.
 						fmt.Fprintf(stderr, "vmstorbench: %v\n", err)
@@ -224,13 +226,20 @@ func countComplete(runs []*results.Run) int {
 	return n
 }
 
-func runOne(ctx context.Context, o *runOptions, j plannedJob, target string, labels map[string]string, showProgress bool, stderr io.Writer) (*results.Run, error) {
+func runOne(ctx context.Context, o *runOptions, j plannedJob, target targetRef, labels map[string]string, showProgress bool, stderr io.Writer) (*results.Run, error) {
 	w := j.w
 	if !j.sizeGiven {
 		w.Size = 0 // the engine sizes the region to the target
 	}
+	if target.name != "" {
+		labels = maps.Clone(labels)
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels["target"] = target.name
+	}
 	cfg := bench.Config{
-		Target:   target,
+		Target:   target.url,
 		Workload: w,
 		Interval: o.interval,
 		Open:     backends.OpenParams{AllowDestructive: o.allowDestructive, Keep: o.keep},
@@ -240,7 +249,7 @@ func runOne(ctx context.Context, o *runOptions, j plannedJob, target string, lab
 	}
 	var pl *progressLine
 	if showProgress {
-		pl = newProgressLine(stderr, backends.RedactString(target), w.Name)
+		pl = newProgressLine(stderr, backends.RedactString(target.url), w.Name)
 		cfg.Progress = pl.update
 	}
 	r, err := bench.Run(ctx, cfg)
@@ -252,7 +261,7 @@ func runOne(ctx context.Context, o *runOptions, j plannedJob, target string, lab
 
 // planJobs builds the workloads: a job file's jobs, or one workload from --profile and the
 // flags, with flags and --fio applied on top in both cases.
-func planJobs(cmd *cobra.Command, o *runOptions, args []string) ([]plannedJob, error) {
+func planJobs(cmd *cobra.Command, o *runOptions, args []string, haveTargets bool) ([]plannedJob, error) {
 	kv, err := flagOptions(cmd, o)
 	if err != nil {
 		return nil, err
@@ -289,7 +298,7 @@ func planJobs(cmd *cobra.Command, o *runOptions, args []string) ([]plannedJob, e
 				}
 				pl.target = "file://" + abs
 			}
-			if len(o.targets) == 0 && pl.target == "" {
+			if !haveTargets && pl.target == "" {
 				return nil, fmt.Errorf("%s: job %q has no filename= and no --target was given", args[0], pj.Section)
 			}
 			for _, n := range append(pj.Notes, notes...) {
@@ -302,7 +311,7 @@ func planJobs(cmd *cobra.Command, o *runOptions, args []string) ([]plannedJob, e
 		}
 		return out, nil
 	}
-	if len(o.targets) == 0 {
+	if !haveTargets {
 		return nil, errors.New("no target: give --target URL (see 'vmstorbench backends'), e.g. --target file:///var/tmp")
 	}
 	base := workloads.Workload{}

@@ -205,24 +205,33 @@ func printEndpoints(out io.Writer, dir string, st *testbed.State) {
 	fmt.Fprintln(out, "use: vmstorbench run --testbed ... (all) or --target testbed:NAME; credentials are read from the state file")
 }
 
+// targetRef is a target URL with the short name reports show for it ("" for plain URLs).
+type targetRef struct {
+	url, name string
+}
+
 // resolveTestbedTargets replaces testbed:NAME targets (and adds all endpoints for --testbed)
 // with URLs, and puts the endpoints' credentials into this process's environment, where the
 // backends read them; variables the user set are left alone.
-func resolveTestbedTargets(targets []string, all bool, dir string) ([]string, error) {
+func resolveTestbedTargets(targets []string, all bool, dir string) ([]targetRef, error) {
 	needs := all
 	for _, t := range targets {
 		needs = needs || strings.HasPrefix(t, "testbed:")
 	}
 	if !needs {
-		return targets, nil
+		out := make([]targetRef, len(targets))
+		for i, t := range targets {
+			out[i] = targetRef{url: t}
+		}
+		return out, nil
 	}
 	st, err := testbed.LoadState(dir)
 	if err != nil {
 		return nil, err
 	}
-	var out []string
+	var out []targetRef
 	use := func(e testbed.Endpoint) {
-		out = append(out, e.URL)
+		out = append(out, targetRef{url: e.URL, name: e.Name})
 		for k, v := range e.Env {
 			if _, set := os.LookupEnv(k); !set {
 				os.Setenv(k, v)
@@ -237,7 +246,7 @@ func resolveTestbedTargets(targets []string, all bool, dir string) ([]string, er
 	for _, t := range targets {
 		name, ok := strings.CutPrefix(t, "testbed:")
 		if !ok {
-			out = append(out, t)
+			out = append(out, targetRef{url: t})
 			continue
 		}
 		e, found := st.Endpoint(name)
