@@ -33,7 +33,9 @@ func benchmarkRun(b *testing.B, target string, w workloads.Workload) {
 	b.ReportMetric(float64(r.RuntimeNS)/float64(max(ios, 1)), "ns/io")
 }
 
-func bs(n int64) [2]workloads.BlockSize { return [2]workloads.BlockSize{workloads.Fixed(n), workloads.Fixed(n)} }
+func bs(n int64) [2]workloads.BlockSize {
+	return [2]workloads.BlockSize{workloads.Fixed(n), workloads.Fixed(n)}
+}
 
 func BenchmarkNullRandRead4kQD1(b *testing.B) {
 	benchmarkRun(b, "null://", workloads.Workload{RW: "randread", BS: bs(4096), IODepth: 1})
