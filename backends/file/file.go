@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"syscall"
 
 	"github.com/vmstorbench/vmstorbench/backends"
@@ -70,13 +69,16 @@ func open(_ context.Context, u *url.URL, p backends.OpenParams) (backends.Target
 		if prefix != filepath.Base(prefix) {
 			return nil, fmt.Errorf("name=%q: must be a plain file name", prefix)
 		}
-		path = filepath.Join(path, prefix+".job"+strconv.Itoa(p.Job)+".dat")
-	case err == nil && st.Mode()&fs.ModeDevice != 0:
-		k = kindBlock
+		path = filepath.Join(path, backends.DirJobFile(prefix, p.Job))
+	case err == nil && st.Mode()&fs.ModeDevice != 0 && st.Mode()&fs.ModeCharDevice == 0:
+		k = kindBlock // jobs share a device
 	case err == nil && !st.Mode().IsRegular():
 		return nil, fmt.Errorf("%s is neither a regular file, a directory nor a block device", path)
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return nil, err
+	}
+	if k == kindRegular {
+		path = backends.JobFile(path, p.Job)
 	}
 	return openPath(path, k, p)
 }
@@ -156,38 +158,13 @@ func (t *Target) ownedOrAllowed(p backends.OpenParams) bool {
 
 // layout writes the whole file with a non-compressible pattern.
 func (t *Target) layout(size int64) error {
-	buf := alignedBuffer(1 << 20)
-	x := uint64(0x9e3779b97f4a7c15)
-	for i := 0; i+8 <= len(buf); i += 8 {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		for k := 0; k < 8; k++ {
-			buf[i+k] = byte(x >> (8 * k))
-		}
-	}
-	for off := int64(0); off < size; off += int64(len(buf)) {
-		n := min(int64(len(buf)), size-off)
-		if t.direct && n%4096 != 0 {
-			n = (n + 4095) / 4096 * 4096
-		}
-		if _, err := t.f.WriteAt(buf[:n], off); err != nil {
-			return fmt.Errorf("%s: lay out bench file: %w", t.path, err)
-		}
+	if err := backends.Layout(t, 0, size, 1<<20, 1); err != nil {
+		return fmt.Errorf("%s: lay out bench file: %w", t.path, err)
 	}
 	if err := t.f.Sync(); err != nil {
 		return fmt.Errorf("%s: lay out bench file: sync: %w", t.path, err)
 	}
 	return nil
-}
-
-func alignedBuffer(n int) []byte {
-	b := make([]byte, n+4096)
-	off := 4096 - int(uintptrOf(b)%4096)
-	if off == 4096 {
-		off = 0
-	}
-	return b[off : off+n]
 }
 
 // ReadAt and WriteAt call pread/pwrite directly: os.File's ReadAt loops to fill the buffer,

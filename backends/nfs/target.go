@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -122,11 +121,11 @@ func newTarget(o *opener, c *rpcConn, root []byte, export string, p backends.Ope
 	}
 
 	if isDir {
-		t.name = cfg.name + ".job" + strconv.Itoa(p.Job) + ".dat"
+		t.name = backends.DirJobFile(cfg.name, p.Job)
 		t.where = c.addr + ":" + path.Join(cfg.path, t.name)
 		t.remove = !p.Keep // the tool owns the files named after its prefix
 	} else {
-		t.name = fileForJob(parts[len(parts)-1], p.Job)
+		t.name = backends.JobFile(parts[len(parts)-1], p.Job)
 		t.where = c.addr + ":" + path.Join(path.Dir(cfg.path), t.name)
 	}
 	t.dir = dir
@@ -137,13 +136,6 @@ func newTarget(o *opener, c *rpcConn, root []byte, export string, p backends.Ope
 	return t, nil
 }
 
-// fileForJob names the bench file of job n: the URL's file for job 0, "<file>.<n>" after.
-func fileForJob(file string, job int) string {
-	if job <= 0 {
-		return file
-	}
-	return file + "." + strconv.Itoa(job)
-}
 
 // ioLimit is the largest READ or WRITE to send: the server's maximum (its preferred size if
 // it gives no maximum), capped by maxIO and by the user's rsize/wsize.
@@ -220,46 +212,15 @@ func (t *target) openFile(o *opener, p backends.OpenParams, owned bool) error {
 // then COMMIT, whatever stable= says: it prepares the file and is not measured.
 func (t *target) layout(from, to int64) error {
 	chunk := min(t.wmax, 1<<20)
-	buf := make([]byte, chunk)
-	x := uint64(0x9e3779b97f4a7c15)
-	for i := 0; i+8 <= len(buf); i += 8 {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		for k := 0; k < 8; k++ {
-			buf[i+k] = byte(x >> (8 * k))
-		}
+	write := backends.WriterAtFunc(func(p []byte, off int64) (int, error) {
+		return transfer(p, off, t.wmax, t.writeOp(stableUnst, nil))
+	})
+	err := backends.Layout(write, from, to, chunk, 8)
+	if err == nil {
+		_, err = commit(t.c, t.fh)
 	}
-	var next atomic.Int64
-	next.Store(from)
-	errs := make(chan error, 8)
-	for range 8 {
-		go func() {
-			for {
-				off := next.Add(int64(chunk)) - int64(chunk)
-				if off >= to {
-					errs <- nil
-					return
-				}
-				n := min(int64(chunk), to-off)
-				if _, err := transfer(buf[:n], off, t.wmax, t.writeOp(stableUnst, nil)); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	var first error
-	for range 8 {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-		}
-	}
-	if first == nil {
-		_, first = commit(t.c, t.fh)
-	}
-	if first != nil {
-		return fmt.Errorf("lay out %s: %w", t.where, first)
+	if err != nil {
+		return fmt.Errorf("lay out %s: %w", t.where, err)
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -112,13 +111,6 @@ func parseConfig(u *url.URL) (config, error) {
 	return c, nil
 }
 
-// fileForJob names the bench file of job n: the URL's file for job 0, "<file>.<n>" after.
-func fileForJob(file string, job int) string {
-	if job <= 0 {
-		return file
-	}
-	return file + "." + strconv.Itoa(job)
-}
 
 func open(ctx context.Context, u *url.URL, p backends.OpenParams) (backends.Target, error) {
 	c, err := parseConfig(u)

@@ -68,14 +68,6 @@ func TestRegistered(t *testing.T) {
 	}
 }
 
-func TestFileForJob(t *testing.T) {
-	for job, want := range []string{"d/vm.img", "d/vm.img.1", "d/vm.img.2"} {
-		if got := fileForJob("d/vm.img", job); got != want {
-			t.Errorf("job %d: %q, want %q", job, got, want)
-		}
-	}
-}
-
 func TestDialectName(t *testing.T) {
 	for name, wire := range dialects {
 		if got := dialectName(wire); got != name {

@@ -2,13 +2,11 @@ package smb
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	smb2 "github.com/cloudsoda/go-smb2"
@@ -66,7 +64,7 @@ func dial(ctx context.Context, c config, password string, p backends.OpenParams)
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", c.addr, err)
 	}
-	t := &target{cfg: c, name: fileForJob(c.file, p.Job), raw: newWireConn(conn), keep: p.Keep}
+	t := &target{cfg: c, name: backends.JobFile(c.file, p.Job), raw: newWireConn(conn), keep: p.Keep}
 	t.connCtx, t.cancel = context.WithCancel(context.Background())
 	t.onTimeout = func() {
 		t.abort(fmt.Errorf("no response from %s within %v (URL option timeout=); connection closed", c.addr, c.timeout))
@@ -189,34 +187,7 @@ const layoutInFlight = 8
 // layout fills [from, to) with an incompressible pattern so that reads read data rather than
 // holes, and flushes it.
 func (t *target) layout(from, to int64) error {
-	buf := make([]byte, maxIO)
-	x := uint64(0x9e3779b97f4a7c15)
-	for i := 0; i+8 <= len(buf); i += 8 {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		binary.LittleEndian.PutUint64(buf[i:], x)
-	}
-	var next atomic.Int64
-	next.Store(from)
-	errs := make([]error, layoutInFlight)
-	var wg sync.WaitGroup
-	for w := range layoutInFlight {
-		wg.Go(func() {
-			for {
-				off := next.Add(int64(len(buf))) - int64(len(buf))
-				if off >= to {
-					return
-				}
-				if _, err := t.WriteAt(buf[:min(int64(len(buf)), to-off)], off); err != nil {
-					errs[w] = err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := backends.Layout(t, from, to, maxIO, layoutInFlight); err != nil {
 		return err
 	}
 	return t.Sync()

@@ -1,0 +1,84 @@
+package backends
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Rules every backend that creates bench files follows, kept here once:
+//   - a URL naming a directory gets one file per job, DirJobFile(prefix, job);
+//   - a URL naming a file is job 0's; job N > 0 uses JobFile(file, N), so jobs never share a
+//     file they would both have to create (block devices and LUNs are shared instead);
+//   - a file created for a reading workload is laid out with data first (Layout), as fio does.
+
+// JobFile is the file job uses when the URL names file.
+func JobFile(file string, job int) string {
+	if job <= 0 {
+		return file
+	}
+	return file + "." + strconv.Itoa(job)
+}
+
+// DirJobFile is job's bench file name inside a directory.
+func DirJobFile(prefix string, job int) string {
+	return prefix + ".job" + strconv.Itoa(job) + ".dat"
+}
+
+// WriterAtFunc adapts a function to io.WriterAt.
+type WriterAtFunc func(p []byte, off int64) (int, error)
+
+// WriteAt calls f.
+func (f WriterAtFunc) WriteAt(p []byte, off int64) (int, error) { return f(p, off) }
+
+// Layout writes a non-compressible pattern over [from, to) of w in chunk-byte writes, up to
+// inFlight at once. The buffer is 4 KiB aligned, so it also serves O_DIRECT files.
+func Layout(w io.WriterAt, from, to int64, chunk, inFlight int) error {
+	if from >= to {
+		return nil
+	}
+	buf := alignedPattern(chunk)
+	var next atomic.Int64
+	next.Store(from)
+	errs := make([]error, max(inFlight, 1))
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() {
+			for {
+				off := next.Add(int64(chunk)) - int64(chunk)
+				if off >= to {
+					return
+				}
+				if _, err := w.WriteAt(buf[:min(int64(chunk), to-off)], off); err != nil {
+					errs[i] = err
+					next.Store(to) // stop the others
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func alignedPattern(n int) []byte {
+	const align = 4096
+	raw := make([]byte, n+align)
+	off := int(align - uintptr(unsafe.Pointer(unsafe.SliceData(raw)))%align)
+	if off == align {
+		off = 0
+	}
+	buf := raw[off : off+n : off+n]
+	x := uint64(0x9e3779b97f4a7c15)
+	for i := 0; i+8 <= len(buf); i += 8 {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		binary.LittleEndian.PutUint64(buf[i:], x)
+	}
+	return buf
+}
