@@ -136,7 +136,6 @@ func newTarget(o *opener, c *rpcConn, root []byte, export string, p backends.Ope
 	return t, nil
 }
 
-
 // ioLimit is the largest READ or WRITE to send: the server's maximum (its preferred size if
 // it gives no maximum), capped by maxIO and by the user's rsize/wsize.
 func ioLimit(max, pref uint32, user int64) int {

@@ -111,7 +111,6 @@ func parseConfig(u *url.URL) (config, error) {
 	return c, nil
 }
 
-
 func open(ctx context.Context, u *url.URL, p backends.OpenParams) (backends.Target, error) {
 	c, err := parseConfig(u)
 	if err != nil {
