@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Runs the same jobs through fio and through vmstorbench, one after the other in one run, and
-# prints both and their ratio (ours / fio). Jobs: the null engine (the engine's own ceiling)
-# at iodepth 1 and 32, and a page-cached local file with fio's psync engine.
-#   scripts/compare-fio.sh [path/to/vmstorbench] [runtime]
+# Runs the same jobs through fio and through vmstorbench, alternating over several rounds in
+# one run, and prints the best round of each and their ratio (ours / fio). Jobs: the null
+# engine (the engine's own ceiling) at iodepth 1 and 32, and a page-cached local file with
+# fio's psync engine.
+#   scripts/compare-fio.sh [path/to/vmstorbench] [runtime seconds] [rounds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-bin/vmstorbench}
 runtime=${2:-5}
+rounds=${3:-3}
 [ -x "$bin" ] || go build -o "$bin" ./cmd/vmstorbench
 command -v fio >/dev/null || { echo "compare-fio: fio not installed (apt-get install fio)" >&2; exit 1; }
 work=$(mktemp -d /var/tmp/vmstorbench-compare.XXXXXX)
@@ -16,23 +18,29 @@ args=()
 
 # job LABEL "fio options" "vmstorbench options" TARGET
 job() {
-  local label=$1 fioopts=$2 ouropts=$3 target=$4
-  # shellcheck disable=SC2086
-  fio --name=job --output-format=json --time_based --runtime="$runtime" $fioopts >"$work/$label.fio.json"
-  # shellcheck disable=SC2086
-  "$bin" run --quiet --no-save --output-format fio-json --allow-destructive --time-based --runtime "${runtime}s" \
-    --target "$target" $ouropts >"$work/$label.ours.json"
-  args+=("$label" "$work/$label.fio.json" "$work/$label.ours.json")
+  local label=$1 fioopts=$2 ouropts=$3 target=$4 refs="" ours="" r
+  for r in $(seq 1 "$rounds"); do
+    # shellcheck disable=SC2086
+    fio --name=job --output-format=json --time_based --runtime="$runtime" $fioopts >"$work/$label.fio.$r.json"
+    # shellcheck disable=SC2086
+    "$bin" run --quiet --no-save --output-format fio-json --allow-destructive --time-based --runtime "${runtime}s" \
+      --target "$target" $ouropts >"$work/$label.ours.$r.json"
+    refs+="${refs:+,}$work/$label.fio.$r.json"
+    ours+="${ours:+,}$work/$label.ours.$r.json"
+  done
+  args+=("$label" "$refs" "$ours")
 }
 
 job null-randread-4k-qd1  "--ioengine=null --rw=randread --bs=4k --size=1g --iodepth=1"  "--rw randread --bs 4k --size 1g --iodepth 1"  "null://"
 job null-randread-4k-qd32 "--ioengine=null --rw=randread --bs=4k --size=1g --iodepth=32" "--rw randread --bs 4k --size 1g --iodepth 32" "null://"
 
-# Lay the file out once; both tools then run on the same page-cached file.
-fio --name=layout --filename="$file" --size=1g --rw=write --bs=1m --output=/dev/null
+# 256 MiB stays in the page cache here (a 1 GiB file trips memory-cgroup dirty throttling
+# and measures the disk). Lay the file out once; both tools then run on the same page-cached file (fio would drop
+# the file's cache before each job by default: invalidate=0 keeps the comparison fair).
+fio --name=layout --filename="$file" --size=256m --rw=write --bs=1m --output=/dev/null
 for spec in "randread 4k" "randwrite 4k" "read 1m" "write 1m"; do
   set -- $spec
-  job "file-$1-$2" "--ioengine=psync --filename=$file --size=1g --rw=$1 --bs=$2" "--rw $1 --bs $2 --size 1g" "file://$file"
+  job "file-$1-$2" "--ioengine=psync --invalidate=0 --filename=$file --size=256m --rw=$1 --bs=$2" "--rw $1 --bs $2 --size 256m" "file://$file"
 done
 
 go run ./scripts/fiocompare "${args[@]}"

@@ -1,13 +1,16 @@
 // Command fiocompare prints, for pairs of fio-format JSON documents (fio's own and
 // vmstorbench's --output-format fio-json), IOPS, MB/s, p50 and p99 of both and their ratio.
+// Each side may list several documents (repeated rounds, comma-separated): the round with the
+// most IOPS of each side is compared, since interference only ever makes a run slower.
 //
-//	fiocompare LABEL REF.json OURS.json [LABEL REF.json OURS.json ...]
+//	fiocompare LABEL REF.json[,REF2.json...] OURS.json[,OURS2.json...] [LABEL ...]
 package main
 
 import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 )
 
 type dir struct {
@@ -24,6 +27,20 @@ type doc struct {
 		Read  dir `json:"read"`
 		Write dir `json:"write"`
 	} `json:"jobs"`
+}
+
+// best returns the summary of the document with the most IOPS among comma-separated paths.
+func best(paths string) (iops, mbps, p50, p99 float64, err error) {
+	for _, p := range strings.Split(paths, ",") {
+		i, m, a, b, err := summary(p)
+		if err != nil {
+			return 0, 0, 0, 0, err
+		}
+		if i > iops {
+			iops, mbps, p50, p99 = i, m, a, b
+		}
+	}
+	return iops, mbps, p50, p99, nil
 }
 
 // summary adds up the jobs' directions; percentiles come from the first job.
@@ -61,12 +78,12 @@ func main() {
 	fmt.Printf("%-26s %12s %12s %7s   %10s %10s %7s   %9s %9s %9s %9s\n",
 		"job", "ref IOPS", "ours IOPS", "ratio", "ref MB/s", "ours MB/s", "ratio", "ref p50", "ours p50", "ref p99", "ours p99")
 	for i := 0; i < len(args); i += 3 {
-		ri, rb, r50, r99, err := summary(args[i+1])
+		ri, rb, r50, r99, err := best(args[i+1])
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "fiocompare:", err)
 			os.Exit(1)
 		}
-		oi, ob, o50, o99, err := summary(args[i+2])
+		oi, ob, o50, o99, err := best(args[i+2])
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "fiocompare:", err)
 			os.Exit(1)
