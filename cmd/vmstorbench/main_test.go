@@ -169,11 +169,7 @@ func TestBadInputIsOneClearError(t *testing.T) {
 
 // TestBinaryExitStatus checks the real process: one line on stderr and a non-zero exit.
 func TestBinaryExitStatus(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "vmstorbench")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, "run", "--target", "nosuch://x")
+	cmd := exec.Command(binary(t), "run", "--target", "nosuch://x")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err := cmd.Run()
