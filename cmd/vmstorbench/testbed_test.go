@@ -193,3 +193,11 @@ func zombie(pid int) bool {
 	return len(f) > 2 && f[2] == "Z"
 }
 
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBin != "" {
+		os.RemoveAll(filepath.Dir(builtBin))
+	}
+	os.Exit(code)
+}
