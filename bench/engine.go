@@ -423,6 +423,10 @@ func fillStats(res *results.Run, st *runState, measured int64) {
 	if st.w.Does(workloads.Write) {
 		res.Write = dirStats(&c.total[workloads.Write], measured)
 	}
+	if st.w.Fsync > 0 {
+		res.Sync = dirStats(&c.total[syncIdx], measured)
+		res.Sync.Bytes, res.Sync.BWBps = 0, 0
+	}
 }
 
 func verifySummary(w workloads.Workload, jobs []*job) *results.Verify {

@@ -417,3 +417,15 @@ func TestPermutationIsBijection(t *testing.T) {
 		}
 	}
 }
+
+func TestFsyncIsMeasured(t *testing.T) {
+	reg, _ := registry(t, memTarget)
+	w := workloads.Workload{RW: "write", Size: 1 << 20, Fsync: 4}
+	r, err := Run(context.Background(), Config{Target: "test://", Registry: reg, Workload: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Sync == nil || r.Sync.IOs != 64 || r.Sync.Lat.N != 64 {
+		t.Fatalf("sync stats %+v, want 64 syncs (256 writes, fsync=4)", r.Sync)
+	}
+}

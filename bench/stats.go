@@ -85,10 +85,32 @@ func (a *acc) free() {
 	}
 }
 
-// interval is one worker's (or the merged) figures for one interval.
+// interval is one worker's (or the merged) figures for one interval, per direction and, at
+// index syncIdx, for the syncs of fsync=N (kept out of the time series).
 type interval struct {
 	idx int64
-	dir [2]acc
+	dir [3]acc
+}
+
+const syncIdx = 2
+
+func newInterval(idx int64) *interval {
+	return &interval{idx: idx, dir: [3]acc{newAcc(), newAcc(), newAcc()}}
+}
+
+func (iv *interval) empty() bool {
+	for i := range iv.dir {
+		if iv.dir[i].ios+iv.dir[i].errs > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (iv *interval) free() {
+	for i := range iv.dir {
+		iv.dir[i].free()
+	}
 }
 
 // report is what a worker sends: a finished interval (may be nil) and its watermark, the
@@ -106,7 +128,7 @@ type collector struct {
 	reports    chan report
 	watermarks []int64
 	pending    map[int64]*interval
-	total      [2]acc
+	total      [3]acc
 	points     []results.Point
 	finalized  int64 // intervals below this are in points
 	lastEndNS  atomic.Int64
@@ -155,13 +177,13 @@ func (c *collector) take(r report) {
 	if r.iv != nil {
 		p := c.pending[r.iv.idx]
 		if p == nil {
-			p = &interval{idx: r.iv.idx, dir: [2]acc{newAcc(), newAcc()}}
+			p = newInterval(r.iv.idx)
 			c.pending[r.iv.idx] = p
 		}
 		for d := range p.dir {
 			p.dir[d].merge(&r.iv.dir[d])
-			r.iv.dir[d].free()
 		}
+		r.iv.free()
 	}
 	c.watermarks[r.worker] = r.watermark
 	low := int64(math.MaxInt64)
@@ -197,8 +219,8 @@ func (c *collector) finalize(upTo int64) {
 		c.finalized = i + 1
 		for d := range iv.dir {
 			c.total[d].merge(&iv.dir[d])
-			iv.dir[d].free()
 		}
+		iv.free()
 	}
 }
 

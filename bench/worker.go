@@ -47,7 +47,7 @@ func newWorker(st *runState, j *job, id, slot int) *worker {
 		wk.limited[d] = j.limits[d] != nil
 	}
 	fillRandom(wk.bufs[workloads.Write], wk.seed^uint64(slot+1))
-	wk.cur = &interval{idx: 0, dir: [2]acc{newAcc(), newAcc()}}
+	wk.cur = newInterval(0)
 	wk.nextB = st.rampNS + st.intervalNS
 	return wk
 }
@@ -139,7 +139,10 @@ func (wk *worker) run() {
 			return
 		}
 		if p.dir == workloads.Write && w.Fsync > 0 && j.writes.Add(1)%int64(w.Fsync) == 0 {
-			if err := j.target.Sync(); err != nil {
+			s0 := st.now()
+			err := j.target.Sync()
+			wk.recordSync(s0, st.now(), err)
+			if err != nil {
 				st.fail(fmt.Errorf("job %d: sync: %w", j.id, err))
 				return
 			}
@@ -207,14 +210,31 @@ func (wk *worker) complete(p plan, t0, t1 int64, err error) {
 	a.record(t1-t0, p.n)
 }
 
+// recordSync records one sync of fsync=N.
+func (wk *worker) recordSync(t0, t1 int64, err error) {
+	st := wk.st
+	if t1 < st.rampNS || (st.deadlineNS > 0 && t1 > st.deadlineNS) {
+		return
+	}
+	if t1 >= wk.nextB {
+		wk.flush(t1)
+	}
+	a := &wk.cur.dir[syncIdx]
+	if err != nil {
+		a.errs++
+		return
+	}
+	a.record(t1-t0, 0)
+}
+
 // flush hands the current interval to the collector and starts the one containing t.
 func (wk *worker) flush(t int64) {
 	st := wk.st
 	idx := (t - st.rampNS) / st.intervalNS
 	var iv *interval
-	if wk.cur.dir[0].ios+wk.cur.dir[1].ios+wk.cur.dir[0].errs+wk.cur.dir[1].errs > 0 {
+	if !wk.cur.empty() {
 		iv = wk.cur
-		wk.cur = &interval{dir: [2]acc{newAcc(), newAcc()}}
+		wk.cur = newInterval(idx)
 	}
 	wk.cur.idx = idx
 	wk.nextB = st.rampNS + (idx+1)*st.intervalNS
@@ -223,11 +243,10 @@ func (wk *worker) flush(t int64) {
 
 func (wk *worker) finish() {
 	var iv *interval
-	if wk.cur.dir[0].ios+wk.cur.dir[1].ios+wk.cur.dir[0].errs+wk.cur.dir[1].errs > 0 {
+	if !wk.cur.empty() {
 		iv = wk.cur
 	} else {
-		wk.cur.dir[0].free()
-		wk.cur.dir[1].free()
+		wk.cur.free()
 	}
 	wk.cur = nil
 	wk.st.coll.reports <- report{worker: wk.id, iv: iv, watermark: math.MaxInt64, done: true}

@@ -55,6 +55,10 @@ func rowsOf(runs []*results.Run) []row {
 		if r.Write != nil {
 			rows = append(rows, row{r, "write", r.Write})
 		}
+		if r.Sync != nil {
+			// fsync=N: IOPS are syncs per second, latency is the sync's.
+			rows = append(rows, row{r, "sync", r.Sync})
+		}
 		if len(rows) == n {
 			rows = append(rows, row{run: r, dir: "-"})
 		}

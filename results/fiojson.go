@@ -20,7 +20,7 @@ import (
 //     submission latency, as with fio's synchronous engines; slat_ns is zero).
 //   - bw_*/iops_* min/max/mean/dev come from the run's time series (one sample per interval).
 //   - latency_ns/us/ms are computed from the latency histograms (within their 0.1% resolution).
-//   - Figures we do not measure are zero: short/drop ios, ctx, majf, minf, iodepth_*, sync,
+//   - Figures we do not measure are zero: short/drop ios, ctx, majf, minf, iodepth_*,
 //     and trim (never used). "error" is 5 (EIO) when the run ended with an error.
 func WriteFioJSON(w io.Writer, runs []*Run) error {
 	doc := fioDoc{Version: "vmstorbench", GlobalOptions: object{}, Jobs: []fioJob{}, DiskUtil: []struct{}{}}
@@ -188,6 +188,9 @@ func fioJobFrom(i int, r *Run) (fioJob, error) {
 		} else {
 			j.Read = fd
 		}
+	}
+	if r.Sync != nil {
+		j.Sync = fioSync{TotalIOs: r.Sync.IOs, Lat: fioLatFrom(r.Sync.Lat)}
 	}
 	var err error
 	j.LatencyNS, j.LatencyUS, j.LatencyMS, err = latencyBuckets(r)

@@ -31,8 +31,10 @@ type Run struct {
 	// Runtime is the measured time (ramp excluded).
 	RuntimeNS int64 `json:"runtime_ns"`
 	// Read and Write are the per-direction summaries; nil when the direction was not used.
-	Read   *DirStats `json:"read,omitempty"`
-	Write  *DirStats `json:"write,omitempty"`
+	Read  *DirStats `json:"read,omitempty"`
+	Write *DirStats `json:"write,omitempty"`
+	// Sync summarises the syncs of fsync=N (IOs is their count, Lat their latency).
+	Sync   *DirStats `json:"sync,omitempty"`
 	Verify *Verify   `json:"verify,omitempty"`
 	CPU    CPU       `json:"cpu"`
 	Series Series    `json:"series"`

@@ -241,6 +241,9 @@ func (w Workload) Describe() string {
 		s += " bs=" + w.BS[Read].String() + "," + w.BS[Write].String()
 	}
 	s += fmt.Sprintf(" iodepth=%d numjobs=%d", w.IODepth, w.NumJobs)
+	if w.Fsync > 0 {
+		s += fmt.Sprintf(" fsync=%d", w.Fsync)
+	}
 	if w.Verify != "" {
 		s += " verify=" + w.Verify
 	}
