@@ -429,3 +429,20 @@ func TestFsyncIsMeasured(t *testing.T) {
 		t.Fatalf("sync stats %+v, want 64 syncs (256 writes, fsync=4)", r.Sync)
 	}
 }
+
+// A time-based run stops workers at the deadline between choosing a block and writing it:
+// the block must keep the generation it really holds, or the read-back reports false
+// mismatches (one per worker).
+func TestVerifyTimeBasedDeadlineNoFalseMismatches(t *testing.T) {
+	for _, rw := range []string{"write", "randwrite", "randrw"} {
+		reg, _ := registry(t, memTarget)
+		w := workloads.Workload{RW: rw, Size: 4 << 20, Verify: "crc32c", IODepth: 8, Runtime: 200 * time.Millisecond, TimeBased: true}
+		r, err := Run(context.Background(), Config{Target: "test://", Registry: reg, Workload: w})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Verify.Mismatches != 0 || r.Verify.Checked == 0 {
+			t.Errorf("%s: verify %+v, want blocks checked and no mismatches", rw, r.Verify)
+		}
+	}
+}

@@ -105,6 +105,7 @@ func (wk *worker) run() {
 			}
 		}
 		buf := wk.bufs[p.dir][:p.n]
+		prevGen := gen // what the block holds until this I/O completes
 		if wk.verify && p.dir == workloads.Write {
 			gen = (gen&^blockBusy)%(blockBusy-1) + 1
 			fillVerifyBlock(buf, p.off, w.RandSeed, gen)
@@ -112,7 +113,7 @@ func (wk *worker) run() {
 		t0 := st.now()
 		if st.deadlineNS > 0 && t0 >= st.deadlineNS {
 			if wk.verify {
-				j.blocks.release(blk, gen)
+				j.blocks.release(blk, prevGen) // the write was never issued
 			}
 			return
 		}

@@ -35,7 +35,10 @@
 // "signing required"; the fork skips verification of interim responses (its PR #48,
 // MS-SMB2 3.2.5.1.3). It also signs only when signing is required (upstream signs every
 // request, so "none" was never unsigned), pools receive buffers and fixes credit accounting
-// on failed requests. Being served by the Go module proxy, it needs no patched copy here.
+// on failed requests. It is built from a patched copy, third_party/go-smb2 (go.mod
+// replace; see its README.md): the fork computes the AES-CMAC of SMB 3.x signing and the
+// CBC-MAC of AES-CCM one byte at a time, which made "signed" measure the client (~3.5 ms
+// per 1 MiB message); the copy does it a block at a time (~1.2 ms, near the AES latency).
 //
 // wire.go sits between the library and the socket: it learns what was negotiated (the
 // library does not export it), sends each request's length and body with one writev
