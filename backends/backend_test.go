@@ -54,6 +54,8 @@ func TestRedact(t *testing.T) {
 		"iscsi://h/iqn/0?chap_user=u&secret=abc": "iscsi://h/iqn/0?chap_user=u&secret=REDACTED",
 		"smb://u@h/s/f?password_file=/run/pw":    "smb://u@h/s/f?password_file=/run/pw",
 		"file:///tmp/x":                          "file:///tmp/x",
+		"null://":                                "null://",
+		"mem://?size=1g":                         "mem://?size=1g",
 	}
 	for in, want := range cases {
 		if got := RedactString(in); got != want {

@@ -34,7 +34,12 @@ func Redact(u *url.URL) string {
 	if changed {
 		c.RawQuery = q.Encode()
 	}
-	return c.String()
+	out := c.String()
+	// url.URL drops an empty authority ("null://" → "null:"); target URLs keep it.
+	if c.Opaque == "" && !strings.HasPrefix(out, c.Scheme+"://") {
+		out = c.Scheme + "://" + strings.TrimPrefix(out, c.Scheme+":")
+	}
+	return out
 }
 
 // RedactString is Redact for a raw URL; an unparsable URL is hidden entirely.

@@ -144,6 +144,24 @@ func renderTable(w io.Writer, rows []row, markdown bool) error {
 		cells = append(cells, c)
 	}
 
+	// One workload for every row (the common case: one workload, several targets) is said
+	// once above the table instead of in a wide column repeated on every row.
+	const workloadCol = 3
+	if len(cells) > 0 && columnConstant(cells, workloadCol) {
+		prefix := "Workload: "
+		if markdown {
+			prefix = "**Workload:** "
+		}
+		if _, err := fmt.Fprintf(w, "%s%s\n\n", prefix, cells[0][workloadCol]); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		header = dropColumn(header, workloadCol)
+		align = dropColumn(align, workloadCol)
+		for i := range cells {
+			cells[i] = dropColumn(cells[i], workloadCol)
+		}
+	}
+
 	opts := []tablewriter.Option{
 		tablewriter.WithHeaderAutoFormat(tw.Off), // keep "MB/s" and "µs" as written
 		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: align}),
@@ -160,6 +178,19 @@ func renderTable(w io.Writer, rows []row, markdown bool) error {
 		return fmt.Errorf("report: %w", err)
 	}
 	return nil
+}
+
+func columnConstant(cells [][]string, col int) bool {
+	for _, c := range cells[1:] {
+		if c[col] != cells[0][col] {
+			return false
+		}
+	}
+	return true
+}
+
+func dropColumn[T any](s []T, col int) []T {
+	return append(append([]T(nil), s[:col]...), s[col+1:]...)
 }
 
 // completeCell marks an incomplete run loudly, with the start of its error.

@@ -197,3 +197,16 @@ func TestHumanNumbers(t *testing.T) {
 		}
 	}
 }
+
+func TestSharedWorkloadSaidOnce(t *testing.T) {
+	a := &results.Run{Target: results.Target{URL: "null://", Backend: "null"}, Workload: workloads.Workload{RW: "randread", BS: [2]workloads.BlockSize{workloads.Fixed(4096), workloads.Fixed(4096)}, IODepth: 1, NumJobs: 1}, Complete: true, Read: &results.DirStats{IOs: 1}}
+	b := *a
+	b.Target.URL = "mem://"
+	var out strings.Builder
+	if err := Render(&out, []*results.Run{a, &b}, "table"); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); !strings.HasPrefix(got, "Workload: randread bs=4KiB") || strings.Count(got, "randread") != 1 {
+		t.Errorf("want the shared workload once, above the table:\n%s", got)
+	}
+}
