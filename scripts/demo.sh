@@ -18,7 +18,8 @@ echo "== starting the testbed (real servers on 127.0.0.1)"
 
 for profile in rand-read-4k seq-read seq-write; do
   echo "== $profile on every endpoint"
-  "$bin" run --testbed --testbed-state "$state" --profile "$profile" \
+  # --allow-destructive: the testbed's iSCSI LUNs are scratch devices of its own.
+  "$bin" run --testbed --testbed-state "$state" --profile "$profile" --allow-destructive \
     --size 64m --runtime "$runtime" --interval 100ms --results "$out/results" --quiet
 done
 

@@ -19,6 +19,8 @@ func Catalog() []func() Server {
 		func() Server { return NewGoNFS() },
 		func() Server { return NewSamba() },
 		func() Server { return NewGanesha() },
+		func() Server { return NewTgt() },
+		func() Server { return NewGotgt() },
 	}
 }
 

@@ -3,6 +3,7 @@ package all
 
 import (
 	_ "github.com/vmstorbench/vmstorbench/backends/file"
+	_ "github.com/vmstorbench/vmstorbench/backends/iscsi"
 	_ "github.com/vmstorbench/vmstorbench/backends/mem"
 	_ "github.com/vmstorbench/vmstorbench/backends/nfs"
 	_ "github.com/vmstorbench/vmstorbench/backends/null"

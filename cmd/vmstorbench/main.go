@@ -13,6 +13,7 @@ import (
 
 	_ "github.com/vmstorbench/vmstorbench/backends/all"
 	"github.com/vmstorbench/vmstorbench/internal/version"
+	"github.com/vmstorbench/vmstorbench/testbed"
 )
 
 // exitError carries an exit status through cobra without printing anything more.
@@ -37,6 +38,8 @@ func newRootCmd() *cobra.Command {
 }
 
 func main() {
+	// The testbed's gotgt target runs in a child process: this same binary, re-executed.
+	testbed.RunChildIfRequested()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()

@@ -193,7 +193,6 @@ func zombie(pid int) bool {
 	return len(f) > 2 && f[2] == "Z"
 }
 
-
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if builtBin != "" {

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# compare-iscsi.sh: libiscsi's iscsi-perf against vmstorbench's pure-Go iSCSI initiator on
+# the same LUN, in one run, with the ratio: 4 KiB random reads at queue depth 1 and 32, and
+# 1 MiB sequential reads at queue depth 8.
+#
+# It starts tgtd (Debian's tgt) on a random loopback port with one 256 MiB file-backed LUN
+# filled with random data, then for ROUNDS rounds runs, case by case, iscsi-perf for SECS
+# seconds and next to it (first or second, alternately) BenchmarkRead (backends/iscsi/bench_test.go: QD goroutines
+# calling ReadAt on one Target, the way the engine drives it) for SECS seconds. iscsi-perf
+# reads with READ(16) through one session, as we do; both count completed commands per second.
+# MiB/s = IOPS × the request size. The summary gives each tool's median and the median of the
+# per-round ratios: the two runs of a round are back to back, so their ratio is the least
+# disturbed by other load on a shared machine. Target: ratio >= 0.9.
+#
+# With GOTGT=1 the same cases run against the gotgt target too (started from the compiled
+# test binary in its testbed child mode), for the record.
+#
+#   scripts/compare-iscsi.sh              # needs root, tgt, libiscsi-bin, go
+#   ROUNDS=5 SECS=5 GOTGT=1 scripts/compare-iscsi.sh
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+SECS=${SECS:-3}
+GOTGT=${GOTGT:-0}
+IQN=iqn.2025-01.org.vmstorbench:compare
+
+cd "$(dirname "$0")/.."
+for tool in tgtd tgtadm iscsi-perf go; do
+	command -v "$tool" >/dev/null || {
+		echo "compare-iscsi: $tool not found (apt-get install tgt libiscsi-bin)" >&2
+		exit 1
+	}
+done
+[ "$(id -u)" = 0 ] || { echo "compare-iscsi: tgtd needs root" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/compare-iscsi.XXXXXX)
+tgt_pid= ctl= gotgt_pid=
+cleanup() {
+	if [ -n "$tgt_pid" ]; then
+		# tgtd ignores SIGTERM while it has targets: delete them, ask it to exit, then KILL.
+		tgtadm -C "$ctl" --lld iscsi --mode target --op delete --force --tid 1 >/dev/null 2>&1 || true
+		tgtadm -C "$ctl" --mode system --op delete >/dev/null 2>&1 || true
+		for _ in $(seq 20); do kill -0 "$tgt_pid" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$tgt_pid" 2>/dev/null || true
+		wait "$tgt_pid" 2>/dev/null || true
+		rm -f "/var/run/tgtd/socket.$ctl" "/var/run/tgtd/socket.$ctl.lock"
+	fi
+	if [ -n "$gotgt_pid" ]; then
+		kill "$gotgt_pid" 2>/dev/null || true
+		wait "$gotgt_pid" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { # a TCP port nothing listens on at 127.0.0.1
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+	done
+}
+wait_port() { # wait_port PORT PID NAME
+	for _ in $(seq 200); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return
+		kill -0 "$2" 2>/dev/null || { echo "compare-iscsi: $3 exited" >&2; exit 1; }
+		sleep 0.05
+	done
+	echo "compare-iscsi: $3 not listening on port $1" >&2
+	exit 1
+}
+
+go test -c -o "$work/iscsi.test" ./backends/iscsi
+head -c 256M /dev/urandom >"$work/lun.img"
+
+port=$(free_port)
+while :; do
+	ctl=$((1000 + RANDOM % 31000)) # tgtd takes control ports 0-32767
+	[ -e "/var/run/tgtd/socket.$ctl" ] || break
+done
+tgtd -f -C "$ctl" --iscsi "portal=127.0.0.1:$port" >"$work/tgtd.log" 2>&1 &
+tgt_pid=$!
+for _ in $(seq 100); do
+	tgtadm -C "$ctl" --lld iscsi --mode target --op show >/dev/null 2>&1 && break
+	kill -0 "$tgt_pid" 2>/dev/null || { echo "compare-iscsi: tgtd exited: $(cat "$work/tgtd.log")" >&2; exit 1; }
+	sleep 0.05
+done
+tgtadm -C "$ctl" --lld iscsi --mode target --op new --tid 1 --targetname "$IQN"
+tgtadm -C "$ctl" --lld iscsi --mode logicalunit --op new --tid 1 --lun 1 --backing-store "$work/lun.img"
+tgtadm -C "$ctl" --lld iscsi --mode target --op bind --tid 1 --initiator-address ALL
+wait_port "$port" "$tgt_pid" tgtd
+targets=("tgt iscsi://127.0.0.1:$port/$IQN/1")
+
+if [ "$GOTGT" = 1 ]; then
+	gport=$(free_port)
+	mkdir -p "$work/gotgt"
+	cfg=$(printf '{"port":%d,"target":"%s","lun_file":"%s","lun":1,"dir":"%s"}' "$gport" "$IQN" "$work/lun.img" "$work/gotgt")
+	VMSTORBENCH_TESTBED_CHILD=gotgt VMSTORBENCH_GOTGT_CONFIG="$cfg" "$work/iscsi.test" >"$work/gotgt.log" 2>&1 &
+	gotgt_pid=$!
+	wait_port "$gport" "$gotgt_pid" gotgt
+	targets+=("gotgt iscsi://127.0.0.1:$gport/$IQN/1")
+fi
+
+# case: name, iscsi-perf flags, benchmark name, request bytes
+cases=(
+	"4k-rand-qd1|-m 1 -b 8 -r|4k-rand-qd1|4096"
+	"4k-rand-qd32|-m 32 -b 8 -r|4k-rand-qd32|4096"
+	"1m-seq-qd8|-m 8 -b 2048|1m-seq-qd8|1048576"
+)
+
+perf_iops() { # perf_iops URL FLAGS... -> average IOPS
+	local url=$1 out
+	shift
+	out=$(timeout $((SECS + 20)) iscsi-perf -t "$SECS" "$@" "$url" 2>&1) ||
+		{ echo "compare-iscsi: iscsi-perf $* failed: $out" >&2; exit 1; }
+	echo "$out" | tr '\r' '\n' | sed -n 's/.*iops average \([0-9]*\).*/\1/p' | tail -1
+}
+
+ours_iops() { # ours_iops URL BENCH -> IOPS
+	local out
+	out=$(VMSTORBENCH_ISCSI_BENCH_URL="$1" "$work/iscsi.test" -test.run '^$' \
+		-test.bench "^BenchmarkRead/$2\$" -test.benchtime "${SECS}s" 2>&1) ||
+		{ echo "compare-iscsi: BenchmarkRead/$2 failed: $out" >&2; exit 1; }
+	echo "$out" | awk '/^BenchmarkRead\// { for (i = 2; i <= NF; i++) if ($(i) == "IOPS") printf "%.0f\n", $(i-1) }' | tail -1
+}
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+
+summary=()
+for t in "${targets[@]}"; do
+	tname=${t%% *}
+	url=${t#* }
+	echo "== $tname ($url), $ROUNDS rounds of ${SECS}s per tool and case"
+	printf '%-6s %-14s %12s %12s\n' round case iscsi-perf vmstorbench
+	declare -A pall=() oall=() rall=()
+	for r in $(seq "$ROUNDS"); do
+		for c in "${cases[@]}"; do
+			IFS='|' read -r name flags bench bytes <<<"$c"
+			# Alternate which tool goes first, so that neither always follows the other.
+			if [ $((r % 2)) = 1 ]; then
+				# shellcheck disable=SC2086
+				p=$(perf_iops "$url" $flags)
+				o=$(ours_iops "$url" "$bench")
+			else
+				o=$(ours_iops "$url" "$bench")
+				# shellcheck disable=SC2086
+				p=$(perf_iops "$url" $flags)
+			fi
+			pall[$name]="${pall[$name]:-} $p"
+			oall[$name]="${oall[$name]:-} $o"
+			rall[$name]="${rall[$name]:-} $(awk -v p="$p" -v o="$o" 'BEGIN { printf "%.3f", (p > 0 ? o / p : 0) }')"
+			printf '%-6s %-14s %12s %12s\n' "$r" "$name" "$p" "$o"
+		done
+	done
+	for c in "${cases[@]}"; do
+		IFS='|' read -r name flags bench bytes <<<"$c"
+		p=$(echo "${pall[$name]}" | median)
+		o=$(echo "${oall[$name]}" | median)
+		q=$(echo "${rall[$name]}" | median)
+		summary+=("$(awk -v t="$tname" -v n="$name" -v p="$p" -v o="$o" -v q="$q" -v b="$bytes" 'BEGIN {
+			printf "%-6s %-14s %10d IOPS %8.1f MiB/s   %10d IOPS %8.1f MiB/s   %5.2f",
+				t, n, p, p * b / 1048576, o, o * b / 1048576, q }')")
+	done
+	unset pall oall rall
+done
+
+echo
+echo "medians of $ROUNDS rounds (ratio: median of the per-round ratios):"
+printf '%-6s %-14s %30s   %30s   %5s\n' target case "iscsi-perf (libiscsi)" "vmstorbench (Go initiator)" ratio
+printf '%s\n' "${summary[@]}"
