@@ -10,7 +10,9 @@
 # reads with READ(16) through one session, as we do; both count completed commands per second.
 # MiB/s = IOPS × the request size. The summary gives each tool's median and the median of the
 # per-round ratios: the two runs of a round are back to back, so their ratio is the least
-# disturbed by other load on a shared machine. Target: ratio >= 0.9.
+# disturbed by other load on a shared machine. Target: ratio >= 0.9. It also gives the CPU
+# time each initiator spends per read (iscsi-perf: its process's user+system time over its
+# reads; ours: BenchmarkRead's cpu-us/op), which other load disturbs much less than IOPS.
 #
 # With GOTGT=1 the same cases run against the gotgt target too (started from the compiled
 # test binary in its testbed child mode), for the record.
@@ -25,7 +27,7 @@ GOTGT=${GOTGT:-0}
 IQN=iqn.2025-01.org.vmstorbench:compare
 
 cd "$(dirname "$0")/.."
-for tool in tgtd tgtadm iscsi-perf go; do
+for tool in tgtd tgtadm iscsi-perf go /usr/bin/time; do
 	command -v "$tool" >/dev/null || {
 		echo "compare-iscsi: $tool not found (apt-get install tgt libiscsi-bin)" >&2
 		exit 1
@@ -108,20 +110,22 @@ cases=(
 	"1m-seq-qd8|-m 8 -b 2048|1m-seq-qd8|1048576"
 )
 
-perf_iops() { # perf_iops URL FLAGS... -> average IOPS
-	local url=$1 out
+perf_run() { # perf_run URL FLAGS... -> "IOPS CPU-µs-per-read"
+	local url=$1 out iops
 	shift
-	out=$(timeout $((SECS + 20)) iscsi-perf -t "$SECS" "$@" "$url" 2>&1) ||
+	out=$(/usr/bin/time -f '%U %S' -o "$work/time" timeout $((SECS + 20)) iscsi-perf -t "$SECS" "$@" "$url" 2>&1) ||
 		{ echo "compare-iscsi: iscsi-perf $* failed: $out" >&2; exit 1; }
-	echo "$out" | tr '\r' '\n' | sed -n 's/.*iops average \([0-9]*\).*/\1/p' | tail -1
+	iops=$(echo "$out" | tr '\r' '\n' | sed -n 's/.*iops average \([0-9]*\).*/\1/p' | tail -1)
+	awk -v n="$iops" -v s="$SECS" '{ printf "%d %.1f\n", n, (n > 0 ? ($1 + $2) * 1e6 / (n * s) : 0) }' "$work/time"
 }
 
-ours_iops() { # ours_iops URL BENCH -> IOPS
+ours_run() { # ours_run URL BENCH -> "IOPS CPU-µs-per-read"
 	local out
 	out=$(VMSTORBENCH_ISCSI_BENCH_URL="$1" "$work/iscsi.test" -test.run '^$' \
 		-test.bench "^BenchmarkRead/$2\$" -test.benchtime "${SECS}s" 2>&1) ||
 		{ echo "compare-iscsi: BenchmarkRead/$2 failed: $out" >&2; exit 1; }
-	echo "$out" | awk '/^BenchmarkRead\// { for (i = 2; i <= NF; i++) if ($(i) == "IOPS") printf "%.0f\n", $(i-1) }' | tail -1
+	echo "$out" | awk '/^BenchmarkRead\// { for (i = 2; i <= NF; i++) { if ($(i) == "IOPS") n = $(i-1); if ($(i) == "cpu-us/op") c = $(i-1) } }
+		END { printf "%.0f %.1f\n", n, c }'
 }
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
@@ -131,25 +135,27 @@ for t in "${targets[@]}"; do
 	tname=${t%% *}
 	url=${t#* }
 	echo "== $tname ($url), $ROUNDS rounds of ${SECS}s per tool and case"
-	printf '%-6s %-14s %12s %12s\n' round case iscsi-perf vmstorbench
-	declare -A pall=() oall=() rall=()
+	printf '%-6s %-14s %22s %22s\n' round case "iscsi-perf IOPS (cpu)" "vmstorbench IOPS (cpu)"
+	declare -A pall=() oall=() rall=() pcpu=() ocpu=()
 	for r in $(seq "$ROUNDS"); do
 		for c in "${cases[@]}"; do
 			IFS='|' read -r name flags bench bytes <<<"$c"
 			# Alternate which tool goes first, so that neither always follows the other.
 			if [ $((r % 2)) = 1 ]; then
 				# shellcheck disable=SC2086
-				p=$(perf_iops "$url" $flags)
-				o=$(ours_iops "$url" "$bench")
+				read -r p pc <<<"$(perf_run "$url" $flags)"
+				read -r o oc <<<"$(ours_run "$url" "$bench")"
 			else
-				o=$(ours_iops "$url" "$bench")
+				read -r o oc <<<"$(ours_run "$url" "$bench")"
 				# shellcheck disable=SC2086
-				p=$(perf_iops "$url" $flags)
+				read -r p pc <<<"$(perf_run "$url" $flags)"
 			fi
 			pall[$name]="${pall[$name]:-} $p"
 			oall[$name]="${oall[$name]:-} $o"
+			pcpu[$name]="${pcpu[$name]:-} $pc"
+			ocpu[$name]="${ocpu[$name]:-} $oc"
 			rall[$name]="${rall[$name]:-} $(awk -v p="$p" -v o="$o" 'BEGIN { printf "%.3f", (p > 0 ? o / p : 0) }')"
-			printf '%-6s %-14s %12s %12s\n' "$r" "$name" "$p" "$o"
+			printf '%-6s %-14s %12s (%6.1f µs) %12s (%6.1f µs)\n' "$r" "$name" "$p" "$pc" "$o" "$oc"
 		done
 	done
 	for c in "${cases[@]}"; do
@@ -157,14 +163,16 @@ for t in "${targets[@]}"; do
 		p=$(echo "${pall[$name]}" | median)
 		o=$(echo "${oall[$name]}" | median)
 		q=$(echo "${rall[$name]}" | median)
-		summary+=("$(awk -v t="$tname" -v n="$name" -v p="$p" -v o="$o" -v q="$q" -v b="$bytes" 'BEGIN {
-			printf "%-6s %-14s %10d IOPS %8.1f MiB/s   %10d IOPS %8.1f MiB/s   %5.2f",
-				t, n, p, p * b / 1048576, o, o * b / 1048576, q }')")
+		pc=$(echo "${pcpu[$name]}" | median)
+		oc=$(echo "${ocpu[$name]}" | median)
+		summary+=("$(awk -v t="$tname" -v n="$name" -v p="$p" -v o="$o" -v q="$q" -v b="$bytes" -v pc="$pc" -v oc="$oc" 'BEGIN {
+			printf "%-6s %-14s %8d IOPS %7.1f MiB/s %6.1f µs   %8d IOPS %7.1f MiB/s %6.1f µs   %5.2f",
+				t, n, p, p * b / 1048576, pc, o, o * b / 1048576, oc, q }')")
 	done
-	unset pall oall rall
+	unset pall oall rall pcpu ocpu
 done
 
 echo
-echo "medians of $ROUNDS rounds (ratio: median of the per-round ratios):"
-printf '%-6s %-14s %30s   %30s   %5s\n' target case "iscsi-perf (libiscsi)" "vmstorbench (Go initiator)" ratio
+echo "medians of $ROUNDS rounds (µs: CPU time per read; ratio: median of the per-round IOPS ratios):"
+printf '%-6s %-14s %-37s   %-37s   %5s\n' target case "iscsi-perf (libiscsi)" "vmstorbench (Go initiator)" ratio
 printf '%s\n' "${summary[@]}"

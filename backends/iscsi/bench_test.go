@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,7 +15,8 @@ import (
 
 // BenchmarkRead measures reads through the Target as the engine drives it: qd goroutines
 // calling ReadAt on one Target. It reports IOPS and MB/s, the figures libiscsi's iscsi-perf
-// prints, so that scripts/compare-iscsi.sh can set them side by side. The LUN is
+// prints, so that scripts/compare-iscsi.sh can set them side by side, and the process's CPU
+// time per read (cpu-us/op), which a busy shared machine disturbs less than IOPS. The LUN is
 // $VMSTORBENCH_ISCSI_BENCH_URL when set (its CHAP secret, if any, in $VMSTORBENCH_ISCSI_SECRET),
 // else a tgt testbed started for the benchmark.
 func BenchmarkRead(b *testing.B) {
@@ -46,7 +48,7 @@ func BenchmarkRead(b *testing.B) {
 			b.SetBytes(c.bs)
 			b.ReportAllocs()
 			b.ResetTimer()
-			start := time.Now()
+			start, cpu0 := time.Now(), cpuTime()
 			for g := 0; g < c.qd; g++ {
 				wg.Add(1)
 				go func(g int) {
@@ -67,10 +69,18 @@ func BenchmarkRead(b *testing.B) {
 			}
 			wg.Wait()
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "IOPS")
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/1e3, "cpu-us/op")
 			close(errs)
 			for err := range errs {
 				b.Fatal(err)
 			}
 		})
 	}
+}
+
+// cpuTime is the user and system CPU time of the process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -88,7 +88,7 @@ func exercise(t *testing.T, tg *Target) {
 	if tg.Size() != testbed.ISCSILUNSize {
 		t.Fatalf("Size %d, want %d", tg.Size(), testbed.ISCSILUNSize)
 	}
-	const workers, perWorker = 32, 24
+	const workers, perWorker = 32, 12
 	bs := tg.BlockSize()
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)

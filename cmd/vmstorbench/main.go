@@ -33,7 +33,8 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newReportCmd(), newBackendsCmd(), newProfilesCmd(), newTestbedCmd())
+	root.AddCommand(newRunCmd(), newReportCmd(), newBackendsCmd(), newProfilesCmd(), newTestbedCmd(),
+		newVMCmd(), newMigrateCmd(), newAgentCmd())
 	return root
 }
 

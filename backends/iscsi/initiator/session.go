@@ -666,6 +666,7 @@ func (s *Session) background() {
 // held is false (it gave the token up before a write that would block).
 func (s *Session) readUntil(t *task) (held bool) {
 	h := &s.rhdr
+	s.woke = 0
 	for {
 		if s.Err() != nil {
 			s.drain()

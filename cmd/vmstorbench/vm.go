@@ -1,0 +1,511 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/vmstorbench/vmstorbench/backends"
+	"github.com/vmstorbench/vmstorbench/results"
+	"github.com/vmstorbench/vmstorbench/vm/agent"
+	"github.com/vmstorbench/vmstorbench/vm/guest"
+	"github.com/vmstorbench/vmstorbench/vm/linkemu"
+	"github.com/vmstorbench/vmstorbench/vm/migrate"
+	"github.com/vmstorbench/vmstorbench/workloads"
+	"github.com/vmstorbench/vmstorbench/workloads/units"
+)
+
+// imageFlags say where the guest image comes from; vm image and migrate share them.
+type imageFlags struct {
+	cache    string
+	kernel   string
+	modules  string
+	agent    string
+	download bool
+	rebuild  bool
+}
+
+func (f *imageFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.cache, "cache", guest.DefaultCacheDir(), "cache directory for guest images, kernels and the KVM check ($VMSTORBENCH_CACHE)")
+	fs.StringVar(&f.kernel, "kernel", "", "guest kernel (vmlinuz) to use instead of the newest installed Debian 6.1 kernel")
+	fs.StringVar(&f.modules, "modules", "", "modules directory for --kernel (default /lib/modules/<version>)")
+	fs.StringVar(&f.agent, "agent", "", "static vmstorbench binary to run in the guest (default: this one if static, else built with CGO_ENABLED=0)")
+	fs.BoolVar(&f.download, "download", false, "if no kernel is installed, fetch "+guest.KernelMetaPackage+"'s kernel with apt-get download into the cache")
+	fs.BoolVar(&f.rebuild, "rebuild", false, "rebuild the image even if it is cached")
+}
+
+func (f *imageFlags) build(ctx context.Context, log func(string)) (*guest.Image, error) {
+	agentBin := f.agent
+	if agentBin == "" {
+		var err error
+		if agentBin, err = guest.AgentBinary(ctx, f.cache, "./cmd/vmstorbench"); err != nil {
+			return nil, err
+		}
+	}
+	img, err := guest.Build(ctx, guest.Options{
+		CacheDir: f.cache,
+		Kernel:   guest.KernelOptions{Kernel: f.kernel, ModulesDir: f.modules, CacheDir: f.cache, Download: f.download},
+		Agent:    agentBin,
+		Rebuild:  f.rebuild,
+		Log:      log,
+	})
+	if errors.Is(err, guest.ErrNoKernel) && !f.download {
+		err = fmt.Errorf("%w\n(or: vmstorbench vm image --download)", err)
+	}
+	return img, err
+}
+
+// newVMCmd is "vm" with its "image" subcommand.
+func newVMCmd() *cobra.Command {
+	vm := &cobra.Command{
+		Use:   "vm",
+		Short: "The guest used by 'migrate': build and inspect it",
+	}
+	var f imageFlags
+	var jsonOut bool
+	img := &cobra.Command{
+		Use:   "image",
+		Short: "Build (or find in the cache) the guest image: Debian kernel, busybox initramfs, vmstorbench as agent",
+		Long: `Build the small guest 'migrate' boots: the Debian 6.1 kernel (uncompressed to vmlinux for a
+fast PVH boot), a busybox-static initramfs with the virtio modules, and this vmstorbench
+binary (built static if it is not) as the in-guest agent. The image is cached under --cache
+by the hash of everything that goes into it.
+
+Needs: qemu-system-x86, busybox-static, and linux-image-amd64 installed (or --download).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			stderr := cmd.ErrOrStderr()
+			start := time.Now()
+			im, err := f.build(cmd.Context(), func(s string) { fmt.Fprintln(stderr, s) })
+			if err != nil {
+				return err
+			}
+			if jsonOut {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(im)
+			}
+			how := "built"
+			if im.Cached {
+				how = "cached"
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "guest image %s (%s in %s)\n", im.Hash, how, time.Since(start).Round(time.Millisecond))
+			fmt.Fprintf(out, "  kernel   %s (%s, %s) from %s\n", im.Kernel, im.KernelVersion, im.KernelFormat, im.KernelSource)
+			fmt.Fprintf(out, "  initrd   %s (%s)\n", im.Initrd, fileSize(im.Initrd))
+			fmt.Fprintf(out, "  modules  %s\n", strings.Join(im.Modules, " "))
+			fmt.Fprintf(out, "  cmdline  %s\n", im.Cmdline)
+			return nil
+		},
+	}
+	f.register(img.Flags())
+	img.Flags().BoolVar(&jsonOut, "json", false, "print the image description as JSON")
+	vm.AddCommand(img)
+	return vm
+}
+
+func fileSize(path string) string {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "?"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(st.Size())/(1<<20))
+}
+
+// newAgentCmd is the in-guest agent, started by the guest's /init.
+func newAgentCmd() *cobra.Command {
+	var o agent.Options
+	cmd := &cobra.Command{
+		Use:    "agent",
+		Short:  "In-guest agent of 'migrate' (runs inside the VM)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return agent.Run(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().StringVar(&o.Port, "port", guest.AgentPortName, "virtio-serial port name")
+	cmd.Flags().StringVar(&o.Modules, "modules", "", "file listing kernel modules to load first")
+	cmd.Flags().BoolVar(&o.Init, "init", false, "run as the guest's first process: mount /proc, /sys, /dev and power off at the end")
+	return cmd
+}
+
+type migrateOptions struct {
+	img              imageFlags
+	target           string
+	profile          string
+	fio              string
+	mode             string
+	at, after        time.Duration
+	repeat           int
+	maxBandwidth     string
+	downtimeLimit    time.Duration
+	deadline         time.Duration
+	postcopyAfter    time.Duration
+	postcopyIters    int
+	security         string
+	link             string
+	storageLink      string
+	outside          string
+	checkMemory      bool
+	accel            string
+	memory           int
+	diskSize         string
+	access           string
+	noVerify         bool
+	resultsDir       string
+	noSave           bool
+	jsonOut          bool
+	quiet            bool
+	keep             bool
+	allowDestructive bool
+	labels           []string
+}
+
+// newMigrateCmd is "migrate": the workload inside a guest that is live-migrated.
+func newMigrateCmd() *cobra.Command {
+	o := &migrateOptions{}
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Run a workload inside a VM whose disk is on the target while the VM is live-migrated",
+		Long: `Boot a small guest on a source QEMU with its disk on --target, run the workload in it,
+migrate it to a destination QEMU while it runs, keep it running after, read the data back
+from the destination, and save one result document with QEMU's migration figures, the
+guest's I/O per 100 ms as timestamped on the host, and downtime seen both ways.
+
+  vmstorbench migrate --target file:///var/tmp --profile oltp
+  vmstorbench migrate --target file:///var/tmp --mode postcopy --link wan
+  vmstorbench migrate --target smb://bench@127.0.0.1:4450/vms --security tls-verify-peer
+
+QEMU opens file:// images itself; other backends are served to it over an NBD export
+inside vmstorbench (--access nbd forces that for file:// too). KVM is tried (--accel auto)
+and TCG used when it does not boot the guest.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runMigrate(cmd, o) },
+	}
+	f := cmd.Flags()
+	f.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		return pflag.NormalizedName(strings.ReplaceAll(name, "_", "-"))
+	})
+	o.img.register(f)
+	f.StringVarP(&o.target, "target", "t", "", "where the VM's disk lives: a directory (a scratch image is created), an image file, or any backend URL")
+	f.StringVarP(&o.profile, "profile", "p", "oltp", "workload profile run inside the guest; see 'vmstorbench profiles'")
+	f.StringVar(&o.fio, "fio", "", "fio options on top of the profile: 'rw=randwrite bs=4k iodepth=8'")
+	for _, ff := range fioFlags {
+		f.String(ff.name, "", ff.help)
+	}
+	for _, ff := range fioBoolFlags {
+		f.Bool(ff.name, false, ff.help)
+	}
+	f.StringVar(&o.mode, "mode", migrate.ModePrecopy, "precopy | postcopy | stopcopy (stop, migrate, continue) | none (the guest baseline, no migration)")
+	f.DurationVar(&o.at, "at", 3*time.Second, "workload time before the migration starts")
+	f.DurationVar(&o.after, "after", 3*time.Second, "workload time after the migration ends")
+	f.IntVar(&o.repeat, "repeat", 1, "run the whole scenario N times (one result each)")
+	f.StringVar(&o.maxBandwidth, "max-bandwidth", "", "QEMU max-bandwidth in bytes/s (fio units: 100m), default QEMU's")
+	f.DurationVar(&o.downtimeLimit, "downtime-limit", 0, "QEMU downtime-limit (e.g. 300ms), default QEMU's")
+	f.DurationVar(&o.deadline, "deadline", 60*time.Second, "cancel a migration that has not completed after this long (the guest stays on the source)")
+	f.DurationVar(&o.postcopyAfter, "postcopy-after", 0, "postcopy: switch to post-copy this long after the migration started")
+	f.IntVar(&o.postcopyIters, "postcopy-iterations", 0, "postcopy: switch after this many pre-copy iterations (default 1 when --postcopy-after is not given)")
+	f.StringVar(&o.security, "security", migrate.SecurityNone, "none | tls | tls-verify-peer (x509 credentials generated for the run)")
+	f.StringVar(&o.link, "link", "", "emulated link between the hypervisors: lan, wan, or latency=20ms,jitter=5ms,bandwidth=100mbit")
+	f.StringVar(&o.storageLink, "storage-link", "", "emulated link between the hypervisors and the storage (NBD export or iSCSI disks): lan, wan, or a spec as for --link")
+	f.StringVar(&o.outside, "outside", "", "also run the workload on the host against this target (another file or LUN of the backend) while the guest runs it")
+	f.BoolVar(&o.checkMemory, "check-memory", false, "start the destination paused and compare guest RAM of both sides before it continues")
+	f.StringVar(&o.accel, "accel", "auto", "auto (KVM if it boots the guest, else TCG) | kvm | tcg")
+	f.IntVar(&o.memory, "memory", 256, "guest memory in MiB")
+	f.StringVar(&o.diskSize, "disk-size", "32m", "size of the scratch image created in a directory target, and at most the region the guest uses of an existing image or LUN")
+	f.StringVar(&o.access, "access", migrate.AccessAuto, "how QEMU reaches the disk: auto | native | nbd (vmstorbench's NBD export of the backend)")
+	f.BoolVar(&o.noVerify, "no-verify", false, "do not write verifiable blocks (no integrity check)")
+	f.StringVar(&o.resultsDir, "results", "results", "directory for result documents")
+	f.BoolVar(&o.noSave, "no-save", false, "do not save result documents")
+	f.BoolVar(&o.jsonOut, "json", false, "print the result document(s) as JSON")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "no live status")
+	f.BoolVar(&o.keep, "keep", false, "keep the scratch image")
+	f.BoolVar(&o.allowDestructive, "allow-destructive", false, "allow using an existing image or device as the guest's disk (it is overwritten)")
+	f.StringArrayVar(&o.labels, "label", nil, "key=value label stored in the results (repeatable)")
+	return cmd
+}
+
+func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
+	ctx := cmd.Context()
+	stderr := cmd.ErrOrStderr()
+	if o.target == "" {
+		return errors.New("no target: give --target (a directory for a scratch image, e.g. --target file:///var/tmp)")
+	}
+	if o.repeat < 1 {
+		return fmt.Errorf("--repeat %d: must be at least 1", o.repeat)
+	}
+	labels, err := parseLabels(o.labels)
+	if err != nil {
+		return err
+	}
+	w, err := migrateWorkload(cmd, o)
+	if err != nil {
+		return err
+	}
+	diskSize, err := units.ParseSize(o.diskSize)
+	if err != nil || diskSize <= 0 {
+		return fmt.Errorf("--disk-size %q: want a size like 64m", o.diskSize)
+	}
+	var maxBW int64
+	if o.maxBandwidth != "" {
+		if maxBW, err = units.ParseSize(o.maxBandwidth); err != nil || maxBW <= 0 {
+			return fmt.Errorf("--max-bandwidth %q: want bytes/s like 100m", o.maxBandwidth)
+		}
+	}
+	var link, storageLink *linkemu.Link
+	for _, l := range []struct {
+		spec string
+		dst  **linkemu.Link
+	}{{o.link, &link}, {o.storageLink, &storageLink}} {
+		if l.spec != "" {
+			parsed, err := linkemu.Parse(l.spec)
+			if err != nil {
+				return err
+			}
+			*l.dst = &parsed
+		}
+	}
+	if o.outside != "" {
+		if _, err := lookupTarget(o.outside); err != nil {
+			return fmt.Errorf("--outside: %w", err)
+		}
+	}
+	if !o.noSave {
+		if err := ensureWritableDir(o.resultsDir); err != nil {
+			return err
+		}
+	}
+	live := !o.quiet && isTerminal(stderr)
+	logf := func(format string, args ...any) {
+		if !o.quiet {
+			fmt.Fprintf(stderr, "\r\033[K"+format+"\n", args...)
+		}
+	}
+	if !live {
+		logf = func(format string, args ...any) {
+			if !o.quiet {
+				fmt.Fprintf(stderr, format+"\n", args...)
+			}
+		}
+	}
+	img, err := o.img.build(ctx, func(s string) { logf("%s", s) })
+	if err != nil {
+		return err
+	}
+
+	var runs []*migrate.Result
+	var failures int
+	for rep := 0; rep < o.repeat && ctx.Err() == nil; rep++ {
+		res, err := migrateOnce(ctx, o, img, w, diskSize, maxBW, link, storageLink, labels, live, logf, stderr)
+		if res != nil {
+			res.Run.Repeat, res.Run.Repeats = rep, o.repeat
+			if !o.noSave {
+				path, serr := res.Save(o.resultsDir)
+				if serr != nil {
+					return serr
+				}
+				logf("saved %s", path)
+			}
+			runs = append(runs, res)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "vmstorbench: migrate: %v\n", err)
+			failures++
+		}
+	}
+	out := cmd.OutOrStdout()
+	if o.jsonOut {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if len(runs) == 1 {
+			if err := enc.Encode(runs[0]); err != nil {
+				return err
+			}
+		} else if err := enc.Encode(runs); err != nil {
+			return err
+		}
+	} else {
+		for _, r := range runs {
+			printMigration(out, r)
+		}
+	}
+	switch {
+	case ctx.Err() != nil:
+		return &exitError{code: 130, err: errors.New("interrupted")}
+	case failures > 0:
+		return &exitError{code: 1, err: fmt.Errorf("%d of %d migration runs failed (see above)", failures, o.repeat)}
+	}
+	return nil
+}
+
+func migrateOnce(ctx context.Context, o *migrateOptions, img *guest.Image, w workloads.Workload, diskSize, maxBW int64,
+	link, storageLink *linkemu.Link, labels map[string]string, live bool, logf func(string, ...any), stderr io.Writer) (*migrate.Result, error) {
+	disk, err := migrate.OpenDisk(ctx, o.target, migrate.DiskOptions{Size: diskSize, Access: o.access, AllowDestructive: o.allowDestructive, Keep: o.keep})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := disk.Close(); err != nil {
+			logf("closing the disk: %v", err)
+		}
+	}()
+	cfg := migrate.Config{
+		Image: img, Accel: o.accel, CacheDir: o.img.cache, MemoryMiB: o.memory,
+		Disk: disk, Workload: w, NoVerify: o.noVerify,
+		Mode: o.mode, At: o.at, After: o.after,
+		PostcopyAfter: o.postcopyAfter, PostcopyIterations: o.postcopyIters,
+		MaxBandwidth: maxBW, DowntimeLimit: o.downtimeLimit, Deadline: o.deadline,
+		Security: o.security, Link: link, StorageLink: storageLink, CheckMemory: o.checkMemory,
+		OutsideTarget: o.outside, OutsideOpen: backends.OpenParams{AllowDestructive: o.allowDestructive, Keep: o.keep},
+		Logf: logf, Labels: labels, Profile: o.profile, Command: redactArgs(os.Args),
+	}
+	start := time.Now()
+	if !o.quiet {
+		cfg.Progress = phasePrinter(stderr, live, o.mode, start)
+	}
+	res, err := migrate.Run(ctx, cfg)
+	if live {
+		fmt.Fprint(stderr, "\r\033[K")
+	}
+	if res != nil {
+		logf("migration run finished in %s", time.Since(start).Round(time.Millisecond))
+	}
+	return res, err
+}
+
+// phasePrinter shows the live phase: one rewritten line on a terminal, a line per phase
+// change otherwise.
+func phasePrinter(w io.Writer, live bool, mode string, start time.Time) func(migrate.Status) {
+	last := ""
+	return func(s migrate.Status) {
+		line := s.Phase
+		if s.Phase == "migrating" && s.Percent >= 0 {
+			line = fmt.Sprintf("migrating %3.0f%%", s.Percent)
+		}
+		if s.Detail != "" {
+			line += " (" + s.Detail + ")"
+		}
+		if live {
+			io_ := ""
+			if s.IOPS > 0 {
+				io_ = "  guest " + humanCount(s.IOPS) + " IOPS"
+			}
+			fmt.Fprintf(w, "\r\033[K%s %5.1fs  %s%s", mode, time.Since(start).Seconds(), line, io_)
+			return
+		}
+		if s.Phase != last {
+			fmt.Fprintf(w, "%s %5.1fs  %s\n", mode, time.Since(start).Seconds(), s.Phase)
+			last = s.Phase
+		}
+	}
+}
+
+// migrateWorkload is the profile with the fio flags and --fio applied.
+func migrateWorkload(cmd *cobra.Command, o *migrateOptions) (workloads.Workload, error) {
+	base, err := workloads.Profile(o.profile)
+	if err != nil {
+		return base, err
+	}
+	var kv []string
+	fs := cmd.Flags()
+	for _, ff := range fioFlags {
+		if fl := fs.Lookup(ff.name); fl.Changed {
+			kv = append(kv, strings.ReplaceAll(ff.name, "-", "_")+"="+fl.Value.String())
+		}
+	}
+	for _, ff := range fioBoolFlags {
+		if fl := fs.Lookup(ff.name); fl.Changed {
+			v := "0"
+			if fl.Value.String() == "true" {
+				v = "1"
+			}
+			kv = append(kv, strings.ReplaceAll(ff.name, "-", "_")+"="+v)
+		}
+	}
+	kv = append(kv, strings.Fields(o.fio)...)
+	// The guest works on its whole disk unless size= is given.
+	if !hasOption(kv, "size") {
+		base.Size = 0
+	}
+	w, notes, err := workloads.ApplyOptions(base, kv)
+	if err != nil {
+		return w, err
+	}
+	for _, n := range notes {
+		fmt.Fprintf(cmd.ErrOrStderr(), "note: %s\n", n)
+	}
+	if w.Name == "" {
+		w.Name = o.profile
+	}
+	return w, nil
+}
+
+// printMigration prints one run's summary.
+func printMigration(w io.Writer, r *migrate.Result) {
+	m := r.Migration
+	fmt.Fprintf(w, "\nmigration %s: %s   accel %s   disk %s (%s)   security %s", m.Mode, strings.ToUpper(m.Outcome), m.Accel, backends.RedactString(r.Run.Target.URL), m.Access, m.Security)
+	if m.Link != nil {
+		fmt.Fprintf(w, "   link %s", m.Link.Preset)
+	}
+	if m.StorageLink != nil {
+		fmt.Fprintf(w, "   storage link %s", m.StorageLink.Preset)
+	}
+	fmt.Fprintf(w, "\n  workload %s in the guest (%s, kernel %s, %d MiB)\n", r.Run.Workload.Describe(), "vmstorbench agent", m.GuestKernel, m.GuestMemoryB>>20)
+	fmt.Fprintf(w, "  downtime   QEMU %.0f ms   pause (host, STOP->RESUME) %.1f ms   longest I/O stall %.1f ms\n", m.QEMUDowntimeMS, m.PauseMS, m.LongestStallMS)
+	fmt.Fprintf(w, "  migration  total %.0f ms   setup %.0f ms   transferred %.1f MB   iterations %d", m.TotalTimeMS, m.SetupTimeMS, float64(m.TransferredB)/1e6, m.DirtySyncCount)
+	if m.PostcopyReqs > 0 {
+		fmt.Fprintf(w, "   post-copy requests %d", m.PostcopyReqs)
+	}
+	fmt.Fprintf(w, "   boot %.1f s\n", float64(m.BootNS)/1e9)
+	fmt.Fprintf(w, "  %-8s %10s %10s %12s %12s %12s\n", "period", "IOPS", "MB/s", "lat mean", "lat p99", "max stall")
+	for _, p := range []struct {
+		name string
+		ph   *results.MigrationPhase
+	}{{"before", m.Before}, {"during", m.During}, {"after", m.After}} {
+		if p.ph == nil {
+			continue
+		}
+		fmt.Fprintf(w, "  %-8s %10.0f %10.2f %12s %12s %12s\n", p.name, p.ph.IOPS, p.ph.BWBps/1e6,
+			time.Duration(p.ph.LatMeanNS).Round(time.Microsecond), time.Duration(p.ph.LatP99NS).Round(time.Microsecond),
+			time.Duration(p.ph.LongestStallNS).Round(time.Millisecond))
+	}
+	if in := m.Integrity; in != nil {
+		switch {
+		case in.ReadBack != nil:
+			verdict := "clean"
+			if in.ReadBack.Mismatches > 0 {
+				verdict = fmt.Sprintf("%d MISMATCHES", in.ReadBack.Mismatches)
+			}
+			fmt.Fprintf(w, "  integrity  read back on the %s: %d blocks checked, %s\n", in.Where, in.ReadBack.Checked, verdict)
+			for _, mm := range in.ReadBack.First {
+				fmt.Fprintf(w, "    offset %d: %s\n", mm.Offset, mm.Reason)
+			}
+		case in.Note != "":
+			fmt.Fprintf(w, "  integrity  %s\n", in.Note)
+		}
+	}
+	if out := m.Outside; out != nil {
+		var iops, bw float64
+		for _, d := range []*results.DirStats{out.Read, out.Write} {
+			if d != nil {
+				iops, bw = iops+d.IOPS, bw+d.BWBps
+			}
+		}
+		fmt.Fprintf(w, "  outside    the host on %s at the same time: %.0f IOPS, %.2f MB/s\n", backends.RedactString(out.Target.URL), iops, bw/1e6)
+	}
+	if mc := m.Memory; mc != nil {
+		fmt.Fprintf(w, "  memory     %d of %d pages differ between source and destination\n", mc.DifferingPages, mc.Pages)
+	}
+	for _, n := range m.Notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
+	}
+}

@@ -1,0 +1,200 @@
+package results
+
+// Migration is what a live-migration run measured: the guest ran the workload on its
+// virtual disk (which lives on the backend under test) while QEMU migrated it from a source
+// to a destination process. Times (*_ns fields and T offsets) are host time since the
+// workload was started in the guest; the guest's own clock is not used for any of them,
+// because it stops or stretches while the guest is paused. It is set on Run.Migration.
+type Migration struct {
+	// Mode is "precopy", "postcopy" or "stopcopy".
+	Mode string `json:"mode"`
+	// Outcome is "completed", "cancelled" (the deadline passed: the source kept running) or
+	// "failed".
+	Outcome string `json:"outcome"`
+	// Accel is the accelerator that ran the guests ("kvm" or "tcg"); AccelNote says why
+	// (e.g. KVM tried and unusable).
+	Accel     string `json:"accel"`
+	AccelNote string `json:"accel_note,omitempty"`
+	QEMU      string `json:"qemu_version,omitempty"`
+	// Guest is the guest's kernel release, memory and vCPUs.
+	GuestKernel  string `json:"guest_kernel,omitempty"`
+	GuestMemoryB int64  `json:"guest_memory_bytes"`
+	GuestCPUs    int    `json:"guest_cpus"`
+	// Access is how QEMU reached the disk image: "file", "nfs (QEMU libnfs)",
+	// "iscsi (QEMU libiscsi)", "nbd-export (smb)" (an NBD export inside vmstorbench serving
+	// the backend), ...
+	Access string `json:"access"`
+	// DiskURL is what QEMU opened (no credentials).
+	DiskURL string `json:"disk_url"`
+	// Security is "none", "tls" (x509, server certificate checked) or "tls-verify-peer"
+	// (client certificates checked too).
+	Security string `json:"security"`
+	// Link is the emulated network between the hypervisors; nil for direct loopback.
+	Link   *MigrationLink  `json:"link,omitempty"`
+	Params MigrationParams `json:"params"`
+
+	// BootNS is from starting the source QEMU to the agent's hello.
+	BootNS int64 `json:"boot_ns"`
+	// StartNS and EndNS bound the migration: the migrate command (for stopcopy the stop)
+	// and completion (for stopcopy the cont on the destination), or cancellation.
+	StartNS int64 `json:"start_ns"`
+	EndNS   int64 `json:"end_ns"`
+	// SwitchoverNS is when post-copy was started (postcopy only).
+	SwitchoverNS int64 `json:"switchover_ns,omitempty"`
+
+	// Downtime seen two ways. QEMUDowntimeMS is QEMU's own figure (query-migrate "downtime").
+	// PauseMS is the pause as seen on the host: source STOP event to destination RESUME
+	// event (for stopcopy: stop command to cont on the destination). LongestStallMS is the
+	// longest gap between two completions of the guest's workload during the migration, as
+	// timestamped on the host.
+	QEMUDowntimeMS float64 `json:"qemu_downtime_ms"`
+	PauseMS        float64 `json:"pause_ms"`
+	LongestStallMS float64 `json:"longest_stall_ms"`
+	LongestStall   *Stall  `json:"longest_stall,omitempty"`
+	TotalTimeMS    float64 `json:"total_time_ms"`
+	SetupTimeMS    float64 `json:"setup_time_ms"`
+	TransferredB   int64   `json:"transferred_bytes"`
+	DirtySyncCount int64   `json:"dirty_sync_count"`
+	PostcopyReqs   int64   `json:"postcopy_requests,omitempty"`
+
+	// Before, During and After summarise the workload in the three periods (host time).
+	Before *MigrationPhase `json:"before,omitempty"`
+	During *MigrationPhase `json:"during,omitempty"`
+	After  *MigrationPhase `json:"after,omitempty"`
+
+	// WindowNS is the width of Windows (100 ms).
+	WindowNS int64             `json:"window_ns"`
+	Windows  []MigrationWindow `json:"windows"`
+	// Samples is query-migrate polled every 50 ms on the source.
+	Samples []MigrationSample `json:"samples"`
+	// Events are QMP events of both QEMUs (STOP, RESUME, MIGRATION status changes...).
+	Events []MigrationEvent `json:"events,omitempty"`
+
+	Integrity *MigrationIntegrity `json:"integrity,omitempty"`
+	Memory    *MemoryCheck        `json:"memory,omitempty"`
+
+	// Outside is the same workload run at the same time by the host itself against another
+	// file or LUN of the backend ("inside and outside"); OutsideStartNS is when it started
+	// on the migration's timeline. StorageLink is the emulated link between the hypervisors
+	// and the storage, if any.
+	Outside        *Run           `json:"outside,omitempty"`
+	OutsideStartNS int64          `json:"outside_start_ns,omitempty"`
+	StorageLink    *MigrationLink `json:"storage_link,omitempty"`
+
+	// Completions is how many completions the host received; DroppedCompletions how many
+	// the guest could not send.
+	Completions        int64    `json:"completions"`
+	DroppedCompletions int64    `json:"dropped_completions,omitempty"`
+	Notes              []string `json:"notes,omitempty"`
+}
+
+// MigrationLink is the emulated link between source and destination.
+type MigrationLink struct {
+	Preset       string `json:"preset,omitempty"`
+	LatencyNS    int64  `json:"latency_ns"`
+	JitterNS     int64  `json:"jitter_ns"`
+	BandwidthBps int64  `json:"bandwidth_bytes_per_s"`
+}
+
+// MigrationParams are the migration's settings.
+type MigrationParams struct {
+	// MaxBandwidthBps is QEMU's max-bandwidth (0: QEMU's default).
+	MaxBandwidthBps int64 `json:"max_bandwidth_bytes_per_s,omitempty"`
+	// DowntimeLimitMS is QEMU's downtime-limit (0: QEMU's default, 300 ms).
+	DowntimeLimitMS int64 `json:"downtime_limit_ms,omitempty"`
+	// DeadlineNS is when an unconverged migration is cancelled.
+	DeadlineNS int64 `json:"deadline_ns"`
+	// AtNS is how long the workload ran before the migration started; AfterNS how long it
+	// ran after it ended.
+	AtNS    int64 `json:"at_ns"`
+	AfterNS int64 `json:"after_ns"`
+	// PostcopyAfterNS / PostcopyIterations: when post-copy was switched on.
+	PostcopyAfterNS    int64 `json:"postcopy_after_ns,omitempty"`
+	PostcopyIterations int   `json:"postcopy_iterations,omitempty"`
+}
+
+// Stall is a gap in the guest's completions.
+type Stall struct {
+	StartNS int64 `json:"start_ns"`
+	EndNS   int64 `json:"end_ns"`
+}
+
+// MigrationPhase summarises the workload over one period, from host timestamps (latency
+// figures are the guest's own measurements of each I/O).
+type MigrationPhase struct {
+	StartNS        int64   `json:"start_ns"`
+	EndNS          int64   `json:"end_ns"`
+	IOs            int64   `json:"ios"`
+	Bytes          int64   `json:"bytes"`
+	Errors         int64   `json:"errors,omitempty"`
+	IOPS           float64 `json:"iops"`
+	BWBps          float64 `json:"bw_bytes_per_s"`
+	LatMeanNS      float64 `json:"lat_mean_ns"`
+	LatP99NS       int64   `json:"lat_p99_ns"`
+	LatMaxNS       int64   `json:"lat_max_ns"`
+	LongestStallNS int64   `json:"longest_stall_ns"`
+}
+
+// MigrationWindow is one window of the host-timestamped completions. TNS is the window's
+// end.
+type MigrationWindow struct {
+	TNS       int64   `json:"t_ns"`
+	IOs       int64   `json:"ios"`
+	Bytes     int64   `json:"bytes"`
+	Errors    int64   `json:"errors,omitempty"`
+	IOPS      float64 `json:"iops"`
+	BWBps     float64 `json:"bw_bytes_per_s"`
+	LatMeanNS float64 `json:"lat_mean_ns"`
+	LatP50NS  int64   `json:"lat_p50_ns"`
+	LatP99NS  int64   `json:"lat_p99_ns"`
+	LatMaxNS  int64   `json:"lat_max_ns"`
+}
+
+// MigrationSample is one query-migrate reply.
+type MigrationSample struct {
+	TNS                int64   `json:"t_ns"`
+	Status             string  `json:"status"`
+	TotalTimeMS        int64   `json:"total_time_ms,omitempty"`
+	DowntimeMS         int64   `json:"downtime_ms,omitempty"`
+	ExpectedDowntimeMS int64   `json:"expected_downtime_ms,omitempty"`
+	SetupTimeMS        int64   `json:"setup_time_ms,omitempty"`
+	TransferredB       int64   `json:"transferred_bytes,omitempty"`
+	RemainingB         int64   `json:"remaining_bytes,omitempty"`
+	TotalB             int64   `json:"total_bytes,omitempty"`
+	DirtySyncCount     int64   `json:"dirty_sync_count,omitempty"`
+	DirtyPagesRate     int64   `json:"dirty_pages_rate,omitempty"`
+	Mbps               float64 `json:"mbps,omitempty"`
+	PostcopyRequests   int64   `json:"postcopy_requests,omitempty"`
+}
+
+// MigrationEvent is one QMP event, timestamped on arrival at the host.
+type MigrationEvent struct {
+	TNS    int64  `json:"t_ns"`
+	Side   string `json:"side"`
+	Name   string `json:"event"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// MigrationIntegrity is the data check after the migration: the guest, now on the
+// destination (or still on the source when the migration was cancelled), read the whole
+// region back and checked every block's header and checksum.
+type MigrationIntegrity struct {
+	// Where is "destination" or "source".
+	Where string `json:"where"`
+	// ReadBack is the read-back check; Workload is the engine's own verify pass at the end
+	// of the workload (nil when the workload was ended before it could run one).
+	ReadBack *Verify `json:"read_back,omitempty"`
+	Workload *Verify `json:"workload,omitempty"`
+	Note     string  `json:"note,omitempty"`
+}
+
+// MemoryCheck compares guest RAM of source and destination (pmemsave of both, destination
+// still paused) after the migration.
+type MemoryCheck struct {
+	PageSize       int64   `json:"page_size"`
+	Pages          int64   `json:"pages"`
+	DifferingPages int64   `json:"differing_pages"`
+	FirstAddresses []int64 `json:"first_differing_addresses,omitempty"`
+	// PauseNS is how long the check kept the guest paused (added to its downtime).
+	PauseNS int64 `json:"pause_ns"`
+}

@@ -1,0 +1,163 @@
+// Package linkemu puts an emulated network link (latency, jitter, bandwidth) between two
+// local endpoints. This host's kernel has no netem qdisc, so the link is emulated in
+// userspace by a TCP proxy on 127.0.0.1 with Shopify toxiproxy's toxics: the migration
+// stream from the source QEMU goes through it to the destination.
+package linkemu
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/vmstorbench/vmstorbench/workloads/units"
+)
+
+// Link is the emulated link's shape. Latency and Jitter apply in each direction (the round
+// trip is twice Latency); Bandwidth caps each direction in bytes per second (0: no cap).
+type Link struct {
+	Name      string
+	Latency   time.Duration
+	Jitter    time.Duration
+	Bandwidth int64
+}
+
+// Presets are named links: a lab LAN (gigabit, sub-millisecond) and a WAN between sites
+// (tens of milliseconds, 100 Mbit/s).
+var Presets = []Link{
+	{Name: "lan", Latency: 0, Jitter: 0, Bandwidth: 125_000_000},
+	{Name: "wan", Latency: 20 * time.Millisecond, Jitter: 5 * time.Millisecond, Bandwidth: 12_500_000},
+}
+
+// Parse reads a preset name ("lan", "wan") or a spec "latency=20ms,jitter=5ms,bandwidth=100mbit"
+// (bandwidth in bytes/s with fio units, or with a "bit"/"mbit"/"gbit" suffix in bits/s),
+// optionally starting from a preset: "wan,bandwidth=10mbit".
+func Parse(s string) (Link, error) {
+	var l Link
+	for i, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			if i != 0 {
+				return l, fmt.Errorf("link %q: %q is not key=value", s, part)
+			}
+			p, found := preset(part)
+			if !found {
+				return l, fmt.Errorf("link %q: unknown preset %q (known: lan, wan)", s, part)
+			}
+			l = p
+			continue
+		}
+		switch k {
+		case "latency", "jitter":
+			d, err := units.ParseDuration(v, time.Millisecond)
+			if err != nil || d < 0 {
+				return l, fmt.Errorf("link %q: %s=%q: want a duration like 20ms", s, k, v)
+			}
+			if k == "latency" {
+				l.Latency = d
+			} else {
+				l.Jitter = d
+			}
+		case "bandwidth", "bw":
+			b, err := parseBandwidth(v)
+			if err != nil {
+				return l, fmt.Errorf("link %q: %v", s, err)
+			}
+			l.Bandwidth = b
+		default:
+			return l, fmt.Errorf("link %q: unknown setting %q (latency, jitter, bandwidth)", s, k)
+		}
+	}
+	if l.Jitter > l.Latency {
+		return l, fmt.Errorf("link %q: jitter %s exceeds latency %s", s, l.Jitter, l.Latency)
+	}
+	if l.Name == "" {
+		l.Name = "custom"
+	}
+	return l, nil
+}
+
+func preset(name string) (Link, bool) {
+	for _, p := range Presets {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Link{}, false
+}
+
+func parseBandwidth(v string) (int64, error) {
+	lv := strings.ToLower(v)
+	for _, u := range []struct {
+		suffix string
+		bits   float64
+	}{{"gbit", 1e9}, {"mbit", 1e6}, {"kbit", 1e3}, {"bit", 1}} {
+		if num, ok := strings.CutSuffix(lv, u.suffix); ok {
+			var f float64
+			if _, err := fmt.Sscanf(num, "%g", &f); err != nil || f <= 0 {
+				return 0, fmt.Errorf("bandwidth=%q: want e.g. 100mbit or 12m", v)
+			}
+			return int64(f * u.bits / 8), nil
+		}
+	}
+	n, err := units.ParseSize(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("bandwidth=%q: want e.g. 100mbit or 12m (bytes/s)", v)
+	}
+	return n, nil
+}
+
+func (l Link) String() string {
+	bw := "unlimited"
+	if l.Bandwidth > 0 {
+		bw = fmt.Sprintf("%.0f Mbit/s", float64(l.Bandwidth)*8/1e6)
+	}
+	return fmt.Sprintf("%s (latency %s ± %s each way, %s)", l.Name, l.Latency, l.Jitter, bw)
+}
+
+// Proxy is a running emulated link from a local listening address to an upstream one.
+type Proxy struct {
+	p *toxiproxy.Proxy
+}
+
+// Start listens on 127.0.0.1 (a free port) and forwards every connection to upstream
+// through the link's toxics.
+func Start(l Link, upstream string) (*Proxy, error) {
+	logger := zerolog.Nop()
+	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), logger)
+	p := toxiproxy.NewProxy(srv, "vmstorbench-"+l.Name, "127.0.0.1:0", upstream)
+	p.Logger = &logger
+	if err := p.Start(); err != nil {
+		return nil, fmt.Errorf("link emulator: %w", err)
+	}
+	for _, stream := range []string{"upstream", "downstream"} {
+		var toxics []string
+		if l.Latency > 0 || l.Jitter > 0 {
+			toxics = append(toxics, fmt.Sprintf(`{"name":"latency_%s","type":"latency","stream":%q,"attributes":{"latency":%d,"jitter":%d}}`,
+				stream, stream, l.Latency.Milliseconds(), l.Jitter.Milliseconds()))
+		}
+		if l.Bandwidth > 0 {
+			// toxiproxy's rate is in KB/s (1000 bytes).
+			rate := max(l.Bandwidth/1000, 1)
+			toxics = append(toxics, fmt.Sprintf(`{"name":"bandwidth_%s","type":"bandwidth","stream":%q,"attributes":{"rate":%d}}`,
+				stream, stream, rate))
+		}
+		for _, t := range toxics {
+			if _, err := p.Toxics.AddToxicJson(strings.NewReader(t)); err != nil {
+				p.Stop()
+				return nil, fmt.Errorf("link emulator: add toxic %s: %w", t, err)
+			}
+		}
+	}
+	return &Proxy{p: p}, nil
+}
+
+// Addr is the address to connect to instead of upstream.
+func (p *Proxy) Addr() string { return p.p.Listen }
+
+// Stop closes the listener and every proxied connection.
+func (p *Proxy) Stop() { p.p.Stop() }

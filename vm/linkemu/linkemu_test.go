@@ -1,0 +1,83 @@
+package linkemu
+
+import (
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+func TestParse(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want Link
+	}{
+		{"lan", Link{Name: "lan", Bandwidth: 125_000_000}},
+		{"wan", Link{Name: "wan", Latency: 20 * time.Millisecond, Jitter: 5 * time.Millisecond, Bandwidth: 12_500_000}},
+		{"wan,bandwidth=10mbit", Link{Name: "wan", Latency: 20 * time.Millisecond, Jitter: 5 * time.Millisecond, Bandwidth: 1_250_000}},
+		{"latency=50ms,jitter=10ms,bandwidth=1gbit", Link{Name: "custom", Latency: 50 * time.Millisecond, Jitter: 10 * time.Millisecond, Bandwidth: 125_000_000}},
+		{"latency=5ms,bw=2m", Link{Name: "custom", Latency: 5 * time.Millisecond, Bandwidth: 2 << 20}},
+	} {
+		got, err := Parse(c.in)
+		if err != nil || got != c.want {
+			t.Errorf("Parse(%q) = %+v, %v; want %+v", c.in, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"moon", "latency", "latency=fast", "bandwidth=-1", "color=red", "latency=1ms,jitter=5ms", "lan,wan"} {
+		if _, err := Parse(bad); err == nil {
+			t.Errorf("Parse(%q) accepted", bad)
+		}
+	}
+}
+
+// TestProxyShapesTraffic sends data through a link with latency and a bandwidth cap and
+// checks both are felt: a round trip takes at least twice the one-way latency, and 200 KB
+// at 1 MB/s takes about 200 ms.
+func TestProxyShapesTraffic(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }() // echo
+		}
+	}()
+	p, err := Start(Link{Name: "test", Latency: 30 * time.Millisecond, Bandwidth: 1_000_000}, ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	c, err := net.DialTimeout("tcp", p.Addr(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatal(err)
+	}
+	if rtt := time.Since(start); rtt < 55*time.Millisecond {
+		t.Errorf("round trip %s with 30 ms each way", rtt)
+	}
+	data, echo := make([]byte, 200_000), make([]byte, 200_000)
+	start = time.Now()
+	go c.Write(data)
+	if _, err := io.ReadFull(c, echo); err != nil {
+		t.Fatal(err)
+	}
+	// Shaped in both directions (the echo goes back through the link): at least ~200 ms.
+	if d := time.Since(start); d < 180*time.Millisecond {
+		t.Errorf("200 KB at 1 MB/s took %s", d)
+	}
+}

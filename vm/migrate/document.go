@@ -1,0 +1,150 @@
+package migrate
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/vmstorbench/vmstorbench/bench"
+	"github.com/vmstorbench/vmstorbench/internal/version"
+	"github.com/vmstorbench/vmstorbench/results"
+	"github.com/vmstorbench/vmstorbench/vm/agent"
+	"github.com/vmstorbench/vmstorbench/workloads"
+)
+
+// assemble builds the result document from the guest's workload result and the host's
+// measurements.
+func (s *scenario) assemble(mig *results.Migration, wres, readBack *agent.Result, endNS int64) *Result {
+	cfg := s.cfg
+	run := wres.Run
+	if run == nil {
+		run = &results.Run{Schema: results.SchemaVersion, ID: results.NewID(), Workload: s.workload}
+	}
+	run.Tool = results.Tool{Name: "vmstorbench", Version: version.String()}
+	run.Start = s.t0
+	run.End = s.t0.Add(time.Duration(endNS))
+	run.Command, run.Profile = cfg.Command, cfg.Profile
+	run.Host = hostFacts()
+	info := map[string]string{"access": cfg.Disk.Access, "qemu_drive": redactDrive(cfg.Disk.Drive.File), "scenario": "migration"}
+	run.Target = results.Target{URL: cfg.Disk.URL, Backend: cfg.Disk.Scheme, Info: info}
+	labels := map[string]string{}
+	for k, v := range cfg.Labels {
+		labels[k] = v
+	}
+	labels["scenario"] = "migrate-" + cfg.Mode
+	labels["security"] = cfg.Security
+	if cfg.Link != nil {
+		labels["link"] = cfg.Link.Name
+	}
+	run.Labels = labels
+	// The host stopped the workload on purpose: that is a complete run.
+	run.Complete = wres.Error == "" || wres.Stopped
+	run.Error = ""
+	if !run.Complete {
+		run.Error = wres.Error
+	}
+	mig.DroppedCompletions = wres.Dropped
+
+	cs, gaps := s.coll.timeline(s.t0)
+	if gaps > 0 {
+		s.note(fmt.Sprintf("%d gaps in the completion stream's sequence numbers: some batches were lost", gaps))
+	}
+	mig.Completions = int64(len(cs))
+	mig.Windows = windows(cs, int64(cfg.Window), endNS)
+	first := int64(0)
+	if len(cs) > 0 {
+		first = cs[0].T
+	}
+	if cfg.Mode == ModeNone {
+		mig.Before = phaseStats(cs, first, endNS)
+	} else {
+		mig.Before = phaseStats(cs, first, mig.StartNS)
+		mig.During = phaseStats(cs, mig.StartNS, mig.EndNS)
+		mig.After = phaseStats(cs, mig.EndNS, endNS)
+	}
+	if st := longestStall(cs, mig.StartNS, mig.EndNS); st != nil && cfg.Mode != ModeNone {
+		mig.LongestStall = st
+		mig.LongestStallMS = ms(time.Duration(st.EndNS - st.StartNS))
+	}
+	s.mu.Lock()
+	for _, e := range s.events {
+		mig.Events = append(mig.Events, results.MigrationEvent{TNS: int64(e.at.Sub(s.t0)), Side: e.side, Name: e.name, Detail: e.detail})
+	}
+	mig.Notes = append(mig.Notes, s.notes...)
+	s.mu.Unlock()
+	if in := mig.Integrity; in != nil {
+		if readBack != nil && readBack.Run != nil {
+			in.ReadBack = readBack.Run.Verify
+		}
+		if wres.Stopped {
+			// The host ended the workload, so the engine's own verify pass (which knows each
+			// block's write generation) did not run: the read-back is the run's check.
+			if in.ReadBack != nil {
+				in.Note = "the host stopped the workload, so the engine's own verify pass did not run; the read-back checked every written block's header, offset and checksum"
+				run.Verify = in.ReadBack
+			}
+		} else {
+			in.Workload = run.Verify
+		}
+	}
+	return &Result{Run: run, Migration: mig}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// redactDrive hides credentials in a drive URL (network drivers take user@host).
+func redactDrive(file string) string {
+	if strings.Contains(file, "://") {
+		return redactURL(file)
+	}
+	return file
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 && len(s)-i < 400 {
+		// the last few lines say most
+		lines := strings.Split(s, "\n")
+		if len(lines) > 4 {
+			lines = lines[len(lines)-4:]
+		}
+		return strings.Join(lines, " | ")
+	}
+	if len(s) > 400 {
+		return "..." + s[len(s)-400:]
+	}
+	if s == "" {
+		return "(empty)"
+	}
+	return s
+}
+
+func hostFacts() results.Host {
+	h := results.Host{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Kernel: hostKernel()}
+	h.Hostname, _ = os.Hostname()
+	return h
+}
+
+type outsideResult struct {
+	run *results.Run
+	err error
+}
+
+// runOutside runs the guest's workload on the host against cfg.OutsideTarget until ctx ends
+// (when the host stops the guest's workload).
+func (s *scenario) runOutside(ctx context.Context, w workloads.Workload) outsideResult {
+	cfg := s.cfg
+	w.Verify = "" // the engine's verify pass would not run after a stop: do not pay for it
+	run, err := bench.Run(ctx, bench.Config{
+		Target: cfg.OutsideTarget, Workload: w, Interval: cfg.Window, Open: cfg.OutsideOpen,
+		Labels: map[string]string{"scenario": "migrate-outside"},
+	})
+	if run != nil && ctx.Err() != nil {
+		// Stopped with the guest's workload, as planned: a complete run.
+		run.Complete, run.Error, err = true, "", nil
+	}
+	return outsideResult{run: run, err: err}
+}

@@ -1,0 +1,253 @@
+package migrate
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/vmstorbench/vmstorbench/results"
+)
+
+// setupMigration sets capabilities and parameters on both sides and starts listening.
+func (s *scenario) setupMigration(ctx context.Context, incoming string) error {
+	cfg := s.cfg
+	caps := []map[string]any{{"capability": "events", "state": true}}
+	if cfg.Mode == ModePostcopy {
+		caps = append(caps, map[string]any{"capability": "postcopy-ram", "state": true})
+	}
+	srcParams := map[string]any{}
+	dstParams := map[string]any{}
+	if cfg.MaxBandwidth > 0 {
+		srcParams["max-bandwidth"] = cfg.MaxBandwidth
+	}
+	if cfg.DowntimeLimit > 0 {
+		srcParams["downtime-limit"] = cfg.DowntimeLimit.Milliseconds()
+	}
+	if cfg.Security != SecurityNone {
+		srcParams["tls-creds"] = tlsObjectID
+		srcParams["tls-hostname"] = "127.0.0.1"
+		dstParams["tls-creds"] = tlsObjectID
+	}
+	for _, sd := range []struct {
+		side   *side
+		params map[string]any
+	}{{s.src, srcParams}, {s.dst, dstParams}} {
+		q := sd.side.vm.QMP
+		if err := q.Execute(ctx, "migrate-set-capabilities", map[string]any{"capabilities": caps}, nil); err != nil {
+			return err
+		}
+		if len(sd.params) > 0 {
+			if err := q.Execute(ctx, "migrate-set-parameters", sd.params, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return s.dst.vm.QMP.Execute(ctx, "migrate-incoming", map[string]any{"uri": incoming}, nil)
+}
+
+// migrateInfo is query-migrate's reply.
+type migrateInfo struct {
+	Status           string `json:"status"`
+	TotalTime        int64  `json:"total-time"`
+	Downtime         int64  `json:"downtime"`
+	ExpectedDowntime int64  `json:"expected-downtime"`
+	SetupTime        int64  `json:"setup-time"`
+	ErrorDesc        string `json:"error-desc"`
+	RAM              *struct {
+		Transferred      int64   `json:"transferred"`
+		Remaining        int64   `json:"remaining"`
+		Total            int64   `json:"total"`
+		DirtySyncCount   int64   `json:"dirty-sync-count"`
+		DirtyPagesRate   int64   `json:"dirty-pages-rate"`
+		Mbps             float64 `json:"mbps"`
+		PostcopyRequests int64   `json:"postcopy-requests"`
+	} `json:"ram"`
+}
+
+func (s *scenario) sample(info *migrateInfo, at time.Time) results.MigrationSample {
+	sm := results.MigrationSample{
+		TNS: int64(at.Sub(s.t0)), Status: info.Status, TotalTimeMS: info.TotalTime, DowntimeMS: info.Downtime,
+		ExpectedDowntimeMS: info.ExpectedDowntime, SetupTimeMS: info.SetupTime,
+	}
+	if r := info.RAM; r != nil {
+		sm.TransferredB, sm.RemainingB, sm.TotalB = r.Transferred, r.Remaining, r.Total
+		sm.DirtySyncCount, sm.DirtyPagesRate, sm.Mbps, sm.PostcopyRequests = r.DirtySyncCount, r.DirtyPagesRate, r.Mbps, r.PostcopyRequests
+	}
+	return sm
+}
+
+// migrate runs the migration to its end and records it in mig.
+func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri string) error {
+	cfg := s.cfg
+	srcQ := s.src.vm.QMP
+	start := time.Now()
+	mig.StartNS = int64(start.Sub(s.t0))
+	if cfg.Mode == ModeStopcopy {
+		if err := srcQ.Execute(ctx, "stop", nil, nil); err != nil {
+			return err
+		}
+	}
+	s.progress("migrating", 0, "")
+	if err := srcQ.Execute(ctx, "migrate", map[string]any{"uri": uri}, nil); err != nil {
+		return s.src.check(err)
+	}
+	deadline := start.Add(cfg.Deadline)
+	switched, cancelRequested, deadlineNoted := false, false, false
+	var last migrateInfo
+	tick := time.NewTicker(queryMigrateEvery)
+	defer tick.Stop()
+	for {
+		qctx, cancel := context.WithTimeout(ctx, queryMigrateTimeout)
+		var info migrateInfo
+		err := srcQ.Execute(qctx, "query-migrate", nil, &info)
+		cancel()
+		now := time.Now()
+		if err != nil {
+			return fmt.Errorf("migrate: %w", s.src.check(err))
+		}
+		mig.Samples = append(mig.Samples, s.sample(&info, now))
+		last = info
+		pct := -1.0
+		if r := info.RAM; r != nil && r.Total > 0 {
+			pct = 100 * float64(r.Total-r.Remaining) / float64(r.Total)
+		}
+		detail := info.Status
+		if switched {
+			detail = "post-copy"
+		}
+		s.progress("migrating", pct, detail)
+		done := false
+		switch info.Status {
+		case "completed":
+			mig.Outcome = OutcomeCompleted
+			done = true
+		case "failed":
+			mig.Outcome = OutcomeFailed
+			s.note("migration failed: " + info.ErrorDesc)
+			done = true
+		case "cancelled":
+			mig.Outcome = OutcomeCancelled
+			if !cancelRequested {
+				s.note("migration was cancelled (not by vmstorbench)")
+			}
+			done = true
+		}
+		if done {
+			break
+		}
+		if cfg.Mode == ModePostcopy && !switched && info.Status == "active" {
+			iters := int64(0)
+			if info.RAM != nil {
+				iters = info.RAM.DirtySyncCount
+			}
+			if (cfg.PostcopyAfter > 0 && now.Sub(start) >= cfg.PostcopyAfter) ||
+				(cfg.PostcopyIterations > 0 && iters >= int64(cfg.PostcopyIterations)) {
+				if err := srcQ.Execute(ctx, "migrate-start-postcopy", nil, nil); err != nil {
+					return err
+				}
+				switched = true
+				mig.SwitchoverNS = int64(time.Since(s.t0))
+			}
+		}
+		if now.After(deadline) && !cancelRequested && !deadlineNoted {
+			if strings.HasPrefix(info.Status, "postcopy") || switched {
+				s.note(fmt.Sprintf("deadline %s passed during post-copy, which cannot be cancelled without losing the guest", cfg.Deadline))
+				deadlineNoted = true
+			} else {
+				s.note(fmt.Sprintf("migration not converged after the %s deadline: cancelled, the guest keeps running on the source", cfg.Deadline))
+				if err := srcQ.Execute(ctx, "migrate_cancel", nil, nil); err != nil {
+					return err
+				}
+				cancelRequested = true
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			_ = srcQ.Execute(context.Background(), "migrate_cancel", nil, nil)
+			return ctx.Err()
+		}
+	}
+	end := time.Now()
+	if mig.Outcome == OutcomeCompleted && last.TotalTime == 0 {
+		// QEMU sets "completed" a moment before it computes total-time and downtime: a
+		// query in between reports zeros. Ask again.
+		for i := 0; i < 50 && last.TotalTime == 0; i++ {
+			time.Sleep(10 * time.Millisecond)
+			var info migrateInfo
+			if err := srcQ.Execute(ctx, "query-migrate", nil, &info); err != nil {
+				return fmt.Errorf("migrate: %w", err)
+			}
+			last = info
+		}
+		mig.Samples = append(mig.Samples, s.sample(&last, time.Now()))
+	}
+
+	mig.TotalTimeMS = float64(last.TotalTime)
+	mig.QEMUDowntimeMS = float64(last.Downtime)
+	mig.SetupTimeMS = float64(last.SetupTime)
+	if r := last.RAM; r != nil {
+		mig.TransferredB, mig.DirtySyncCount, mig.PostcopyReqs = r.Transferred, r.DirtySyncCount, r.PostcopyRequests
+	}
+	if ev, ok := s.event("source", "MIGRATION", mig.Outcome, start); ok && ev.Before(end) {
+		end = ev
+	}
+
+	switch mig.Outcome {
+	case OutcomeCompleted:
+		if cfg.CheckMemory {
+			s.progress("migrating", 100, "comparing guest memory")
+			mc, err := s.checkMemory(ctx)
+			if err != nil {
+				s.note("memory check failed: " + err.Error())
+			}
+			mig.Memory = mc
+		}
+		// The destination stays paused when the source was stopped (stop-and-copy) or when
+		// it was started with -S (memory check): continue it.
+		if st, err := s.dst.vm.Status(ctx); err == nil && st != "running" {
+			if err := s.dst.vm.QMP.Execute(ctx, "cont", nil, nil); err != nil {
+				return fmt.Errorf("migrate: cont on the destination: %w", s.dst.check(err))
+			}
+			end = time.Now()
+		}
+		if err := s.waitRunning(ctx, s.dst); err != nil {
+			return err
+		}
+		stop, okStop := s.lastEvent("source", "STOP", start.Add(-time.Second))
+		resume, okResume := s.event("destination", "RESUME", "", start)
+		if okStop && okResume && resume.After(stop) {
+			mig.PauseMS = ms(resume.Sub(stop))
+		}
+	default:
+		// The guest stays on the source: make sure it runs (stop-and-copy stopped it).
+		if st, err := s.src.vm.Status(ctx); err == nil && st != "running" {
+			if err := s.src.vm.QMP.Execute(ctx, "cont", nil, nil); err != nil {
+				return fmt.Errorf("migrate: cont on the source after the %s migration: %w", mig.Outcome, err)
+			}
+		}
+		if err := s.waitRunning(ctx, s.src); err != nil {
+			return err
+		}
+	}
+	mig.EndNS = int64(end.Sub(s.t0))
+	return nil
+}
+
+func (s *scenario) waitRunning(ctx context.Context, sd *side) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := sd.vm.Status(ctx)
+		if err != nil {
+			return sd.check(err)
+		}
+		if st == "running" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("migrate: %s QEMU is %q, not running", sd.name, st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,413 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vmstorbench/vmstorbench/backends"
+	"github.com/vmstorbench/vmstorbench/results"
+	"github.com/vmstorbench/vmstorbench/testbed"
+	"github.com/vmstorbench/vmstorbench/vm/agent"
+	"github.com/vmstorbench/vmstorbench/vm/linkemu"
+	"github.com/vmstorbench/vmstorbench/vm/qemu"
+	"github.com/vmstorbench/vmstorbench/workloads"
+)
+
+// GuestDisk is the guest's view of its disk, the agent's target.
+const GuestDisk = "file:///dev/vda"
+
+// Task IDs the scenario gives the agent.
+const (
+	taskWorkload = 1
+	taskReadBack = 2
+)
+
+// Timeouts of the scenario's waits. TCG on a busy host is slow: these are generous, but
+// bounded, so a guest that crashed ends the run with an error instead of hanging it.
+const (
+	tcgBootTimeout      = 90 * time.Second
+	firstIOTimeout      = 60 * time.Second
+	resultTimeout       = 30 * time.Second
+	readBackTimeout     = 10 * time.Minute
+	queryMigrateEvery   = 50 * time.Millisecond
+	queryMigrateTimeout = 10 * time.Second
+)
+
+// Result is a migration run: the result document, whose Migration section is filled.
+type Result struct {
+	Run       *results.Run
+	Migration *results.Migration
+}
+
+type side struct {
+	name string
+	vm   *qemu.VM
+	conn *agent.Conn
+}
+
+func (sd *side) stop() error {
+	if sd == nil {
+		return nil
+	}
+	var errs []error
+	if sd.conn != nil {
+		_ = sd.conn.Close()
+		sd.conn = nil
+	}
+	if sd.vm != nil {
+		if err := sd.vm.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stop %s QEMU (pid %d): %w", sd.name, sd.vm.PID(), err))
+		}
+		sd.vm = nil
+	}
+	return errors.Join(errs...)
+}
+
+// check adds QEMU's own last words to err when QEMU has exited (a broken QMP connection
+// says nothing about why).
+func (sd *side) check(err error) error {
+	if err == nil || sd == nil || sd.vm == nil {
+		return err
+	}
+	for i := 0; i < 25 && !sd.vm.Exited(); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if sd.vm.Exited() {
+		return fmt.Errorf("%w; the %s QEMU exited: %s; console: %s", err, sd.name, sd.vm.Log(), lastLine(sd.vm.Console()))
+	}
+	return err
+}
+
+type scenario struct {
+	cfg     *Config
+	dir     string
+	qemuBin string
+	qemuVer string
+	t0      time.Time
+
+	msgs    chan agent.Message
+	hellos  chan agent.Message
+	results chan agent.Message
+	coll    *collector
+
+	src, dst *side
+	// drive is the disk as both QEMUs open it (through the storage link, if any).
+	drive qemu.Drive
+	// workload is what the guest runs.
+	workload workloads.Workload
+
+	mu          sync.Mutex
+	events      []timedEvent
+	notes       []string
+	connEnded   map[string]error
+	guestPhase  string
+	lastPercent float64
+}
+
+type timedEvent struct {
+	at     time.Time
+	side   string
+	name   string
+	detail string
+}
+
+// Run runs one migration scenario. It returns the result (also when the migration failed or
+// was cancelled, with the outcome saying so) and an error when the run could not measure
+// what it set out to. Every QEMU process it starts is stopped before it returns.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	bin := cfg.QEMU
+	if bin == "" {
+		var err error
+		if bin, err = qemu.Binary(); err != nil {
+			return nil, err
+		}
+	}
+	dir, err := os.MkdirTemp("", "vsb-mig-")
+	if err != nil {
+		return nil, fmt.Errorf("migrate: work directory: %w", err)
+	}
+	s := &scenario{
+		cfg: &cfg, dir: dir, qemuBin: bin, qemuVer: qemu.Version(bin),
+		msgs: make(chan agent.Message, 4096), hellos: make(chan agent.Message, 8), results: make(chan agent.Message, 8),
+		coll: newCollector(taskWorkload), connEnded: map[string]error{},
+	}
+	pumpCtx, stopPump := context.WithCancel(context.Background())
+	pumpDone := make(chan struct{})
+	go func() { defer close(pumpDone); s.pump(pumpCtx) }()
+	defer func() {
+		// Stop both QEMUs first (by PID), then the pump, then remove sockets and files.
+		_ = s.src.stop()
+		_ = s.dst.stop()
+		stopPump()
+		<-pumpDone
+		os.RemoveAll(dir)
+	}()
+	res, err := s.run(ctx)
+	if res != nil && res.Run != nil {
+		if err != nil && res.Run.Error == "" {
+			res.Run.Error = err.Error()
+			res.Run.Complete = false
+		}
+	}
+	return res, err
+}
+
+func (s *scenario) run(ctx context.Context) (*Result, error) {
+	cfg := s.cfg
+	mig := &results.Migration{
+		Mode: cfg.Mode, Outcome: OutcomeFailed, QEMU: s.qemuVer,
+		GuestMemoryB: int64(cfg.MemoryMiB) << 20, GuestCPUs: cfg.CPUs,
+		Access: cfg.Disk.Access, DiskURL: redactDrive(cfg.Disk.Drive.File), Security: cfg.Security,
+		WindowNS: int64(cfg.Window),
+		Params: results.MigrationParams{
+			MaxBandwidthBps: cfg.MaxBandwidth, DowntimeLimitMS: cfg.DowntimeLimit.Milliseconds(),
+			DeadlineNS: int64(cfg.Deadline), AtNS: int64(cfg.At), AfterNS: int64(cfg.After),
+			PostcopyAfterNS: int64(cfg.PostcopyAfter), PostcopyIterations: cfg.PostcopyIterations,
+		},
+	}
+	if cfg.Mode != ModePostcopy {
+		mig.Params.PostcopyAfterNS, mig.Params.PostcopyIterations = 0, 0
+	}
+	if l := cfg.Link; l != nil {
+		mig.Link = &results.MigrationLink{Preset: l.Name, LatencyNS: int64(l.Latency), JitterNS: int64(l.Jitter), BandwidthBps: l.Bandwidth}
+	}
+	w, wnote, err := cfg.guestWorkload(cfg.Disk.Size)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: workload: %w", err)
+	}
+	if wnote != "" {
+		s.note(wnote)
+	}
+	s.workload = w
+
+	// TLS credentials for both sides.
+	var srcObjs, dstObjs []string
+	if cfg.Security != SecurityNone {
+		creds, err := writeTLSCreds(s.dir)
+		if err != nil {
+			return nil, err
+		}
+		d, c := creds.objects(cfg.Security == SecurityTLSVerify)
+		srcObjs, dstObjs = []string{c}, []string{d}
+	}
+
+	// The disk, through the emulated storage link if asked.
+	s.drive = cfg.Disk.Drive
+	if l := cfg.StorageLink; l != nil {
+		var proxies []*linkemu.Proxy
+		defer func() {
+			for _, p := range proxies {
+				p.Stop()
+			}
+		}()
+		drive, err := cfg.Disk.throughLink(func(upstream string) (string, error) {
+			p, err := linkemu.Start(*l, upstream)
+			if err != nil {
+				return "", err
+			}
+			proxies = append(proxies, p)
+			return p.Addr(), nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("migrate: --storage-link: %w", err)
+		}
+		s.drive = drive
+		mig.StorageLink = &results.MigrationLink{Preset: l.Name, LatencyNS: int64(l.Latency), JitterNS: int64(l.Jitter), BandwidthBps: l.Bandwidth}
+		cfg.Logf("the disk is reached through the emulated link %s", l)
+	}
+
+	// Source: boot and wait for the agent.
+	s.progress("booting", -1, "")
+	bootStart := time.Now()
+	accel, accelNote, hello, err := s.bootSource(ctx, srcObjs)
+	if err != nil {
+		return nil, err
+	}
+	mig.Accel, mig.AccelNote = accel, accelNote
+	mig.BootNS = int64(hello.At.Sub(bootStart))
+	mig.GuestKernel = hello.Hello.Kernel
+	cfg.Logf("source booted with %s in %s (guest uptime %s)", accel, hello.At.Sub(bootStart).Round(time.Millisecond),
+		time.Duration(hello.Hello.UptimeNS).Round(time.Millisecond))
+
+	// Destination: waiting for the incoming migration.
+	uri := ""
+	if cfg.Mode != ModeNone {
+		port, err := testbed.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		incoming := "tcp:" + testbed.Addr(port)
+		if err := s.startDestination(ctx, accel, dstObjs); err != nil {
+			return nil, err
+		}
+		if err := s.setupMigration(ctx, incoming); err != nil {
+			return nil, err
+		}
+		uri = incoming
+		if cfg.Link != nil {
+			p, err := linkemu.Start(*cfg.Link, testbed.Addr(port))
+			if err != nil {
+				return nil, err
+			}
+			defer p.Stop()
+			uri = "tcp:" + p.Addr()
+			cfg.Logf("migration goes through the emulated link %s", cfg.Link)
+		}
+	}
+
+	// The workload.
+	s.t0 = time.Now()
+	if err := s.src.conn.SendTask(agent.Task{ID: taskWorkload, Target: GuestDisk, Workload: w, Interval: time.Second, Stream: !cfg.NoStream, FlushEvery: cfg.FlushEvery}); err != nil {
+		return nil, err
+	}
+	var outside chan outsideResult
+	stopOutside := func() {}
+	if cfg.OutsideTarget != "" {
+		octx, cancel := context.WithCancel(ctx)
+		stopOutside = cancel
+		outside = make(chan outsideResult, 1)
+		go func() { outside <- s.runOutside(octx, w) }()
+		defer cancel()
+	}
+	s.progress("warming", -1, "")
+	if !cfg.NoStream {
+		if err := s.waitFirstIO(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.sleep(ctx, cfg.At, func() { s.progress("warming", -1, "") }); err != nil {
+		return nil, err
+	}
+
+	// The migration.
+	if cfg.Mode == ModeNone {
+		mig.Outcome = OutcomeNone
+		mig.StartNS = int64(time.Since(s.t0))
+		mig.EndNS = mig.StartNS
+	} else if err := s.migrate(ctx, mig, uri); err != nil {
+		return nil, err
+	}
+	guestSide := s.src
+	mig.Integrity = &results.MigrationIntegrity{Where: "source"}
+	if mig.Outcome == OutcomeCompleted {
+		guestSide = s.dst
+		mig.Integrity.Where = "destination"
+		// The source has nothing left to do: free its CPU for the rest of the run.
+		_ = s.src.stop()
+	} else if s.dst != nil {
+		_ = s.dst.stop()
+	}
+
+	// After the migration, then stop the workload.
+	if err := s.sleep(ctx, cfg.After, func() { s.progress("after", -1, "") }); err != nil {
+		return nil, err
+	}
+	stopAt := time.Now()
+	err = guestSide.conn.StopTask(taskWorkload)
+	stopOutside()
+	var wres *agent.Result
+	if err == nil {
+		wres, err = s.waitResult(ctx, taskWorkload, resultTimeout, guestSide)
+	}
+	if err != nil {
+		err = guestSide.check(err)
+		// Keep what was measured: the host's timeline and QEMU's figures are all there.
+		s.note(fmt.Sprintf("the guest on the %s did not end its workload: %v (guest phase %q; %s; %s)", guestSide.name, err, s.phase(), s.coll.arrivals(s.t0), diskActivity(ctx, guestSide)))
+		if guestSide == s.dst && guestBroken(s.dst.vm.Console()) {
+			s.note("the guest kernel broke on the destination after a completed migration: under TCG, QEMU now and then leaves guest memory different between source and destination (see FACTS.md); --check-memory compares guest RAM of both sides")
+		}
+		endNS := int64(stopAt.Sub(s.t0))
+		return s.assemble(mig, &agent.Result{Task: taskWorkload, Error: err.Error()}, nil, endNS), err
+	}
+	endNS := int64(stopAt.Sub(s.t0))
+	if outside != nil {
+		o := <-outside
+		if o.err != nil {
+			s.note("outside workload on " + backends.RedactString(cfg.OutsideTarget) + ": " + o.err.Error())
+		}
+		if o.run != nil {
+			mig.Outside = o.run
+			mig.OutsideStartNS = int64(o.run.Start.Sub(s.t0))
+		}
+	}
+
+	// Read the region back and check every block, from where the guest now runs.
+	var readBack *agent.Result
+	if w.Verify != "" {
+		s.progress("checking", -1, "reading the region back from the "+mig.Integrity.Where)
+		check := workloads.Workload{
+			Name: "read-back", RW: workloads.SeqRead, BS: w.BS, Size: w.Size, Offset: w.Offset,
+			IODepth: 32, NumJobs: 1, Direct: true, Verify: w.Verify, RandSeed: w.RandSeed,
+		}
+		if err := guestSide.conn.SendTask(agent.Task{ID: taskReadBack, Target: GuestDisk, Workload: check, Interval: time.Second}); err != nil {
+			return nil, guestSide.check(err)
+		}
+		if readBack, err = s.waitResult(ctx, taskReadBack, readBackTimeout, guestSide); err != nil {
+			return nil, err
+		}
+		if readBack.Error != "" {
+			s.note("read-back check failed: " + readBack.Error)
+		}
+	} else {
+		mig.Integrity.Note = wnote
+	}
+	_ = guestSide.conn.Quit()
+	s.progress("done", -1, "")
+
+	return s.assemble(mig, wres, readBack, endNS), nil
+}
+
+// guestBroken reports whether a guest console shows a kernel failure.
+func guestBroken(console string) bool {
+	for _, sign := range []string{"BUG:", "Oops", "Kernel panic", "general protection fault", "inconsistent task state"} {
+		if strings.Contains(console, sign) {
+			return true
+		}
+	}
+	return false
+}
+
+// diskActivity says whether the guest's disk is still busy (QEMU's block statistics sampled
+// twice): it tells a guest that hangs from one whose I/O runs but whose agent is not heard.
+func diskActivity(ctx context.Context, sd *side) string {
+	if sd == nil || sd.vm == nil || sd.vm.Exited() {
+		return "QEMU gone"
+	}
+	ops := func() (int64, error) {
+		var stats []struct {
+			Stats struct {
+				Rd int64 `json:"rd_operations"`
+				Wr int64 `json:"wr_operations"`
+			} `json:"stats"`
+		}
+		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := sd.vm.QMP.Execute(qctx, "query-blockstats", nil, &stats); err != nil {
+			return 0, err
+		}
+		var n int64
+		for _, st := range stats {
+			n += st.Stats.Rd + st.Stats.Wr
+		}
+		return n, nil
+	}
+	a, err := ops()
+	if err != nil {
+		return "no block statistics: " + err.Error()
+	}
+	time.Sleep(time.Second)
+	b, err := ops()
+	if err != nil {
+		return "no block statistics: " + err.Error()
+	}
+	st, _ := sd.vm.Status(ctx)
+	return fmt.Sprintf("QEMU status %s, the guest's disk did %d I/Os in the last second (%d since QEMU started)", st, b-a, b)
+}

@@ -1,0 +1,185 @@
+package migrate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/vmstorbench/vmstorbench/vm/agent"
+	"github.com/vmstorbench/vmstorbench/vm/qemu"
+)
+
+// waitFirstIO waits for the first completion of the workload.
+func (s *scenario) waitFirstIO(ctx context.Context) error {
+	t := time.NewTimer(firstIOTimeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.coll.first:
+			return nil
+		case m := <-s.results:
+			if m.Result.Task == taskWorkload {
+				return fmt.Errorf("migrate: the workload ended in the guest before any I/O: %s", m.Result.Error)
+			}
+		case <-t.C:
+			return fmt.Errorf("migrate: no I/O from the guest %s after starting the workload; console: %s", firstIOTimeout, lastLine(s.src.vm.Console()))
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// waitResult waits for task's result from the agent on sd.
+func (s *scenario) waitResult(ctx context.Context, task int, timeout time.Duration, sd *side) (*agent.Result, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	poll := time.NewTicker(250 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		select {
+		case m := <-s.results:
+			if m.Result.Task == task {
+				return m.Result, nil
+			}
+		case <-poll.C:
+			if sd.vm.Exited() {
+				return nil, fmt.Errorf("migrate: %s QEMU exited: %s; console: %s", sd.name, sd.vm.Log(), lastLine(sd.vm.Console()))
+			}
+			if st, err := sd.vm.Status(ctx); err == nil && (st == "internal-error" || st == "guest-panicked" || st == "shutdown") {
+				return nil, fmt.Errorf("migrate: the guest on the %s stopped (%s); console: %s", sd.name, st, lastLine(sd.vm.Console()))
+			}
+		case <-t.C:
+			return nil, fmt.Errorf("migrate: no result from the guest's agent on the %s after %s (guest crashed?); console: %s", sd.name, timeout, lastLine(sd.vm.Console()))
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// sleep waits d, calling tick every 200 ms (live display).
+func (s *scenario) sleep(ctx context.Context, d time.Duration, tick func()) error {
+	end := time.Now().Add(d)
+	for {
+		left := time.Until(end)
+		if left <= 0 {
+			return nil
+		}
+		tick()
+		select {
+		case <-time.After(min(left, 200*time.Millisecond)):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// pump receives every agent message.
+func (s *scenario) pump(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-s.msgs:
+			switch {
+			case m.Err != nil:
+				s.mu.Lock()
+				s.connEnded[m.From] = m.Err
+				s.mu.Unlock()
+			case m.Hello != nil:
+				select {
+				case s.hellos <- m:
+				default:
+				}
+			case m.Batch != nil:
+				s.coll.add(m.Batch, m.At, m.From)
+			case m.Phase != nil:
+				s.mu.Lock()
+				s.guestPhase = m.Phase.Phase
+				s.mu.Unlock()
+			case m.Result != nil:
+				select {
+				case s.results <- m:
+				default:
+					s.cfg.Logf("dropped a result from %s: nobody waiting", m.From)
+				}
+			case m.Log != "":
+				s.cfg.Logf("guest %s: %s", m.From, m.Log)
+			}
+		}
+	}
+}
+
+// eventSink records a side's QMP events with their arrival time.
+func (s *scenario) eventSink(name string) func(qemu.Event) {
+	return func(ev qemu.Event) {
+		detail := ""
+		if len(ev.Data) > 0 {
+			var st struct {
+				Status string `json:"status"`
+				Reason string `json:"reason"`
+			}
+			if json.Unmarshal(ev.Data, &st) == nil && (st.Status != "" || st.Reason != "") {
+				detail = st.Status + st.Reason
+			} else {
+				detail = string(ev.Data)
+				if len(detail) > 200 {
+					detail = detail[:200]
+				}
+			}
+		}
+		s.mu.Lock()
+		s.events = append(s.events, timedEvent{at: ev.Received, side: name, name: ev.Name, detail: detail})
+		s.mu.Unlock()
+	}
+}
+
+// event finds the first event after t (detail "" matches any).
+func (s *scenario) event(side, name, detail string, after time.Time) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.events {
+		if e.side == side && e.name == name && (detail == "" || e.detail == detail) && !e.at.Before(after) {
+			return e.at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// lastEvent finds the last event after t.
+func (s *scenario) lastEvent(side, name string, after time.Time) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var found time.Time
+	ok := false
+	for _, e := range s.events {
+		if e.side == side && e.name == name && !e.at.Before(after) {
+			found, ok = e.at, true
+		}
+	}
+	return found, ok
+}
+
+func (s *scenario) phase() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.guestPhase
+}
+
+func (s *scenario) note(n string) {
+	s.mu.Lock()
+	s.notes = append(s.notes, n)
+	s.mu.Unlock()
+	s.cfg.Logf("%s", n)
+}
+
+func (s *scenario) progress(phase string, pct float64, detail string) {
+	if s.cfg.Progress == nil {
+		return
+	}
+	st := Status{Phase: phase, Percent: pct, Detail: detail}
+	if s.coll != nil {
+		st.IOPS = s.coll.rate(time.Now())
+	}
+	s.cfg.Progress(st)
+}
