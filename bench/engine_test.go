@@ -446,3 +446,18 @@ func TestVerifyTimeBasedDeadlineNoFalseMismatches(t *testing.T) {
 		}
 	}
 }
+
+// With verify, a worker that draws a block another worker has in flight waits for it: a
+// size-limited job still does every I/O of its sequence.
+func TestVerifyDoesEveryIO(t *testing.T) {
+	reg, _ := registry(t, memTarget)
+	w := workloads.Workload{RW: "randwrite", Size: 1 << 20, IOSize: 8 << 20, BS: [2]workloads.BlockSize{workloads.Fixed(16384), workloads.Fixed(16384)},
+		NumJobs: 2, IODepth: 8, Verify: "crc32c"}
+	r, err := Run(context.Background(), Config{Target: "test://", Registry: reg, Workload: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Write.IOs != 1024 || r.Verify.Mismatches != 0 {
+		t.Fatalf("%d writes (want 1024), verify %+v", r.Write.IOs, r.Verify)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,9 +92,15 @@ func (wk *worker) run() {
 		var gen uint32
 		if wk.verify {
 			blk = (p.off - j.base) / j.blocks.bs
+			// Another worker may have this block in flight (a later pass over the region
+			// reached it): wait for it rather than skip, so the job does every I/O of its
+			// sequence. A worker holds one block at most and never waits while holding it.
 			var ok bool
-			if gen, ok = j.blocks.acquire(blk); !ok {
-				continue // another worker has this block in flight
+			for gen, ok = j.blocks.acquire(blk); !ok; gen, ok = j.blocks.acquire(blk) {
+				if st.stop.Load() {
+					return
+				}
+				runtime.Gosched()
 			}
 		}
 		if wk.limited[p.dir] {

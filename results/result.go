@@ -36,8 +36,10 @@ type Run struct {
 	// Sync summarises the syncs of fsync=N (IOs is their count, Lat their latency).
 	Sync   *DirStats `json:"sync,omitempty"`
 	Verify *Verify   `json:"verify,omitempty"`
-	CPU    CPU       `json:"cpu"`
-	Series Series    `json:"series"`
+	// Migration is set for runs inside a live-migrating VM (see migration.go).
+	Migration *Migration `json:"migration,omitempty"`
+	CPU       CPU        `json:"cpu"`
+	Series    Series     `json:"series"`
 	// Repeat is the index of this run in a --repeat series (0-based) and Repeats their count.
 	Repeat  int `json:"repeat,omitempty"`
 	Repeats int `json:"repeats,omitempty"`
