@@ -10,7 +10,7 @@ packages=(
   nfs-ganesha nfs-ganesha-vfs rpcbind   # NFS server
   libnfs-utils                          # nfs-cp, NFS reference client
   tgt libiscsi-bin                      # iSCSI target and iscsi-perf reference
-  qemu-system-x86 qemu-utils qemu-block-extra busybox-static cpio  # VM mode
+  qemu-system-x86 qemu-utils qemu-block-extra busybox-static cpio xz-utils  # VM mode
   iproute2 procps
 )
 
@@ -27,6 +27,12 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get -o DPkg::Lock::Timeout=300 update -qq
   apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The VM mode fetches the guest kernel (linux-image-amd64) with `apt-get download` when none
+# is installed: that needs package lists.
+if [ "$(id -u)" = 0 ] && [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ]; then
+  apt-get -o DPkg::Lock::Timeout=300 update -qq
 fi
 
 if ! command -v go >/dev/null 2>&1; then

@@ -90,6 +90,7 @@ func (s *scenario) assemble(mig *results.Migration, wres, readBack *agent.Result
 			in.Workload = run.Verify
 		}
 	}
+	run.Migration = mig
 	return &Result{Run: run, Migration: mig}
 }
 

@@ -63,8 +63,14 @@ func runOn(t *testing.T, target string, do migrate.DiskOptions, mutate func(*mig
 	res, err := migrate.Run(ctx, cfg)
 	if err != nil && res != nil && knownTCGBreak(res) {
 		// QEMU's TCG migration now and then corrupts the guest (FACTS.md): that is QEMU's
-		// defect, which the run reports; try once more before calling it a failure.
-		t.Logf("the guest broke after the migration (known TCG defect), retrying once: %v", err)
+		// defect, which the run reports; try once more, on a fresh disk (the broken guest
+		// may have written garbage), before calling it a failure.
+		t.Logf("the guest broke after the migration (known TCG defect), retrying once: %v; notes: %v", err, res.Migration.Notes)
+		disk.Close()
+		if disk, err = migrate.OpenDisk(ctx, target, do); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Disk = disk
 		start = time.Now()
 		res, err = migrate.Run(ctx, cfg)
 	}
@@ -300,11 +306,15 @@ func TestIntegrationLinksAndOutside(t *testing.T) {
 	t.Logf("outside: %.0f write IOPS on the host while the guest did %.0f IOPS", m.Outside.Write.IOPS, m.Before.IOPS)
 }
 
-// knownTCGBreak reports whether a run ended because the guest kernel broke on the
-// destination after a completed migration.
+// knownTCGBreak reports whether a run ended because the guest broke (kernel BUG) or went
+// silent on the destination after a completed migration: about one run in twenty here, with
+// QEMU's TCG (see FACTS.md on TCG migration integrity).
 func knownTCGBreak(res *migrate.Result) bool {
+	if res.Migration.Outcome != migrate.OutcomeCompleted {
+		return false
+	}
 	for _, n := range res.Migration.Notes {
-		if strings.Contains(n, "guest kernel broke on the destination") {
+		if strings.Contains(n, "guest kernel broke on the destination") || strings.Contains(n, "the guest on the destination did not end its workload") {
 			return true
 		}
 	}

@@ -321,8 +321,10 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 		err = guestSide.check(err)
 		// Keep what was measured: the host's timeline and QEMU's figures are all there.
 		s.note(fmt.Sprintf("the guest on the %s did not end its workload: %v (guest phase %q; %s; %s)", guestSide.name, err, s.phase(), s.coll.arrivals(s.t0), diskActivity(ctx, guestSide)))
-		if guestSide == s.dst && guestBroken(s.dst.vm.Console()) {
-			s.note("the guest kernel broke on the destination after a completed migration: under TCG, QEMU now and then leaves guest memory different between source and destination (see FACTS.md); --check-memory compares guest RAM of both sides")
+		if guestSide == s.dst {
+			if first := guestBroken(s.dst.vm.ConsoleTail(64 << 10)); first != "" {
+				s.note("the guest kernel broke on the destination after a completed migration (console: " + first + "): under TCG, QEMU now and then leaves guest memory different between source and destination (see FACTS.md); --check-memory compares guest RAM of both sides")
+			}
 		}
 		endNS := int64(stopAt.Sub(s.t0))
 		return s.assemble(mig, &agent.Result{Task: taskWorkload, Error: err.Error()}, nil, endNS), err
@@ -365,14 +367,16 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 	return s.assemble(mig, wres, readBack, endNS), nil
 }
 
-// guestBroken reports whether a guest console shows a kernel failure.
-func guestBroken(console string) bool {
-	for _, sign := range []string{"BUG:", "Oops", "Kernel panic", "general protection fault", "inconsistent task state"} {
-		if strings.Contains(console, sign) {
-			return true
+// guestBroken returns the first console line that shows a kernel failure, or "".
+func guestBroken(console string) string {
+	for _, line := range strings.Split(console, "\n") {
+		for _, sign := range []string{"BUG:", "Oops", "Kernel panic", "general protection fault", "inconsistent task state", "RIP:"} {
+			if strings.Contains(line, sign) {
+				return strings.TrimSpace(line)
+			}
 		}
 	}
-	return false
+	return ""
 }
 
 // diskActivity says whether the guest's disk is still busy (QEMU's block statistics sampled

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"io"
 	"net"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	_ "github.com/vmstorbench/vmstorbench/backends/file"
 	_ "github.com/vmstorbench/vmstorbench/backends/mem"
+	"github.com/vmstorbench/vmstorbench/results"
 	"github.com/vmstorbench/vmstorbench/vm/guest"
 	"github.com/vmstorbench/vmstorbench/workloads"
 )
@@ -216,5 +218,24 @@ func TestKVMProbeCache(t *testing.T) {
 	}
 	if p := loadKVMProbe("", "7.2.0"); p != nil {
 		t.Fatal("probe without a cache directory")
+	}
+}
+
+func TestResultSave(t *testing.T) {
+	r := &Result{Run: &results.Run{ID: "0123456789abcdef", Target: results.Target{Backend: "file"}}, Migration: &results.Migration{Mode: ModePrecopy, Outcome: OutcomeCompleted}}
+	path, err := r.Save(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := results.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Migration == nil || back.Migration.Outcome != OutcomeCompleted {
+		t.Fatalf("migration section lost: %+v", back.Migration)
+	}
+	b, err := json.Marshal(r)
+	if err != nil || !strings.Contains(string(b), `"migration":{"mode":"precopy"`) {
+		t.Fatalf("JSON %s %v", b, err)
 	}
 }

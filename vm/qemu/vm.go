@@ -244,8 +244,11 @@ func (vm *VM) Exited() bool { return vm.Proc.Exited() }
 func (vm *VM) Log() string { return strings.TrimSpace(testbed.TailLog(vm.Proc.LogPath, 800)) }
 
 // Console returns the tail of the guest's serial console.
-func (vm *VM) Console() string {
-	return strings.TrimSpace(testbed.TailLog(vm.Config.ConsoleLog(), 2000))
+func (vm *VM) Console() string { return vm.ConsoleTail(2000) }
+
+// ConsoleTail returns the last n bytes of the guest's serial console.
+func (vm *VM) ConsoleTail(n int64) string {
+	return strings.TrimSpace(testbed.TailLog(vm.Config.ConsoleLog(), n))
 }
 
 // Status returns QEMU's run state ("running", "paused", "inmigrate", "postmigrate",
