@@ -95,12 +95,7 @@ variable or a file (see 'vmstorbench backends').`,
 	f.StringArrayVarP(&o.targets, "target", "t", nil, "target URL (repeat to compare targets); see 'vmstorbench backends'")
 	f.StringVarP(&o.profile, "profile", "p", "", "named workload profile; see 'vmstorbench profiles'")
 	f.StringVar(&o.fio, "fio", "", "fio options in one string: 'rw=randread bs=4k iodepth=16'")
-	for _, ff := range fioFlags {
-		f.String(ff.name, "", ff.help)
-	}
-	for _, ff := range fioBoolFlags {
-		f.Bool(ff.name, false, ff.help)
-	}
+	addFioFlags(f)
 	f.DurationVar(&o.interval, "interval", time.Second, "time-series interval (e.g. 100ms)")
 	f.StringVar(&o.resultsDir, "results", "results", "directory for result documents")
 	f.BoolVar(&o.noSave, "no-save", false, "do not save result documents")
@@ -262,10 +257,7 @@ func runOne(ctx context.Context, o *runOptions, j plannedJob, target targetRef, 
 // planJobs builds the workloads: a job file's jobs, or one workload from --profile and the
 // flags, with flags and --fio applied on top in both cases.
 func planJobs(cmd *cobra.Command, o *runOptions, args []string, haveTargets bool) ([]plannedJob, error) {
-	kv, err := flagOptions(cmd, o)
-	if err != nil {
-		return nil, err
-	}
+	kv := flagOptions(cmd.Flags(), o.fio)
 	sizeGiven := hasOption(kv, "size")
 	if len(args) == 1 {
 		if o.profile != "" {
@@ -315,6 +307,7 @@ func planJobs(cmd *cobra.Command, o *runOptions, args []string, haveTargets bool
 		return nil, errors.New("no target: give --target URL (see 'vmstorbench backends'), e.g. --target file:///var/tmp")
 	}
 	base := workloads.Workload{}
+	var err error
 	if o.profile != "" {
 		if base, err = workloads.Profile(o.profile); err != nil {
 			return nil, err
@@ -337,10 +330,20 @@ func planJobs(cmd *cobra.Command, o *runOptions, args []string, haveTargets bool
 	return []plannedJob{{w: w, sizeGiven: sizeGiven}}, nil
 }
 
-// flagOptions turns the fio flags that were given, then --fio, into "name=value" options.
-func flagOptions(cmd *cobra.Command, o *runOptions) ([]string, error) {
+// addFioFlags registers the workload flags, by fio's names.
+func addFioFlags(f *pflag.FlagSet) {
+	for _, ff := range fioFlags {
+		f.String(ff.name, "", ff.help)
+	}
+	for _, ff := range fioBoolFlags {
+		f.Bool(ff.name, false, ff.help)
+	}
+}
+
+// flagOptions turns the fio flags that were given, then the --fio string, into
+// "name=value" options for workloads.ApplyOptions.
+func flagOptions(f *pflag.FlagSet, fio string) []string {
 	var kv []string
-	f := cmd.Flags()
 	for _, ff := range fioFlags {
 		if fl := f.Lookup(ff.name); fl.Changed {
 			kv = append(kv, strings.ReplaceAll(ff.name, "-", "_")+"="+fl.Value.String())
@@ -355,8 +358,7 @@ func flagOptions(cmd *cobra.Command, o *runOptions) ([]string, error) {
 			kv = append(kv, strings.ReplaceAll(ff.name, "-", "_")+"="+v)
 		}
 	}
-	kv = append(kv, strings.Fields(o.fio)...)
-	return kv, nil
+	return append(kv, strings.Fields(fio)...)
 }
 
 func hasOption(kv []string, name string) bool {

@@ -199,12 +199,7 @@ and TCG used when it does not boot the guest.`,
 	f.StringVarP(&o.target, "target", "t", "", "where the VM's disk lives: a directory (a scratch image is created), an image file, or any backend URL")
 	f.StringVarP(&o.profile, "profile", "p", "oltp", "workload profile run inside the guest; see 'vmstorbench profiles'")
 	f.StringVar(&o.fio, "fio", "", "fio options on top of the profile: 'rw=randwrite bs=4k iodepth=8'")
-	for _, ff := range fioFlags {
-		f.String(ff.name, "", ff.help)
-	}
-	for _, ff := range fioBoolFlags {
-		f.Bool(ff.name, false, ff.help)
-	}
+	addFioFlags(f)
 	f.StringVar(&o.mode, "mode", migrate.ModePrecopy, "precopy | postcopy | stopcopy (stop, migrate, continue) | none (the guest baseline, no migration)")
 	f.DurationVar(&o.at, "at", 3*time.Second, "workload time before the migration starts")
 	f.DurationVar(&o.after, "after", 3*time.Second, "workload time after the migration ends")
@@ -415,23 +410,7 @@ func migrateWorkload(cmd *cobra.Command, o *migrateOptions) (workloads.Workload,
 	if err != nil {
 		return base, err
 	}
-	var kv []string
-	fs := cmd.Flags()
-	for _, ff := range fioFlags {
-		if fl := fs.Lookup(ff.name); fl.Changed {
-			kv = append(kv, strings.ReplaceAll(ff.name, "-", "_")+"="+fl.Value.String())
-		}
-	}
-	for _, ff := range fioBoolFlags {
-		if fl := fs.Lookup(ff.name); fl.Changed {
-			v := "0"
-			if fl.Value.String() == "true" {
-				v = "1"
-			}
-			kv = append(kv, strings.ReplaceAll(ff.name, "-", "_")+"="+v)
-		}
-	}
-	kv = append(kv, strings.Fields(o.fio)...)
+	kv := flagOptions(cmd.Flags(), o.fio)
 	// The guest works on its whole disk unless size= is given.
 	if !hasOption(kv, "size") {
 		base.Size = 0
