@@ -43,9 +43,13 @@ func (s *Session) Execute(lun uint64, cdb []byte, buf []byte, write bool) (Resul
 	if err != nil {
 		return Result{}, &CommandError{Cmd: describeCDB(cdb), Err: err}
 	}
+	// Set under the mutex lookup takes, so the reader that looks the task up when its
+	// response or R2T arrives sees them (the network round trip is no Go synchronisation).
+	s.mu.Lock()
 	t.lun = encodeLUN(lun)
 	t.buf = buf
 	t.write = write && len(buf) > 0
+	s.mu.Unlock()
 	if err := s.start(t, cdb); err != nil {
 		// The task is registered: the drain fails it too; wait for that so that buf is free.
 		for !s.wait(t).final {

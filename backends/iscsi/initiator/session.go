@@ -396,10 +396,10 @@ func (s *Session) acquire(kind taskKind, timeout time.Duration, cdb []byte) (*ta
 
 // release returns a completed task's slot.
 func (s *Session) release(t *task) {
+	s.mu.Lock()
 	t.buf = nil
 	clear(t.segs)
 	t.segs = t.segs[:0]
-	s.mu.Lock()
 	s.free = append(s.free, t.slot)
 	s.mu.Unlock()
 }
