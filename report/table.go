@@ -20,9 +20,6 @@ import (
 // Formats are the formats Render accepts.
 var Formats = []string{"table", "md", "csv"}
 
-// TargetLabel is the Run.Labels key whose value, when set, names the target in tables
-// instead of its URL.
-const TargetLabel = "target"
 
 // Render writes runs side by side, one row per run and direction, in format "table"
 // (terminal), "md" (Markdown) or "csv" (raw numbers in base units, with a header row).
@@ -67,8 +64,8 @@ func rowsOf(runs []*results.Run) []row {
 }
 
 func targetName(r *results.Run) string {
-	if l := r.Labels[TargetLabel]; l != "" {
-		return l
+	if _, labelled := r.Labels[results.TargetLabel]; labelled {
+		return results.TargetName(r)
 	}
 	// URLs in results are stored redacted; redact again so a hand-edited file cannot leak.
 	return backends.RedactString(r.Target.URL)

@@ -39,7 +39,7 @@ func sampleRuns() []*results.Run {
 		},
 		{
 			ID: "cccc3333", Start: start.Add(2 * time.Minute), Error: "iscsi: login: timeout",
-			Labels:   map[string]string{TargetLabel: "tgt-lun1"},
+			Labels:   map[string]string{results.TargetLabel: "tgt-lun1"},
 			Target:   results.Target{URL: "iscsi://127.0.0.1:3260/iqn.2026-03.bench:t/1", Backend: "iscsi"},
 			Workload: workloads.Workload{RW: "write", IODepth: 1, NumJobs: 1, BS: [2]workloads.BlockSize{workloads.Fixed(1 << 20), workloads.Fixed(1 << 20)}},
 		},

@@ -231,7 +231,7 @@ func runOne(ctx context.Context, o *runOptions, j plannedJob, target targetRef, 
 		if labels == nil {
 			labels = map[string]string{}
 		}
-		labels["target"] = target.name
+		labels[results.TargetLabel] = target.name
 	}
 	cfg := bench.Config{
 		Target:   target.url,
