@@ -24,44 +24,93 @@ var Formats = []string{"table", "md", "csv"}
 // Render writes runs side by side, one row per run and direction, in format "table"
 // (terminal), "md" (Markdown) or "csv" (raw numbers in base units, with a header row).
 func Render(w io.Writer, runs []*results.Run, format string) error {
-	rows := rowsOf(runs)
 	switch format {
 	case "table", "md":
-		return renderTable(w, rows, format == "md")
+		return renderTable(w, rowsOf(runs), format == "md")
 	case "csv":
-		return renderCSV(w, rows)
+		return renderCSV(w, runs)
 	}
 	return fmt.Errorf("report: unknown format %q (formats: %s)", format, strings.Join(Formats, ", "))
 }
 
-// row is one direction of one run; stats is nil for a run that recorded no direction (it
-// failed before any I/O), which still gets a row so the failure shows.
+// row is one direction of one case (a target × workload × scenario and its repeats); dir is
+// "-" for a case that recorded no direction (it failed before any I/O), which still gets a
+// row so the failure shows.
 type row struct {
-	run   *results.Run
-	dir   string
-	stats *results.DirStats
+	c   *results.Case
+	dir string
 }
 
 func rowsOf(runs []*results.Run) []row {
 	var rows []row
-	for _, r := range runs {
-		n := len(rows)
-		if r.Read != nil {
-			rows = append(rows, row{r, "read", r.Read})
+	for _, c := range results.Group(runs) {
+		dirs := c.Dirs()
+		if len(dirs) == 0 {
+			dirs = []string{"-"}
 		}
-		if r.Write != nil {
-			rows = append(rows, row{r, "write", r.Write})
-		}
-		if r.Sync != nil {
-			// fsync=N: IOPS are syncs per second, latency is the sync's.
-			rows = append(rows, row{r, "sync", r.Sync})
-		}
-		if len(rows) == n {
-			rows = append(rows, row{run: r, dir: "-"})
+		for _, d := range dirs {
+			rows = append(rows, row{c, d})
 		}
 	}
 	return rows
 }
+
+// counted are the runs whose figures a row shows: the complete ones, or when none completed,
+// all of them (a single interrupted run still shows what it measured, marked INCOMPLETE).
+func (rw row) counted() []*results.Run {
+	if ok := rw.c.Complete(); len(ok) > 0 {
+		return ok
+	}
+	return rw.c.Runs
+}
+
+// summary is metric m of the row's direction over its counted runs.
+func (rw row) summary(m results.Metric) (results.Summary, bool) {
+	var xs []float64
+	for _, r := range rw.counted() {
+		if s := r.DirStats(rw.dir); s != nil {
+			if v, ok := m.Of(s); ok {
+				xs = append(xs, v)
+			}
+		}
+	}
+	return results.Summarize(xs)
+}
+
+// errors sums the direction's I/O errors over all runs; ok is false when no run has it.
+func (rw row) errors() (n int64, ok bool) {
+	for _, r := range rw.c.Runs {
+		if s := r.DirStats(rw.dir); s != nil {
+			n, ok = n+s.Errors, true
+		}
+	}
+	return n, ok
+}
+
+// verifyMismatches sums verify mismatches over the runs that verified.
+func verifyMismatches(c *results.Case) (n int64, ok bool) {
+	for _, r := range c.Runs {
+		if r.Verify != nil {
+			n, ok = n+r.Verify.Mismatches, true
+		}
+	}
+	return n, ok
+}
+
+func metric(name string) results.Metric {
+	m, err := results.MetricByName(name)
+	if err != nil {
+		panic(err) // a name in this file is wrong: a programming error
+	}
+	return m
+}
+
+var (
+	mIOPS = metric("iops")
+	mBW   = metric("bw")
+	mMean = metric("mean")
+	mMax  = metric("max")
+)
 
 func targetName(r *results.Run) string {
 	if _, labelled := r.Labels[results.TargetLabel]; labelled {
@@ -71,31 +120,27 @@ func targetName(r *results.Run) string {
 	return backends.RedactString(r.Target.URL)
 }
 
-func workloadName(r *results.Run) string {
-	s := r.Workload.Describe()
-	if r.Repeats > 1 {
-		s += fmt.Sprintf(" (repeat %d/%d)", r.Repeat+1, r.Repeats)
+func workloadName(c *results.Case) string {
+	s := c.Workload()
+	if sc := c.Scenario(); sc != "host" {
+		s += " [" + sc + "]"
 	}
 	return s
 }
 
 // latency percentiles shown, in column order after the mean.
-var shownPercentiles = []struct {
-	name string
-	p    float64
-}{{"p50", 50}, {"p99", 99}, {"p99.9", 99.9}}
-
-func percentile(l results.Latency, p float64) (int64, bool) {
-	v, ok := l.Percentiles[results.PercentileKey(p)]
-	return v, ok
-}
+var shownPercentiles = []results.Metric{metric("p50"), metric("p99"), metric("p99.9")}
 
 func renderTable(w io.Writer, rows []row, markdown bool) error {
 	unit, unitNS := latencyUnit(rows)
+	repeated := false
+	for _, rw := range rows {
+		repeated = repeated || len(rw.c.Runs) > 1
+	}
 	header := []string{"Target", "Backend", "Security", "Workload", "Dir", "IOPS", "MB/s (MB=10^6 B)",
 		"Mean (" + unit + ")"}
 	for _, p := range shownPercentiles {
-		header = append(header, p.name+" ("+unit+")")
+		header = append(header, p.Name+" ("+unit+")")
 	}
 	header = append(header, "Max ("+unit+")", "Errors", "Verify mismatches", "Complete")
 	align := make([]tw.Align, len(header))
@@ -106,33 +151,40 @@ func renderTable(w io.Writer, rows []row, markdown bool) error {
 		align[i] = tw.AlignLeft
 	}
 
-	// lat renders a latency in the table's unit, or "-" when there is none.
-	lat := func(ns float64, ok bool) string {
+	// figure renders the median of m over the row's runs with format, "±n%" after it when
+	// spread is set and there are repeats, or "-" when no run has it.
+	figure := func(rw row, m results.Metric, format func(float64) string, spread bool) string {
+		s, ok := rw.summary(m)
 		if !ok {
 			return "-"
 		}
-		return sig3(ns / unitNS)
+		out := format(s.Median)
+		if spread && s.N > 1 {
+			out += fmt.Sprintf(" ±%.0f%%", 100*s.HalfRange())
+		}
+		return out
 	}
+	lat := func(ns float64) string { return sig3(ns / unitNS) }
 	cells := make([][]string, 0, len(rows))
 	for _, rw := range rows {
-		r := rw.run
-		c := []string{targetName(r), r.Target.Backend, dash(r.Target.Info["security"]), workloadName(r), rw.dir}
-		if s := rw.stats; s != nil {
-			has := s.Lat.N > 0
-			c = append(c, humanCount(s.IOPS), sig3(s.BWBps/1e6), lat(s.Lat.Mean, has))
-			for _, p := range shownPercentiles {
-				v, ok := percentile(s.Lat, p.p)
-				c = append(c, lat(float64(v), has && ok))
-			}
-			c = append(c, lat(float64(s.Lat.Max), has), strconv.FormatInt(s.Errors, 10))
+		first := rw.c.Runs[0]
+		c := []string{targetName(first), first.Target.Backend, dash(first.Target.Info["security"]), workloadName(rw.c), rw.dir}
+		c = append(c, figure(rw, mIOPS, humanCount, true), figure(rw, mBW, func(v float64) string { return sig3(v / 1e6) }, true),
+			figure(rw, mMean, lat, false))
+		for _, p := range shownPercentiles {
+			c = append(c, figure(rw, p, lat, false))
+		}
+		c = append(c, figure(rw, mMax, lat, false))
+		if n, ok := rw.errors(); ok {
+			c = append(c, strconv.FormatInt(n, 10))
 		} else {
-			c = append(c, "-", "-", "-", "-", "-", "-", "-", "-")
+			c = append(c, "-")
 		}
 		verify := "-"
-		if r.Verify != nil {
-			verify = strconv.FormatInt(r.Verify.Mismatches, 10)
+		if n, ok := verifyMismatches(rw.c); ok {
+			verify = strconv.FormatInt(n, 10)
 		}
-		c = append(c, verify, completeCell(r))
+		c = append(c, verify, completeCell(rw.c))
 		if markdown {
 			for i := range c {
 				c[i] = strings.ReplaceAll(c[i], "|", `\|`)
@@ -174,6 +226,11 @@ func renderTable(w io.Writer, rows []row, markdown bool) error {
 	if err := t.Render(); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
+	if repeated {
+		if _, err := fmt.Fprintln(w, "\nRepeated runs: figures are medians over the complete runs; ± is half their min–max range, relative to the median."); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -190,13 +247,25 @@ func dropColumn[T any](s []T, col int) []T {
 	return append(append([]T(nil), s[:col]...), s[col+1:]...)
 }
 
-// completeCell marks an incomplete run loudly, with the start of its error.
-func completeCell(r *results.Run) string {
-	if r.Complete {
+// completeCell marks a case with an incomplete run loudly, with the start of its error.
+func completeCell(c *results.Case) string {
+	var failed []*results.Run
+	for _, r := range c.Runs {
+		if !r.Complete {
+			failed = append(failed, r)
+		}
+	}
+	if len(failed) == 0 {
+		if len(c.Runs) > 1 {
+			return fmt.Sprintf("yes (%d runs)", len(c.Runs))
+		}
 		return "yes"
 	}
 	s := "INCOMPLETE"
-	if e := strings.Join(strings.Fields(r.Error), " "); e != "" {
+	if len(c.Runs) > 1 {
+		s += fmt.Sprintf(" %d of %d", len(failed), len(c.Runs))
+	}
+	if e := strings.Join(strings.Fields(failed[0].Error), " "); e != "" {
 		if len([]rune(e)) > 60 {
 			e = string([]rune(e)[:59]) + "…"
 		}
@@ -209,7 +278,7 @@ func completeCell(r *results.Run) string {
 // 10 ms (µs figures would get long), µs otherwise.
 func latencyUnit(rows []row) (string, float64) {
 	for _, rw := range rows {
-		if rw.stats != nil && rw.stats.Lat.Mean >= 10e6 {
+		if s, ok := rw.summary(mMean); ok && s.Max >= 10e6 {
 			return "ms", 1e6
 		}
 	}
@@ -252,14 +321,16 @@ var csvHeader = []string{"run_id", "start", "target", "backend", "security", "wo
 	"direction", "ios", "bytes", "iops", "bw_bytes_per_s", "lat_mean_ns", "lat_p50_ns", "lat_p99_ns",
 	"lat_p99.9_ns", "lat_max_ns", "errors", "verify_mismatches", "complete", "error"}
 
-func renderCSV(w io.Writer, rows []row) error {
+// renderCSV writes one record per run and direction (repeats are not aggregated: CSV is for
+// people who do their own statistics).
+func renderCSV(w io.Writer, runs []*results.Run) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(csvHeader); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
 	i64 := func(v int64) string { return strconv.FormatInt(v, 10) }
 	f64 := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
-	for _, rw := range rows {
+	for _, rw := range runDirs(runs) {
 		r := rw.run
 		repeat := ""
 		if r.Repeats > 1 {
@@ -267,14 +338,13 @@ func renderCSV(w io.Writer, rows []row) error {
 		}
 		rec := []string{r.ID, r.Start.UTC().Format("2006-01-02T15:04:05.000Z07:00"), targetName(r),
 			r.Target.Backend, r.Target.Info["security"], r.Workload.Describe(), repeat, rw.dir}
-		if s := rw.stats; s != nil {
+		if s := r.DirStats(rw.dir); s != nil {
 			rec = append(rec, i64(s.IOs), i64(s.Bytes), f64(s.IOPS), f64(s.BWBps))
 			if s.Lat.N > 0 {
 				rec = append(rec, f64(s.Lat.Mean))
 				for _, p := range shownPercentiles {
-					v, ok := percentile(s.Lat, p.p)
-					if ok {
-						rec = append(rec, i64(v))
+					if v, ok := p.Of(s); ok {
+						rec = append(rec, f64(v))
 					} else {
 						rec = append(rec, "")
 					}
@@ -301,4 +371,26 @@ func renderCSV(w io.Writer, rows []row) error {
 		return fmt.Errorf("report: %w", err)
 	}
 	return nil
+}
+
+// runDir is one direction of one run ("-" when the run recorded none).
+type runDir struct {
+	run *results.Run
+	dir string
+}
+
+func runDirs(runs []*results.Run) []runDir {
+	var out []runDir
+	for _, r := range runs {
+		n := len(out)
+		for _, d := range []string{"read", "write", "sync"} {
+			if r.DirStats(d) != nil {
+				out = append(out, runDir{r, d})
+			}
+		}
+		if len(out) == n {
+			out = append(out, runDir{r, "-"})
+		}
+	}
+	return out
 }

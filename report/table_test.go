@@ -88,7 +88,7 @@ func TestRenderTable(t *testing.T) {
 			want := [][]string{
 				{"nfs://127.0.0.1:2049/export/disk.img", "sys", "randread bs=4KiB iodepth=32 numjobs=1", "read",
 					"12.3k", "50.6", "80.0", "75.0", "210", "480", "1200", "yes"},
-				{"smb://bench@127.0.0.1:4450/share/disk.img", "encrypted", "(repeat 2/3)", "read", "950", "62.3",
+				{"smb://bench@127.0.0.1:4450/share/disk.img", "encrypted", "rwmixread=70", "read", "950", "62.3",
 					"2500", "15000", "INCOMPLETE: smb: write: read"},
 				{"write", "407", "26.7", "31000", " 2 ", " 3 "},
 				{"tgt-lun1", "iscsi", "write bs=1MiB", " - ", "INCOMPLETE: iscsi: login: timeout"},
@@ -208,5 +208,34 @@ func TestSharedWorkloadSaidOnce(t *testing.T) {
 	}
 	if got := out.String(); !strings.HasPrefix(got, "Workload: randread bs=4KiB") || strings.Count(got, "randread") != 1 {
 		t.Errorf("want the shared workload once, above the table:\n%s", got)
+	}
+}
+
+// TestRenderRepeats: repeats of one case become one row of medians with the spread, an
+// incomplete repeat is left out of the figures and named, and the footnote says so.
+func TestRenderRepeats(t *testing.T) {
+	w := workloads.Workload{RW: "randread", IODepth: 1, NumJobs: 1, BS: [2]workloads.BlockSize{workloads.Fixed(4096), workloads.Fixed(4096)}}
+	mk := func(iops float64, complete bool) *results.Run {
+		r := &results.Run{Target: results.Target{URL: "nfs://h/e/f", Backend: "nfs"}, Workload: w, Complete: complete,
+			Read: &results.DirStats{IOs: 100, IOPS: iops, BWBps: iops * 4096, Lat: lat(1e9/iops, 90_000, 200_000, 300_000, 400_000)}}
+		if !complete {
+			r.Error = "nfs: server went away"
+		}
+		return r
+	}
+	runs := []*results.Run{mk(1000, true), mk(1100, true), mk(1200, true), mk(5, false)}
+	var out strings.Builder
+	if err := Render(&out, runs, "table"); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	t.Logf("\n%s", got)
+	for _, want := range []string{"1.10k ±9%", "INCOMPLETE 1 of 4: nfs: server went away", "medians over the complete runs"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q", want)
+		}
+	}
+	if n := strings.Count(got, "nfs://h/e/f"); n != 1 {
+		t.Errorf("%d rows for one case, want 1", n)
 	}
 }

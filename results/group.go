@@ -230,6 +230,9 @@ func (s Summary) Spread() float64 {
 	return (s.Max - s.Min) / math.Abs(s.Median)
 }
 
+// HalfRange is half the range as a fraction of the median: the "±" of a repeated figure.
+func (s Summary) HalfRange() float64 { return s.Spread() / 2 }
+
 // Summarize returns the summary of xs; false when there are none.
 func Summarize(xs []float64) (Summary, bool) {
 	if len(xs) == 0 {
