@@ -20,7 +20,6 @@ import (
 // Formats are the formats Render accepts.
 var Formats = []string{"table", "md", "csv"}
 
-
 // Render writes runs side by side, one row per run and direction, in format "table"
 // (terminal), "md" (Markdown) or "csv" (raw numbers in base units, with a header row).
 func Render(w io.Writer, runs []*results.Run, format string) error {
