@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/backends"
+	"github.com/vmstorbench/vmstorbench/backends/backendtest"
 	"github.com/vmstorbench/vmstorbench/testbed"
 )
 
@@ -300,59 +301,16 @@ func TestIntegrationTargetHung(t *testing.T) {
 	}
 }
 
-// busyUntilFailure runs 16 goroutines of reads and writes on tg, calls kill, and checks
-// that every goroutine returns an error within limit.
+// busyUntilFailure keeps tg busy with 16 goroutines, calls kill, and checks that every
+// goroutine's call fails within limit.
 func busyUntilFailure(t *testing.T, tg *Target, kill func(), limit time.Duration) {
 	t.Helper()
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	stop := make(chan struct{})
-	for g := 0; g < 16; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
-			buf := make([]byte, 64<<10)
-			for i := 0; ; i++ {
-				off := int64((g*97+i*13)%2048) * int64(len(buf))
-				var err error
-				if i%2 == 0 {
-					_, err = tg.WriteAt(buf, off)
-				} else {
-					_, err = tg.ReadAt(buf, off)
-				}
-				if err != nil {
-					errs <- err
-					return
-				}
-				select {
-				case <-stop:
-					errs <- nil
-					return
-				default:
-				}
-			}
-		}(g)
-	}
+	errs, stop := backendtest.Busy(tg, 16, 2048)
+	defer stop()
 	time.Sleep(200 * time.Millisecond)
 	killed := time.Now()
 	kill()
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(limit):
-		close(stop)
-		t.Fatalf("calls still blocked %v after the target died", limit)
-	}
-	t.Logf("all calls failed %v after the target died", time.Since(killed).Round(time.Millisecond))
-	close(errs)
-	for err := range errs {
-		if err == nil {
-			t.Error("a goroutine finished without an error")
-			continue
-		}
-		t.Logf("error: %v", err)
-	}
+	backendtest.WaitErrors(t, errs, 16, killed, limit)
 }
 
 func wantErr(t *testing.T, err error, parts ...string) {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/backends"
+	"github.com/vmstorbench/vmstorbench/backends/backendtest"
 	"github.com/vmstorbench/vmstorbench/testbed"
 )
 
@@ -391,13 +392,14 @@ func TestIntegrationSMBServerKilled(t *testing.T) {
 	s, eps, password := startSamba(t)
 	t.Setenv(PasswordEnv, password)
 	tg := openTarget(t, eps["smb-signed"].URL, backends.OpenParams{Size: 16 << 20, Write: true})
-	errs := busy(tg, 16)
+	errs, stop := backendtest.Busy(tg, 16, 256)
+	defer stop()
 	time.Sleep(300 * time.Millisecond)
 	killed := time.Now()
 	if err := syscall.Kill(-s.PIDs()[0], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitErrors(t, errs, 16, killed, 5*time.Second)
+	backendtest.WaitErrors(t, errs, 16, killed, 5*time.Second)
 	if _, err := tg.ReadAt(make([]byte, 4096), 0); err == nil {
 		t.Fatal("read after the server died succeeded")
 	}
@@ -414,13 +416,14 @@ func TestIntegrationSMBServerHung(t *testing.T) {
 	pgid := s.PIDs()[0]
 	t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGCONT) })
 	tg := openTarget(t, withFile(eps["smb"].URL, testbed.SambaFile, "timeout=1500ms"), backends.OpenParams{Size: 16 << 20, Write: true})
-	errs := busy(tg, 16)
+	errs, stop := backendtest.Busy(tg, 16, 256)
+	defer stop()
 	time.Sleep(300 * time.Millisecond)
 	stopped := time.Now()
 	if err := syscall.Kill(-pgid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	first := waitErrors(t, errs, 16, stopped, 4*time.Second)
+	first := backendtest.WaitErrors(t, errs, 16, stopped, 4*time.Second)
 	if !strings.Contains(first.Error(), "no response from") {
 		t.Errorf("timeout error unclear: %v", first)
 	}
@@ -429,47 +432,4 @@ func TestIntegrationSMBServerHung(t *testing.T) {
 	if el := time.Since(start); el > time.Second {
 		t.Errorf("Close after a timeout took %v", el)
 	}
-}
-
-// busy runs n goroutines doing 64 KiB reads and writes until one fails; each sends its error.
-func busy(tg backends.Target, n int) <-chan error {
-	errs := make(chan error, n)
-	for w := range n {
-		go func() {
-			buf := make([]byte, 64<<10)
-			for i := 0; ; i++ {
-				off := int64((w*97+i*31)%256) * int64(len(buf))
-				var err error
-				if i%2 == 0 {
-					_, err = tg.WriteAt(buf, off)
-				} else {
-					_, err = tg.ReadAt(buf, off)
-				}
-				if err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	return errs
-}
-
-// waitErrors waits for n errors, each within limit of since, and returns the first.
-func waitErrors(t *testing.T, errs <-chan error, n int, since time.Time, limit time.Duration) error {
-	t.Helper()
-	var first error
-	deadline := time.After(limit)
-	for i := range n {
-		select {
-		case err := <-errs:
-			if first == nil {
-				first = err
-				t.Logf("first error after %v: %v", time.Since(since).Round(time.Millisecond), err)
-			}
-		case <-deadline:
-			t.Fatalf("only %d of %d calls failed within %v", i, n, limit)
-		}
-	}
-	return first
 }
