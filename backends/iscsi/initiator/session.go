@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -1029,6 +1030,29 @@ func (s *Session) overdue(now int64) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// debugState describes the reader and writer state, for diagnosing a stalled session.
+func (s *Session) debugState() string {
+	s.wmu.Lock()
+	w := fmt.Sprintf("cmdSN=%d maxCmdSN=%d pending=%d flushing=%v collecting=%v idleWaiters=%d windowWaiters=%d",
+		s.cmdSN, s.maxCmdSN.Load(), len(s.pending), s.flushing, s.collecting, s.idleWaiters, s.windowWaiters.Load())
+	s.wmu.Unlock()
+	token := "held"
+	if s.rtoken.TryLock() {
+		token = "free"
+		s.rtoken.Unlock()
+		s.handoff() // a waiter that found it taken by us waits for a kick
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var tasks []string
+	for _, t := range s.slots {
+		if t.active || t.waiting {
+			tasks = append(tasks, fmt.Sprintf("itt=%#x active=%v waiting=%v kicked=%v events=%d", t.itt, t.active, t.waiting, t.kicked, len(t.ev)))
+		}
+	}
+	return fmt.Sprintf("%s; read token %s, nactive=%d nwaiting=%d rx=%d; tasks: %s", w, token, s.nactive.Load(), s.nwaiting.Load(), s.rxCount.Load(), strings.Join(tasks, "; "))
 }
 
 // buffered is the part of bufio.Reader the reader looks at.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -86,7 +87,22 @@ func hammer(t *testing.T, s *Session, g, n, maxBlocks int) {
 			}
 		}(w)
 	}
-	wg.Wait()
+	// A stall is diagnosed before the session's own timeout turns it into a bare error: the
+	// stacks of every goroutine and the session's reader/writer state say where it stuck.
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.Timeout * 2 / 3):
+		t.Errorf("no progress for %v; session state: %s\n%s", s.cfg.Timeout*2/3, s.debugState(), allStacks())
+		<-done
+	}
+}
+
+// allStacks returns the stacks of every goroutine.
+func allStacks() []byte {
+	buf := make([]byte, 1<<20)
+	return buf[:runtime.Stack(buf, true)]
 }
 
 // TestSessionTimeout: a target that stops answering fails every command in flight within
