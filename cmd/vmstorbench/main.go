@@ -34,7 +34,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCmd(), newReportCmd(), newBackendsCmd(), newProfilesCmd(), newTestbedCmd(),
-		newVMCmd(), newMigrateCmd(), newAgentCmd())
+		newVMCmd(), newMigrateCmd(), newAgentCmd(), newCompareCmd())
 	return root
 }
 
