@@ -12,6 +12,7 @@ packages=(
   tgt libiscsi-bin                      # iSCSI target and iscsi-perf reference
   qemu-system-x86 qemu-utils qemu-block-extra busybox-static cpio xz-utils  # VM mode
   iproute2 procps
+  chromium fonts-liberation2            # the HTML report's browser test; the charts' font
 )
 
 missing=()

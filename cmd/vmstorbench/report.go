@@ -2,33 +2,156 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vmstorbench/vmstorbench/report"
+	"github.com/vmstorbench/vmstorbench/report/chart"
 	"github.com/vmstorbench/vmstorbench/results"
 )
 
+type reportOptions struct {
+	format       string
+	html         string
+	title        string
+	charts       string
+	chartFormats []string
+	quiet        bool
+}
+
 func newReportCmd() *cobra.Command {
-	var format string
+	var o reportOptions
 	cmd := &cobra.Command{
 		Use:   "report RESULTS...",
 		Short: "Render saved result documents (files, directories or globs) side by side",
-		Args:  cobra.ArbitraryArgs,
+		Long: `Render saved result documents (files, directories or globs) side by side as a table
+(--format table|md|csv) on stdout. --html FILE also writes one self-contained HTML page
+(tables, charts, migrations, workloads, commands, hosts; it loads nothing from anywhere) and
+--charts DIR writes each chart as a file (--chart-format svg,png,pdf). --quiet leaves the
+table out.`,
+		Example: `  vmstorbench report results/
+  vmstorbench report results/ --html report.html --charts charts/ --quiet`,
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return errors.New("report: name result files or directories (e.g. results/)")
-			}
-			runs, err := results.LoadAll(args...)
-			if err != nil {
-				return err
-			}
-			if len(runs) == 0 {
-				return errors.New("report: no result documents found")
-			}
-			return report.Render(cmd.OutOrStdout(), runs, format)
+			return runReport(cmd, args, o)
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "table", "table|md|csv")
+	f := cmd.Flags()
+	f.StringVar(&o.format, "format", "table", "table|md|csv")
+	f.StringVar(&o.html, "html", "", "also write a self-contained HTML report to `FILE`")
+	f.StringVar(&o.title, "title", "", "the HTML report's title (default \"vmstorbench report\")")
+	f.StringVar(&o.charts, "charts", "", "also write the charts as files into `DIR`")
+	f.StringSliceVar(&o.chartFormats, "chart-format", []string{"svg", "png"}, "chart file formats for --charts: svg, png, pdf")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "do not print the table (with --html or --charts)")
 	return cmd
+}
+
+func runReport(cmd *cobra.Command, args []string, o reportOptions) error {
+	// Check every option before reading anything, so a typo costs nothing.
+	if !slices.Contains(report.Formats, o.format) {
+		return fmt.Errorf("report: --format %q: want one of %s", o.format, strings.Join(report.Formats, ", "))
+	}
+	formats, err := checkChartFormats(o.chartFormats)
+	if err != nil {
+		return err
+	}
+	if cmd.Flags().Changed("chart-format") && o.charts == "" {
+		return errors.New("report: --chart-format needs --charts DIR")
+	}
+	if o.quiet && o.html == "" && o.charts == "" {
+		return errors.New("report: --quiet with neither --html nor --charts would write nothing")
+	}
+	if len(args) == 0 {
+		return errors.New("report: name result files or directories (e.g. results/)")
+	}
+	runs, err := results.LoadAll(args...)
+	if err != nil {
+		return err
+	}
+	if len(runs) == 0 {
+		return errors.New("report: no result documents found")
+	}
+
+	// The files first: a path that cannot be written fails before the table is printed.
+	if o.html != "" {
+		if err := writeHTMLFile(o.html, runs, o.title); err != nil {
+			return err
+		}
+		if !o.quiet {
+			fmt.Fprintf(cmd.ErrOrStderr(), "report: wrote %s\n", o.html)
+		}
+	}
+	if o.charts != "" {
+		if err := os.MkdirAll(o.charts, 0o755); err != nil {
+			return fmt.Errorf("report: charts directory: %w", err)
+		}
+		files, err := chart.WriteAll(o.charts, runs, formats)
+		if err != nil {
+			return fmt.Errorf("report: charts: %w", err)
+		}
+		if !o.quiet {
+			fmt.Fprintf(cmd.ErrOrStderr(), "report: wrote %d chart files into %s\n", len(files), o.charts)
+		}
+	}
+	if o.quiet {
+		return nil
+	}
+	return report.Render(cmd.OutOrStdout(), runs, o.format)
+}
+
+// checkChartFormats accepts "svg,png" as one value or several flags, in any case.
+func checkChartFormats(in []string) ([]string, error) {
+	var out []string
+	for _, f := range in {
+		f = strings.ToLower(strings.TrimSpace(f))
+		if !slices.Contains(chart.Formats, f) {
+			return nil, fmt.Errorf("report: --chart-format %q: want some of %s", f, strings.Join(chart.Formats, ", "))
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("report: --chart-format: name at least one format")
+	}
+	return out, nil
+}
+
+// writeHTMLFile writes the page (creating its directory) next to its final name and renames it into place, so a
+// failed run never leaves half a report where a good one was.
+func writeHTMLFile(path string, runs []*results.Run, title string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("report: --html %s: %w", path, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".vmstorbench-report-*.html")
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) { // name the file asked for, not the temporary one
+			err = pe.Err
+		}
+		return fmt.Errorf("report: --html %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename this finds nothing
+	if err := report.WriteHTML(tmp, runs, report.HTMLOptions{Title: title, Generated: time.Now()}); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("report: --html: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("report: --html: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("report: --html: %w", err)
+	}
+	return nil
 }
