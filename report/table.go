@@ -1,5 +1,5 @@
 // Package report renders result documents for people: side-by-side tables in the terminal,
-// Markdown and CSV.
+// Markdown and CSV, comparisons, and the self-contained HTML report (charts: report/chart).
 package report
 
 import (
