@@ -108,18 +108,12 @@ func runReport(cmd *cobra.Command, args []string, o reportOptions) error {
 
 // checkChartFormats accepts "svg,png" as one value or several flags, in any case.
 func checkChartFormats(in []string) ([]string, error) {
-	var out []string
-	for _, f := range in {
-		f = strings.ToLower(strings.TrimSpace(f))
-		if !slices.Contains(chart.Formats, f) {
-			return nil, fmt.Errorf("report: --chart-format %q: want some of %s", f, strings.Join(chart.Formats, ", "))
-		}
-		if !slices.Contains(out, f) {
-			out = append(out, f)
-		}
-	}
-	if len(out) == 0 {
+	if len(in) == 0 {
 		return nil, errors.New("report: --chart-format: name at least one format")
+	}
+	out, err := chart.CheckFormats(in)
+	if err != nil {
+		return nil, fmt.Errorf("report: --chart-format: %w", err)
 	}
 	return out, nil
 }
