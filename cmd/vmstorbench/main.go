@@ -34,7 +34,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCmd(), newReportCmd(), newBackendsCmd(), newProfilesCmd(), newTestbedCmd(),
-		newVMCmd(), newMigrateCmd(), newAgentCmd(), newCompareCmd())
+		newVMCmd(), newMigrateCmd(), newAgentCmd(), newCompareCmd(), newSuiteCmd())
 	return root
 }
 

@@ -1,0 +1,204 @@
+package suite
+
+import (
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/vmstorbench/vmstorbench/vm/linkemu"
+)
+
+// ModeHost runs the workload on the host, as 'vmstorbench run' does; every other mode runs
+// it inside a VM as 'vmstorbench migrate' does.
+const ModeHost = "host"
+
+// The values 'vmstorbench migrate' takes (vm/migrate's constants; the command's tests check
+// that they agree). This package does not import vm/migrate, which links a concrete backend.
+var (
+	MigrationModes = []string{"none", "precopy", "postcopy", "stopcopy"}
+	Securities     = []string{"none", "tls", "tls-verify-peer"}
+	Accesses       = []string{"auto", "native", "nbd"}
+	Accels         = []string{"auto", "kvm", "tcg"}
+)
+
+// Defaults of a migration scenario, as 'vmstorbench migrate' has them.
+const (
+	DefaultDiskSize  = 32 << 20
+	DefaultMemoryMiB = 256
+)
+
+// Scenario is how a workload runs: on the host, or inside a VM whose disk is on the target
+// while the VM is live-migrated (the fields mirror 'vmstorbench migrate's flags; zero
+// durations mean migrate's defaults).
+type Scenario struct {
+	Line int
+	// Mode is ModeHost or one of MigrationModes ("none" runs the guest without migrating it).
+	Mode string
+	// Security of the migration stream: one of Securities.
+	Security string
+	// Link and StorageLink are the emulated links as written ("lan", "wan", or a spec such as
+	// "latency=20ms,bandwidth=100mbit"), with their parsed form; "" and nil for none.
+	Link, StorageLink         string
+	LinkSpec, StorageLinkSpec *linkemu.Link
+	At, After, Deadline       time.Duration
+	DowntimeLimit             time.Duration
+	PostcopyAfter             time.Duration
+	PostcopyIterations        int
+	// MaxBandwidth is QEMU's max-bandwidth in bytes/s (0: QEMU's default).
+	MaxBandwidth int64
+	DiskSize     int64
+	MemoryMiB    int
+	Accel        string
+	Access       string
+	CheckMemory  bool
+	// Verify writes verifiable blocks and checks them on the destination (default true).
+	Verify bool
+}
+
+// Host reports whether the scenario runs on the host, without a VM.
+func (sc *Scenario) Host() bool { return sc.Mode == ModeHost }
+
+// Name is the scenario as reports name it (results.Scenario): "host", "precopy none",
+// "postcopy tls wan".
+func (sc *Scenario) Name() string {
+	if sc.Host() {
+		return ModeHost
+	}
+	s := sc.Mode + " " + sc.Security
+	if sc.LinkSpec != nil {
+		s += " " + sc.LinkSpec.Name
+	}
+	return s
+}
+
+var scenarioKeys = []string{"mode", "security", "link", "storage_link", "at", "after", "deadline",
+	"downtime_limit", "postcopy_after", "postcopy_iterations", "max_bandwidth", "disk_size", "memory",
+	"accel", "access", "check_memory", "verify"}
+
+func (d *decoder) scenario(n *yaml.Node) *Scenario {
+	n = resolve(n)
+	before := len(d.errs)
+	sc := &Scenario{Line: n.Line, Security: "none", DiskSize: DefaultDiskSize, MemoryMiB: DefaultMemoryMiB,
+		Accel: "auto", Access: "auto", Verify: true}
+	modes := append([]string{ModeHost}, MigrationModes...)
+	if n.Kind == yaml.ScalarNode {
+		sc.Mode = d.oneOf(field{key: "scenario", line: n.Line, val: n}, modes)
+		if len(d.errs) > before {
+			return nil
+		}
+		return sc
+	}
+	var vmOnly []field // keys that make no sense for a host run
+	for _, f := range d.fields(n, "scenario") {
+		if f.key != "mode" {
+			vmOnly = append(vmOnly, f)
+		}
+		switch f.key {
+		case "mode":
+			sc.Mode = d.oneOf(f, modes)
+		case "security":
+			sc.Security = d.oneOf(f, Securities)
+		case "link", "storage_link":
+			s := d.str(f)
+			if s == "" {
+				continue
+			}
+			l, err := linkemu.Parse(s)
+			if err != nil {
+				d.errorf(f.line, "%s: %v", f.key, err)
+				continue
+			}
+			if f.key == "link" {
+				sc.Link, sc.LinkSpec = s, &l
+			} else {
+				sc.StorageLink, sc.StorageLinkSpec = s, &l
+			}
+		case "at":
+			sc.At = d.duration(f)
+		case "after":
+			sc.After = d.duration(f)
+		case "deadline":
+			sc.Deadline = d.duration(f)
+		case "downtime_limit":
+			sc.DowntimeLimit = d.duration(f)
+		case "postcopy_after":
+			sc.PostcopyAfter = d.duration(f)
+		case "postcopy_iterations":
+			sc.PostcopyIterations = d.integer(f, 1, 1000)
+		case "max_bandwidth":
+			sc.MaxBandwidth = d.size(f)
+		case "disk_size":
+			sc.DiskSize = d.size(f)
+		case "memory":
+			sc.MemoryMiB = d.integer(f, 64, 65536)
+		case "accel":
+			sc.Accel = d.oneOf(f, Accels)
+		case "access":
+			sc.Access = d.oneOf(f, Accesses)
+		case "check_memory":
+			sc.CheckMemory = d.boolean(f)
+		case "verify":
+			sc.Verify = d.boolean(f)
+		default:
+			d.unknown(f, "scenario", scenarioKeys)
+		}
+	}
+	switch {
+	case len(d.errs) > before:
+		return nil
+	case sc.Mode == "":
+		d.errorf(sc.Line, "scenario: no mode: (%s)", joinOr(modes))
+		return nil
+	case sc.Host() && len(vmOnly) > 0:
+		d.errorf(vmOnly[0].line, "scenario: %s applies to runs in a VM; a host scenario takes only mode:", vmOnly[0].key)
+		return nil
+	case sc.Mode != "postcopy" && (sc.PostcopyAfter > 0 || sc.PostcopyIterations > 0):
+		d.errorf(sc.Line, "scenario: postcopy_after and postcopy_iterations need mode: postcopy")
+		return nil
+	case sc.Mode == "postcopy" && sc.CheckMemory:
+		d.errorf(sc.Line, "scenario: check_memory needs the destination paused until the end, which post-copy cannot do: use precopy or stopcopy")
+		return nil
+	}
+	return sc
+}
+
+func joinOr(s []string) string {
+	if len(s) < 2 {
+		return s[0]
+	}
+	out := ""
+	for i, v := range s {
+		switch {
+		case i == 0:
+		case i == len(s)-1:
+			out += " or "
+		default:
+			out += ", "
+		}
+		out += v
+	}
+	return out
+}
+
+// checkScenarioCases refuses two scenarios that reports would take for one (reports tell
+// scenarios apart by mode, security and link name only).
+func (s *Suite) checkScenarioCases(d *decoder) {
+	seen := map[string]*Scenario{}
+	for _, sc := range s.Scenarios {
+		if first, dup := seen[sc.Name()]; dup {
+			d.errorf(sc.Line, "scenario %q is the same case as the one on line %d (reports tell scenarios apart by mode, security and link): change or drop one", sc.Name(), first.Line)
+			continue
+		}
+		seen[sc.Name()] = sc
+	}
+}
+
+// Migrates reports whether any scenario runs in a VM (the guest image is then needed).
+func (s *Suite) Migrates() bool {
+	for _, sc := range s.Scenarios {
+		if !sc.Host() {
+			return true
+		}
+	}
+	return false
+}
