@@ -12,8 +12,9 @@ all: build
 deps:
 	@scripts/deps.sh
 
+# Static (CGO_ENABLED=0): the same binary runs inside the VM mode's guest as its agent.
 build:
-	$(GO) build -o $(BIN) ./cmd/vmstorbench
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/vmstorbench
 
 # The full suite: vet, unit and integration tests (real servers started by the tests), fuzz
 # seed corpora, the race detector on the engine and backends, and the tests of the patched

@@ -1,6 +1,10 @@
 package suite
 
 import (
+	"fmt"
+	"net/url"
+	"path"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -53,6 +57,10 @@ type Scenario struct {
 	CheckMemory  bool
 	// Verify writes verifiable blocks and checks them on the destination (default true).
 	Verify bool
+	// Outside: while the guest runs the workload, the host runs it too against a file beside
+	// the VM's image on the same backend (OutsideURL), so reports show both ("inside and
+	// outside").
+	Outside bool
 }
 
 // Host reports whether the scenario runs on the host, without a VM.
@@ -73,7 +81,7 @@ func (sc *Scenario) Name() string {
 
 var scenarioKeys = []string{"mode", "security", "link", "storage_link", "at", "after", "deadline",
 	"downtime_limit", "postcopy_after", "postcopy_iterations", "max_bandwidth", "disk_size", "memory",
-	"accel", "access", "check_memory", "verify"}
+	"accel", "access", "check_memory", "verify", "outside"}
 
 func (d *decoder) scenario(n *yaml.Node) *Scenario {
 	n = resolve(n)
@@ -139,6 +147,8 @@ func (d *decoder) scenario(n *yaml.Node) *Scenario {
 			sc.CheckMemory = d.boolean(f)
 		case "verify":
 			sc.Verify = d.boolean(f)
+		case "outside":
+			sc.Outside = d.boolean(f)
 		default:
 			d.unknown(f, "scenario", scenarioKeys)
 		}
@@ -201,4 +211,29 @@ func (s *Suite) Migrates() bool {
 		}
 	}
 	return false
+}
+
+// OutsideFile is the bench file the host's outside workload uses beside the VM's image.
+const OutsideFile = "vmstorbench-outside.img"
+
+// OutsideURL is where the host runs the outside workload for a VM whose image is at target:
+// a file beside the image on the same backend (created and removed by the run), or the same
+// directory when target names one. Block targets (iSCSI) have no "beside": give the VM a
+// file-backed target or run the host workload separately against another LUN.
+func OutsideURL(target string) (string, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return "", fmt.Errorf("outside: %w", err)
+	}
+	switch u.Scheme {
+	case "file", "nfs", "smb":
+	default:
+		return "", fmt.Errorf("outside: %s targets have no file beside the VM's image: use a file, nfs or smb target", u.Scheme)
+	}
+	if strings.HasSuffix(u.Path, "/") {
+		return u.String(), nil // a directory: the backend creates its own bench file in it
+	}
+	u.Path = path.Join(path.Dir(u.Path), OutsideFile)
+	u.RawPath = ""
+	return u.String(), nil
 }

@@ -199,7 +199,7 @@ workloads:
     fio: {runtime: 1s}
 scenarios:
   - host
-  - {mode: postcopy, security: tls-verify-peer, link: wan, max_bandwidth: 100m, disk_size: 64m, postcopy_after: 2s}
+  - {mode: postcopy, security: tls-verify-peer, link: wan, max_bandwidth: 100m, disk_size: 64m, postcopy_after: 2s, outside: true}
 `)
 	if err != nil {
 		t.Fatal(err)
@@ -253,7 +253,7 @@ scenarios:
 	}
 	pc := s.Scenarios[1]
 	if pc.Name() != "postcopy tls-verify-peer wan" || pc.MaxBandwidth != 100<<20 || pc.DiskSize != 64<<20 || pc.PostcopyAfter != 2*time.Second ||
-		pc.MemoryMiB != DefaultMemoryMiB || pc.Accel != "auto" || !pc.Verify || pc.LinkSpec == nil || pc.LinkSpec.Latency != 20*time.Millisecond {
+		pc.MemoryMiB != DefaultMemoryMiB || pc.Accel != "auto" || !pc.Verify || !pc.Outside || pc.LinkSpec == nil || pc.LinkSpec.Latency != 20*time.Millisecond {
 		t.Errorf("postcopy scenario: %+v", pc)
 	}
 }
@@ -396,5 +396,26 @@ workloads:
 	}
 	if w := s.Workloads[0].Jobs[0].Workload; !w.TimeBased || w.Runtime != time.Second {
 		t.Errorf("bare flag: %+v", w)
+	}
+}
+
+func TestOutsideURL(t *testing.T) {
+	for _, tc := range []struct{ target, want, wantErr string }{
+		{target: "nfs://127.0.0.1:2049/export/vm.img?mountport=20048", want: "nfs://127.0.0.1:2049/export/vmstorbench-outside.img?mountport=20048"},
+		{target: "smb://bench@nas:4450/vms/dir/vm.img?sign=required", want: "smb://bench@nas:4450/vms/dir/vmstorbench-outside.img?sign=required"},
+		{target: "file:///var/tmp/", want: "file:///var/tmp/"},
+		{target: "file:///var/tmp/vm.img", want: "file:///var/tmp/vmstorbench-outside.img"},
+		{target: "iscsi://h/iqn.2004-04.com.example:t/1", wantErr: "iscsi targets have no file beside"},
+	} {
+		got, err := OutsideURL(tc.target)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%s: err = %v, want %q", tc.target, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s: got %q, %v; want %q", tc.target, got, err, tc.want)
+		}
 	}
 }

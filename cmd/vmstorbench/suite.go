@@ -581,6 +581,13 @@ func runPlanned(ctx context.Context, s *suite.Suite, pr suite.Run, o *suiteOptio
 		access: sc.Access, noVerify: !sc.Verify, allowDestructive: pr.Endpoint.AllowDestructive,
 		quiet: !live,
 	}
+	if sc.Outside {
+		out, err := suite.OutsideURL(target.url)
+		if err != nil {
+			return nil, err
+		}
+		mo.outside = out
+	}
 	res, err := migrateOnce(ctx, mo, img, w, sc.DiskSize, sc.MaxBandwidth, sc.LinkSpec, sc.StorageLinkSpec, labels, live, logf, stderr)
 	if res == nil {
 		return nil, err

@@ -14,11 +14,21 @@ import (
 	"github.com/vmstorbench/vmstorbench/results"
 )
 
-// Bars: one bar per target × workload (cases from results.Group), value = median over
-// repeats, with the spread (min–max) shown as error bars; bars grouped by workload (and
-// scenario), one colour per target, legend. Only complete runs count.
+// Bars draws metric m of direction dir per target: the median over repeats as a
+// horizontal bar with its value written at its end, the spread (min–max) as whiskers, one
+// colour per target. Each workload (and scenario) gets its own panel with its own value
+// axis, since a 4k random read's IOPS and a 1 MiB sequential read's differ a hundredfold;
+// All calls it once per workload. Only complete runs count.
 func Bars(cases []*results.Case, dir string, m results.Metric) (*Chart, error) {
 	return bars(cases, dir, m, newPalette(cases))
+}
+
+// barRow is one target's row in a panel: its summary, or why it has none.
+type barRow struct {
+	target string
+	s      results.Summary
+	ok     bool
+	why    string // no value: "no data" or "incomplete runs only"
 }
 
 func bars(cases []*results.Case, dir string, m results.Metric, pal palette) (*Chart, error) {
@@ -33,153 +43,144 @@ func bars(cases []*results.Case, dir string, m results.Metric, pal palette) (*Ch
 	if err != nil {
 		return nil, fmt.Errorf("chart: bars: %w", err)
 	}
-
-	type group struct {
-		key   [2]string
-		label string
-	}
-	var groups []group
-	groupOf := map[[2]string]int{}
-	targets := map[string]bool{}
-	summaries := map[[3]string]results.Summary{}
-	hasValues := map[string]bool{}
-	hasComplete := map[string]bool{}
-	maxN, minN := 0, math.MaxInt
 	for _, c := range cases {
 		if c == nil || len(c.Runs) == 0 {
 			return nil, errors.New("chart: bars: empty case")
 		}
-		k := [2]string{c.Key.Workload, c.Key.Scenario}
-		if _, ok := groupOf[k]; !ok {
-			groupOf[k] = len(groups)
-			groups = append(groups, group{key: k, label: workloadLabel(c)})
-		}
-		t := c.Target()
-		targets[t] = true
-		hasComplete[t] = hasComplete[t] || len(c.Complete()) > 0
-		if s, ok := c.Summary(dir, m); ok {
-			summaries[[3]string{t, k[0], k[1]}] = s
-			hasValues[t] = true
-			maxN, minN = max(maxN, s.N), min(minN, s.N)
-		}
-	}
-	if len(summaries) == 0 {
-		return nil, noValues(cases, dir, m.Label)
-	}
-	// Workloads without this direction (a read-only one on a write chart) get no slot.
-	withValues := groups[:0]
-	for _, g := range groups {
-		for t := range targets {
-			if _, ok := summaries[[3]string{t, g.key[0], g.key[1]}]; ok {
-				withValues = append(withValues, g)
-				break
-			}
-		}
-	}
-	groups = withValues
-	// Same label for different workloads (a profile name reused with other options): say
-	// which is which.
-	labels := map[string]int{}
-	for _, g := range groups {
-		labels[g.label]++
-	}
-	for i, g := range groups {
-		if labels[g.label] > 1 {
-			c := firstCase(cases, g.key)
-			groups[i].label = c.Workload()
-			if c.Scenario() != "host" {
-				groups[i].label += " (" + c.Scenario() + ")"
-			}
-		}
 	}
 
-	order := sortedTargets(targets, pal)
-	var drawn []string // targets with a bar somewhere, in palette order
-	for _, t := range order {
-		if hasValues[t] {
-			drawn = append(drawn, t)
-		}
+	// One panel per workload that has values of the metric (a read-only workload gets no
+	// panel on a write chart).
+	type panel struct {
+		first *results.Case
+		label string
+		rows  []barRow
 	}
-
-	// Display unit: latencies switch from µs to ms when they reach 10 ms.
-	scale, yLabel := m.Scale, axisLabel(m, m.Unit)
-	if m.Unit == "µs" {
-		top := 0.0
-		for _, s := range summaries {
-			top = max(top, s.Max)
-		}
-		unit, perNS := latUnit(top)
-		scale, yLabel = perNS, axisLabel(m, unit)
-	}
-
-	main := dirTitle(dir) + " " + metricTitle(m)
-	if len(groups) == 1 {
-		main += ": " + groups[0].label
-	} else {
-		main += " by workload and target"
-	}
-	details := "one run each"
-	switch {
-	case maxN > 1 && minN == maxN:
-		details = fmt.Sprintf("median of %d runs, whiskers min–max", maxN)
-	case maxN > 1:
-		details = fmt.Sprintf("median of %d–%d runs, whiskers min–max", minN, maxN)
-	}
-	if m.HigherIsBetter {
-		details += "; higher is better"
-	} else {
-		details += "; lower is better"
-	}
-	title, drawnTitle := plotTitle(main, details)
-
-	p := newPlot(drawnTitle, "", yLabel)
-	addGrid(p, false)
-	width := 0.8 / float64(len(drawn))
-	top := 0.0
-	for ti, t := range drawn {
-		b := &barSeries{width: width, color: seriesColor(pal[t])}
-		off := (float64(ti) - float64(len(drawn)-1)/2) * width
-		for gi, g := range groups {
-			s, ok := summaries[[3]string{t, g.key[0], g.key[1]}]
-			if !ok {
-				continue
-			}
-			b.bars = append(b.bars, bar{x: float64(gi) + off, med: s.Median * scale, lo: s.Min * scale, hi: s.Max * scale})
-			top = max(top, s.Max*scale)
-		}
-		p.Add(b)
-		p.Legend.Add(wrap(targetName(t), legendWidth), b)
-	}
-	for _, t := range order {
-		if hasValues[t] {
+	var panels []panel
+	top := 0.0 // ns for latencies: the unit is chosen over all panels
+	maxN, minN := 0, math.MaxInt
+	for _, g := range byWorkload(cases) {
+		rows, any := barRows(g, dir, m, pal)
+		if !any {
 			continue
 		}
-		why := "no data"
-		if !hasComplete[t] {
-			why = "incomplete runs only"
+		for _, r := range rows {
+			if r.ok {
+				top = max(top, r.s.Max)
+				maxN, minN = max(maxN, r.s.N), min(minN, r.s.N)
+			}
 		}
-		p.Legend.Add(wrap(targetName(t)+" ("+why+")", legendWidth))
+		panels = append(panels, panel{first: g[0], label: workloadTitle(g[0]), rows: rows})
+	}
+	if len(panels) == 0 {
+		return nil, noValues(cases, dir, m.Label)
 	}
 
-	ticks := make(plot.ConstantTicks, len(groups))
-	for i, g := range groups {
-		ticks[i] = plot.Tick{Value: float64(i), Label: wrap(g.label, 26)}
+	scale, unit := m.Scale, m.Unit
+	if m.Unit == "µs" {
+		unit, scale = latUnit(top)
 	}
-	p.X.Tick.Marker = ticks
-	p.X.Tick.Length = 0
-	p.X.Min, p.X.Max = -0.5, float64(len(groups))-0.5
-	p.Y.Min, p.Y.Max = 0, top*1.08
-	if top == 0 {
-		p.Y.Max = 1
+	what := dirTitle(dir) + " " + metricTitle(m)
+	h := heading{main: what + " by workload"}
+	if len(panels) == 1 {
+		h.main = what + " — " + panels[0].label
 	}
-	p.Y.Tick.Marker = countTicks{}
+	h.note = "one run each"
+	switch {
+	case maxN > 1 && minN == maxN:
+		h.note = fmt.Sprintf("median of %d runs, whiskers min–max", maxN)
+	case maxN > 1:
+		h.note = fmt.Sprintf("median of %d–%d runs, whiskers min–max", minN, maxN)
+	}
+	if m.HigherIsBetter {
+		h.note += "; higher is better"
+	} else {
+		h.note += "; lower is better"
+	}
 
-	nBars := len(groups) * len(drawn)
-	w := min(max(8*vg.Inch, 2*vg.Inch+vg.Length(nBars)*0.22*vg.Inch), 16*vg.Inch)
+	var plots []*plot.Plot
+	var weights []float64
+	height := 0.5 * vg.Inch // heading
+	for _, pn := range panels {
+		p := newPlot("", axisLabel(m, unit), "")
+		if len(panels) > 1 {
+			p.Title.Text = pn.label
+			p.Title.TextStyle.Font = sans(10.5)
+			p.Title.Padding = vg.Points(4)
+		}
+		barPanel(p, pn.rows, scale, pal)
+		plots = append(plots, p)
+		// A panel is its rows and about 2.5 rows of axis and title.
+		weights = append(weights, float64(len(pn.rows))+2.5)
+		height += 0.75*vg.Inch + vg.Length(len(pn.rows))*0.3*vg.Inch
+	}
+	name := "bars-" + m.Name + "-" + dir
+	if len(panels) == 1 {
+		name += "-" + workloadLabel(panels[0].first)
+	}
 	return &Chart{
-		Name:  safeName("bars-" + m.Name + "-" + dir),
-		Title: title, Plot: p, Width: w, Height: 4.5 * vg.Inch,
+		Name: safeName(name), Title: h.oneLine(), Plot: plots[0], below: plots[1:], weights: weights, head: h,
+		Width: 8 * vg.Inch, Height: max(3*vg.Inch, height),
 	}, nil
+}
+
+// barRows are the rows of one workload's cases in palette order, and whether any has a
+// value.
+func barRows(cases []*results.Case, dir string, m results.Metric, pal palette) ([]barRow, bool) {
+	byTarget := map[string]*barRow{}
+	set := map[string]bool{}
+	any := false
+	for _, c := range cases {
+		t := c.Target()
+		set[t] = true
+		r := byTarget[t]
+		if r == nil {
+			r = &barRow{target: t, why: "incomplete runs only"}
+			byTarget[t] = r
+		}
+		if len(c.Complete()) > 0 && !r.ok {
+			r.why = "no data"
+		}
+		if s, ok := c.Summary(dir, m); ok && !r.ok {
+			r.s, r.ok = s, true
+			any = true
+		}
+	}
+	var rows []barRow
+	for _, t := range sortedTargets(set, pal) {
+		rows = append(rows, *byTarget[t])
+	}
+	return rows, any
+}
+
+// barPanel fills p with horizontal bars, the first row at the top, targets named on the
+// y axis.
+func barPanel(p *plot.Plot, rows []barRow, scale float64, pal palette) {
+	addGrid(p, false, true)
+	n := len(rows)
+	ticks := make(plot.ConstantTicks, n)
+	b := &barSeries{height: 0.66, format: compactNumber, style: p.X.Tick.Label}
+	top := 0.0
+	for i, r := range rows {
+		y := float64(n - 1 - i)
+		ticks[i] = plot.Tick{Value: y, Label: wrap(targetName(r.target), 28)}
+		if !r.ok {
+			b.notes = append(b.notes, barNote{y: y, text: r.why})
+			continue
+		}
+		br := bar{y: y, med: r.s.Median * scale, lo: r.s.Min * scale, hi: r.s.Max * scale, color: seriesColor(pal[r.target])}
+		b.bars = append(b.bars, br)
+		top = max(top, br.hi, br.med)
+	}
+	p.Add(b)
+	p.Y.Tick.Marker = ticks
+	p.Y.Tick.Length = 0
+	p.Y.Min, p.Y.Max = -0.5, float64(n)-0.5
+	p.X.Min, p.X.Max = 0, top*1.15 // room for the values written after the bars
+	if top == 0 {
+		p.X.Max = 1
+	}
+	p.X.Tick.Marker = countTicks{}
 }
 
 // metricTitle names a metric in a title.
@@ -223,60 +224,75 @@ func noValues(cases []*results.Case, dir, what string) error {
 	return fmt.Errorf("chart: %w: no %s %s in %d complete runs", ErrNoData, dir, what, complete)
 }
 
-func firstCase(cases []*results.Case, key [2]string) *results.Case {
-	for _, c := range cases {
-		if c.Key.Workload == key[0] && c.Key.Scenario == key[1] {
-			return c
-		}
-	}
-	return nil
-}
-
 // sortedTargets orders targets by their palette index.
 func sortedTargets(set map[string]bool, pal palette) []string {
 	var out []string
 	for t := range set {
+		out = append(out, t)
+	}
+	slices.Sort(out) // targets new to the palette join it in a fixed order
+	for _, t := range out {
 		if _, ok := pal[t]; !ok {
 			pal[t] = len(pal)
 		}
-		out = append(out, t)
 	}
 	slices.SortFunc(out, func(a, b string) int { return pal[a] - pal[b] })
 	return out
 }
 
-// bar is one bar in data units: its centre, median and range.
-type bar struct{ x, med, lo, hi float64 }
+// bar is one horizontal bar in data units: its row, median and range.
+type bar struct {
+	y, med, lo, hi float64
+	color          color.NRGBA
+}
 
-// barSeries draws one target's bars with whiskers from min to max. (gonum's BarChart offsets
-// bars in points, not data units, so error bars cannot be placed on them.)
+// barNote is a row without a bar, and why.
+type barNote struct {
+	y    float64
+	text string
+}
+
+// barSeries draws horizontal bars with whiskers from min to max and the median written
+// after each. (gonum's BarChart offsets bars in points, not data units, so error bars
+// cannot be placed on them.)
 type barSeries struct {
-	bars  []bar
-	width float64
-	color color.NRGBA
+	bars   []bar
+	notes  []barNote
+	height float64 // of a bar, in rows
+	format func(float64) string
+	style  draw.TextStyle
 }
 
 func (b *barSeries) Plot(c draw.Canvas, p *plot.Plot) {
 	trX, trY := p.Transforms(&c)
-	edge := draw.LineStyle{Color: mix(b.color, color.NRGBA{A: 0xff}, 0.35), Width: vg.Points(0.5)}
+	// Whiskers have a white halo: they stay visible on the black and the dark bars.
+	halo := draw.LineStyle{Color: color.NRGBA{0xff, 0xff, 0xff, 0xcc}, Width: vg.Points(2.6)}
 	whisker := draw.LineStyle{Color: textColor, Width: vg.Points(1)}
+	txt := b.style
+	txt.XAlign, txt.YAlign = draw.XLeft, draw.YCenter
 	for _, br := range b.bars {
-		x0, x1 := trX(br.x-b.width/2), trX(br.x+b.width/2)
-		y0, y1 := trY(0), trY(br.med)
+		y0, y1 := trY(br.y-b.height/2), trY(br.y+b.height/2)
+		x0, x1 := trX(0), trX(br.med)
 		rect := []vg.Point{{X: x0, Y: y0}, {X: x1, Y: y0}, {X: x1, Y: y1}, {X: x0, Y: y1}}
-		c.FillPolygon(b.color, rect)
+		c.FillPolygon(br.color, rect)
+		edge := draw.LineStyle{Color: mix(br.color, color.NRGBA{A: 0xff}, 0.35), Width: vg.Points(0.5)}
 		c.StrokeLines(edge, append(rect, rect[0]))
+		end := x1
 		if br.hi > br.lo {
-			xm, capW := trX(br.x), (x1-x0)*0.25
-			lo, hi := trY(br.lo), trY(br.hi)
-			c.StrokeLine2(whisker, xm, lo, xm, hi)
-			c.StrokeLine2(whisker, xm-capW, lo, xm+capW, lo)
-			c.StrokeLine2(whisker, xm-capW, hi, xm+capW, hi)
+			ym, capH := trY(br.y), (y1-y0)*0.25
+			lo, hi := trX(br.lo), trX(br.hi)
+			for _, sty := range []draw.LineStyle{halo, whisker} {
+				c.StrokeLine2(sty, lo, ym, hi, ym)
+				c.StrokeLine2(sty, lo, ym-capH, lo, ym+capH)
+				c.StrokeLine2(sty, hi, ym-capH, hi, ym+capH)
+			}
+			end = max(end, hi)
 		}
+		c.FillText(txt, vg.Point{X: end + vg.Points(4), Y: trY(br.y)}, b.format(br.med))
 	}
-}
-
-// Thumbnail is the legend's swatch.
-func (b *barSeries) Thumbnail(c *draw.Canvas) {
-	fillRect(*c, b.color, c.Rectangle)
+	note := txt
+	note.Color = noteColor
+	for _, n := range b.notes {
+		c.FillText(note, vg.Point{X: trX(0) + vg.Points(4), Y: trY(n.y)}, n.text)
+	}
 }

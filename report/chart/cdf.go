@@ -16,9 +16,11 @@ import (
 )
 
 // LatencyCDF draws the latency CDF of direction dir, one line per case, on a log latency
-// axis. Repeats are merged exactly through their HDR histograms; a case whose runs lack
-// histograms falls back to its percentiles (the median of each over repeats), and its
-// legend says so. Only complete runs count.
+// axis against a tail-stretched percentile axis (-log10(1-p): 0, 50, 90, 99, 99.9, 99.99 %
+// equally spaced from 90 % on), the way latency tails are read. Repeats are merged exactly
+// through their HDR histograms; a case whose runs lack histograms falls back to its
+// percentiles (the median of each over repeats), and its legend says so. Only complete runs
+// count.
 func LatencyCDF(cases []*results.Case, dir string) (*Chart, error) {
 	return latencyCDF(cases, dir, newPalette(cases))
 }
@@ -28,8 +30,38 @@ type curve struct {
 	c           *results.Case
 	pts         plotter.XYs
 	runs        int
-	percentiles bool // drawn from the percentiles, not a histogram
+	n           int64 // latencies counted
+	percentiles bool  // drawn from the percentiles, not a histogram
 	p50, p99    float64
+}
+
+// tailY is the height of percentile p (0..100) on the tail-stretched axis: -log10(1-p),
+// so 90 % is at 1, 99 % at 2, 99.9 % at 3. Among n latencies the largest is at 1-1/n: the
+// axis places 100 % there, since it has no end.
+func tailY(p float64, n int64) float64 {
+	top := math.Log10(float64(max(n, 2)))
+	if p >= 100 {
+		return top
+	}
+	return min(tail(p), top)
+}
+
+// tail is -log10(1-p) for p in percent below 100.
+func tail(p float64) float64 { return -math.Log10(1 - p/100) }
+
+// tailTicks label the tail-stretched axis up to max: 0, 50, 90, 99, 99.9, … %, with
+// unlabelled marks at 25, 75 and between the nines.
+func tailTicks(top float64) plot.ConstantTicks {
+	ts := plot.ConstantTicks{{Value: 0, Label: "0"}, {Value: tail(25)}, {Value: tail(50), Label: "50"}, {Value: tail(75)}}
+	for k := 1; float64(k) <= top+1e-9; k++ {
+		label := strconv.FormatFloat(100-100*math.Pow(10, -float64(k)), 'f', max(0, k-2), 64)
+		ts = append(ts, plot.Tick{Value: float64(k), Label: label})
+		// 95 %, 99.5 %, …: half a nine further
+		if float64(k)+math.Log10(2) <= top {
+			ts = append(ts, plot.Tick{Value: float64(k) + math.Log10(2)})
+		}
+	}
+	return ts
 }
 
 func latencyCDF(cases []*results.Case, dir string, pal palette) (*Chart, error) {
@@ -72,6 +104,7 @@ func latencyCDF(cases []*results.Case, dir string, pal palette) (*Chart, error) 
 	}
 
 	lo, hi := math.Inf(1), 0.0
+	top := 0.0
 	for _, cv := range curves {
 		for _, pt := range cv.pts {
 			if pt.X > 0 {
@@ -79,49 +112,41 @@ func latencyCDF(cases []*results.Case, dir string, pal palette) (*Chart, error) 
 			}
 			hi = max(hi, pt.X)
 		}
+		top = max(top, tailY(100, cv.n))
 	}
-	p50s := make([]float64, len(curves))
-	for i, cv := range curves {
-		p50s[i] = cv.p50
-	}
-	typical, _ := results.Summarize(p50s)
-	unit, perNS := logUnit(typical.Median)
+	unit, perNS := logUnit(lo, hi)
 
-	main := dirTitle(dir) + " latency CDF"
+	h := heading{main: dirTitle(dir) + " latency CDF by target and workload"}
 	if len(groups) == 1 {
-		main += ": " + workloadLabel(cases[0])
-	} else {
-		main += " by target and workload"
+		h.main = dirTitle(dir) + " latency CDF — " + workloadTitle(cases[0])
 	}
 	maxRuns := 0
 	for _, cv := range curves {
 		maxRuns = max(maxRuns, cv.runs)
 	}
-	details := "one run per line"
+	h.note = "percentile axis stretched towards the tail; one run per line"
 	if maxRuns > 1 {
-		details = "the I/Os of all repeats merged per line"
+		h.note = "percentile axis stretched towards the tail; the I/Os of all repeats merged per line"
 	}
-	details += "; further left is faster"
-	title, drawnTitle := plotTitle(main, details)
+	h.note += "; further left is faster"
 	what := "I/Os"
 	if dir == "sync" {
 		what = "syncs"
 	}
-	p := newPlot(drawnTitle, fmt.Sprintf("%s latency (%s, log scale)", dir, unit), what+" completed within the latency (%)")
-	addGrid(p, true)
+	p := newPlot("", fmt.Sprintf("%s latency (%s, log scale)", dir, unit), "% of "+what+" completed within the latency")
+	addGrid(p, true, true)
 	setLogAxis(&p.X, lo*perNS, hi*perNS)
-	p.Y.Min, p.Y.Max = 0, 100
-	p.Y.Tick.Marker = plot.ConstantTicks{
-		{Value: 0, Label: "0"}, {Value: 25, Label: "25"}, {Value: 50, Label: "50"},
-		{Value: 75, Label: "75"}, {Value: 100, Label: "100"},
-	}
-	p.Add(&refLines{ys: []float64{50, 99}, labels: []string{"p50", "p99"}})
+	// Up to the tail the data reach, at least 99 %, at most 99.999 % (beyond, a run of a
+	// million I/Os has ten left: the lines leave the top).
+	p.Y.Min, p.Y.Max = 0, min(max(top, 2), 5)+0.15
+	p.Y.Tick.Marker = tailTicks(p.Y.Max)
+	p.Add(&refLines{ys: []float64{tail(50), tail(99)}, labels: []string{"p50", "p99"}})
 
 	slices.SortStableFunc(curves, func(a, b curve) int { return pal[a.c.Target()] - pal[b.c.Target()] })
 	for _, cv := range curves {
 		pts := make(plotter.XYs, len(cv.pts))
 		for i, pt := range cv.pts {
-			pts[i] = plotter.XY{X: math.Log10(max(pt.X, lo) * perNS), Y: pt.Y}
+			pts[i] = plotter.XY{X: math.Log10(max(pt.X, lo) * perNS), Y: tailY(pt.Y, cv.n)}
 		}
 		l, err := plotter.NewLine(pts)
 		if err != nil {
@@ -148,7 +173,7 @@ func latencyCDF(cases []*results.Case, dir string, pal palette) (*Chart, error) 
 	if len(groups) == 1 {
 		name += "-" + workloadLabel(cases[0])
 	}
-	return &Chart{Name: safeName(name), Title: title, Plot: p, Width: 8 * vg.Inch, Height: 4.5 * vg.Inch}, nil
+	return &Chart{Name: safeName(name), Title: h.oneLine(), Plot: p, head: h, Width: 8 * vg.Inch, Height: 5 * vg.Inch}, nil
 }
 
 // caseCurve merges a case's latencies into one CDF: exactly through the histograms when
@@ -177,6 +202,7 @@ func caseCurve(lats []results.Latency) (curve, error) {
 		if total == 0 {
 			return cv, errors.New("empty latency histogram")
 		}
+		cv.n = total
 		clamp := func(v int64) float64 { return math.Min(math.Max(float64(v), float64(lo)), float64(hi)) }
 		cv.p50, cv.p99 = clamp(acc.ValueAtQuantile(50)), clamp(acc.ValueAtQuantile(99))
 		cv.pts = plotter.XYs{{X: float64(lo), Y: 0}}
@@ -189,8 +215,9 @@ func caseCurve(lats []results.Latency) (curve, error) {
 			x := math.Min(math.Max(float64(b.To), float64(lo)), float64(hi))
 			y := 100 * float64(cum) / float64(total)
 			last := cv.pts[len(cv.pts)-1]
-			// Thin to what a chart can show: 1% steps of latency or 0.2% of the I/Os.
-			if x >= last.X*1.01 || y-last.Y >= 0.2 || cum == total {
+			// Thin to what a chart can show: 1% steps of latency, or steps of 1/200 of a
+			// nine on the tail-stretched axis.
+			if x >= last.X*1.01 || tailY(y, total)-tailY(last.Y, total) >= 0.005 || cum == total {
 				cv.pts = append(cv.pts, plotter.XY{X: max(x, last.X), Y: y})
 			}
 		}
@@ -201,6 +228,7 @@ func caseCurve(lats []results.Latency) (curve, error) {
 	cv.percentiles = true
 	values := map[float64][]float64{}
 	for _, l := range lats {
+		cv.n += l.N
 		for k, v := range l.Percentiles {
 			p, err := strconv.ParseFloat(k, 64)
 			if err != nil || p <= 0 || p >= 100 {

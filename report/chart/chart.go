@@ -1,7 +1,9 @@
-// Package chart draws the figures of a report from result documents: bars per target and
-// workload, latency CDFs and timelines (with the phases of a live migration), as SVG, PNG
-// or PDF. Every chart is meant to be read without a caption: its title names the metric,
-// workload and direction, its axes carry units and its legend names the targets.
+// Package chart draws the figures of a report from result documents: bars comparing the
+// targets on each workload, latency CDFs on a tail-stretched percentile axis and timelines
+// (with the phases of a live migration), as SVG, PNG or PDF. Every chart is meant to be read
+// without a caption: its title names the metric, workload and direction (and, smaller, how
+// the figures were made), its axes carry units in plain numbers and its legend or rows name
+// the targets, each in the same colour in every chart of a set.
 package chart
 
 import (
@@ -23,21 +25,28 @@ import (
 
 	"github.com/vmstorbench/vmstorbench/backends"
 	"github.com/vmstorbench/vmstorbench/results"
+	"github.com/vmstorbench/vmstorbench/workloads"
 )
 
 // Chart is one named chart of a report.
 type Chart struct {
-	// Name is file-safe and unique within All's charts, e.g. "bars-iops-read".
+	// Name is file-safe and unique within All's charts, e.g. "bars-iops-read-rand-read-4k".
 	Name string
-	// Title is the chart's title on one line (the drawn title may wrap), for captions.
+	// Title is the chart's title on one line, for captions. The drawn title is two parts,
+	// each wrapped to the width: what is plotted, and below it, smaller, how.
 	Title  string
 	Plot   *plot.Plot
 	Width  vg.Length
 	Height vg.Length
 
-	// below are more panels drawn under Plot, sharing its width and x axis (the timeline's
-	// latency panel).
+	// below are more panels drawn under Plot, sharing its width (the timeline's latency
+	// panel, the bars of further workloads).
 	below []*plot.Plot
+	// weights are the panels' shares of the height (bars: their rows); without them the
+	// panels' data areas get the same height.
+	weights []float64
+	// head is the drawn title; without it the plot's own title is drawn.
+	head heading
 }
 
 // ErrNoData is wrapped by the errors of charts that have nothing to draw (no complete run,
@@ -97,10 +106,14 @@ func (c *Chart) Render(w io.Writer, format string) (err error) {
 
 const svgFontFamily = "font-family:'Liberation Sans',Arial,Helvetica,sans-serif;"
 
-// draw lays the chart out: the panels stacked on the left, their legends in a column on the
-// right, so that no legend ever hides data (gonum draws legends inside the plot area).
+// draw lays the chart out: the title across the top, the panels stacked on the left, their
+// legends in a column on the right, so that no legend ever hides data (gonum draws legends
+// inside the plot area).
 func (c *Chart) draw(dc draw.Canvas) {
 	fillRect(dc, color.White, dc.Rectangle)
+	dc = c.head.draw(dc)
+	// A margin for the y axis' label and tick labels, and below the x axis'.
+	dc = draw.Crop(dc, vg.Points(4), 0, vg.Points(3), 0)
 	panels := c.panels()
 	var legendW vg.Length
 	for _, p := range panels {
@@ -112,17 +125,25 @@ func (c *Chart) draw(dc draw.Canvas) {
 		legendW += vg.Points(10)
 		plotArea = draw.Crop(dc, 0, -legendW, 0, 0)
 	}
-	// Draw copies without their legends; the legends go in the column.
+	// Draw copies without their legends; the legends go in the column. Panel titles wrap
+	// to the panel's width.
 	bare := make([]*plot.Plot, len(panels))
 	for i, p := range panels {
 		cp := *p
 		cp.Legend = plot.NewLegend()
+		if cp.Title.Text != "" {
+			sty := cp.Title.TextStyle
+			cp.Title.Text = strings.Join(wrapTo(sty, strings.ReplaceAll(cp.Title.Text, "\n", " "), plotArea.Max.X-plotArea.Min.X-2*headingPad), "\n")
+		}
 		bare[i] = &cp
 	}
 	var areas []draw.Canvas
-	if len(bare) == 1 {
+	switch {
+	case len(bare) == 1:
 		areas = []draw.Canvas{plotArea}
-	} else {
+	case len(c.weights) == len(bare):
+		areas = stack(bare, c.weights, plotArea)
+	default:
 		rows := make([][]*plot.Plot, len(bare))
 		for i, p := range bare {
 			rows[i] = []*plot.Plot{p}
@@ -148,15 +169,46 @@ func (c *Chart) draw(dc draw.Canvas) {
 	}
 }
 
+// stack divides c among plots from top to bottom in proportion to weights, and lines up
+// their data areas' left edges.
+func stack(plots []*plot.Plot, weights []float64, c draw.Canvas) []draw.Canvas {
+	pad := vg.Points(10)
+	total := 0.0
+	for _, w := range weights {
+		total += max(w, 0)
+	}
+	free := c.Max.Y - c.Min.Y - pad*vg.Length(len(plots)-1)
+	areas := make([]draw.Canvas, len(plots))
+	top := c.Max.Y
+	var left vg.Length
+	for i, p := range plots {
+		h := free / vg.Length(len(plots))
+		if total > 0 {
+			h = free * vg.Length(max(weights[i], 0)/total)
+		}
+		a := c
+		a.Max.Y, a.Min.Y = top, top-h
+		top -= h + pad
+		areas[i] = a
+		left = max(left, p.DataCanvas(a).Min.X-a.Min.X)
+	}
+	for i, p := range plots {
+		a := areas[i]
+		areas[i] = draw.Crop(a, left-(p.DataCanvas(a).Min.X-a.Min.X), 0, 0, 0)
+	}
+	return areas
+}
+
 // panels are the chart's plots, top to bottom.
 func (c *Chart) panels() []*plot.Plot {
 	return append([]*plot.Plot{c.Plot}, c.below...)
 }
 
-// All returns the standard set for a report: bars of IOPS, throughput and p99 latency per
-// direction present, a latency CDF per direction and workload (all targets on one chart),
-// and a timeline per migration run, and per case (its first complete run) when there are at
-// most 4 cases. Incomplete runs are left out; only incomplete runs is an error.
+// All returns the standard set for a report. For each workload (and scenario), and each
+// direction it has: bars of IOPS, throughput and p99 latency per target, and the latency
+// CDF of all targets. Then a timeline per migration run, and per case (its first complete
+// run) when there are at most 4 cases. A target has the same colour in every chart of the
+// set. Incomplete runs are left out; only incomplete runs is an error.
 func All(runs []*results.Run) ([]*Chart, error) {
 	if len(runs) == 0 {
 		return nil, errors.New("chart: no runs")
@@ -191,23 +243,27 @@ func All(runs []*results.Run) ([]*Chart, error) {
 		return nil
 	}
 
-	dirs := presentDirs(complete)
-	for _, dir := range dirs {
-		for _, name := range []string{"iops", "bw", "p99"} {
-			if dir == "sync" && name == "bw" {
-				continue // a sync moves no bytes
+	// Every case of a workload, incomplete ones too: their bars say why they are missing.
+	// Bars compare targets: a workload measured on one target gets its CDF only (the
+	// tables have its figures).
+	for _, g := range byWorkload(cases) {
+		compare := len(g) > 1
+		for _, dir := range presentDirs(g) {
+			for _, name := range []string{"iops", "bw", "p99"} {
+				if !compare {
+					break
+				}
+				if dir == "sync" && name == "bw" {
+					continue // a sync moves no bytes
+				}
+				m, err := results.MetricByName(name)
+				if err != nil {
+					return nil, fmt.Errorf("chart: %w", err)
+				}
+				if err := add(bars(g, dir, m, pal)); err != nil {
+					return nil, err
+				}
 			}
-			m, err := results.MetricByName(name)
-			if err != nil {
-				return nil, fmt.Errorf("chart: %w", err)
-			}
-			if err := add(bars(cases, dir, m, pal)); err != nil {
-				return nil, err
-			}
-		}
-	}
-	for _, dir := range dirs {
-		for _, g := range byWorkload(complete) {
 			if err := add(latencyCDF(g, dir, pal)); err != nil {
 				return nil, err
 			}
@@ -390,4 +446,66 @@ func workloadLabel(c *results.Case) string {
 		s += " (" + c.Scenario() + ")"
 	}
 	return s
+}
+
+// workloadTitle names a case's workload in a title: its name and what it does, and the
+// scenario unless it ran on the host: "rand-read-4k (4k randread QD1)".
+func workloadTitle(c *results.Case) string {
+	s := runWorkload(c.Runs[0])
+	if c.Scenario() != "host" {
+		s += ", " + c.Scenario()
+	}
+	return s
+}
+
+// runWorkload names a run's workload and what it does: "rand-read-4k (4k randread QD1)".
+func runWorkload(r *results.Run) string {
+	s := shortWorkload(r.Workload)
+	if r.Workload.Name != "" {
+		s = r.Workload.Name + " (" + s + ")"
+	}
+	return s
+}
+
+// shortWorkload says what a workload does the way storage engineers say it: block size,
+// pattern, queue depth ("4k randread QD1", "1M write QD8 ×4 jobs", "4k randrw 70/30 QD4").
+func shortWorkload(w workloads.Workload) string {
+	bs := fioSize(w.BS[workloads.Read])
+	switch {
+	case !w.Does(workloads.Read):
+		bs = fioSize(w.BS[workloads.Write])
+	case w.Does(workloads.Write) && w.BS[workloads.Read] != w.BS[workloads.Write]:
+		bs += "/" + fioSize(w.BS[workloads.Write])
+	}
+	s := bs + " " + w.RW
+	if w.IsMixed() {
+		s += fmt.Sprintf(" %d/%d", w.RWMixRead, 100-w.RWMixRead)
+	}
+	s += fmt.Sprintf(" QD%d", max(1, w.IODepth))
+	if w.NumJobs > 1 {
+		s += fmt.Sprintf(" ×%d jobs", w.NumJobs)
+	}
+	if w.Fsync > 0 {
+		s += fmt.Sprintf(", fsync every %d", w.Fsync)
+	}
+	return s
+}
+
+// fioSize writes a block size as fio's options do: 512, 4k, 1M, 4k-64k.
+func fioSize(b workloads.BlockSize) string {
+	one := func(n int64) string {
+		switch {
+		case n > 0 && n%(1<<30) == 0:
+			return fmt.Sprintf("%dG", n>>30)
+		case n > 0 && n%(1<<20) == 0:
+			return fmt.Sprintf("%dM", n>>20)
+		case n > 0 && n%(1<<10) == 0:
+			return fmt.Sprintf("%dk", n>>10)
+		}
+		return fmt.Sprint(n)
+	}
+	if b.Max > b.Min {
+		return one(b.Min) + "-" + one(b.Max)
+	}
+	return one(b.Min)
 }

@@ -3,19 +3,26 @@ package chart
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"html"
+	"image/color"
 	"image/png"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 
 	"github.com/vmstorbench/vmstorbench/results"
+	"github.com/vmstorbench/vmstorbench/workloads"
 )
 
 func metric(t testing.TB, name string) results.Metric {
@@ -29,7 +36,8 @@ func metric(t testing.TB, name string) results.Metric {
 
 // texts are what a reader must find in a chart: the title lines, axis labels, legends.
 func texts(c *Chart) []string {
-	var out []string
+	main, note := c.head.lines(c.Width)
+	out := append(main, note...)
 	for _, p := range c.panels() {
 		out = append(out, strings.Split(p.Title.Text, "\n")...)
 		out = append(out, p.X.Label.Text, p.Y.Label.Text)
@@ -130,25 +138,45 @@ func TestBarsTitlesAndUnits(t *testing.T) {
 	rw := loadFixture(t, "mem-randrw.json")
 	null := loadFixture(t, "null-randread.json")
 	demo := results.Group(demoRuns(t, []*results.Run{rw, null}, 2))
+	oltp := demo[:len(demoTargets)] // the cases of one workload
 	tests := []struct {
+		name                  string
+		cases                 []*results.Case
 		dir, metric           string
-		wantTitle, wantYLabel string
+		wantTitle, wantXLabel string
+		panels                int
 	}{
-		{"read", "iops", "Read IOPS by workload and target — median of 2 runs, whiskers min–max; higher is better", "IOPS"},
-		{"read", "bw", "Read throughput by workload and target", "MB/s (10^6 B/s)"},
-		{"write", "p99", "Write p99 latency: oltp-4k-70-30 — median of 2 runs", "p99 latency (µs)"},
+		{"one workload", oltp, "read", "iops", "Read IOPS — oltp-4k-70-30 (4k randrw 70/30 QD4). Median of 2 runs, whiskers min–max; higher is better.", "IOPS", 1},
+		{"one workload, latency", oltp, "write", "p99", "Write p99 latency — oltp-4k-70-30 (4k randrw 70/30 QD4). Median of 2 runs, whiskers min–max; lower is better.", "p99 latency (µs)", 1},
+		{"a panel per workload", demo, "read", "bw", "Read throughput by workload. Median of 2 runs", "MB/s (10^6 B/s)", 2},
+		{"workloads without the direction get no panel", demo, "write", "iops", "Write IOPS — oltp-4k-70-30", "IOPS", 1},
 	}
 	for _, tt := range tests {
-		c, err := Bars(demo, tt.dir, metric(t, tt.metric))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.HasPrefix(c.Title, tt.wantTitle) {
-			t.Errorf("title %q, want prefix %q", c.Title, tt.wantTitle)
-		}
-		if got := c.Plot.Y.Label.Text; got != tt.wantYLabel {
-			t.Errorf("y label %q, want %q", got, tt.wantYLabel)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Bars(tt.cases, tt.dir, metric(t, tt.metric))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(c.Title, tt.wantTitle) {
+				t.Errorf("title %q, want prefix %q", c.Title, tt.wantTitle)
+			}
+			if n := len(c.panels()); n != tt.panels {
+				t.Errorf("%d panels, want %d", n, tt.panels)
+			}
+			for _, p := range c.panels() {
+				if got := p.X.Label.Text; got != tt.wantXLabel {
+					t.Errorf("value axis label %q, want %q", got, tt.wantXLabel)
+				}
+				// A row per target, named on the y axis.
+				var names []string
+				for _, tk := range p.Y.Tick.Marker.Ticks(p.Y.Min, p.Y.Max) {
+					names = append(names, tk.Label)
+				}
+				if !slices.Equal(names, demoTargets) {
+					t.Errorf("rows %q, want %q", names, demoTargets)
+				}
+			}
+		})
 	}
 }
 
@@ -173,12 +201,15 @@ func TestBarsLeaveOutIncompleteRuns(t *testing.T) {
 	if err := c.Render(&buf, "svg"); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(buf.String(), "smb-signed (incomplete runs only)") {
-		t.Error("legend does not say smb-signed has only incomplete runs")
+	// smb-signed keeps its row, which says why it has no bar.
+	for _, s := range []string{">smb-signed<", ">incomplete runs only<"} {
+		if !strings.Contains(buf.String(), s) {
+			t.Errorf("SVG lacks %q: the chart does not say smb-signed has only incomplete runs", s)
+		}
 	}
-	for _, p := range c.Plot.Y.Tick.Marker.Ticks(c.Plot.Y.Min, c.Plot.Y.Max) {
+	for _, p := range c.Plot.X.Tick.Marker.Ticks(c.Plot.X.Min, c.Plot.X.Max) {
 		if p.Value > 1e9 {
-			t.Fatalf("y axis reaches %g: the incomplete run counted", p.Value)
+			t.Fatalf("value axis reaches %g: the incomplete run counted", p.Value)
 		}
 	}
 }
@@ -317,10 +348,13 @@ func TestAll(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := names(charts)
+		// Per workload and direction: bars of IOPS, throughput, p99, then the CDF. The
+		// migration's workload ran on one target: a CDF, no bars.
 		want := []string{
-			"bars-iops-read", "bars-bw-read", "bars-p99-read", "bars-iops-write", "bars-bw-write", "bars-p99-write",
-			"cdf-read-oltp-4k-70-30", "cdf-read-rand-read-4k", "cdf-read-oltp-4k-70-30-precopy-tls-lan",
-			"cdf-write-oltp-4k-70-30", "cdf-write-oltp-4k-70-30-precopy-tls-lan",
+			"bars-iops-read-oltp-4k-70-30", "bars-bw-read-oltp-4k-70-30", "bars-p99-read-oltp-4k-70-30", "cdf-read-oltp-4k-70-30",
+			"bars-iops-write-oltp-4k-70-30", "bars-bw-write-oltp-4k-70-30", "bars-p99-write-oltp-4k-70-30", "cdf-write-oltp-4k-70-30",
+			"bars-iops-read-rand-read-4k", "bars-bw-read-rand-read-4k", "bars-p99-read-rand-read-4k", "cdf-read-rand-read-4k",
+			"cdf-read-oltp-4k-70-30-precopy-tls-lan", "cdf-write-oltp-4k-70-30-precopy-tls-lan",
 			"timeline-nfs-ganesha-oltp-4k-70-30-precopy-tls-lan",
 		}
 		if !slices.Equal(got, want) {
@@ -328,18 +362,22 @@ func TestAll(t *testing.T) {
 		}
 	})
 	t.Run("few cases get a timeline each, sync has no throughput", func(t *testing.T) {
-		charts, err := All([]*results.Run{null, fsync})
+		other := asTarget(t, fsync, "nfs-go", 0.5, 0, 1)
+		charts, err := All([]*results.Run{null, fsync, other})
 		if err != nil {
 			t.Fatal(err)
 		}
 		got := names(charts)
-		for _, w := range []string{"bars-iops-sync", "bars-p99-sync", "cdf-sync-log-write-fsync", "timeline-null-rand-read-4k", "timeline-mem-log-write-fsync"} {
+		for _, w := range []string{"bars-iops-sync-log-write-fsync", "bars-p99-sync-log-write-fsync", "cdf-sync-log-write-fsync",
+			"cdf-read-rand-read-4k", "timeline-null-rand-read-4k", "timeline-mem-log-write-fsync", "timeline-nfs-go-log-write-fsync"} {
 			if !slices.Contains(got, w) {
 				t.Errorf("no %s in %q", w, got)
 			}
 		}
-		if slices.Contains(got, "bars-bw-sync") {
-			t.Errorf("sync throughput drawn: %q", got)
+		for _, n := range got {
+			if strings.HasPrefix(n, "bars-bw-sync") || strings.HasPrefix(n, "bars-") && strings.HasSuffix(n, "rand-read-4k") {
+				t.Errorf("%s drawn (sync throughput, or bars of a workload with one target): %q", n, got)
+			}
 		}
 	})
 }
@@ -492,6 +530,320 @@ func BenchmarkAllRenderSVG(b *testing.B) {
 			if err := c.Render(io.Discard, "svg"); err != nil {
 				b.Fatal(err)
 			}
+		}
+	}
+}
+
+// svgText matches the text elements of gonum's SVGs: x, style and content.
+var svgText = regexp.MustCompile(`<text x="([-0-9.e]+)" y="[-0-9.e]+" transform="scale\(1, -1\)"\s*style="([^"]*)"[^>]*>([^<]*)</text>`)
+
+// TestChartSet checks the standard set for the demo's comparison (8 targets × a 4k random
+// read, a 1 MiB sequential read and write, figures of real endpoints' order, one target
+// missing a workload) and migration timelines: a bar chart per workload, metric and
+// direction, each target in its colour everywhere, titles within the canvas, tick labels
+// as plain numbers.
+func TestChartSet(t *testing.T) {
+	runs := realisticDemo(t, 2)
+	// nfs-go did not run the sequential read.
+	kept := runs[:0]
+	for _, r := range runs {
+		if !(results.TargetName(r) == "nfs-go" && r.Workload.Name == "seq-read") {
+			kept = append(kept, r)
+		}
+	}
+	runs = append(kept, migrationRun(t, "precopy"))
+	charts, err := All(runs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*Chart{}
+	for _, c := range charts {
+		byName[c.Name] = c
+	}
+	titles := map[string]string{
+		"bars-iops-read-rand-read-4k": "Read IOPS — rand-read-4k (4k randread QD1)",
+		"bars-bw-read-seq-read":       "Read throughput — seq-read (1M read QD1)",
+		"bars-p99-write-seq-write":    "Write p99 latency — seq-write (1M write QD1)",
+		"cdf-read-rand-read-4k":       "Read latency CDF — rand-read-4k (4k randread QD1)",
+	}
+	for name, want := range titles {
+		c := byName[name]
+		if c == nil {
+			t.Errorf("no chart %s in the set", name)
+			continue
+		}
+		if !strings.HasPrefix(c.Title, want+". ") {
+			t.Errorf("%s: title %q, want %q first", name, c.Title, want)
+		}
+	}
+	nBars := 0
+	for _, c := range charts {
+		if !strings.HasPrefix(c.Name, "bars-") {
+			continue
+		}
+		nBars++
+		if n := len(c.panels()); n != 1 {
+			t.Errorf("%s: %d panels, want one workload per chart", c.Name, n)
+		}
+	}
+	if want := 3 * 3; nBars != want { // 3 workloads × IOPS, throughput, p99
+		t.Errorf("%d bar charts, want %d", nBars, want)
+	}
+	// The seq-read chart lacks nfs-go: its orange is nowhere, smb-plain keeps its green.
+	svg := renderSVG(t, byName["bars-iops-read-seq-read"])
+	if fill := svgColor(seriesColor(1)); strings.Contains(svg, fill) {
+		t.Errorf("seq-read bars use nfs-go's colour %s, though nfs-go has no seq-read", fill)
+	}
+	for i, target := range demoTargets {
+		if target == "nfs-go" || seriesColor(i) == (color.NRGBA{A: 0xff}) {
+			continue // gonum's SVG does not write black, its default fill
+		}
+		if fill := svgColor(seriesColor(i)); !strings.Contains(svg, fill) {
+			t.Errorf("seq-read bars lack %s's colour %s", target, fill)
+		}
+	}
+
+	for _, c := range charts {
+		svg := renderSVG(t, c)
+		main, note := c.head.lines(c.Width)
+		if len(main) == 0 || len(note) == 0 {
+			t.Errorf("%s: title %q/%q", c.Name, main, note)
+		}
+		ms, ns := headingStyles()
+		for _, l := range main {
+			checkFits(t, c, ms, l, svg)
+		}
+		for _, l := range note {
+			checkFits(t, c, ns, l, svg)
+		}
+		for _, m := range svgText.FindAllStringSubmatch(svg, -1) {
+			if exponent.MatchString(m[3]) {
+				t.Errorf("%s: text %q in exponent notation", c.Name, m[3])
+			}
+		}
+	}
+}
+
+var exponent = regexp.MustCompile(`\de[+-]?\d`)
+
+// checkFits checks a title line is narrower than the canvas and drawn inside it.
+func checkFits(t *testing.T, c *Chart, sty text.Style, line, svg string) {
+	t.Helper()
+	w := sty.Width(line)
+	if w > c.Width-2*headingPad {
+		t.Errorf("%s: title line %q is %v wide, canvas %v", c.Name, line, w, c.Width)
+	}
+	found := false
+	for _, m := range svgText.FindAllStringSubmatch(svg, -1) {
+		if m[3] != html.EscapeString(line) {
+			continue
+		}
+		found = true
+		x, err := strconv.ParseFloat(m[1], 64)
+		if err != nil || x < 0 || vg.Length(x)+w > c.Width {
+			t.Errorf("%s: title line %q drawn from x=%s, %v wide: outside the canvas (%v)", c.Name, line, m[1], w, c.Width)
+		}
+	}
+	if !found {
+		t.Errorf("%s: SVG lacks the title line %q", c.Name, line)
+	}
+}
+
+func renderSVG(t *testing.T, c *Chart) string {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := c.Render(&buf, "svg"); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+func svgColor(c color.NRGBA) string { return fmt.Sprintf("fill:#%02X%02X%02X", c.R, c.G, c.B) }
+
+func TestHeadingWraps(t *testing.T) {
+	long := strings.Repeat("Read p99 latency by workload and target ", 4)
+	url := "nfs://" + strings.Repeat("very-long-host-name.", 12) + "/export"
+	for _, h := range []heading{
+		{main: long, note: long},
+		{main: "Read IOPS — " + url, note: "one run each"},
+	} {
+		c := &Chart{Name: "long", Plot: newPlot("", "x", "y"), head: h, Width: 4 * vg.Inch, Height: 3 * vg.Inch}
+		main, note := h.lines(c.Width)
+		if len(main) < 2 {
+			t.Errorf("%q in %d lines on a 4-inch canvas", h.main, len(main))
+		}
+		if got := strings.Join(main, " "); strings.ReplaceAll(got, " ", "") != strings.ReplaceAll(h.main, " ", "") {
+			t.Errorf("wrapping lost text: %q", got)
+		}
+		svg := renderSVG(t, c)
+		ms, ns := headingStyles()
+		for _, l := range main {
+			checkFits(t, c, ms, l, svg)
+		}
+		for _, l := range note {
+			checkFits(t, c, ns, l, svg)
+		}
+	}
+}
+
+func TestNumbers(t *testing.T) {
+	tests := []struct {
+		v              float64
+		human, compact string
+	}{
+		{0, "0", "0"},
+		{0.001, "0.001", "0.001"},
+		{0.0123456, "0.0123", "0.0123"},
+		{0.1, "0.1", "0.1"},
+		{1, "1", "1"},
+		{59.24, "59.2", "59.2"},
+		{999.9, "1000", "1k"},
+		{1000, "1000", "1k"},
+		{6217.4, "6217", "6.22k"},
+		{10000, "10k", "10k"},
+		{999_600, "1M", "1M"},
+		{1_360_000, "1.36M", "1.36M"},
+		{3e9, "3G", "3G"},
+		{-2500, "-2500", "-2.5k"},
+	}
+	for _, tt := range tests {
+		if got := humanNumber(tt.v); got != tt.human {
+			t.Errorf("humanNumber(%g) = %q, want %q", tt.v, got, tt.human)
+		}
+		if got := compactNumber(tt.v); got != tt.compact {
+			t.Errorf("compactNumber(%g) = %q, want %q", tt.v, got, tt.compact)
+		}
+	}
+}
+
+func TestLogAxis(t *testing.T) {
+	labels := func(lo, hi float64) []string {
+		var a plot.Axis
+		setLogAxis(&a, lo, hi)
+		var out []string
+		for _, tk := range a.Tick.Marker.Ticks(a.Min, a.Max) {
+			if tk.Label != "" {
+				out = append(out, tk.Label)
+			}
+		}
+		return out
+	}
+	tests := []struct {
+		lo, hi float64
+		want   []string
+	}{
+		{0.05, 20000, []string{"0.1", "1", "10", "100", "1000", "10k"}},
+		{30, 700, []string{"50", "100", "200", "500"}},  // narrow: the 2s and 5s too
+		{0.03, 0.045, []string{"0.03", "0.04", "0.05"}}, // narrower: every mark
+	}
+	for _, tt := range tests {
+		if got := labels(tt.lo, tt.hi); !slices.Equal(got, tt.want) {
+			t.Errorf("log axis %g–%g labelled %q, want %q", tt.lo, tt.hi, got, tt.want)
+		}
+	}
+	units := []struct {
+		lo, hi float64 // ns
+		want   string
+	}{
+		{30e3, 900e3, "µs"},
+		{200e3, 120e6, "ms"}, // mostly above 1 ms
+		{30e3, 20e6, "µs"},
+		{2e6, 40e6, "ms"},
+	}
+	for _, u := range units {
+		if got, _ := logUnit(u.lo, u.hi); got != u.want {
+			t.Errorf("logUnit(%g, %g) = %s, want %s", u.lo, u.hi, got, u.want)
+		}
+	}
+}
+
+func TestTailAxis(t *testing.T) {
+	var labels []string
+	for _, tk := range tailTicks(4.15) {
+		if tk.Label != "" {
+			labels = append(labels, tk.Label)
+		}
+	}
+	if want := []string{"0", "50", "90", "99", "99.9", "99.99"}; !slices.Equal(labels, want) {
+		t.Errorf("tail axis labels %q, want %q", labels, want)
+	}
+	for _, tt := range []struct {
+		p    float64
+		n    int64
+		want float64
+	}{{0, 1000, 0}, {90, 1000, 1}, {99, 1000, 2}, {99.99, 1000, 3}, {100, 1000, 3}, {100, 1e6, 6}} {
+		if got := tailY(tt.p, tt.n); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("tailY(%g, %d) = %g, want %g", tt.p, tt.n, got, tt.want)
+		}
+	}
+	// The CDF uses it, with the p50 and p99 lines.
+	c, err := LatencyCDF(results.Group([]*results.Run{loadFixture(t, "mem-randrw.json")}), "read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svg := renderSVG(t, c)
+	for _, s := range []string{">99.9<", ">p50<", ">p99<", "Percentile axis stretched towards the tail"} {
+		if !strings.Contains(svg, s) {
+			t.Errorf("CDF lacks %q", s)
+		}
+	}
+}
+
+// TestSparseTimeline checks a run with one interval shows one point, not a line across
+// the axis.
+func TestSparseTimeline(t *testing.T) {
+	c, err := Timeline(singlePoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(c.Title, "One interval of 1 s, one point") {
+		t.Errorf("title %q does not say it is one point", c.Title)
+	}
+	var buf bytes.Buffer
+	if err := c.Render(&buf, "png"); err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Columns of the plot area (left of the legend) with the read series' blue in them.
+	b := img.Bounds()
+	blue := okabeIto[0]
+	cols := 0
+	for x := b.Min.X; x < b.Min.X+b.Dx()*3/4; x++ {
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			if r>>8 == uint32(blue.R) && g>>8 == uint32(blue.G) && bl>>8 == uint32(blue.B) {
+				cols++
+				break
+			}
+		}
+	}
+	if cols == 0 || cols > b.Dx()/20 {
+		t.Errorf("the series' colour is in %d of %d columns: want a point, not a line", cols, b.Dx()*3/4)
+	}
+}
+
+func TestShortWorkload(t *testing.T) {
+	tests := []struct {
+		fio, want string
+	}{
+		{"rw=randread bs=4k iodepth=1", "4k randread QD1"},
+		{"rw=read bs=1m iodepth=8 numjobs=4", "1M read QD8 ×4 jobs"},
+		{"rw=randrw rwmixread=70 bs=4k iodepth=4", "4k randrw 70/30 QD4"},
+		{"rw=randwrite bs=4k fsync=8", "4k randwrite QD1, fsync every 8"},
+		{"rw=randrw bs=4k,64k", "4k/64k randrw 50/50 QD1"},
+		{"rw=randread bsrange=4k-64k", "4k-64k randread QD1"},
+		{"rw=write bs=512", "512 write QD1"},
+	}
+	for _, tt := range tests {
+		w, err := workloads.ParseOptions(strings.Fields(tt.fio + " size=16m"))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.fio, err)
+		}
+		if got := shortWorkload(w); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.fio, got, tt.want)
 		}
 	}
 }

@@ -4,12 +4,15 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 )
@@ -67,6 +70,7 @@ func seriesDashes(i int) []vg.Length {
 var (
 	textColor = color.NRGBA{0x20, 0x20, 0x20, 0xff}
 	gridColor = color.NRGBA{0xdd, 0xdd, 0xdd, 0xff}
+	noteColor = color.NRGBA{0x55, 0x55, 0x55, 0xff}
 )
 
 // sans is the chart font: a sans-serif reads better than gonum's default serif at small
@@ -99,12 +103,15 @@ func newPlot(title, xLabel, yLabel string) *plot.Plot {
 	return p
 }
 
-// addGrid adds light grid lines at the major ticks (vertical ones only when asked: on bar
-// charts they would cut through the bars).
-func addGrid(p *plot.Plot, vertical bool) {
+// addGrid adds light grid lines at the major ticks of the value axes only: on bar charts,
+// lines along the bars would cut through them.
+func addGrid(p *plot.Plot, horizontal, vertical bool) {
 	g := plotter.NewGrid()
-	g.Horizontal.Color, g.Horizontal.Width = gridColor, vg.Points(0.5)
+	g.Horizontal.Color, g.Horizontal.Width = nil, vg.Points(0.5)
 	g.Vertical.Color, g.Vertical.Width = nil, vg.Points(0.5)
+	if horizontal {
+		g.Horizontal.Color = gridColor
+	}
 	if vertical {
 		g.Vertical.Color = gridColor
 	}
@@ -133,9 +140,10 @@ func validDir(dir string) error {
 	return fmt.Errorf("unknown direction %q (read, write or sync)", dir)
 }
 
-// latUnit picks the unit for latencies up to maxNS: µs, or ms once values reach 10 ms.
+// latUnit picks the unit of a linear latency axis from 0 to maxNS: ms when most of the
+// axis lies above 1 ms, else µs.
 func latUnit(maxNS float64) (unit string, perNS float64) {
-	if maxNS >= 10e6 {
+	if maxNS >= 2e6 {
 		return "ms", 1e-6
 	}
 	return "µs", 1e-3
@@ -146,14 +154,14 @@ func latUnit(maxNS float64) (unit string, perNS float64) {
 type countTicks struct{}
 
 func (countTicks) Ticks(min, max float64) []plot.Tick {
-	return niceTicks(min, max, 8, humanNumber)
+	return niceTicks(min, max, 8, compactNumber)
 }
 
 // timeTicks marks a time axis in seconds.
 type timeTicks struct{}
 
 func (timeTicks) Ticks(min, max float64) []plot.Tick {
-	return niceTicks(min, max, 12, func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) })
+	return niceTicks(min, max, 12, sig3)
 }
 
 // niceTicks marks [min, max] at the 1-2-5 step giving at most maxLabels labels, with four
@@ -185,25 +193,53 @@ func niceTicks(min, max float64, maxLabels int, label func(float64) string) []pl
 	return ts
 }
 
-// humanNumber formats v with at most 3 significant digits and a k/M/G suffix.
-func humanNumber(v float64) string {
+// humanNumber formats v with about 3 significant digits and a k/M/G suffix from 10000 on:
+// 0.05, 1.5, 250, 1000, 2500, 10k, 1.2M. Never in exponent notation.
+func humanNumber(v float64) string { return numberFrom(v, 1e4) }
+
+// compactNumber is humanNumber with k from 1000 on (1.5k, 25k), for bar values and linear
+// axes, where 1500 next to 25k would read as the odd one out.
+func compactNumber(v float64) string { return numberFrom(v, 1e3) }
+
+func numberFrom(v, kFrom float64) string {
 	a := math.Abs(v)
-	switch {
-	case a >= 1e9:
-		return trimFloat(v/1e9) + "G"
-	case a >= 1e6:
-		return trimFloat(v/1e6) + "M"
-	case a >= 1e4:
-		return trimFloat(v/1e3) + "k"
+	if s := sig3(v); a < kFrom && strings.TrimPrefix(s, "-") != strconv.FormatFloat(kFrom, 'f', -1, 64) {
+		return s // 999.9 rounds to 1000: that is 1k when k starts at 1000
 	}
-	return trimFloat(v)
+	units := []struct {
+		div    float64
+		suffix string
+	}{{1e3, "k"}, {1e6, "M"}, {1e9, "G"}}
+	for i, u := range units {
+		last := i == len(units)-1
+		if a >= u.div*1e3 && !last {
+			continue
+		}
+		s := sig3(v / u.div)
+		if strings.TrimPrefix(s, "-") == "1000" && !last {
+			continue // 999.96k rounds up to 1M
+		}
+		return s + u.suffix
+	}
+	return sig3(v)
 }
 
-func trimFloat(v float64) string {
-	if v == math.Trunc(v) {
+// sig3 formats v with 3 significant digits (all integer digits from 1000 on), without
+// trailing zeros or an exponent.
+func sig3(v float64) string {
+	a := math.Abs(v)
+	if a == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
 		return strconv.FormatFloat(v, 'f', -1, 64)
 	}
-	return strconv.FormatFloat(v, 'g', 3, 64)
+	decimals := max(0, 2-int(math.Floor(math.Log10(a))))
+	s := strconv.FormatFloat(v, 'f', decimals, 64)
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	if s == "-0" {
+		s = "0"
+	}
+	return s
 }
 
 // Log axes are linear axes over log10 of the values, with ticks labelled in the values:
@@ -211,29 +247,32 @@ func trimFloat(v float64) string {
 // (shifting the plot area) and panics on values <= 0.
 
 // log10Ticks marks such an axis at each decade's 1..9, labelling the decades, and also the
-// 2s and 5s when that gives fewer than three labels (a narrow range).
+// 2s and 5s when that gives fewer than three labels (a narrow range), and every mark when
+// even that gives fewer than two. Labels are plain numbers (0.1, 1, 10, 1000, 10k).
 type log10Ticks struct{}
 
 func (log10Ticks) Ticks(min, max float64) []plot.Tick {
 	if !(max > min) || math.IsInf(max, 0) || math.IsInf(min, 0) {
 		return nil
 	}
-	ts := log10Marks(min, max, false)
-	labelled := 0
-	for _, t := range ts {
-		if t.Label != "" {
-			labelled++
+	for _, labels := range [][]int{{1}, {1, 2, 5}} {
+		ts := log10Marks(min, max, labels)
+		n := 0
+		for _, t := range ts {
+			if t.Label != "" {
+				n++
+			}
+		}
+		if n >= 3 || labels[0] == 1 && len(labels) > 1 && n >= 2 {
+			return ts
 		}
 	}
-	if labelled < 3 {
-		return log10Marks(min, max, true)
-	}
-	return ts
+	return log10Marks(min, max, []int{1, 2, 3, 4, 5, 6, 7, 8, 9})
 }
 
-// log10Marks returns the 1..9 marks of each decade in [10^min, 10^max], labelling the 1s
-// (and the 2s and 5s when dense).
-func log10Marks(min, max float64, dense bool) []plot.Tick {
+// log10Marks returns the 1..9 marks of each decade in [10^min, 10^max], labelling the
+// mantissas in labels.
+func log10Marks(min, max float64, labels []int) []plot.Tick {
 	lo, hi := math.Pow(10, min), math.Pow(10, max)
 	var ts []plot.Tick
 	for e := math.Floor(min); e <= math.Ceil(max); e++ {
@@ -244,8 +283,8 @@ func log10Marks(min, max float64, dense bool) []plot.Tick {
 				continue
 			}
 			t := plot.Tick{Value: math.Log10(v)}
-			if m == 1 || (dense && (m == 2 || m == 5)) {
-				t.Label = strconv.FormatFloat(v, 'g', 3, 64)
+			if slices.Contains(labels, m) {
+				t.Label = humanNumber(v)
 			}
 			ts = append(ts, t)
 		}
@@ -266,10 +305,10 @@ func setLogAxis(a *plot.Axis, lo, hi float64) {
 	a.Min, a.Max = math.Log10(lo/1.15), math.Log10(hi*1.15)
 }
 
-// logUnit picks the unit of a log latency axis from a typical latency (ns): ms when it
-// reaches 1 ms, else µs.
-func logUnit(typicalNS float64) (unit string, perNS float64) {
-	if typicalNS >= 1e6 {
+// logUnit picks the unit of a log latency axis over [loNS, hiNS]: ms when most of the axis
+// (its logarithmic middle) lies above 1 ms, else µs.
+func logUnit(loNS, hiNS float64) (unit string, perNS float64) {
+	if loNS > 0 && hiNS > 0 && math.Sqrt(loNS*hiNS) >= 1e6 {
 		return "ms", 1e-6
 	}
 	return "µs", 1e-3
@@ -300,17 +339,107 @@ func wrap(s string, width int) string {
 	return strings.Join(lines, "\n")
 }
 
-// plotTitle lays out a chart title: one line when it fits, else the main part and the
-// details (after " — ") on two lines.
-func plotTitle(main, details string) (oneLine, drawn string) {
-	oneLine = main
-	if details != "" {
-		oneLine += " — " + details
+// heading is a chart's title: the main line says what is plotted ("Read IOPS —
+// rand-read-4k (4k randread QD1)"), the note below it, smaller, how (repeats, method,
+// which way is better). Both wrap to the canvas width, so that no title is ever clipped.
+type heading struct{ main, note string }
+
+// oneLine is the heading for captions: "Main. Note."
+func (h heading) oneLine() string {
+	if h.note == "" {
+		return h.main
 	}
-	if len([]rune(oneLine)) <= 95 {
-		return oneLine, oneLine
+	return h.main + ". " + sentence(h.note) + "."
+}
+
+// sentence capitalises the first letter of s.
+func sentence(s string) string {
+	r := []rune(s)
+	if len(r) > 0 {
+		r[0] = unicode.ToUpper(r[0])
 	}
-	return oneLine, wrap(main, 95) + "\n" + wrap(details, 110)
+	return string(r)
+}
+
+// headingPad is the heading's margin to the canvas edges.
+const headingPad = vg.Length(8)
+
+func headingStyles() (main, note text.Style) {
+	main = text.Style{Color: textColor, Font: sans(12), Handler: plot.DefaultTextHandler, XAlign: draw.XLeft, YAlign: draw.YTop}
+	note = main
+	note.Font = sans(9.5)
+	note.Color = noteColor
+	return main, note
+}
+
+// lines lays the heading out for a canvas width: the main lines, then the note's.
+func (h heading) lines(width vg.Length) (main, note []string) {
+	ms, ns := headingStyles()
+	w := width - 2*headingPad
+	if h.main != "" {
+		main = wrapTo(ms, h.main, w)
+	}
+	if h.note != "" {
+		note = wrapTo(ns, sentence(h.note), w)
+	}
+	return main, note
+}
+
+// draw draws the heading at the top of c (left-aligned) and returns the canvas below it.
+func (h heading) draw(c draw.Canvas) draw.Canvas {
+	if h.main == "" && h.note == "" {
+		return c
+	}
+	main, note := h.lines(c.Max.X - c.Min.X)
+	ms, ns := headingStyles()
+	y := c.Max.Y - headingPad
+	for _, part := range []struct {
+		sty   text.Style
+		lines []string
+	}{{ms, main}, {ns, note}} {
+		lh := part.sty.Font.Size * 1.25
+		for _, l := range part.lines {
+			c.FillText(part.sty, vg.Point{X: c.Min.X + headingPad, Y: y}, l)
+			y -= lh
+		}
+		if len(part.lines) > 0 {
+			y -= vg.Points(2)
+		}
+	}
+	c.Max.Y = y - vg.Points(4)
+	return c
+}
+
+// wrapTo breaks s at spaces into lines no wider than width in sty's font; a word wider
+// than a line on its own is broken between letters.
+func wrapTo(sty text.Style, s string, width vg.Length) []string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(s) {
+		try := w
+		if line != "" {
+			try = line + " " + w
+		}
+		if sty.Width(try) <= width {
+			line = try
+			continue
+		}
+		if line != "" {
+			lines = append(lines, line)
+		}
+		line = ""
+		for _, r := range w {
+			if line != "" && sty.Width(line+string(r)) > width {
+				lines = append(lines, line)
+				line = ""
+			}
+			line += string(r)
+		}
+	}
+	if line != "" {
+		lines = append(lines, line)
+	}
+	return lines
 }
 
 // safeName makes s usable in a file name: lower case letters, digits, dots and dashes.

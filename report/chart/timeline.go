@@ -46,39 +46,33 @@ type timelinePanels struct {
 	iops, lat    *plot.Plot
 	tEnd         float64
 	iopsMax      float64
-	latLo, latHi float64   // ns, over every latency drawn
-	typical      []float64 // ns, the p50s, to choose the unit
+	latLo, latHi float64 // ns, over every latency drawn
 	unit         string
 	perNS        float64
 }
 
-func newTimelinePanels(title, yIOPS string) *timelinePanels {
+func newTimelinePanels(yIOPS string) *timelinePanels {
 	tp := &timelinePanels{latLo: math.Inf(1)}
-	tp.iops = newPlot(title, "", yIOPS)
+	tp.iops = newPlot("", "", yIOPS)
 	tp.lat = newPlot("", "time since start (s)", "")
-	addGrid(tp.iops, true)
-	addGrid(tp.lat, true)
+	addGrid(tp.iops, true, true)
+	addGrid(tp.lat, true, true)
 	return tp
 }
 
-// scanLatency records the range of latencies (ns) before the unit is chosen; typical
-// marks the p50s.
-func (tp *timelinePanels) scanLatency(ws []window, typical bool) {
+// scanLatency records the range of latencies (ns) before the unit is chosen.
+func (tp *timelinePanels) scanLatency(ws []window) {
 	for _, w := range ws {
 		if w.ok && w.v > 0 {
 			tp.latLo, tp.latHi = min(tp.latLo, w.v), max(tp.latHi, w.v)
-			if typical {
-				tp.typical = append(tp.typical, w.v)
-			}
 		}
 		tp.tEnd = max(tp.tEnd, w.t1)
 	}
 }
 
-// chooseUnit picks the latency unit from the scanned p50s.
+// chooseUnit picks the latency unit from the scanned range.
 func (tp *timelinePanels) chooseUnit() {
-	s, _ := results.Summarize(tp.typical)
-	tp.unit, tp.perNS = logUnit(s.Median)
+	tp.unit, tp.perNS = logUnit(tp.latLo, tp.latHi)
 }
 
 // addIOPS draws an IOPS step line on the top panel.
@@ -98,7 +92,7 @@ func (tp *timelinePanels) addLatency(ws []window, label string, sty draw.LineSty
 }
 
 // finish sets the shared axes and returns the chart.
-func (tp *timelinePanels) finish(name, title string) (*Chart, error) {
+func (tp *timelinePanels) finish(name string, h heading) (*Chart, error) {
 	if tp.tEnd <= 0 {
 		return nil, fmt.Errorf("chart: timeline: %w: the series is empty", ErrNoData)
 	}
@@ -116,14 +110,23 @@ func (tp *timelinePanels) finish(name, title string) (*Chart, error) {
 		tp.lat.Y.Min, tp.lat.Y.Max = 0, 1
 	}
 	return &Chart{
-		Name: safeName(name), Title: title, Plot: tp.iops, below: []*plot.Plot{tp.lat},
+		Name: safeName(name), Title: h.oneLine(), Plot: tp.iops, below: []*plot.Plot{tp.lat}, head: h,
 		Width: 9 * vg.Inch, Height: 6.5 * vg.Inch,
 	}, nil
 }
 
+// sparse is how many intervals a series may have at most to be drawn as points: a step
+// line through one or two intervals looks like a measured flat line across the whole
+// axis.
+const sparse = 12
+
 // addSteps draws windows as a step line (each value held over its interval), broken where
-// intervals have no value, with one legend entry.
+// intervals have no value, with one legend entry. A sparse series is drawn as points at
+// the middle of their intervals instead, joined by thin lines.
 func addSteps(p *plot.Plot, ws []window, y func(float64) float64, label string, sty draw.LineStyle) error {
+	if len(ws) <= sparse {
+		return addPoints(p, ws, y, label, sty)
+	}
 	var first *plotter.Line
 	var seg plotter.XYs
 	flush := func() error {
@@ -162,6 +165,39 @@ func addSteps(p *plot.Plot, ws []window, y func(float64) float64, label string, 
 	if first != nil {
 		p.Legend.Add(wrap(label, legendWidth), first)
 	}
+	return nil
+}
+
+// addPoints draws windows as markers at the middle of their intervals, joined by thin
+// lines where intervals follow each other, with one legend entry.
+func addPoints(p *plot.Plot, ws []window, y func(float64) float64, label string, sty draw.LineStyle) error {
+	var pts plotter.XYs
+	for _, w := range ws {
+		if w.ok {
+			pts = append(pts, plotter.XY{X: (w.t0 + w.t1) / 2, Y: y(w.v)})
+		}
+	}
+	if len(pts) == 0 {
+		return nil
+	}
+	thin := sty
+	thin.Width = sty.Width * 0.6
+	l, err := plotter.NewLine(pts)
+	if err != nil {
+		return fmt.Errorf("chart: timeline %s: %w", label, err)
+	}
+	l.LineStyle = thin
+	sc, err := plotter.NewScatter(pts)
+	if err != nil {
+		return fmt.Errorf("chart: timeline %s: %w", label, err)
+	}
+	sc.GlyphStyle = draw.GlyphStyle{Color: sty.Color, Radius: vg.Points(3), Shape: draw.CircleGlyph{}}
+	if len(sty.Dashes) > 0 {
+		// Dashed series (p99) get hollow markers: a second cue besides the dashes.
+		sc.GlyphStyle.Shape = draw.RingGlyph{}
+	}
+	p.Add(l, sc)
+	p.Legend.Add(wrap(label, legendWidth), l, sc)
 	return nil
 }
 
@@ -208,22 +244,28 @@ func seriesTimeline(r *results.Run) (*Chart, error) {
 	}
 
 	step := formatDuration(interval)
-	main := fmt.Sprintf("IOPS and latency over time: %s, %s", targetName(results.TargetName(r)), r.Workload.Describe())
-	if n := r.Workload.Name; n != "" {
-		main = fmt.Sprintf("IOPS and latency over time: %s, %s", targetName(results.TargetName(r)), n)
+	wl := runWorkload(r)
+	if sc := results.Scenario(r); sc != "host" {
+		wl += ", " + sc
 	}
-	details := "per " + step + " interval"
+	h := heading{main: fmt.Sprintf("IOPS and latency over time — %s, %s", targetName(results.TargetName(r)), wl)}
+	h.note = "per " + step + " interval"
+	if len(pts) <= sparse {
+		h.note = fmt.Sprintf("%d intervals of %s, each a point", len(pts), step)
+		if len(pts) == 1 {
+			h.note = "one interval of " + step + ", one point"
+		}
+	}
 	if r.Repeats > 1 {
-		details += fmt.Sprintf("; run %d of %d", r.Repeat+1, r.Repeats)
+		h.note += fmt.Sprintf("; run %d of %d", r.Repeat+1, r.Repeats)
 	}
 	if sc := results.Scenario(r); sc != "host" {
-		details += "; " + sc + " (guest clock)"
+		h.note += "; guest clock"
 	}
-	title, drawnTitle := plotTitle(main, details)
-	tp := newTimelinePanels(drawnTitle, "IOPS (per "+step+")")
+	tp := newTimelinePanels("IOPS (per " + step + ")")
 	for _, d := range dirs {
-		tp.scanLatency(d.p50s, true)
-		tp.scanLatency(d.p99s, false)
+		tp.scanLatency(d.p50s)
+		tp.scanLatency(d.p99s)
 	}
 	tp.chooseUnit()
 	for _, d := range dirs {
@@ -240,7 +282,7 @@ func seriesTimeline(r *results.Run) (*Chart, error) {
 			return nil, err
 		}
 	}
-	return tp.finish(timelineName(r), title)
+	return tp.finish(timelineName(r), h)
 }
 
 // timelineName is a timeline's file name: target, workload, scenario and repeat.
@@ -294,31 +336,24 @@ func migrationTimeline(r *results.Run) (*Chart, error) {
 
 	step := formatDuration(wNS)
 	target := targetName(results.TargetName(r))
-	wl := r.Workload.Name
-	if wl == "" {
-		wl = r.Workload.Describe()
-	}
-	var main, details string
+	wl := runWorkload(r)
+	var h heading
 	if mode, ok := modeNames[m.Mode]; ok {
-		main = fmt.Sprintf("IOPS and latency during a %s live migration: %s, %s", mode, target, wl)
-		details = "migration " + m.Outcome
+		h.main = fmt.Sprintf("IOPS and latency during a %s live migration — %s, %s", mode, target, wl)
+		h.note = "migration " + m.Outcome + "; "
 	} else {
-		main = fmt.Sprintf("IOPS and latency in a VM, not migrated (baseline): %s, %s", target, wl)
+		h.main = fmt.Sprintf("IOPS and latency in a VM, not migrated (baseline) — %s, %s", target, wl)
 	}
-	if details != "" {
-		details += "; "
-	}
-	details += step + " windows, host time"
+	h.note += step + " windows, host time"
 	if m.Security != "" && m.Security != "none" {
-		details += "; migration over " + m.Security
+		h.note += "; migration over " + m.Security
 	}
 	if m.Link != nil && m.Link.Preset != "" {
-		details += "; " + m.Link.Preset + " link"
+		h.note += "; " + m.Link.Preset + " link"
 	}
-	title, drawnTitle := plotTitle(main, details)
-	tp := newTimelinePanels(drawnTitle, "IOPS (per "+step+" window)")
-	for i, ws := range [][]window{p50s, oP50, p99s, oP99} {
-		tp.scanLatency(ws, i < 2)
+	tp := newTimelinePanels("IOPS (per " + step + " window)")
+	for _, ws := range [][]window{p50s, oP50, p99s, oP99} {
+		tp.scanLatency(ws)
 	}
 	tp.chooseUnit()
 
@@ -368,7 +403,7 @@ func migrationTimeline(r *results.Run) (*Chart, error) {
 	if len(marks.items) > 0 {
 		tp.iops.Add(marks)
 	}
-	return tp.finish(timelineName(r), title)
+	return tp.finish(timelineName(r), h)
 }
 
 // outsideWindows converts the host-side workload's series to the migration's time axis.
