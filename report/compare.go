@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/renderer"
 	"github.com/olekukonko/tablewriter/tw"
 
 	"github.com/vmstorbench/vmstorbench/results"
@@ -89,20 +87,8 @@ func RenderComparison(w io.Writer, c *results.Comparison, format string) error {
 				align[i] = tw.AlignRight
 			}
 		}
-		opts := []tablewriter.Option{
-			tablewriter.WithHeaderAutoFormat(tw.Off),
-			tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: align}),
-		}
-		if md {
-			opts = append(opts, tablewriter.WithRenderer(renderer.NewMarkdown()))
-		}
-		t := tablewriter.NewTable(w, opts...)
-		t.Header(header)
-		if err := t.Bulk(cells); err != nil {
-			return fmt.Errorf("report: %w", err)
-		}
-		if err := t.Render(); err != nil {
-			return fmt.Errorf("report: %w", err)
+		if err := writeTable(w, header, align, cells, md); err != nil {
+			return err
 		}
 	}
 

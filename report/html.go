@@ -482,18 +482,7 @@ func hosts(runs []*results.Run) []htmlHost {
 func msText(ms float64) string { return durationText(time.Duration(ms * float64(time.Millisecond))) }
 
 // durationText renders d with three significant digits in ns, µs, ms or s.
-func durationText(d time.Duration) string {
-	ns := float64(d)
-	switch {
-	case ns >= 999.5e6:
-		return sig3(ns/1e9) + " s"
-	case ns >= 999.5e3:
-		return sig3(ns/1e6) + " ms"
-	case ns >= 999.5:
-		return sig3(ns/1e3) + " µs"
-	}
-	return strconv.FormatFloat(ns, 'f', 0, 64) + " ns"
-}
+func durationText(d time.Duration) string { return humanNS(float64(d)) }
 
 // sizeText renders bytes in binary units with three significant digits.
 func sizeText(n int64) string {

@@ -210,6 +210,19 @@ func renderTable(w io.Writer, rows []row, markdown bool) error {
 		}
 	}
 
+	if err := writeTable(w, header, align, cells, markdown); err != nil {
+		return err
+	}
+	if repeated {
+		if _, err := fmt.Fprintln(w, "\nRepeated runs: figures are medians over the complete runs; ± is half their min–max range, relative to the median."); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+	}
+	return nil
+}
+
+// writeTable renders a terminal (box-drawn) or Markdown table with per-column alignment.
+func writeTable(w io.Writer, header []string, align []tw.Align, cells [][]string, markdown bool) error {
 	opts := []tablewriter.Option{
 		tablewriter.WithHeaderAutoFormat(tw.Off), // keep "MB/s" and "µs" as written
 		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: align}),
@@ -224,11 +237,6 @@ func renderTable(w io.Writer, rows []row, markdown bool) error {
 	}
 	if err := t.Render(); err != nil {
 		return fmt.Errorf("report: %w", err)
-	}
-	if repeated {
-		if _, err := fmt.Fprintln(w, "\nRepeated runs: figures are medians over the complete runs; ± is half their min–max range, relative to the median."); err != nil {
-			return fmt.Errorf("report: %w", err)
-		}
 	}
 	return nil
 }
