@@ -22,7 +22,8 @@ type Config struct {
 	// Open carries the user's permissions (AllowDestructive, Keep); the engine fills Size,
 	// Job, Direct and Write.
 	Open backends.OpenParams
-	// Progress, if set, is called every ProgressEvery (default 500 ms) from one goroutine.
+	// Progress, if set, is called every ProgressEvery (default 500 ms) from one goroutine, and
+	// once more (Phase "verify") before the verify pass; never two calls at once.
 	Progress      func(Progress)
 	ProgressEvery time.Duration
 	// Observer, if set, sees every completion (the in-guest agent streams them). It is called
@@ -33,6 +34,13 @@ type Config struct {
 	// ended before their targets are closed under them (default 10 s).
 	StallTimeout time.Duration
 	Grace        time.Duration
+	// Stop, when closed, ends the run gracefully: workers stop issuing I/O, the I/Os in
+	// flight complete, the verify pass runs and the result is Complete, with the measurement
+	// ending at the last completion. It is how a time-based run is ended on purpose before
+	// its runtime (the in-guest agent's workload once the host has seen enough). Cancelling
+	// ctx is different: it abandons the run, and it wins over Stop whenever it comes before
+	// Run returns (a cancelled verify pass leaves the run incomplete). nil never stops.
+	Stop <-chan struct{}
 	// Recorded in the result as they are.
 	Command []string
 	Profile string

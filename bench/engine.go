@@ -126,7 +126,7 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 		Tool:     results.Tool{Name: "vmstorbench", Version: version.String()},
 		ID:       newID(),
 		Command:  cfg.Command,
-		Host:     hostFacts(),
+		Host:     HostFacts(),
 		Target:   results.Target{URL: backends.Redact(u), Backend: u.Scheme, Info: describe(jobs[0].target)},
 		Workload: w,
 		Profile:  cfg.Profile,
@@ -144,9 +144,14 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 	ru0 := rusage()
 	res.Start = time.Now()
 	st.start = res.Start
-	endNS := runWorkers(ctx, st, jobs)
+	endNS, p := runWorkers(ctx, st, jobs)
 	res.End = time.Now()
 	ru1 := rusage()
+	if ctx.Err() != nil {
+		// Cancellation wins over a graceful Stop and over a run that just ended: the caller
+		// abandoned it.
+		st.fail(fmt.Errorf("run interrupted: %w", context.Cause(ctx)))
+	}
 
 	measured := endNS - st.rampNS
 	if measured < 0 {
@@ -158,7 +163,14 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 
 	if w.Verify != "" {
 		if st.err == nil && w.Writes() {
+			if cfg.Progress != nil {
+				cfg.Progress(Progress{Phase: "verify", Elapsed: time.Since(st.start), IOs: p.IOs, Bytes: p.Bytes})
+			}
 			verifyPass(ctx, jobs)
+			if ctx.Err() != nil {
+				// The pass stopped short: the blocks it did not read are unchecked.
+				st.fail(fmt.Errorf("verify pass interrupted: %w", context.Cause(ctx)))
+			}
 		}
 		res.Verify = verifySummary(w, jobs)
 	}
@@ -278,8 +290,8 @@ func fixedBS(w workloads.Workload) (int64, bool) {
 }
 
 // runWorkers runs all workers to the end and returns the run-relative time of the end of
-// measurement.
-func runWorkers(ctx context.Context, st *runState, jobs []*job) int64 {
+// measurement and the final progress counters.
+func runWorkers(ctx context.Context, st *runState, jobs []*job) (int64, Progress) {
 	nworkers := len(jobs) * st.w.IODepth
 	st.coll = newCollector(nworkers, st.intervalNS)
 	collStop := make(chan struct{})
@@ -295,6 +307,12 @@ func runWorkers(ctx context.Context, st *runState, jobs []*job) int64 {
 			all = append(all, wk)
 		}
 	}
+	// A Stop that came before the start ends the run before its first I/O.
+	select {
+	case <-st.cfg.Stop:
+		st.stop.Store(true)
+	default:
+	}
 	for _, wk := range all {
 		wg.Add(1)
 		go func() { defer wg.Done(); wk.run() }()
@@ -303,11 +321,12 @@ func runWorkers(ctx context.Context, st *runState, jobs []*job) int64 {
 	go func() { wg.Wait(); close(workersDone) }()
 
 	monitorDone := make(chan struct{})
-	go monitor(ctx, st, all, workersDone, monitorDone)
+	gaveUp := make(chan struct{})
+	go monitor(ctx, st, all, workersDone, monitorDone, gaveUp)
 
 	select {
 	case <-workersDone:
-	case <-monitorDone:
+	case <-gaveUp:
 		// The monitor gave up on workers stuck in I/O: close their targets under them so the
 		// backends fail the calls, and stop waiting for them shortly after.
 		for _, j := range jobs {
@@ -318,18 +337,21 @@ func runWorkers(ctx context.Context, st *runState, jobs []*job) int64 {
 		case <-time.After(2 * time.Second):
 		}
 	}
+	// The monitor's last Progress call happens before it ends: none may follow the caller's.
+	<-monitorDone
 	close(collStop)
 	<-collDone
 	end := st.lastDone.Load()
 	if st.deadlineNS > 0 && end > st.deadlineNS {
 		end = st.deadlineNS
 	}
-	return end
+	return end, snapshot(st, all)
 }
 
-// monitor reports progress, turns cancellation into a stop, ends stalled runs, and gives up
-// on workers that stay stuck in I/O for longer than the grace period after the stop.
-func monitor(ctx context.Context, st *runState, all []*worker, workersDone, done chan struct{}) {
+// monitor reports progress, turns cancellation into a failure and Stop into a graceful end,
+// ends stalled runs, and gives up on workers that stay stuck in I/O for longer than the grace
+// period after the end (closing gaveUp).
+func monitor(ctx context.Context, st *runState, all []*worker, workersDone, done, gaveUp chan struct{}) {
 	defer close(done)
 	tick := time.NewTicker(min(st.cfg.ProgressEvery, 250*time.Millisecond))
 	defer tick.Stop()
@@ -337,6 +359,8 @@ func monitor(ctx context.Context, st *runState, all []*worker, workersDone, done
 	var lastIOs int64
 	var stoppedAt time.Time
 	nextReport := time.Now().Add(st.cfg.ProgressEvery)
+	// Each of these fires once: set to nil after, so a closed channel does not spin the loop.
+	cancelled, stopReq := ctx.Done(), st.cfg.Stop
 	for {
 		select {
 		case <-workersDone:
@@ -344,10 +368,12 @@ func monitor(ctx context.Context, st *runState, all []*worker, workersDone, done
 				st.cfg.Progress(snapshot(st, all))
 			}
 			return
-		case <-ctx.Done():
-			if !st.stop.Load() {
-				st.fail(fmt.Errorf("run interrupted: %w", context.Cause(ctx)))
-			}
+		case <-cancelled:
+			cancelled = nil
+			st.fail(fmt.Errorf("run interrupted: %w", context.Cause(ctx)))
+		case <-stopReq:
+			stopReq = nil
+			st.stop.Store(true)
 		case now := <-tick.C:
 			p := snapshot(st, all)
 			ios := p.IOs[0] + p.IOs[1]
@@ -366,6 +392,7 @@ func monitor(ctx context.Context, st *runState, all []*worker, workersDone, done
 				stoppedAt = time.Now()
 			} else if time.Since(stoppedAt) > st.cfg.Grace {
 				st.fail(fmt.Errorf("I/O still in flight %s after the run ended: target not responding", st.cfg.Grace))
+				close(gaveUp)
 				return
 			}
 		}

@@ -461,3 +461,126 @@ func TestVerifyDoesEveryIO(t *testing.T) {
 		t.Fatalf("%d writes (want 1024), verify %+v", r.Write.IOs, r.Verify)
 	}
 }
+
+// stopAfter is an Observer that closes stop once n I/Os have completed.
+type stopAfter struct {
+	n    int64
+	done atomic.Int64
+	once sync.Once
+	stop chan struct{}
+}
+
+func (s *stopAfter) Observe(Completion) {
+	if s.done.Add(1) == s.n {
+		s.once.Do(func() { close(s.stop) })
+	}
+}
+
+// A time-based run ended by Stop drains, runs its verify pass (reading back every block it
+// wrote, with the generation it last wrote there) and is complete.
+func TestStopEndsRunGracefullyWithVerifyPass(t *testing.T) {
+	for _, rw := range []string{"randwrite", "randrw"} {
+		t.Run(rw, func(t *testing.T) {
+			reg, _ := registry(t, memTarget)
+			obs := &stopAfter{n: 2000, stop: make(chan struct{})}
+			var phases []string
+			w := workloads.Workload{RW: rw, Size: 1 << 20, Verify: "crc32c", IODepth: 4, NumJobs: 2, Runtime: time.Hour, TimeBased: true}
+			r, err := Run(context.Background(), Config{
+				Target: "test://", Registry: reg, Workload: w, Observer: obs, Stop: obs.stop,
+				Progress: func(p Progress) {
+					if len(phases) == 0 || phases[len(phases)-1] != p.Phase {
+						phases = append(phases, p.Phase)
+					}
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !r.Complete || r.Error != "" {
+				t.Fatalf("complete %v, error %q", r.Complete, r.Error)
+			}
+			if r.Write == nil || r.Write.IOs < 500 || r.RuntimeNS <= 0 {
+				t.Fatalf("writes %+v, runtime %d", r.Write, r.RuntimeNS)
+			}
+			// 2 jobs of 128 blocks each, all written many times over in 2000 I/Os.
+			if v := r.Verify; v == nil || v.Mismatches != 0 || v.Checked < 256 {
+				t.Fatalf("verify %+v, want the verify pass to have checked every block", v)
+			}
+			if phases[len(phases)-1] != "verify" {
+				t.Errorf("phases %v, want verify last", phases)
+			}
+		})
+	}
+}
+
+// Stop closed before Run: no I/O at all, and still a complete (empty) run.
+func TestStopBeforeStart(t *testing.T) {
+	reg, opened := registry(t, memTarget)
+	stop := make(chan struct{})
+	close(stop)
+	w := workloads.Workload{RW: "randwrite", Size: 1 << 20, Verify: "crc32c", IODepth: 4, Runtime: time.Hour, TimeBased: true}
+	r, err := Run(context.Background(), Config{Target: "test://", Registry: reg, Workload: w, Stop: stop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Complete || r.Write.IOs != 0 || r.Verify.Checked != 0 || r.Verify.Mismatches != 0 {
+		t.Fatalf("complete %v, writes %d, verify %+v", r.Complete, r.Write.IOs, r.Verify)
+	}
+	if n := (*opened)[0].count.Load(); n != 0 {
+		t.Fatalf("%d I/Os reached the target", n)
+	}
+}
+
+// cancelOnRead cancels a context on the first read: with a write-only workload, that is the
+// verify pass's first read.
+type cancelOnRead struct {
+	*testTarget
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnRead) ReadAt(b []byte, off int64) (int, error) {
+	c.cancel()
+	return c.testTarget.ReadAt(b, off)
+}
+
+// Cancelling ctx abandons the run even when Stop asked for a graceful end: before the start,
+// or during the verify pass that the Stop led to.
+func TestCancelWinsOverStop(t *testing.T) {
+	cases := []struct {
+		name string
+		run  func(t *testing.T) (*Config, context.Context)
+		want string
+	}{
+		{"both before start", func(t *testing.T) (*Config, context.Context) {
+			reg, _ := registry(t, memTarget)
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			stop := make(chan struct{})
+			close(stop)
+			return &Config{Target: "test://", Registry: reg, Stop: stop}, ctx
+		}, "run interrupted"},
+		{"during the verify pass", func(t *testing.T) (*Config, context.Context) {
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(cancel)
+			r := &backends.Registry{}
+			r.Register(backends.Backend{Scheme: "test", Open: func(_ context.Context, _ *url.URL, p backends.OpenParams) (backends.Target, error) {
+				return &cancelOnRead{testTarget: memTarget(p.Size), cancel: cancel}, nil
+			}})
+			obs := &stopAfter{n: 500, stop: make(chan struct{})}
+			return &Config{Target: "test://", Registry: r, Observer: obs, Stop: obs.stop}, ctx
+		}, "verify pass interrupted"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, ctx := c.run(t)
+			cfg.Workload = workloads.Workload{RW: "randwrite", Size: 1 << 20, Verify: "crc32c", IODepth: 4, Runtime: time.Hour, TimeBased: true}
+			r, err := Run(ctx, *cfg)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, context.Canceled) {
+				t.Fatalf("err %v, want %q wrapping context.Canceled", err, c.want)
+			}
+			if r == nil || r.Complete || !strings.Contains(r.Error, c.want) {
+				t.Fatalf("result %+v, want incomplete", r)
+			}
+		})
+	}
+}

@@ -10,8 +10,9 @@ import (
 	"github.com/vmstorbench/vmstorbench/results"
 )
 
-// hostFacts describes the machine a run starts on.
-func hostFacts() results.Host {
+// HostFacts describes the machine this process runs on (recorded in every result; the VM
+// mode records the hypervisor host's with it and keys its KVM check by the kernel).
+func HostFacts() results.Host {
 	h := results.Host{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
 	h.Hostname, _ = os.Hostname()
 	var uts syscall.Utsname

@@ -37,7 +37,7 @@ func (f *imageFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.cache, "cache", guest.DefaultCacheDir(), "cache directory for guest images, kernels and the KVM check ($VMSTORBENCH_CACHE)")
 	fs.StringVar(&f.kernel, "kernel", "", "guest kernel (vmlinuz) to use instead of the newest installed Debian 6.1 kernel")
 	fs.StringVar(&f.modules, "modules", "", "modules directory for --kernel (default /lib/modules/<version>)")
-	fs.StringVar(&f.agent, "agent", "", "static vmstorbench binary to run in the guest (default: this one if static, else built with CGO_ENABLED=0)")
+	fs.StringVar(&f.agent, "agent", "", "static agent binary to run in the guest (default: the agent alone built with CGO_ENABLED=0 from the source tree, else this binary if static)")
 	fs.BoolVar(&f.download, "download", false, "if no kernel is installed, fetch "+guest.KernelMetaPackage+"'s kernel with apt-get download into the cache")
 	fs.BoolVar(&f.rebuild, "rebuild", false, "rebuild the image even if it is cached")
 }
@@ -46,7 +46,7 @@ func (f *imageFlags) build(ctx context.Context, log func(string)) (*guest.Image,
 	agentBin := f.agent
 	if agentBin == "" {
 		var err error
-		if agentBin, err = guest.AgentBinary(ctx, f.cache, "./cmd/vmstorbench"); err != nil {
+		if agentBin, err = guest.AgentBinary(ctx, f.cache, guest.AgentPackage); err != nil {
 			return nil, err
 		}
 	}

@@ -75,7 +75,7 @@ func TestFrames(t *testing.T) {
 
 // TestAgentOverSocket runs the agent's serving loop natively on one end of a unix socket and
 // the host's Conn on the other: a workload on a file is streamed back record by record, a
-// stop ends it early, and quit ends the agent.
+// stop ends it gracefully (a complete run, with the verify pass), and quit ends the agent.
 func TestAgentOverSocket(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "a.sock")
@@ -157,6 +157,10 @@ func TestAgentOverSocket(t *testing.T) {
 	}
 	if !result.Stopped || result.Run == nil || result.Run.Write == nil {
 		t.Fatalf("result %+v", result)
+	}
+	// A stop is a graceful end: the run is complete and the engine's verify pass ran.
+	if r := result.Run; !r.Complete || r.Verify == nil || r.Verify.Checked == 0 || r.Verify.Mismatches != 0 {
+		t.Fatalf("stopped run: complete %v (%s), verify %+v", r.Complete, r.Error, r.Verify)
 	}
 	if got := result.Run.Write.IOs; got != int64(records) {
 		t.Errorf("engine counted %d writes, %d were streamed", got, records)

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,8 +24,9 @@ import (
 type Options struct {
 	// Port is the virtio-serial port name to talk over.
 	Port string
-	// Modules, if set, is a file listing kernel modules (one name a line, dependencies
-	// first) in /lib/modules to load before looking for the port.
+	// Modules, if set, is a file listing kernel modules in its directory to load before
+	// looking for the port: one stage a line, dependencies in earlier stages, the names of a
+	// stage separated by spaces (loaded at the same time).
 	Modules string
 	// PortTimeout bounds the wait for the port to appear (default 10 s).
 	PortTimeout time.Duration
@@ -61,6 +61,7 @@ func Run(ctx context.Context, o Options) error {
 
 func run(ctx context.Context, o Options, init bool) error {
 	t0 := time.Now()
+	startNS := uptimeNS()
 	if init {
 		if err := mountKernelFilesystems(); err != nil {
 			return err
@@ -88,7 +89,7 @@ func run(ctx context.Context, o Options, init bool) error {
 		return fmt.Errorf("agent: open %s: %w", dev, err)
 	}
 	defer port.Close()
-	hello := Hello{Version: version.String(), Kernel: kernelRelease(), UptimeNS: uptimeNS(), ModulesNS: modNS, Port: o.Port}
+	hello := Hello{Version: version.String(), Kernel: bench.HostFacts().Kernel, StartNS: startNS, UptimeNS: uptimeNS(), ModulesNS: modNS, Port: o.Port}
 	return serveOn(ctx, port, t0, o.FlushEvery, hello)
 }
 
@@ -108,8 +109,10 @@ type guestAgent struct {
 
 	wmu sync.Mutex // serialises frames on the port
 
-	mu      sync.Mutex
-	running map[int]context.CancelFunc
+	mu sync.Mutex
+	// running holds, per running task, the channel whose closing ends it gracefully (the
+	// engine's Stop); stopped marks the tasks the host ended that way.
+	running map[int]chan struct{}
 	stopped map[int]bool
 	wg      sync.WaitGroup
 }
@@ -134,7 +137,7 @@ func (a *guestAgent) logf(format string, args ...any) {
 
 // serve reads host frames until quit.
 func (a *guestAgent) serve(ctx context.Context) error {
-	a.running, a.stopped = map[int]context.CancelFunc{}, map[int]bool{}
+	a.running, a.stopped = map[int]chan struct{}{}, map[int]bool{}
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() {
 		cancel()
@@ -153,15 +156,14 @@ func (a *guestAgent) serve(ctx context.Context) error {
 				a.logf("bad task: %v", err)
 				continue
 			}
-			tctx, tcancel := context.WithCancel(ctx)
+			stop := make(chan struct{})
 			a.mu.Lock()
-			a.running[t.ID] = tcancel
+			a.running[t.ID] = stop
 			a.mu.Unlock()
 			a.wg.Add(1)
 			go func() {
 				defer a.wg.Done()
-				defer tcancel()
-				a.runTask(tctx, t)
+				a.runTask(ctx, t, stop)
 			}()
 		case FrameStop:
 			var s StopTask
@@ -169,9 +171,9 @@ func (a *guestAgent) serve(ctx context.Context) error {
 				continue
 			}
 			a.mu.Lock()
-			if c := a.running[s.ID]; c != nil {
+			if stop := a.running[s.ID]; stop != nil && !a.stopped[s.ID] {
 				a.stopped[s.ID] = true
-				c()
+				close(stop)
 			}
 			a.mu.Unlock()
 		case FrameQuit:
@@ -180,13 +182,16 @@ func (a *guestAgent) serve(ctx context.Context) error {
 	}
 }
 
-// runTask runs one workload with the engine and streams its completions.
-func (a *guestAgent) runTask(ctx context.Context, t Task) {
+// runTask runs one workload with the engine and streams its completions. Closing stop ends
+// it gracefully: the engine drains, runs its verify pass and returns a complete result.
+// ctx ends it abruptly (the host quit or the connection broke).
+func (a *guestAgent) runTask(ctx context.Context, t Task, stop <-chan struct{}) {
 	var st *streamer
 	cfg := bench.Config{
 		Target:   t.Target,
 		Workload: t.Workload,
 		Interval: t.Interval,
+		Stop:     stop,
 		// The guest's disk exists only for the benchmark: writing to the block device is
 		// the point.
 		Open: backends.OpenParams{AllowDestructive: true},
@@ -316,24 +321,43 @@ func mountKernelFilesystems() error {
 	return nil
 }
 
-// loadModules loads each module named in file from the file's directory, in order, with
-// finit_module. A module that is already loaded (or built in) is fine.
+// loadModules loads the modules named in file from the file's directory with finit_module:
+// one stage a line, in order, and the modules of one stage (which do not depend on each
+// other) at the same time, so that one's probing (a disk's partition scan) overlaps another's
+// loading. A module that is already loaded (or built in) is fine.
 func loadModules(file string) error {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return fmt.Errorf("agent: modules: %w", err)
 	}
 	dir := filepath.Dir(file)
-	for _, name := range strings.Fields(string(b)) {
-		f, err := os.Open(filepath.Join(dir, name+".ko"))
-		if err != nil {
-			return fmt.Errorf("agent: module %s: %w", name, err)
+	for _, line := range strings.Split(string(b), "\n") {
+		names := strings.Fields(line)
+		errs := make([]error, len(names))
+		var wg sync.WaitGroup
+		for i, name := range names {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = loadModule(filepath.Join(dir, name+".ko"), name)
+			}()
 		}
-		err = unix.FinitModule(int(f.Fd()), "", 0)
-		f.Close()
-		if err != nil && !errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("agent: load module %s: %w", name, err)
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+func loadModule(path, name string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("agent: module %s: %w", name, err)
+	}
+	defer f.Close()
+	if err := unix.FinitModule(int(f.Fd()), "", 0); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("agent: load module %s: %w", name, err)
 	}
 	return nil
 }
@@ -363,26 +387,11 @@ func findPort(ctx context.Context, name string, timeout time.Duration) (string, 
 	}
 }
 
-func kernelRelease() string {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return ""
-	}
-	return unix.ByteSliceToString(u.Release[:])
-}
-
+// uptimeNS is the guest's uptime (CLOCK_BOOTTIME: no /proc needed), 0 if unknown.
 func uptimeNS() int64 {
-	b, err := os.ReadFile("/proc/uptime")
-	if err != nil {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) != nil {
 		return 0
 	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0
-	}
-	s, err := strconv.ParseFloat(f[0], 64)
-	if err != nil {
-		return 0
-	}
-	return int64(s * 1e9)
+	return ts.Nano()
 }

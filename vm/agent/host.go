@@ -121,7 +121,7 @@ func (c *Conn) send(typ byte, v any) error {
 // SendTask starts a task in the guest.
 func (c *Conn) SendTask(t Task) error { return c.send(FrameTask, t) }
 
-// StopTask ends a running task early.
+// StopTask ends a running task early and gracefully (see the StopTask frame).
 func (c *Conn) StopTask(id int) error { return c.send(FrameStop, StopTask{ID: id}) }
 
 // Quit tells the agent to end (the guest powers off).

@@ -42,7 +42,12 @@ const maxFrame = 64 << 20
 type Hello struct {
 	Version string `json:"version"`
 	Kernel  string `json:"kernel"`
-	// UptimeNS is the guest's uptime when the agent was ready (guest clock).
+	// StartNS is the guest's uptime when the agent's own code started (the kernel's boot,
+	// the Go runtime's start and package initialisation before it), UptimeNS when the agent
+	// was ready: modules loaded, port open. Both on the guest clock, which lags the real
+	// time: it counts timer ticks until the kernel switches to the TSC, midway through its
+	// boot, and under TCG ticks get lost.
+	StartNS  int64 `json:"start_ns"`
 	UptimeNS int64 `json:"uptime_ns"`
 	// ModulesNS is how long loading the kernel modules took.
 	ModulesNS int64  `json:"modules_ns"`
@@ -61,7 +66,8 @@ type Task struct {
 	FlushEvery time.Duration `json:"flush_every_ns,omitempty"`
 }
 
-// StopTask ends a running task early.
+// StopTask ends a running task early and gracefully: the engine stops issuing I/O, runs its
+// verify pass, and the task's Result carries a complete run.
 type StopTask struct {
 	ID int `json:"id"`
 }
@@ -77,7 +83,8 @@ type Result struct {
 	Task  int          `json:"task"`
 	Run   *results.Run `json:"run,omitempty"`
 	Error string       `json:"error,omitempty"`
-	// Stopped is true when the host ended the task (StopTask) before its runtime.
+	// Stopped is true when the host ended the task (StopTask) before its runtime; the run
+	// is still complete, with its verify pass.
 	Stopped bool `json:"stopped,omitempty"`
 	// Dropped counts completions that were not streamed because the host did not read fast
 	// enough (the batch buffer was full).

@@ -196,3 +196,32 @@ func TestStripModuleSignature(t *testing.T) {
 		t.Fatal("a bad signature length cut the module")
 	}
 }
+
+func TestLoadStages(t *testing.T) {
+	cases := []struct {
+		name string
+		mods []Module
+		want string
+	}{
+		{"none", nil, ""},
+		{"chain", []Module{{Name: "a"}, {Name: "b", Depends: []string{"a"}}, {Name: "c", Depends: []string{"b"}}}, "a|b|c"},
+		{"virtio", []Module{
+			{Name: "virtio_ring"}, {Name: "virtio", Depends: []string{"virtio_ring"}},
+			{Name: "virtio_pci_modern_dev"}, {Name: "virtio_pci_legacy_dev"},
+			{Name: "virtio_pci", Depends: []string{"virtio", "virtio_ring", "virtio_pci_legacy_dev", "virtio_pci_modern_dev"}},
+			{Name: "virtio_blk", Depends: []string{"virtio", "virtio_ring"}},
+			{Name: "virtio_console", Depends: []string{"virtio", "virtio_ring"}},
+		}, "virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev|virtio|virtio_pci virtio_blk virtio_console"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var got []string
+			for _, st := range loadStages(c.mods) {
+				got = append(got, strings.Join(st, " "))
+			}
+			if g := strings.Join(got, "|"); g != c.want {
+				t.Errorf("stages %q, want %q", g, c.want)
+			}
+		})
+	}
+}

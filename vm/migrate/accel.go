@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/vmstorbench/vmstorbench/bench"
 )
 
 // kvmProbe is the remembered verdict of a KVM boot check, so that "--accel auto" on a host
@@ -33,14 +33,6 @@ func kvmAvailable() (bool, string) {
 	return true, ""
 }
 
-func hostKernel() string {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return ""
-	}
-	return unix.ByteSliceToString(u.Release[:])
-}
-
 // loadKVMProbe returns a remembered verdict for this host kernel and QEMU, if any.
 func loadKVMProbe(cacheDir, qemuVersion string) *kvmProbe {
 	if cacheDir == "" {
@@ -51,7 +43,7 @@ func loadKVMProbe(cacheDir, qemuVersion string) *kvmProbe {
 		return nil
 	}
 	var p kvmProbe
-	if json.Unmarshal(b, &p) != nil || p.HostKernel != hostKernel() || p.QEMU != qemuVersion {
+	if json.Unmarshal(b, &p) != nil || p.HostKernel != bench.HostFacts().Kernel || p.QEMU != qemuVersion {
 		return nil
 	}
 	return &p
@@ -61,7 +53,7 @@ func saveKVMProbe(cacheDir, qemuVersion string, usable bool, reason string) {
 	if cacheDir == "" {
 		return
 	}
-	p := kvmProbe{HostKernel: hostKernel(), QEMU: qemuVersion, Usable: usable, Reason: reason, Checked: time.Now().UTC()}
+	p := kvmProbe{HostKernel: bench.HostFacts().Kernel, QEMU: qemuVersion, Usable: usable, Reason: reason, Checked: time.Now().UTC()}
 	b, _ := json.MarshalIndent(p, "", "  ")
 	if os.MkdirAll(cacheDir, 0o755) == nil {
 		_ = os.WriteFile(filepath.Join(cacheDir, kvmProbeFile), b, 0o644)

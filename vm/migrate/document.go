@@ -3,8 +3,6 @@ package migrate
 import (
 	"context"
 	"fmt"
-	"os"
-	"runtime"
 	"strings"
 	"time"
 
@@ -27,7 +25,7 @@ func (s *scenario) assemble(mig *results.Migration, wres, readBack *agent.Result
 	run.Start = s.t0
 	run.End = s.t0.Add(time.Duration(endNS))
 	run.Command, run.Profile = cfg.Command, cfg.Profile
-	run.Host = hostFacts()
+	run.Host = bench.HostFacts()
 	info := map[string]string{"access": cfg.Disk.Access, "qemu_drive": redactDrive(cfg.Disk.Drive.File), "scenario": "migration"}
 	run.Target = results.Target{URL: cfg.Disk.URL, Backend: cfg.Disk.Scheme, Info: info}
 	labels := map[string]string{}
@@ -40,12 +38,9 @@ func (s *scenario) assemble(mig *results.Migration, wres, readBack *agent.Result
 		labels["link"] = cfg.Link.Name
 	}
 	run.Labels = labels
-	// The host stopped the workload on purpose: that is a complete run.
-	run.Complete = wres.Error == "" || wres.Stopped
-	run.Error = ""
-	if !run.Complete {
-		run.Error = wres.Error
-	}
+	// The host stops the workload on purpose, gracefully: the engine's run is complete.
+	run.Complete = wres.Error == ""
+	run.Error = wres.Error
 	mig.DroppedCompletions = wres.Dropped
 
 	cs, gaps := s.coll.timeline(s.t0)
@@ -79,16 +74,9 @@ func (s *scenario) assemble(mig *results.Migration, wres, readBack *agent.Result
 		if readBack != nil && readBack.Run != nil {
 			in.ReadBack = readBack.Run.Verify
 		}
-		if wres.Stopped {
-			// The host ended the workload, so the engine's own verify pass (which knows each
-			// block's write generation) did not run: the read-back is the run's check.
-			if in.ReadBack != nil {
-				in.Note = "the host stopped the workload, so the engine's own verify pass did not run; the read-back checked every written block's header, offset and checksum"
-				run.Verify = in.ReadBack
-			}
-		} else {
-			in.Workload = run.Verify
-		}
+		// The engine's own verify pass ran where the guest ended (the host's stop is a
+		// graceful end): it knows the generation each block was last written with.
+		in.Workload = run.Verify
 	}
 	run.Migration = mig
 	return &Result{Run: run, Migration: mig}
@@ -123,29 +111,19 @@ func lastLine(s string) string {
 	return s
 }
 
-func hostFacts() results.Host {
-	h := results.Host{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Kernel: hostKernel()}
-	h.Hostname, _ = os.Hostname()
-	return h
-}
-
 type outsideResult struct {
 	run *results.Run
 	err error
 }
 
-// runOutside runs the guest's workload on the host against cfg.OutsideTarget until ctx ends
-// (when the host stops the guest's workload).
-func (s *scenario) runOutside(ctx context.Context, w workloads.Workload) outsideResult {
+// runOutside runs the guest's workload on the host against cfg.OutsideTarget until stop is
+// closed (when the host stops the guest's workload: a graceful end, with the engine's verify
+// pass); ctx abandons it (the scenario failed).
+func (s *scenario) runOutside(ctx context.Context, stop <-chan struct{}, w workloads.Workload) outsideResult {
 	cfg := s.cfg
-	w.Verify = "" // the engine's verify pass would not run after a stop: do not pay for it
 	run, err := bench.Run(ctx, bench.Config{
-		Target: cfg.OutsideTarget, Workload: w, Interval: cfg.Window, Open: cfg.OutsideOpen,
+		Target: cfg.OutsideTarget, Workload: w, Interval: cfg.Window, Open: cfg.OutsideOpen, Stop: stop,
 		Labels: map[string]string{"scenario": "migrate-outside"},
 	})
-	if run != nil && ctx.Err() != nil {
-		// Stopped with the guest's workload, as planned: a complete run.
-		run.Complete, run.Error, err = true, "", nil
-	}
 	return outsideResult{run: run, err: err}
 }

@@ -234,8 +234,9 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 	mig.Accel, mig.AccelNote = accel, accelNote
 	mig.BootNS = int64(hello.At.Sub(bootStart))
 	mig.GuestKernel = hello.Hello.Kernel
-	cfg.Logf("source booted with %s in %s (guest uptime %s)", accel, hello.At.Sub(bootStart).Round(time.Millisecond),
-		time.Duration(hello.Hello.UptimeNS).Round(time.Millisecond))
+	cfg.Logf("source booted with %s in %s (guest uptime %s: agent code from %s, modules %s)", accel, hello.At.Sub(bootStart).Round(time.Millisecond),
+		time.Duration(hello.Hello.UptimeNS).Round(time.Millisecond), time.Duration(hello.Hello.StartNS).Round(time.Millisecond),
+		time.Duration(hello.Hello.ModulesNS).Round(time.Millisecond))
 
 	// Destination: waiting for the incoming migration.
 	uri := ""
@@ -271,11 +272,13 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 	var outside chan outsideResult
 	stopOutside := func() {}
 	if cfg.OutsideTarget != "" {
+		// Stopped gracefully with the guest's workload; cancelled if the scenario fails first.
 		octx, cancel := context.WithCancel(ctx)
-		stopOutside = cancel
-		outside = make(chan outsideResult, 1)
-		go func() { outside <- s.runOutside(octx, w) }()
 		defer cancel()
+		stop := make(chan struct{})
+		stopOutside = sync.OnceFunc(func() { close(stop) })
+		outside = make(chan outsideResult, 1)
+		go func() { outside <- s.runOutside(octx, stop, w) }()
 	}
 	s.progress("warming", -1, "")
 	if !cfg.NoStream {
@@ -330,6 +333,10 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 		return s.assemble(mig, &agent.Result{Task: taskWorkload, Error: err.Error()}, nil, endNS), err
 	}
 	endNS := int64(stopAt.Sub(s.t0))
+	if wres.Run != nil && wres.Run.Verify != nil {
+		v := wres.Run.Verify
+		cfg.Logf("workload stopped: result %s later, its verify pass checked %d blocks (%d mismatches)", time.Since(stopAt).Round(time.Millisecond), v.Checked, v.Mismatches)
+	}
 	if outside != nil {
 		o := <-outside
 		if o.err != nil {
@@ -352,9 +359,11 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 		if err := guestSide.conn.SendTask(agent.Task{ID: taskReadBack, Target: GuestDisk, Workload: check, Interval: time.Second}); err != nil {
 			return nil, guestSide.check(err)
 		}
+		readStart := time.Now()
 		if readBack, err = s.waitResult(ctx, taskReadBack, readBackTimeout, guestSide); err != nil {
 			return nil, err
 		}
+		cfg.Logf("read-back on the %s took %s", mig.Integrity.Where, time.Since(readStart).Round(time.Millisecond))
 		if readBack.Error != "" {
 			s.note("read-back check failed: " + readBack.Error)
 		}

@@ -30,10 +30,20 @@ func (s *scenario) waitFirstIO(ctx context.Context) error {
 	}
 }
 
-// waitResult waits for task's result from the agent on sd.
+// brokenGrace is how long a guest whose kernel reported a failure on its console still
+// gets to deliver a result: a kernel that has oopsed rarely recovers, and waiting the
+// whole timeout for it only delays the error.
+const brokenGrace = 3 * time.Second
+
+// waitResult waits for task's result from the agent on sd. A guest that is in the engine's
+// verify pass when timeout expires gets readBackTimeout more: the pass reads back every
+// block the workload wrote, which takes time on a slow disk. One whose console shows a
+// kernel failure gets brokenGrace.
 func (s *scenario) waitResult(ctx context.Context, task int, timeout time.Duration, sd *side) (*agent.Result, error) {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
+	extended := false
+	var brokenSince time.Time
 	poll := time.NewTicker(250 * time.Millisecond)
 	defer poll.Stop()
 	for {
@@ -49,7 +59,20 @@ func (s *scenario) waitResult(ctx context.Context, task int, timeout time.Durati
 			if st, err := sd.vm.Status(ctx); err == nil && (st == "internal-error" || st == "guest-panicked" || st == "shutdown") {
 				return nil, fmt.Errorf("migrate: the guest on the %s stopped (%s); console: %s", sd.name, st, lastLine(sd.vm.Console()))
 			}
+			if brokenSince.IsZero() {
+				if guestBroken(sd.vm.ConsoleTail(64<<10)) != "" {
+					brokenSince = time.Now()
+				}
+			} else if time.Since(brokenSince) > brokenGrace {
+				return nil, fmt.Errorf("migrate: the guest kernel on the %s failed and its agent sent no result for %s; console: %s", sd.name, brokenGrace, lastLine(sd.vm.Console()))
+			}
 		case <-t.C:
+			if !extended && s.phase() == "verify" {
+				extended = true
+				timeout += readBackTimeout
+				t.Reset(readBackTimeout)
+				continue
+			}
 			return nil, fmt.Errorf("migrate: no result from the guest's agent on the %s after %s (guest crashed?); console: %s", sd.name, timeout, lastLine(sd.vm.Console()))
 		case <-ctx.Done():
 			return nil, ctx.Err()

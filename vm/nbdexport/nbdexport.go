@@ -1,15 +1,20 @@
 // Package nbdexport serves any backends.Target over NBD on 127.0.0.1, so that QEMU (whose
 // nbd:// client is built in) can use storage it has no driver for, SMB above all, through
-// vmstorbench's own backend. The NBD protocol is go-nbd's server; this package adapts the
-// Target, listens, and tracks connections so Close leaves nothing behind.
+// vmstorbench's own backend. This package adapts the Target, listens, and tracks connections
+// so Close leaves nothing behind.
 //
-// Limits of go-nbd v0.3.2 that apply: one request at a time per connection (QEMU's requests
-// are served in order), no FLUSH/TRIM/WRITE_ZEROES (QEMU is not offered them, so guest
-// flushes stop at the export: every write already went to the backend when it is
-// acknowledged, but is made durable only by the backend's own policy and at disconnect).
+// The server is its own (protocol.go): fixed newstyle negotiation (NBD_OPT_GO, _INFO,
+// _EXPORT_NAME, _LIST, _ABORT), then simple replies to READ, WRITE (with FUA), FLUSH and
+// DISC. Each connection serves up to ConnWorkers requests at the same time and replies in
+// the order they complete, as the protocol allows (replies carry the request's handle): a
+// backend that pipelines requests (SMB, NFS, iSCSI) gets the guest's queue depth, not one
+// request at a time. FLUSH and FUA call the Target's Sync, so a guest's flush reaches the
+// backend. A request the backend fails is answered with EIO and the connection goes on.
 package nbdexport
 
 import (
+	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -17,16 +22,31 @@ import (
 	"net/url"
 	"sync"
 
-	"github.com/pojntfx/go-nbd/pkg/server"
-
 	"github.com/vmstorbench/vmstorbench/backends"
 )
 
+// ConnWorkers is how many requests one connection serves at the same time: QEMU's NBD client
+// keeps up to 16 in flight.
+const ConnWorkers = 16
+
+// Block sizes offered to the client: 512-byte requests work on every backend (O_DIRECT
+// included), 4 KiB is what they prefer, and larger requests than MaxRequest are refused.
+const (
+	minBlock       = 512
+	preferredBlock = 4096
+	MaxRequest     = 32 << 20
+)
+
+// maxRecordedErrors bounds the backend errors Err keeps.
+const maxRecordedErrors = 16
+
 // Export is a running NBD export of one Target.
 type Export struct {
-	name   string
-	target backends.Target
-	ln     net.Listener
+	name     string
+	target   backends.Target
+	readOnly bool
+	ln       net.Listener
+	bufs     sync.Pool // *[]byte request buffers
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -34,7 +54,8 @@ type Export struct {
 	wg    sync.WaitGroup
 }
 
-// Serve exports target under name on a free port of 127.0.0.1. readOnly refuses writes.
+// Serve exports target under name on a free port of 127.0.0.1. readOnly refuses writes. A
+// client asking for the empty name (the default export) gets it too.
 func Serve(target backends.Target, name string, readOnly bool) (*Export, error) {
 	if name == "" {
 		return nil, errors.New("nbd export: empty export name")
@@ -43,16 +64,7 @@ func Serve(target backends.Target, name string, readOnly bool) (*Export, error) 
 	if err != nil {
 		return nil, fmt.Errorf("nbd export: listen: %w", err)
 	}
-	e := &Export{name: name, target: target, ln: ln, conns: map[net.Conn]struct{}{}}
-	exports := []*server.Export{{Name: name, Description: "vmstorbench", Backend: adapter{target}}}
-	opts := &server.Options{
-		ReadOnly:           readOnly,
-		MinimumBlockSize:   512,
-		PreferredBlockSize: 4096,
-		MaximumBlockSize:   32 << 20,
-		MaximumRequestSize: 32 << 20,
-		SupportsMultiConn:  true,
-	}
+	e := &Export{name: name, target: target, readOnly: readOnly, ln: ln, conns: map[net.Conn]struct{}{}}
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -70,10 +82,7 @@ func Serve(target backends.Target, name string, readOnly bool) (*Export, error) 
 			e.wg.Add(1)
 			go func() {
 				defer e.wg.Done()
-				// Handle fills defaults into the options it is given: each connection gets its
-				// own copy.
-				o := *opts
-				err := server.Handle(c, exports, &o)
+				err := e.handle(c)
 				c.Close()
 				e.mu.Lock()
 				delete(e.conns, c)
@@ -96,7 +105,8 @@ func (e *Export) URL() string {
 	return (&url.URL{Scheme: "nbd", Host: e.Addr(), Path: "/" + e.name}).String()
 }
 
-// Err returns the errors connections ended with (other than clients hanging up).
+// Err returns the errors connections ended with (other than clients hanging up) and the
+// first errors of the backend (which the client was answered EIO for).
 func (e *Export) Err() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -116,24 +126,341 @@ func (e *Export) Close() error {
 	return err
 }
 
-// adapter is a backends.Target as go-nbd's backend. go-nbd writes a read's reply header
-// before calling ReadAt and then sends what ReadAt returned, so ReadAt must fill the buffer
-// completely or fail (which drops the connection: QEMU sees an I/O error).
-type adapter struct{ t backends.Target }
-
-func (a adapter) ReadAt(p []byte, off int64) (int, error) {
-	n, err := a.t.ReadAt(p, off)
-	if n == len(p) {
-		return n, nil // io.EOF with a full buffer is a complete read
+func (e *Export) recordErr(err error) {
+	e.mu.Lock()
+	if len(e.errs) < maxRecordedErrors {
+		e.errs = append(e.errs, err)
 	}
-	if err == nil {
-		err = io.ErrUnexpectedEOF
-	}
-	return n, fmt.Errorf("nbd export: read %d bytes at %d: %w", len(p), off, err)
+	e.mu.Unlock()
 }
 
-func (a adapter) WriteAt(p []byte, off int64) (int, error) { return a.t.WriteAt(p, off) }
+// handle serves one connection: negotiation, then transmission until the client
+// disconnects.
+func (e *Export) handle(c net.Conn) error {
+	r := bufio.NewReaderSize(c, 64<<10)
+	ok, err := e.negotiate(r, c)
+	if err != nil || !ok {
+		return err
+	}
+	return e.transmit(r, c)
+}
 
-func (a adapter) Size() (int64, error) { return a.t.Size(), nil }
+// transmissionFlags are the export's flags as the client sees them.
+func (e *Export) transmissionFlags() uint16 {
+	f := uint16(tflagHasFlags | tflagSendFlush | tflagSendFUA | tflagCanMultiConn)
+	if e.readOnly {
+		f |= tflagReadOnly
+	}
+	return f
+}
 
-func (a adapter) Sync() error { return a.t.Sync() }
+// negotiate runs the fixed newstyle handshake. It returns true when the client chose the
+// export and transmission begins, false when the client ended the negotiation.
+func (e *Export) negotiate(r io.Reader, w io.Writer) (bool, error) {
+	var hello [18]byte
+	binary.BigEndian.PutUint64(hello[0:], magicNBD)
+	binary.BigEndian.PutUint64(hello[8:], magicOption)
+	binary.BigEndian.PutUint16(hello[16:], flagFixedNewstyle|flagNoZeroes)
+	if _, err := w.Write(hello[:]); err != nil {
+		return false, err
+	}
+	var cf [4]byte
+	if _, err := io.ReadFull(r, cf[:]); err != nil {
+		return false, err
+	}
+	clientFlags := binary.BigEndian.Uint32(cf[:])
+	if clientFlags&flagFixedNewstyle == 0 {
+		return false, errors.New("nbd export: client does not speak fixed newstyle negotiation")
+	}
+	noZeroes := clientFlags&flagNoZeroes != 0
+	for {
+		var h [16]byte
+		if _, err := io.ReadFull(r, h[:]); err != nil {
+			return false, err
+		}
+		if binary.BigEndian.Uint64(h[0:]) != magicOption {
+			return false, errors.New("nbd export: bad option magic")
+		}
+		opt, n := binary.BigEndian.Uint32(h[8:]), binary.BigEndian.Uint32(h[12:])
+		if n > maxOptionBytes {
+			return false, fmt.Errorf("nbd export: option %d of %d bytes is too long", opt, n)
+		}
+		data := make([]byte, n)
+		if _, err := io.ReadFull(r, data); err != nil {
+			return false, err
+		}
+		switch opt {
+		case optExportName:
+			// The old way to choose an export: no reply on an unknown name but a hang-up.
+			if !e.isName(string(data)) {
+				return false, fmt.Errorf("nbd export: client asked for export %q", data)
+			}
+			b := binary.BigEndian.AppendUint64(nil, uint64(e.target.Size()))
+			b = binary.BigEndian.AppendUint16(b, e.transmissionFlags())
+			if !noZeroes {
+				b = append(b, make([]byte, 124)...)
+			}
+			_, err := w.Write(b)
+			return err == nil, err
+		case optAbort:
+			return false, optReply(w, opt, repAck, nil)
+		case optList:
+			name := binary.BigEndian.AppendUint32(nil, uint32(len(e.name)))
+			if err := optReply(w, opt, repServer, append(name, e.name...)); err != nil {
+				return false, err
+			}
+			if err := optReply(w, opt, repAck, nil); err != nil {
+				return false, err
+			}
+		case optInfo, optGo:
+			name, ok := parseInfoRequest(data)
+			var err error
+			switch {
+			case !ok:
+				err = optReply(w, opt, repErrInvalid, []byte("malformed request"))
+			case !e.isName(name):
+				err = optReply(w, opt, repErrUnknown, []byte("no such export"))
+			default:
+				if err = e.sendInfo(w, opt); err == nil && opt == optGo {
+					return true, nil
+				}
+			}
+			if err != nil {
+				return false, err
+			}
+		default:
+			if err := optReply(w, opt, repErrUnsup, nil); err != nil {
+				return false, err
+			}
+		}
+	}
+}
+
+func (e *Export) isName(name string) bool { return name == e.name || name == "" }
+
+// parseInfoRequest returns the export name of an NBD_OPT_INFO/GO request: name length,
+// name, count of information requests, the requests (which this server ignores: it always
+// sends the size, flags and block sizes).
+func parseInfoRequest(d []byte) (string, bool) {
+	if len(d) < 4 {
+		return "", false
+	}
+	n := int(binary.BigEndian.Uint32(d))
+	if n > len(d)-4-2 {
+		return "", false
+	}
+	name := string(d[4 : 4+n])
+	reqs := int(binary.BigEndian.Uint16(d[4+n:]))
+	if len(d) != 4+n+2+2*reqs {
+		return "", false
+	}
+	return name, true
+}
+
+// sendInfo answers NBD_OPT_INFO/GO for the export: size and flags, block sizes, done.
+func (e *Export) sendInfo(w io.Writer, opt uint32) error {
+	exp := binary.BigEndian.AppendUint16(nil, infoExport)
+	exp = binary.BigEndian.AppendUint64(exp, uint64(e.target.Size()))
+	exp = binary.BigEndian.AppendUint16(exp, e.transmissionFlags())
+	if err := optReply(w, opt, repInfo, exp); err != nil {
+		return err
+	}
+	bs := binary.BigEndian.AppendUint16(nil, infoBlockSize)
+	bs = binary.BigEndian.AppendUint32(bs, minBlock)
+	bs = binary.BigEndian.AppendUint32(bs, preferredBlock)
+	bs = binary.BigEndian.AppendUint32(bs, MaxRequest)
+	if err := optReply(w, opt, repInfo, bs); err != nil {
+		return err
+	}
+	return optReply(w, opt, repAck, nil)
+}
+
+func optReply(w io.Writer, opt, typ uint32, payload []byte) error {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 20+len(payload)), magicReply)
+	b = binary.BigEndian.AppendUint32(b, opt)
+	b = binary.BigEndian.AppendUint32(b, typ)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(payload)))
+	_, err := w.Write(append(b, payload...))
+	return err
+}
+
+// request is one command of the transmission phase.
+type request struct {
+	typ    uint16
+	flags  uint16
+	handle uint64
+	off    uint64
+	length uint32
+	data   *[]byte // a write's payload
+}
+
+// replier writes replies on one connection; workers call it concurrently.
+type replier struct {
+	mu  sync.Mutex
+	c   net.Conn
+	err error
+}
+
+func (rp *replier) reply(handle uint64, errno uint32, data []byte) {
+	var h [replyLen]byte
+	binary.BigEndian.PutUint32(h[0:], magicSimpleReply)
+	binary.BigEndian.PutUint32(h[4:], errno)
+	binary.BigEndian.PutUint64(h[8:], handle)
+	bufs := net.Buffers{h[:]}
+	if errno == 0 && len(data) > 0 {
+		bufs = append(bufs, data)
+	}
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.err != nil {
+		return
+	}
+	if _, err := bufs.WriteTo(rp.c); err != nil {
+		// The reader sees the broken connection too and ends it.
+		rp.err = err
+		rp.c.Close()
+	}
+}
+
+// transmit reads requests and hands them to ConnWorkers workers, which reply as they
+// complete. It returns when the client disconnects (after the requests in flight are
+// answered) or the connection breaks.
+func (e *Export) transmit(r io.Reader, c net.Conn) error {
+	rp := &replier{c: c}
+	reqs := make(chan *request)
+	var workers sync.WaitGroup
+	for i := 0; i < ConnWorkers; i++ {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for rq := range reqs {
+				e.serve(rq, rp)
+			}
+		}()
+	}
+	drained := false
+	drain := func() {
+		if !drained {
+			drained = true
+			close(reqs)
+			workers.Wait()
+		}
+	}
+	defer drain()
+	var h [requestLen]byte
+	for {
+		if _, err := io.ReadFull(r, h[:]); err != nil {
+			return err
+		}
+		if binary.BigEndian.Uint32(h[0:]) != magicRequest {
+			return errors.New("nbd export: bad request magic")
+		}
+		rq := &request{
+			flags: binary.BigEndian.Uint16(h[4:]), typ: binary.BigEndian.Uint16(h[6:]),
+			handle: binary.BigEndian.Uint64(h[8:]), off: binary.BigEndian.Uint64(h[16:]), length: binary.BigEndian.Uint32(h[24:]),
+		}
+		switch rq.typ {
+		case cmdWrite:
+			if rq.length > MaxRequest {
+				// Its payload follows and cannot be skipped sensibly: end the connection.
+				return fmt.Errorf("nbd export: write of %d bytes is larger than the %d advertised", rq.length, MaxRequest)
+			}
+			rq.data = e.buffer(int(rq.length))
+			if _, err := io.ReadFull(r, *rq.data); err != nil {
+				return err
+			}
+			if e.readOnly {
+				e.bufs.Put(rq.data)
+				rp.reply(rq.handle, errPerm, nil)
+				continue
+			}
+			reqs <- rq
+		case cmdRead, cmdFlush:
+			reqs <- rq
+		case cmdDisc:
+			// Answer what is in flight, make the writes durable, hang up.
+			drain()
+			if !e.readOnly {
+				if err := e.target.Sync(); err != nil {
+					return fmt.Errorf("nbd export: sync at disconnect: %w", err)
+				}
+			}
+			return nil
+		default:
+			// Not offered (TRIM, WRITE_ZEROES, ...): none of them carries a payload.
+			rp.reply(rq.handle, errInvalid, nil)
+		}
+		if rp.failed() {
+			return errors.New("nbd export: connection broken while replying")
+		}
+	}
+}
+
+func (rp *replier) failed() bool {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	return rp.err != nil
+}
+
+// serve does one request and replies.
+func (e *Export) serve(rq *request, rp *replier) {
+	size := uint64(e.target.Size())
+	inRange := rq.length > 0 && rq.off <= size && uint64(rq.length) <= size-rq.off
+	switch rq.typ {
+	case cmdRead:
+		if !inRange || rq.length > MaxRequest {
+			rp.reply(rq.handle, errInvalid, nil)
+			return
+		}
+		buf := e.buffer(int(rq.length))
+		defer e.bufs.Put(buf)
+		n, err := e.target.ReadAt(*buf, int64(rq.off))
+		if n < len(*buf) {
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			e.recordErr(fmt.Errorf("nbd export: read %d bytes at %d: %w", rq.length, rq.off, err))
+			rp.reply(rq.handle, errIO, nil)
+			return
+		}
+		// io.EOF with a full buffer is a complete read.
+		rp.reply(rq.handle, 0, *buf)
+	case cmdWrite:
+		defer e.bufs.Put(rq.data)
+		if !inRange {
+			rp.reply(rq.handle, errNoSpace, nil)
+			return
+		}
+		if _, err := e.target.WriteAt(*rq.data, int64(rq.off)); err != nil {
+			e.recordErr(fmt.Errorf("nbd export: write %d bytes at %d: %w", rq.length, rq.off, err))
+			rp.reply(rq.handle, errIO, nil)
+			return
+		}
+		if rq.flags&cmdFlagFUA != 0 {
+			if err := e.target.Sync(); err != nil {
+				e.recordErr(fmt.Errorf("nbd export: sync (FUA write at %d): %w", rq.off, err))
+				rp.reply(rq.handle, errIO, nil)
+				return
+			}
+		}
+		rp.reply(rq.handle, 0, nil)
+	case cmdFlush:
+		// Every write answered before the flush has returned from WriteAt: Sync covers it.
+		if err := e.target.Sync(); err != nil {
+			e.recordErr(fmt.Errorf("nbd export: flush: %w", err))
+			rp.reply(rq.handle, errIO, nil)
+			return
+		}
+		rp.reply(rq.handle, 0, nil)
+	}
+}
+
+// buffer returns a buffer of n bytes from the pool (give it back with e.bufs.Put).
+func (e *Export) buffer(n int) *[]byte {
+	if p, ok := e.bufs.Get().(*[]byte); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	b := make([]byte, n)
+	return &b
+}

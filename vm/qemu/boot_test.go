@@ -42,8 +42,8 @@ func TestIntegrationBoot(t *testing.T) {
 		if m.Hello == nil {
 			t.Fatalf("first message is not hello: %+v", m)
 		}
-		t.Logf("agent ready %s after QEMU start (guest uptime %s, modules %s, kernel %s, %s)",
-			m.At.Sub(start).Round(time.Millisecond), time.Duration(m.Hello.UptimeNS).Round(time.Millisecond),
+		t.Logf("agent ready %s after QEMU start (guest uptime %s: agent code from %s, modules %s; kernel %s, %s)",
+			m.At.Sub(start).Round(time.Millisecond), time.Duration(m.Hello.UptimeNS).Round(time.Millisecond), time.Duration(m.Hello.StartNS).Round(time.Millisecond),
 			time.Duration(m.Hello.ModulesNS).Round(time.Millisecond), m.Hello.Kernel, img.KernelFormat)
 	case <-ctx.Done():
 		t.Fatalf("no hello: %v; console: %s; log: %s", ctx.Err(), vm.Console(), vm.Log())

@@ -108,6 +108,11 @@ func (c *Config) Args() ([]string, error) {
 	a := []string{
 		"-name", "vmstorbench-" + c.Name,
 		"-machine", "pc",
+		// No hot-plug: the ACPI table the guest interprets at boot shrinks to half (about
+		// 50 ms less under TCG). Source and destination get the same machine.
+		"-global", "PIIX4_PM.acpi-root-pci-hotplug=off",
+		"-global", "PIIX4_PM.acpi-pci-hotplug-with-bridge-support=off",
+		"-global", "PIIX4_PM.memory-hotplug-support=off",
 		"-accel", accel,
 		"-m", strconv.Itoa(mem),
 		"-smp", strconv.Itoa(cpus),

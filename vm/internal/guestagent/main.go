@@ -1,6 +1,7 @@
-// Command guestagent is the in-guest agent alone, for the vm packages' tests: it is what
-// `vmstorbench agent` runs, with only the file backend linked in, so the tests do not depend
-// on the whole command building.
+// Command guestagent is the in-guest agent alone (guest.AgentPackage): what `vmstorbench
+// agent` runs, with only the file backend linked in (the guest's disk is a local block
+// device), so that the guest starts it fast. Guest images built from the source tree, and
+// the vm packages' tests, run it.
 package main
 
 import (

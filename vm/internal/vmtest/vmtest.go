@@ -17,9 +17,6 @@ import (
 	"github.com/vmstorbench/vmstorbench/vm/qemu"
 )
 
-// AgentPackage is the agent main the tests put in the guest.
-const AgentPackage = "./vm/internal/guestagent"
-
 var (
 	once   sync.Once
 	img    *guest.Image
@@ -57,7 +54,7 @@ func Image(t testing.TB) *guest.Image {
 		defer cancel()
 		cache := guest.DefaultCacheDir()
 		var agentBin string
-		agentBin, imgErr = guest.BuildAgent(ctx, cache, AgentPackage)
+		agentBin, imgErr = guest.BuildAgent(ctx, cache, guest.AgentPackage)
 		if imgErr != nil {
 			return
 		}
