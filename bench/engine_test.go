@@ -463,15 +463,24 @@ func TestVerifyDoesEveryIO(t *testing.T) {
 }
 
 // stopAfter is an Observer that closes stop once n I/Os have completed.
+// stopAfter closes stop once every one of its jobs has seen n completions (jobs start at
+// different times on a busy machine: counting all together could stop before one began).
 type stopAfter struct {
 	n    int64
-	done atomic.Int64
+	done [2]atomic.Int64 // per job
+	left atomic.Int32    // jobs still short of n
 	once sync.Once
 	stop chan struct{}
 }
 
-func (s *stopAfter) Observe(Completion) {
-	if s.done.Add(1) == s.n {
+func newStopAfter(n int64, jobs int) *stopAfter {
+	s := &stopAfter{n: n, stop: make(chan struct{})}
+	s.left.Store(int32(jobs))
+	return s
+}
+
+func (s *stopAfter) Observe(c Completion) {
+	if s.done[c.Job].Add(1) == s.n && s.left.Add(-1) == 0 {
 		s.once.Do(func() { close(s.stop) })
 	}
 }
@@ -482,7 +491,7 @@ func TestStopEndsRunGracefullyWithVerifyPass(t *testing.T) {
 	for _, rw := range []string{"randwrite", "randrw"} {
 		t.Run(rw, func(t *testing.T) {
 			reg, _ := registry(t, memTarget)
-			obs := &stopAfter{n: 2000, stop: make(chan struct{})}
+			obs := newStopAfter(1000, 2)
 			var phases []string
 			w := workloads.Workload{RW: rw, Size: 1 << 20, Verify: "crc32c", IODepth: 4, NumJobs: 2, Runtime: time.Hour, TimeBased: true}
 			r, err := Run(context.Background(), Config{
@@ -502,7 +511,7 @@ func TestStopEndsRunGracefullyWithVerifyPass(t *testing.T) {
 			if r.Write == nil || r.Write.IOs < 500 || r.RuntimeNS <= 0 {
 				t.Fatalf("writes %+v, runtime %d", r.Write, r.RuntimeNS)
 			}
-			// 2 jobs of 128 blocks each, all written many times over in 2000 I/Os.
+			// 2 jobs of 128 blocks each, all written many times over in 1000 I/Os each.
 			if v := r.Verify; v == nil || v.Mismatches != 0 || v.Checked < 256 {
 				t.Fatalf("verify %+v, want the verify pass to have checked every block", v)
 			}
@@ -566,7 +575,7 @@ func TestCancelWinsOverStop(t *testing.T) {
 			r.Register(backends.Backend{Scheme: "test", Open: func(_ context.Context, _ *url.URL, p backends.OpenParams) (backends.Target, error) {
 				return &cancelOnRead{testTarget: memTarget(p.Size), cancel: cancel}, nil
 			}})
-			obs := &stopAfter{n: 500, stop: make(chan struct{})}
+			obs := newStopAfter(500, 1)
 			return &Config{Target: "test://", Registry: r, Observer: obs, Stop: obs.stop}, ctx
 		}, "verify pass interrupted"},
 	}
