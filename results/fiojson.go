@@ -335,88 +335,17 @@ func latencyBuckets(r *Run) (ns, us, ms object, err error) {
 // fioJobOptions spells the workload as fio job options (fio prints every value as a string).
 func fioJobOptions(r *Run) object {
 	w := r.Workload
-	o := object{{"name", jobName(r)}, {"rw", w.RW}}
-	add := func(k, v string) { o = append(o, field{k, v}) }
-	if w.IsMixed() {
-		add("rwmixread", strconv.Itoa(w.RWMixRead))
-	}
-	rd, wr := w.BS[workloads.Read], w.BS[workloads.Write]
-	if rd.Min == rd.Max && wr.Min == wr.Max {
-		add("bs", perDir(fioSize(rd.Min), fioSize(wr.Min)))
-	} else {
-		add("bsrange", perDir(fioSize(rd.Min)+"-"+fioSize(rd.Max), fioSize(wr.Min)+"-"+fioSize(wr.Max)))
-	}
-	add("size", fioSize(w.Size))
-	if w.Offset > 0 {
-		add("offset", fioSize(w.Offset))
-	}
-	if w.IOSize > 0 {
-		add("io_size", fioSize(w.IOSize))
-	}
-	add("iodepth", strconv.Itoa(w.IODepth))
-	add("numjobs", strconv.Itoa(w.NumJobs))
-	if w.NumJobs > 1 {
-		add("group_reporting", "1")
-	}
-	if w.Runtime > 0 {
-		add("runtime", fioDuration(w.Runtime))
-	}
-	if w.TimeBased {
-		add("time_based", "1")
-	}
-	if w.RampTime > 0 {
-		add("ramp_time", fioDuration(w.RampTime))
-	}
-	if w.Rate != [2]int64{} {
-		add("rate", perDir(strconv.FormatInt(w.Rate[0], 10), strconv.FormatInt(w.Rate[1], 10)))
-	}
-	if w.RateIOPS != [2]int64{} {
-		add("rate_iops", perDir(strconv.FormatInt(w.RateIOPS[0], 10), strconv.FormatInt(w.RateIOPS[1], 10)))
-	}
-	add("randseed", strconv.FormatUint(w.RandSeed, 10))
-	if w.Direct {
-		add("direct", "1")
-	}
-	if w.Fsync > 0 {
-		add("fsync", strconv.Itoa(w.Fsync))
-	}
-	if w.Verify != "" {
-		add("verify", w.Verify)
+	o := object{{"name", jobName(r)}}
+	for _, opt := range w.FioOptions() {
+		o = append(o, field{opt.Name, opt.Value})
+		if opt.Name == "numjobs" && w.NumJobs > 1 {
+			o = append(o, field{"group_reporting", "1"})
+		}
 	}
 	if r.Target.URL != "" {
-		add("filename", r.Target.URL)
+		o = append(o, field{"filename", r.Target.URL})
 	} else if w.Filename != "" {
-		add("filename", w.Filename)
+		o = append(o, field{"filename", w.Filename})
 	}
 	return o
-}
-
-// perDir is fio's "read,write" value, or one value when both are the same.
-func perDir(r, w string) string {
-	if r == w {
-		return r
-	}
-	return r + "," + w
-}
-
-// fioSize spells n bytes as fio reads it with its default kb_base=1024: 4k, 1m, 2g. (Not
-// units.FormatSize: fio reads "KiB" as 1000.)
-func fioSize(n int64) string {
-	suffix := []string{"", "k", "m", "g", "t", "p"}
-	i := 0
-	for n >= 1024 && n%1024 == 0 && i < len(suffix)-1 {
-		n /= 1024
-		i++
-	}
-	return strconv.FormatInt(n, 10) + suffix[i]
-}
-
-func fioDuration(d time.Duration) string {
-	switch {
-	case d%time.Second == 0:
-		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
-	case d%time.Millisecond == 0:
-		return strconv.FormatInt(int64(d/time.Millisecond), 10) + "ms"
-	}
-	return strconv.FormatInt(int64(d/time.Microsecond), 10) + "us"
 }

@@ -189,11 +189,3 @@ func TestFioJSONEmpty(t *testing.T) {
 		}
 	}
 }
-
-func TestFioSpelling(t *testing.T) {
-	for n, want := range map[int64]string{512: "512", 4096: "4k", 65536: "64k", 1 << 20: "1m", 3 << 30: "3g", 1536: "1536"} {
-		if got := fioSize(n); got != want {
-			t.Errorf("fioSize(%d) = %s, want %s", n, got, want)
-		}
-	}
-}

@@ -1,0 +1,48 @@
+package workloads
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFioSpelling(t *testing.T) {
+	for n, want := range map[int64]string{512: "512", 4096: "4k", 65536: "64k", 1 << 20: "1m", 3 << 30: "3g", 1536: "1536"} {
+		if got := FioSize(n); got != want {
+			t.Errorf("FioSize(%d) = %s, want %s", n, got, want)
+		}
+	}
+	for d, want := range map[time.Duration]string{2 * time.Second: "2s", 1500 * time.Millisecond: "1500ms", 250 * time.Microsecond: "250us"} {
+		if got := FioDuration(d); got != want {
+			t.Errorf("FioDuration(%v) = %s, want %s", d, got, want)
+		}
+	}
+}
+
+// TestFioOptionsRoundTrip: what FioOptions writes, the job-file parser reads back as the
+// same workload.
+func TestFioOptionsRoundTrip(t *testing.T) {
+	ws := []Workload{
+		{RW: "randrw", RWMixRead: 70, BS: [2]BlockSize{Fixed(8192), Fixed(8192)}, Size: 64 << 20, Offset: 1 << 20, IOSize: 32 << 20,
+			IODepth: 16, NumJobs: 2, Runtime: 1500 * time.Millisecond, TimeBased: true, RampTime: time.Second,
+			Rate: [2]int64{1 << 20, 2 << 20}, RateIOPS: [2]int64{1000, 1000}, RandSeed: 42, Direct: true, Fsync: 4, Verify: "crc32c"},
+		{RW: "read", BS: [2]BlockSize{{Min: 4096, Max: 65536}, {Min: 4096, Max: 65536}}, Size: 1 << 30, IODepth: 1, NumJobs: 1, RandSeed: 7},
+		{RW: "randwrite", BS: [2]BlockSize{Fixed(4096), Fixed(65536)}, Size: 8 << 20, IODepth: 4, NumJobs: 1, RandSeed: 1},
+	}
+	for _, w := range ws {
+		var b strings.Builder
+		b.WriteString("[j]\n")
+		for _, o := range w.FioOptions() {
+			b.WriteString(o.Name + "=" + o.Value + "\n")
+		}
+		jobs, err := ParseJobFile("x.fio", strings.NewReader(b.String()))
+		if err != nil || len(jobs) != 1 {
+			t.Fatalf("%s: %v", b.String(), err)
+		}
+		got := jobs[0].Workload
+		got.Name = ""
+		if got != w {
+			t.Errorf("round trip of\n%s\ngot  %+v\nwant %+v", b.String(), got, w)
+		}
+	}
+}
