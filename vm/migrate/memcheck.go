@@ -21,7 +21,7 @@ const maxReportedPages = 32
 // destination still paused) with pmemsave and compares it page by page.
 func (s *scenario) checkMemory(ctx context.Context) (*results.MemoryCheck, error) {
 	start := time.Now()
-	size := int64(s.cfg.MemoryMiB) << 20
+	size := s.src.vm.Config.RAMBytes()
 	paths := []string{filepath.Join(s.dir, "source.mem"), filepath.Join(s.dir, "destination.mem")}
 	defer func() {
 		for _, p := range paths {

@@ -232,6 +232,7 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	mig.Accel, mig.AccelNote = accel, accelNote
+	mig.GuestMemoryB = s.src.vm.Config.RAMBytes()
 	mig.BootNS = int64(hello.At.Sub(bootStart))
 	mig.GuestKernel = hello.Hello.Kernel
 	cfg.Logf("source booted with %s in %s (guest uptime %s: agent code from %s, modules %s)", accel, hello.At.Sub(bootStart).Round(time.Millisecond),
@@ -326,7 +327,7 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 		s.note(fmt.Sprintf("the guest on the %s did not end its workload: %v (guest phase %q; %s; %s)", guestSide.name, err, s.phase(), s.coll.arrivals(s.t0), diskActivity(ctx, guestSide)))
 		if guestSide == s.dst {
 			if first := guestBroken(s.dst.vm.ConsoleTail(64 << 10)); first != "" {
-				s.note("the guest kernel broke on the destination after a completed migration (console: " + first + "): under TCG, QEMU now and then leaves guest memory different between source and destination (see FACTS.md); --check-memory compares guest RAM of both sides")
+				s.note("the guest kernel broke on the destination after a completed migration (console: " + first + "); --check-memory compares guest RAM of both sides")
 			}
 		}
 		endNS := int64(stopAt.Sub(s.t0))

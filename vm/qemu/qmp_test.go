@@ -173,13 +173,27 @@ func TestArgs(t *testing.T) {
 	}
 	got := strings.Join(args, " ")
 	for _, want := range []string{
-		"-accel tcg", "-m 128", "-kernel /k", "-initrd /i", "-append quiet",
+		"-accel tcg", "-m 131064K", "-kernel /k", "-initrd /i", "-append quiet",
 		"-drive if=none,id=disk0,format=raw,file=/img,,with,,commas,cache=none,file.user=u",
 		"-object secret,id=s", "-object tls-creds-x509,id=t",
 		"name=p", "-incoming defer", "-S", "-qmp unix:/tmp/x/source.qmp,server=on,wait=off",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("args lack %q:\n%s", want, got)
+		}
+	}
+	for _, tc := range []struct {
+		accel string
+		mib   int
+		want  int64
+	}{
+		{"tcg", 128, 128<<20 - 8<<10}, // not a multiple of 256 KiB: see tcgRAMShortfall
+		{"", 0, 256<<20 - 8<<10},
+		{"kvm", 128, 128 << 20},
+	} {
+		c := Config{Accel: tc.accel, MemoryMiB: tc.mib}
+		if got := c.RAMBytes(); got != tc.want || (tc.accel != "kvm" && got%(256<<10) == 0) {
+			t.Errorf("RAMBytes(%q, %d MiB) = %d, want %d", tc.accel, tc.mib, got, tc.want)
 		}
 	}
 	long := Config{Name: "source", Dir: "/" + strings.Repeat("d", 120)}
