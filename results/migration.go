@@ -16,7 +16,8 @@ type Migration struct {
 	Accel     string `json:"accel"`
 	AccelNote string `json:"accel_note,omitempty"`
 	QEMU      string `json:"qemu_version,omitempty"`
-	// Guest is the guest's kernel release, memory and vCPUs.
+	// Guest is the guest's kernel release, memory and vCPUs. The memory is what QEMU gave
+	// the guest: under TCG 8 KiB less than asked (see qemu.Config.RAMBytes).
 	GuestKernel  string `json:"guest_kernel,omitempty"`
 	GuestMemoryB int64  `json:"guest_memory_bytes"`
 	GuestCPUs    int    `json:"guest_cpus"`
