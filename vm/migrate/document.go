@@ -53,14 +53,19 @@ func (s *scenario) assemble(mig *results.Migration, wres, readBack *agent.Result
 	if len(cs) > 0 {
 		first = cs[0].T
 	}
-	if cfg.Mode == ModeNone {
+	migrated := cfg.Mode != ModeNone && mig.StartNS > 0 // a run can end before its migration starts
+	migEnd := mig.EndNS
+	if migEnd == 0 {
+		migEnd = endNS // the run ended during the migration
+	}
+	if !migrated {
 		mig.Before = phaseStats(cs, first, endNS)
 	} else {
 		mig.Before = phaseStats(cs, first, mig.StartNS)
-		mig.During = phaseStats(cs, mig.StartNS, mig.EndNS)
-		mig.After = phaseStats(cs, mig.EndNS, endNS)
+		mig.During = phaseStats(cs, mig.StartNS, migEnd)
+		mig.After = phaseStats(cs, migEnd, endNS)
 	}
-	if st := longestStall(cs, mig.StartNS, mig.EndNS); st != nil && cfg.Mode != ModeNone {
+	if st := longestStall(cs, mig.StartNS, migEnd); st != nil && migrated {
 		mig.LongestStall = st
 		mig.LongestStallMS = ms(time.Duration(st.EndNS - st.StartNS))
 	}

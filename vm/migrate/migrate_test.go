@@ -203,6 +203,48 @@ func TestIntegrationDeadlineCancel(t *testing.T) {
 	}
 }
 
+// TestIntegrationInterruptedKeepsPartial cancels a run as its migration starts (Ctrl-C does
+// the same): the run must end with the context's error and a result that keeps what was
+// measured, marked incomplete.
+func TestIntegrationInterruptedKeepsPartial(t *testing.T) {
+	img := vmtest.Image(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	disk, err := migrate.OpenDisk(ctx, "file://"+t.TempDir(), migrate.DiskOptions{Size: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer disk.Close()
+	runCtx, interrupt := context.WithCancel(ctx)
+	defer interrupt()
+	start := time.Now()
+	res, err := migrate.Run(runCtx, migrate.Config{
+		Image: img, Accel: "tcg", Disk: disk, Workload: testWorkload(),
+		At: time.Second, After: time.Second, Deadline: 30 * time.Second, Logf: t.Logf,
+		Progress: func(st migrate.Status) {
+			if st.Phase == "migrating" {
+				interrupt()
+			}
+		},
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want context.Canceled", err)
+	}
+	if took := time.Since(start); took > time.Minute {
+		t.Errorf("the interrupted run took %s to end", took)
+	}
+	if res == nil || res.Run == nil || res.Migration == nil {
+		t.Fatal("no partial result")
+	}
+	m := res.Migration
+	if res.Run.Complete || res.Run.Error == "" {
+		t.Errorf("partial result not marked incomplete: complete %v, error %q", res.Run.Complete, res.Run.Error)
+	}
+	if m.Completions == 0 || m.Before == nil || m.Before.IOs == 0 || m.StartNS == 0 {
+		t.Errorf("the I/O before the interruption was not kept: %d completions, before %+v, start %d", m.Completions, m.Before, m.StartNS)
+	}
+}
+
 // TestIntegrationPrecopyNBDExport serves the disk to both QEMUs through vmstorbench's own NBD
 // export of the file backend, the path SMB takes.
 func TestIntegrationPrecopyNBDExport(t *testing.T) {

@@ -287,8 +287,20 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 	}
+	// From here on the host has measured something: a run that ends early (a server gone,
+	// QEMU failing, Ctrl-C) keeps the timeline and QEMU's figures, marked incomplete.
+	partial := func(err error) (*Result, error) {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("run interrupted: %w", context.Cause(ctx))
+		}
+		s.note(fmt.Sprintf("the run ended early: %v (guest phase %q; %s)", err, s.phase(), s.coll.arrivals(s.t0)))
+		if cfg.Mode != ModeNone && mig.StartNS == 0 {
+			mig.Outcome = OutcomeNone // it ended before the migration began
+		}
+		return s.assemble(mig, &agent.Result{Task: taskWorkload, Error: err.Error()}, nil, int64(time.Since(s.t0))), err
+	}
 	if err := s.sleep(ctx, cfg.At, func() { s.progress("warming", -1, "") }); err != nil {
-		return nil, err
+		return partial(err)
 	}
 
 	// The migration.
@@ -297,7 +309,7 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 		mig.StartNS = int64(time.Since(s.t0))
 		mig.EndNS = mig.StartNS
 	} else if err := s.migrate(ctx, mig, uri); err != nil {
-		return nil, err
+		return partial(err)
 	}
 	guestSide := s.src
 	mig.Integrity = &results.MigrationIntegrity{Where: "source"}
@@ -312,7 +324,7 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 
 	// After the migration, then stop the workload.
 	if err := s.sleep(ctx, cfg.After, func() { s.progress("after", -1, "") }); err != nil {
-		return nil, err
+		return partial(err)
 	}
 	stopAt := time.Now()
 	err = guestSide.conn.StopTask(taskWorkload)
@@ -357,12 +369,16 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 			Name: "read-back", RW: workloads.SeqRead, BS: w.BS, Size: w.Size, Offset: w.Offset,
 			IODepth: 32, NumJobs: 1, Direct: true, Verify: w.Verify, RandSeed: w.RandSeed,
 		}
+		// A read-back that fails leaves the workload's figures intact; the run is incomplete.
 		if err := guestSide.conn.SendTask(agent.Task{ID: taskReadBack, Target: GuestDisk, Workload: check, Interval: time.Second}); err != nil {
-			return nil, guestSide.check(err)
+			err = guestSide.check(err)
+			s.note("read-back not started: " + err.Error())
+			return s.assemble(mig, wres, nil, endNS), err
 		}
 		readStart := time.Now()
 		if readBack, err = s.waitResult(ctx, taskReadBack, readBackTimeout, guestSide); err != nil {
-			return nil, err
+			s.note("read-back did not finish: " + err.Error())
+			return s.assemble(mig, wres, nil, endNS), err
 		}
 		cfg.Logf("read-back on the %s took %s", mig.Integrity.Where, time.Since(readStart).Round(time.Millisecond))
 		if readBack.Error != "" {
