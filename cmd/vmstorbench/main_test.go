@@ -145,6 +145,7 @@ func TestBadInputIsOneClearError(t *testing.T) {
 		{"unwritable results", []string{"run", "--target", "null://", "--size", "1m", "--results", filepath.Join(roDir, "sub")}, "results directory"},
 		{"existing file", []string{"run", "--target", "file://" + existing, "--rw", "write", "--no-save"}, "allow-destructive"},
 		{"bad format", []string{"run", "--target", "null://", "--output-format", "xml"}, "output-format"},
+		{"migrate on a testbed that is not up", []string{"migrate", "--target", "testbed:smb", "--testbed-state", filepath.Join(dir, "none")}, "no testbed running"},
 	}
 	if os.Getuid() == 0 {
 		// root writes into a 0500 directory anyway

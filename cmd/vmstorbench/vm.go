@@ -15,6 +15,7 @@ import (
 
 	"github.com/vmstorbench/vmstorbench/backends"
 	"github.com/vmstorbench/vmstorbench/results"
+	"github.com/vmstorbench/vmstorbench/testbed"
 	"github.com/vmstorbench/vmstorbench/vm/agent"
 	"github.com/vmstorbench/vmstorbench/vm/guest"
 	"github.com/vmstorbench/vmstorbench/vm/linkemu"
@@ -168,6 +169,7 @@ type migrateOptions struct {
 	keep             bool
 	allowDestructive bool
 	labels           []string
+	testbedDir       string
 }
 
 // newMigrateCmd is "migrate": the workload inside a guest that is live-migrated.
@@ -183,6 +185,7 @@ guest's I/O per 100 ms as timestamped on the host, and downtime seen both ways.
 
   vmstorbench migrate --target file:///var/tmp --profile oltp
   vmstorbench migrate --target file:///var/tmp --mode postcopy --link wan
+  vmstorbench migrate --target testbed:nfs-ganesha --check-memory   (after 'vmstorbench testbed up')
   vmstorbench migrate --target smb://bench@127.0.0.1:4450/vms --security tls-verify-peer
 
 QEMU opens file:// images itself; other backends are served to it over an NBD export
@@ -226,6 +229,7 @@ and TCG used when it does not boot the guest.`,
 	f.BoolVar(&o.keep, "keep", false, "keep the scratch image")
 	f.BoolVar(&o.allowDestructive, "allow-destructive", false, "allow using an existing image or device as the guest's disk (it is overwritten)")
 	f.StringArrayVar(&o.labels, "label", nil, "key=value label stored in the results (repeatable)")
+	f.StringVar(&o.testbedDir, "testbed-state", testbed.DefaultDir(), "state directory of the testbed for testbed:NAME targets")
 	return cmd
 }
 
@@ -237,6 +241,16 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 	}
 	if o.repeat < 1 {
 		return fmt.Errorf("--repeat %d: must be at least 1", o.repeat)
+	}
+	// testbed:NAME as for run, for the guest's disk and the outside workload.
+	for _, t := range []*string{&o.target, &o.outside} {
+		if strings.HasPrefix(*t, "testbed:") {
+			refs, err := resolveTestbedTargets([]string{*t}, false, o.testbedDir)
+			if err != nil {
+				return err
+			}
+			*t = refs[0].url
+		}
 	}
 	labels, err := parseLabels(o.labels)
 	if err != nil {
