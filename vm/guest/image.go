@@ -30,31 +30,33 @@ const AgentPortName = "org.vmstorbench.agent.0"
 // are not reused.
 const imageFormat = "vmstorbench-guest/6"
 
-// BootCmdline is the guest kernel command line. Everything after the console setup trims
-// boot time under TCG (measured with initcall_debug and printk times): PCI interrupts routed
-// from the BIOS tables rather than by the ACPI interpreter, and the interpreter itself not
-// started (acpi_init: ~60 ms; the ACPI tables are still read early, for the HPET the TSC is
-// checked against: without them the guest clock is jiffies, 4 ms steps); no patching of the
-// kernel's lock prefixes to their uniprocessor form (noreplace-smp: ~110 ms, each is a
-// text_poke with a TLB flush, which TCG pays for dearly); no local-APIC timer calibration
-// (noapictimer: ~110 ms of waiting on the PM timer; the vCPU takes its ticks from the HPET
-// instead); no crypto self-tests, no W+X page walk, no IPv6, no certificate loading (modules
-// load unverified), no delay-loop calibration, no security modules but capabilities
-// (AppArmor, TOMOYO, IMA and the others set up file systems and hook every file operation),
-// no zeroing of kernel allocations, no memory cgroup (charged for every page the guest
-// allocates), no NUMA or hibernation probing, no PnP scan; no parsing of the kernel's BTF
-// type data (only the BPF kfunc registrations ask for it: ~40 ms), no request_module for a
-// TCP congestion algorithm (there is no modprobe to run), and no set-up of what the guest
-// never uses: tracers, RTC, quota, TPM, hardware RNG, keyboard controller, VGA arbiter, MSR
-// and perf devices, encrypted keys, the Intel SoC mailbox, the ACPI PM-timer clocksource,
-// and the ACPI drivers that would only complain that ACPI is off. inet_init must stay (the
-// kernel does not boot without it). Together the last three groups take the agent's start
-// from ~1.2 s to ~0.8 s of guest uptime. What remains, measured with printk times: QEMU's
-// start and the firmware ~0.3 s, the kernel's patching of its own code (alternatives, return
-// thunks) ~0.15 s, its initcalls ~0.4 s, freeing init memory ~0.1 s, the agent's Go start
-// and modules ~0.15 s. The agent binary matters most: see AgentPackage.
+// BootCmdline is the guest kernel command line. Everything after the console setup trims boot
+// time under TCG (measured with initcall_debug and printk times): PCI interrupts routed from
+// the BIOS tables rather than by the ACPI interpreter, and the interpreter itself not started
+// (acpi_init: ~60 ms; the ACPI tables are still read early, for the HPET the TSC is checked
+// against: without them the guest clock is jiffies, 4 ms steps); no patching of the kernel's
+// lock prefixes to their uniprocessor form (noreplace-smp: ~110 ms, each is a text_poke with a
+// TLB flush, which TCG pays for dearly; guest IOPS with and without it were the same within
+// noise); no crypto self-tests, no W+X page walk, no IPv6, no certificate loading (modules
+// load unverified), no delay-loop calibration, no security modules but capabilities (AppArmor,
+// TOMOYO, IMA and the others set up file systems and hook every file operation), no zeroing of
+// kernel allocations, no memory cgroup (charged for every page the guest allocates), no NUMA
+// or hibernation probing, no PnP scan; no parsing of the kernel's BTF type data (only the BPF
+// kfunc registrations ask for it: ~40 ms), no request_module for a TCP congestion algorithm
+// (there is no modprobe to run), and no set-up of what the guest never uses: tracers, RTC,
+// quota, TPM, hardware RNG, keyboard controller, VGA arbiter, MSR and perf devices, encrypted
+// keys, the Intel SoC mailbox, the ACPI PM-timer clocksource, and the ACPI drivers that would
+// only complain that ACPI is off. inet_init must stay (the kernel does not boot without it).
+//
+// The local-APIC timer is still calibrated (~110 ms of waiting on the PM timer): with
+// noapictimer, which leaves the guest's ticks to the HPET, one of some 70 migrations left the
+// guest's I/O stalled on the destination for over a minute. What remains, measured with printk
+// times: QEMU's start and the firmware ~0.3 s, the kernel's patching of its own code
+// (alternatives, return thunks) ~0.15 s, the APIC timer calibration ~0.1 s, its initcalls ~0.4
+// s, freeing init memory ~0.1 s, the agent's Go start and modules ~0.15 s. The agent binary
+// matters most: see AgentPackage.
 const BootCmdline = "console=ttyS0 quiet panic=-1 pci=noacpi pnpacpi=off lpj=4000000 tsc=reliable no_timer_check " +
-	"noreplace-smp noapictimer " +
+	"noreplace-smp " +
 	"mitigations=off cryptomgr.notests rodata=off audit=0 nowatchdog ipv6.disable=1 lsm=capability init_on_alloc=0 " +
 	"cgroup_disable=memory numa=off hibernate=no " +
 	"initcall_blacklist=init_kprobe_trace,load_system_certificate_list,crypto_kdf108_init," +
