@@ -326,6 +326,9 @@ func TestIntegrationLinksAndOutside(t *testing.T) {
 		c.Link = &linkemu.Link{Name: "test-wan", Latency: 5 * time.Millisecond, Jitter: time.Millisecond, Bandwidth: 200_000_000}
 		c.StorageLink = &linkemu.Link{Name: "test-lan", Latency: time.Millisecond}
 		c.OutsideTarget = "file://" + outside
+		// The source says "completed" while the link still carries the last bytes: the
+		// memory check must wait for the destination to load them.
+		c.CheckMemory = true
 		// Over the NBD export and the storage link the guest's I/O takes a while to come
 		// back after the switch-over (seconds on a busy host): leave it time.
 		c.After = 4 * time.Second
@@ -337,6 +340,9 @@ func TestIntegrationLinksAndOutside(t *testing.T) {
 	}
 	if m.Outside == nil || m.Outside.Write == nil || m.Outside.Write.IOs == 0 || !m.Outside.Complete {
 		t.Fatalf("outside run: %+v", m.Outside)
+	}
+	if mc := m.Memory; mc == nil || mc.Pages == 0 || mc.DifferingPages != 0 {
+		t.Errorf("memory check through the emulated link: %+v", mc)
 	}
 	// The storage link's millisecond each way is felt by every guest I/O.
 	if m.Before.LatMeanNS < float64(2*time.Millisecond) {

@@ -235,6 +235,26 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 	return nil
 }
 
+// waitLoaded waits until the destination has loaded the whole incoming stream: the source
+// reports "completed" once it has sent the last byte, which an emulated slow link may still
+// be carrying.
+func (s *scenario) waitLoaded(ctx context.Context, sd *side, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := sd.vm.Status(ctx)
+		if err != nil {
+			return sd.check(err)
+		}
+		if st != "inmigrate" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("migrate: the %s QEMU has not loaded the incoming migration %s after the source completed", sd.name, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func (s *scenario) waitRunning(ctx context.Context, sd *side) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
