@@ -10,6 +10,7 @@ import (
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/Shopify/toxiproxy/v2/toxics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -135,18 +136,27 @@ func Start(l Link, upstream string) (*Proxy, error) {
 		return nil, fmt.Errorf("link emulator: %w", err)
 	}
 	for _, stream := range []string{"upstream", "downstream"} {
-		var toxics []string
-		if l.Latency > 0 || l.Jitter > 0 {
-			toxics = append(toxics, fmt.Sprintf(`{"name":"latency_%s","type":"latency","stream":%q,"attributes":{"latency":%d,"jitter":%d}}`,
-				stream, stream, l.Latency.Milliseconds(), l.Jitter.Milliseconds()))
-		}
+		// The bandwidth cap comes first: toxiproxy's latency toxic queues up to 1024 chunks
+		// (32 MB) ahead of whatever follows it, so with the cap after it the sender saw a fast
+		// link until that queue filled (QEMU reported a 64 MB stop-and-copy done in 2.4 s that
+		// reached the destination after 5.4 s). Capped first, the sender is held to the
+		// link's rate and only the bandwidth-delay product is in flight; the departure stamp
+		// between them makes the latency count from when a chunk leaves the cap.
+		var chain []string
 		if l.Bandwidth > 0 {
 			// toxiproxy's rate is in KB/s (1000 bytes).
 			rate := max(l.Bandwidth/1000, 1)
-			toxics = append(toxics, fmt.Sprintf(`{"name":"bandwidth_%s","type":"bandwidth","stream":%q,"attributes":{"rate":%d}}`,
+			chain = append(chain, fmt.Sprintf(`{"name":"bandwidth_%s","type":"bandwidth","stream":%q,"attributes":{"rate":%d}}`,
 				stream, stream, rate))
 		}
-		for _, t := range toxics {
+		if l.Latency > 0 || l.Jitter > 0 {
+			if l.Bandwidth > 0 {
+				chain = append(chain, fmt.Sprintf(`{"name":"departure_%s","type":%q,"stream":%q}`, stream, departureToxicType, stream))
+			}
+			chain = append(chain, fmt.Sprintf(`{"name":"latency_%s","type":"latency","stream":%q,"attributes":{"latency":%d,"jitter":%d}}`,
+				stream, stream, l.Latency.Milliseconds(), l.Jitter.Milliseconds()))
+		}
+		for _, t := range chain {
 			if _, err := p.Toxics.AddToxicJson(strings.NewReader(t)); err != nil {
 				p.Stop()
 				return nil, fmt.Errorf("link emulator: add toxic %s: %w", t, err)
@@ -155,6 +165,35 @@ func Start(l Link, upstream string) (*Proxy, error) {
 	}
 	return &Proxy{p: p}, nil
 }
+
+// departureToxicType names departureToxic in toxiproxy's registry of toxic types.
+const departureToxicType = "vmstorbench_departure"
+
+// departureToxic stamps each chunk with the time it passes, so that a latency toxic after it
+// delays the chunk by the full latency from that moment: toxiproxy's latency counts from when
+// the proxy read the chunk, which would take time queued behind the bandwidth cap as
+// propagation delay.
+type departureToxic struct{}
+
+func (*departureToxic) Pipe(stub *toxics.ToxicStub) {
+	for {
+		select {
+		case <-stub.Interrupt:
+			return
+		case c := <-stub.Input:
+			if c == nil {
+				stub.Close()
+				return
+			}
+			c.Timestamp = time.Now()
+			stub.Output <- c
+		}
+	}
+}
+
+// toxiproxy keeps its toxic types in a package-level registry, like database/sql drivers:
+// registered once, read-only after.
+func init() { toxics.Register(departureToxicType, new(departureToxic)) }
 
 // Addr is the address to connect to instead of upstream.
 func (p *Proxy) Addr() string { return p.p.Listen }

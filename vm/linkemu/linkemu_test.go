@@ -34,31 +34,8 @@ func TestParse(t *testing.T) {
 // checks both are felt: a round trip takes at least twice the one-way latency, and 200 KB
 // at 1 MB/s takes about 200 ms.
 func TestProxyShapesTraffic(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }() // echo
-		}
-	}()
-	p, err := Start(Link{Name: "test", Latency: 30 * time.Millisecond, Bandwidth: 1_000_000}, ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Stop()
-	c, err := net.DialTimeout("tcp", p.Addr(), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialThrough(t, Link{Name: "test", Latency: 30 * time.Millisecond, Bandwidth: 1_000_000},
+		func(c net.Conn) { io.Copy(c, c) }) // echo
 	start := time.Now()
 	if _, err := c.Write([]byte("ping")); err != nil {
 		t.Fatal(err)
@@ -80,4 +57,52 @@ func TestProxyShapesTraffic(t *testing.T) {
 	if d := time.Since(start); d < 180*time.Millisecond {
 		t.Errorf("200 KB at 1 MB/s took %s", d)
 	}
+}
+
+// TestProxyHoldsTheSenderToTheRate writes 24 MB into a 8 MB/s link with latency: the sender
+// must be held to the link's rate (before, toxiproxy's latency queue took 32 MB at once and a
+// migration "completed" seconds before its data arrived). Loopback socket buffers can take
+// a few MB, so the bound is loose: at least 1.5 s of the ~3 s the link needs.
+func TestProxyHoldsTheSenderToTheRate(t *testing.T) {
+	c := dialThrough(t, Link{Name: "test", Latency: 10 * time.Millisecond, Bandwidth: 8_000_000},
+		func(c net.Conn) { io.Copy(io.Discard, c) })
+	start := time.Now()
+	if _, err := c.Write(make([]byte, 24_000_000)); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 1500*time.Millisecond {
+		t.Errorf("24 MB went into a 8 MB/s link in %s: the link buffers instead of holding the sender back", d)
+	}
+}
+
+// dialThrough starts a server that runs serve on each connection, puts l in front of it and
+// returns a connection through the link (closed, with everything else, when the test ends).
+func dialThrough(t *testing.T, l Link, serve func(net.Conn)) net.Conn {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { serve(c); c.Close() }()
+		}
+	}()
+	p, err := Start(l, ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	c, err := net.DialTimeout("tcp", p.Addr(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	return c
 }

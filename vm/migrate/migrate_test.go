@@ -144,8 +144,14 @@ func TestIntegrationPostcopy(t *testing.T) {
 	}
 }
 
+// TestIntegrationStopcopy stops the guest, migrates it over an emulated link and continues
+// it on the destination: only once the destination has loaded what the link still carries
+// when the source reports "completed" (a "cont" before that is lost).
 func TestIntegrationStopcopy(t *testing.T) {
-	res := runScenario(t, func(c *migrate.Config) { c.Mode = migrate.ModeStopcopy })
+	res := runScenario(t, func(c *migrate.Config) {
+		c.Mode = migrate.ModeStopcopy
+		c.Link = &linkemu.Link{Name: "test-link", Latency: 5 * time.Millisecond, Bandwidth: 50_000_000}
+	})
 	checkClean(t, res)
 	m := res.Migration
 	// The guest is stopped for the whole transfer: the pause covers the migration.

@@ -205,7 +205,11 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 			mig.Memory = mc
 		}
 		// The destination stays paused when the source was stopped (stop-and-copy) or when
-		// it was started with -S (memory check): continue it.
+		// it was started with -S (memory check): continue it once it has loaded the stream
+		// (a "cont" while it still loads is lost when the stream says "paused").
+		if err := s.waitLoaded(ctx, s.dst, time.Minute); err != nil {
+			return err
+		}
 		if st, err := s.dst.vm.Status(ctx); err == nil && st != "running" {
 			if err := s.dst.vm.QMP.Execute(ctx, "cont", nil, nil); err != nil {
 				return fmt.Errorf("migrate: cont on the destination: %w", s.dst.check(err))
