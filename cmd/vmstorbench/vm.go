@@ -243,15 +243,11 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 		return fmt.Errorf("--repeat %d: must be at least 1", o.repeat)
 	}
 	// testbed:NAME as for run, for the guest's disk and the outside workload.
-	for _, t := range []*string{&o.target, &o.outside} {
-		if strings.HasPrefix(*t, "testbed:") {
-			refs, err := resolveTestbedTargets([]string{*t}, false, o.testbedDir)
-			if err != nil {
-				return err
-			}
-			*t = refs[0].url
-		}
+	refs, err := resolveTestbedTargets([]string{o.target, o.outside}, false, o.testbedDir)
+	if err != nil {
+		return err
 	}
+	o.target, o.outside = refs[0].url, refs[1].url
 	labels, err := parseLabels(o.labels)
 	if err != nil {
 		return err

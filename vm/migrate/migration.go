@@ -196,6 +196,13 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 
 	switch mig.Outcome {
 	case OutcomeCompleted:
+		// The source reports "completed" once it has sent the last byte, which an emulated
+		// link may still be carrying: compare memory and continue the destination only once
+		// it has loaded everything (a "cont" while it loads is lost when the stream says
+		// "paused").
+		if err := s.waitStatus(ctx, s.dst, time.Minute, func(st string) bool { return st != "inmigrate" }, "has loaded the incoming migration"); err != nil {
+			return err
+		}
 		if cfg.CheckMemory {
 			s.progress("migrating", 100, "comparing guest memory")
 			mc, err := s.checkMemory(ctx)
@@ -205,11 +212,7 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 			mig.Memory = mc
 		}
 		// The destination stays paused when the source was stopped (stop-and-copy) or when
-		// it was started with -S (memory check): continue it once it has loaded the stream
-		// (a "cont" while it still loads is lost when the stream says "paused").
-		if err := s.waitLoaded(ctx, s.dst, time.Minute); err != nil {
-			return err
-		}
+		// it was started with -S (memory check): continue it.
 		if st, err := s.dst.vm.Status(ctx); err == nil && st != "running" {
 			if err := s.dst.vm.QMP.Execute(ctx, "cont", nil, nil); err != nil {
 				return fmt.Errorf("migrate: cont on the destination: %w", s.dst.check(err))
@@ -239,39 +242,26 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 	return nil
 }
 
-// waitLoaded waits until the destination has loaded the whole incoming stream: the source
-// reports "completed" once it has sent the last byte, which an emulated slow link may still
-// be carrying.
-func (s *scenario) waitLoaded(ctx context.Context, sd *side, timeout time.Duration) error {
+// waitRunning waits until sd's guest runs.
+func (s *scenario) waitRunning(ctx context.Context, sd *side) error {
+	return s.waitStatus(ctx, sd, 10*time.Second, func(st string) bool { return st == "running" }, "runs")
+}
+
+// waitStatus polls sd's run state until done accepts it; the error after timeout says what
+// was awaited ("waiting until the destination QEMU runs: still \"paused\" after 10s").
+func (s *scenario) waitStatus(ctx context.Context, sd *side, timeout time.Duration, done func(string) bool, what string) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		st, err := sd.vm.Status(ctx)
 		if err != nil {
 			return sd.check(err)
 		}
-		if st != "inmigrate" {
+		if done(st) {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("migrate: the %s QEMU has not loaded the incoming migration %s after the source completed", sd.name, timeout)
+			return fmt.Errorf("migrate: waiting until the %s QEMU %s: still %q after %s", sd.name, what, st, timeout)
 		}
 		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (s *scenario) waitRunning(ctx context.Context, sd *side) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st, err := sd.vm.Status(ctx)
-		if err != nil {
-			return sd.check(err)
-		}
-		if st == "running" {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("migrate: %s QEMU is %q, not running", sd.name, st)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
