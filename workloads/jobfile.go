@@ -31,6 +31,14 @@ type Job struct {
 	Options map[string]string
 	// Notes say where vmstorbench does not do what fio would do for this job.
 	Notes []string
+	// Stonewall (fio stonewall, wait_for_previous) makes the job wait for every job before it
+	// to finish and starts a new reporting group; NewGroup (fio new_group) starts a new
+	// reporting group without waiting. Jobs between stonewalls run concurrently.
+	Stonewall bool
+	NewGroup  bool
+	// GroupReporting (fio group_reporting) reports the job's group as one entry, its jobs
+	// (numjobs clones included) summed.
+	GroupReporting bool
 }
 
 // ParseJobFile parses a fio job file. name is used in errors ("job.fio:12: ...").

@@ -78,11 +78,92 @@ type Workload struct {
 	Direct   bool   `json:"direct,omitempty"`
 	// Fsync syncs the target after every Fsync writes (per job). 0 = never.
 	Fsync int `json:"fsync,omitempty"`
-	// Verify is "" (off) or "crc32c".
+	// Verify is "" (off), "crc32c", "md5", "sha256", "meta" (header only) or "pattern"
+	// (VerifyPattern).
 	Verify string `json:"verify,omitempty"`
 	// Filename is a fio job file's filename=; the CLI uses it as a file:// target when no
 	// --target is given.
 	Filename string `json:"filename,omitempty"`
+
+	// The fields below are fio options beyond the basic set. Zero values mean fio's default.
+
+	// BSSplit (fio bssplit) gives each direction a weighted list of block sizes; when set for
+	// a direction it overrides BS there (BS then holds the smallest and largest size).
+	BSSplit [2][]BSSplitEntry `json:"bssplit,omitempty"`
+	// BlockAlign (fio blockalign) aligns random offsets per direction; 0 = the minimum block
+	// size of the direction.
+	BlockAlign [2]int64 `json:"blockalign,omitempty"`
+	// RandomDist (fio random_distribution) spreads random offsets per direction; a zero
+	// Distribution is uniform ("random").
+	RandomDist [2]Distribution `json:"random_distribution,omitempty"`
+	// RWModifier is fio's rw offset modifier (rw=read:8k, rw=randread:8): for sequential
+	// patterns bytes added to the offset after each I/O (negative: backwards); for random
+	// patterns the number of I/Os issued from one generated offset before a new one.
+	RWModifier int64 `json:"rw_modifier,omitempty"`
+	// RWSequencer is fio's rw_sequencer ("sequential", the default, or "identical").
+	RWSequencer string `json:"rw_sequencer,omitempty"`
+	// Loops (fio loops) repeats a job that is not time_based; 0 = 1.
+	Loops int `json:"loops,omitempty"`
+	// NumberIOs (fio number_ios) ends a job after this many I/Os; 0 = no limit.
+	NumberIOs int64 `json:"number_ios,omitempty"`
+	// StartDelay (fio startdelay) delays the job's start.
+	StartDelay time.Duration `json:"startdelay_ns,omitempty"`
+	// ThinkTime (fio thinktime) is a pause after every ThinkTimeBlocks I/Os (default 1), of
+	// which the first ThinkTimeSpin is spent spinning.
+	ThinkTime       time.Duration `json:"thinktime_ns,omitempty"`
+	ThinkTimeSpin   time.Duration `json:"thinktime_spin_ns,omitempty"`
+	ThinkTimeBlocks int           `json:"thinktime_blocks,omitempty"`
+	// RateProcess (fio rate_process) is "" / "linear" or "poisson".
+	RateProcess string `json:"rate_process,omitempty"`
+	// Data written (fio buffer_pattern, buffer_compress_percentage, buffer_compress_chunk,
+	// dedupe_percentage): default non-compressible, non-dedupable.
+	BufferPattern       []byte `json:"buffer_pattern,omitempty"`
+	BufferCompressPct   int    `json:"buffer_compress_percentage,omitempty"`
+	BufferCompressChunk int64  `json:"buffer_compress_chunk,omitempty"`
+	DedupePct           int    `json:"dedupe_percentage,omitempty"`
+	// SyncIO (fio sync) opens files for synchronous writes: "" (off), "sync" (O_SYNC) or
+	// "dsync" (O_DSYNC). Fdatasync (fio fdatasync) syncs data every Fdatasync writes.
+	SyncIO    string `json:"sync,omitempty"`
+	Fdatasync int    `json:"fdatasync,omitempty"`
+	// VerifyPattern (fio verify_pattern) is the data verify=pattern writes and checks;
+	// VerifyInterval (fio verify_interval) is the size of each verified piece of a block
+	// (0 = the block size).
+	VerifyPattern  []byte `json:"verify_pattern,omitempty"`
+	VerifyInterval int64  `json:"verify_interval,omitempty"`
+	// NoInvalidate is fio's invalidate=0: keep the target's cached pages before the job.
+	// fio's default (invalidate=1) drops them, so the zero value does.
+	NoInvalidate bool `json:"invalidate_off,omitempty"`
+	// Files (fio nrfiles, filesize, directory, filename_format): a job works on NrFiles files
+	// (default 1) of FileSize each (a range picks per file; default size/nrfiles), named by
+	// FilenameFormat ($jobname, $jobnum, $filenum) inside Directory.
+	NrFiles        int       `json:"nrfiles,omitempty"`
+	FileSize       BlockSize `json:"filesize,omitempty"`
+	Directory      string    `json:"directory,omitempty"`
+	FilenameFormat string    `json:"filename_format,omitempty"`
+}
+
+// BSSplitEntry is one block size of fio's bssplit and the share of the direction's I/Os
+// that use it. A direction's entries add up to 100.
+type BSSplitEntry struct {
+	BS  int64 `json:"bs"`
+	Pct int   `json:"pct"`
+}
+
+// Distribution is fio's random_distribution for one direction.
+type Distribution struct {
+	// Kind is "" or "random" (uniform), "zipf", "pareto", "normal", "zoned", "zoned_abs".
+	Kind string `json:"kind,omitempty"`
+	// Param is zipf's theta, pareto's power, normal's deviation in percent of the region.
+	Param float64 `json:"param,omitempty"`
+	// Zones, for zoned and zoned_abs, from the start of the region: AccessPct percent of the
+	// I/Os go to a zone of Size (percent of the region for zoned, bytes for zoned_abs).
+	Zones []Zone `json:"zones,omitempty"`
+}
+
+// Zone is one zone of a zoned random distribution.
+type Zone struct {
+	AccessPct int   `json:"access_pct"`
+	Size      int64 `json:"size"`
 }
 
 // DefaultSize is the region size when neither the workload nor the target gives one.
