@@ -39,7 +39,7 @@ func (f *imageFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.kernel, "kernel", "", "guest kernel (vmlinuz) to use instead of the newest installed Debian 6.1 kernel")
 	fs.StringVar(&f.modules, "modules", "", "modules directory for --kernel (default /lib/modules/<version>)")
 	fs.StringVar(&f.agent, "agent", "", "static agent binary to run in the guest (default: the agent alone built with CGO_ENABLED=0 from the source tree, else this binary if static)")
-	fs.BoolVar(&f.download, "download", false, "if no kernel is installed, fetch "+guest.KernelMetaPackage+"'s kernel with apt-get download into the cache")
+	fs.BoolVar(&f.download, "download", true, "when no Debian 6.1 kernel is installed or cached, fetch "+guest.KernelMetaPackage+"'s kernel with apt-get download into the cache (--download=false: use only an installed or cached one)")
 	fs.BoolVar(&f.rebuild, "rebuild", false, "rebuild the image even if it is cached")
 }
 
@@ -53,14 +53,11 @@ func (f *imageFlags) build(ctx context.Context, log func(string)) (*guest.Image,
 	}
 	img, err := guest.Build(ctx, guest.Options{
 		CacheDir: f.cache,
-		Kernel:   guest.KernelOptions{Kernel: f.kernel, ModulesDir: f.modules, CacheDir: f.cache, Download: f.download},
+		Kernel:   guest.KernelOptions{Kernel: f.kernel, ModulesDir: f.modules, CacheDir: f.cache, NoDownload: !f.download},
 		Agent:    agentBin,
 		Rebuild:  f.rebuild,
 		Log:      log,
 	})
-	if errors.Is(err, guest.ErrNoKernel) && !f.download {
-		err = fmt.Errorf("%w\n(or: vmstorbench vm image --download)", err)
-	}
 	return img, err
 }
 
@@ -80,7 +77,8 @@ fast PVH boot), a busybox-static initramfs with the virtio modules, and this vms
 binary (built static if it is not) as the in-guest agent. The image is cached under --cache
 by the hash of everything that goes into it.
 
-Needs: qemu-system-x86, busybox-static, and linux-image-amd64 installed (or --download).`,
+Needs: qemu-system-x86, busybox-static, and linux-image-amd64 installed, or apt-get to fetch its kernel into
+the cache (the default when none is installed; --download=false to refuse).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			stderr := cmd.ErrOrStderr()

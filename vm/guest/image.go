@@ -141,6 +141,9 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	if o.Kernel.CacheDir == "" {
 		o.Kernel.CacheDir = o.CacheDir
 	}
+	if o.Kernel.Log == nil {
+		o.Kernel.Log = o.Log
+	}
 	if o.Agent == "" {
 		return nil, errors.New("guest image: no agent binary")
 	}

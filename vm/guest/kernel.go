@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // KernelPackages are the Debian packages the guest kernel comes from: the versioned image
@@ -47,9 +49,13 @@ type KernelOptions struct {
 	ModulesDir string
 	// CacheDir holds kernels extracted from downloaded packages.
 	CacheDir string
-	// Download allows fetching the kernel package with apt-get download into CacheDir when
-	// none is installed.
-	Download bool
+	// NoDownload keeps FindKernel from fetching the kernel package with apt-get download
+	// into CacheDir when none is installed or cached. Fetching is the default so that the
+	// main job works on a fresh machine without a flag the user has to know.
+	NoDownload bool
+	// Log receives one-line progress messages of a download (may be nil): it takes tens of
+	// seconds and must not look like a hang.
+	Log func(string)
 	// Root prefixes /boot and /lib/modules (tests); empty means /.
 	Root string
 }
@@ -58,8 +64,8 @@ type KernelOptions struct {
 var ErrNoKernel = errors.New("no guest kernel")
 
 // FindKernel finds the guest kernel: an explicit one, the newest installed 6.1 Debian
-// kernel, one extracted earlier into the cache, or (with Download) the current package
-// fetched with apt-get download and unpacked with dpkg -x.
+// kernel, one extracted earlier into the cache, or (unless NoDownload) the current package
+// fetched with apt-get download and unpacked with dpkg -x into the cache.
 func FindKernel(ctx context.Context, o KernelOptions) (*Kernel, error) {
 	if o.Kernel != "" {
 		return explicitKernel(o)
@@ -72,10 +78,64 @@ func FindKernel(ctx context.Context, o KernelOptions) (*Kernel, error) {
 			return k, nil
 		}
 	}
-	if !o.Download {
-		return nil, fmt.Errorf("%w: install the Debian package %s (apt-get install %s), or let vmstorbench fetch it (vm image --download)", ErrNoKernel, KernelMetaPackage, KernelMetaPackage)
+	if o.NoDownload {
+		return nil, fmt.Errorf("%w: install the Debian package %s (apt-get install %s), or let vmstorbench fetch it (without --download=false)", ErrNoKernel, KernelMetaPackage, KernelMetaPackage)
 	}
-	return downloadKernel(ctx, o.CacheDir)
+	if o.CacheDir == "" {
+		return nil, fmt.Errorf("%w: no cache directory to download %s into", ErrNoKernel, KernelMetaPackage)
+	}
+	// Test binaries of several packages and a demo may all start with an empty cache: one
+	// downloads, the others wait and then find its kernel in the cache.
+	unlock, err := lockDir(ctx, filepath.Join(o.CacheDir, "kernel"), o.Log)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoKernel, err)
+	}
+	defer unlock()
+	if k := newestCached(o.CacheDir); k != nil {
+		return k, nil
+	}
+	logf := o.Log
+	if logf == nil {
+		logf = func(string) {}
+	}
+	return fetchKernel(ctx, o.CacheDir, logf)
+}
+
+// fetchKernel is downloadKernel; tests replace it (no network in unit tests).
+var fetchKernel = downloadKernel
+
+// lockDir takes an exclusive flock on dir/.lock (creating dir), waiting for another holder
+// while ctx allows; the kernel releases it when its holder dies.
+func lockDir(ctx context.Context, dir string, log func(string)) (unlock func(), err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	path := filepath.Join(dir, ".lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("cache lock: %w", err)
+	}
+	said := false
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("cache lock %s: %w", path, err)
+		}
+		if !said && log != nil {
+			log("guest kernel: another vmstorbench is fetching it into " + dir + ", waiting")
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for the cache lock %s: %w", path, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func explicitKernel(o KernelOptions) (*Kernel, error) {
@@ -150,10 +210,8 @@ func newest(ks []*Kernel) *Kernel {
 // downloadKernel resolves the metapackage to the versioned kernel package, downloads it with
 // apt-get, unpacks it with dpkg -x into a scratch directory and keeps only the kernel and the
 // modules the guest needs under CacheDir/kernel/<package>.
-func downloadKernel(ctx context.Context, cache string) (*Kernel, error) {
-	if cache == "" {
-		return nil, fmt.Errorf("%w: no cache directory to download into", ErrNoKernel)
-	}
+func downloadKernel(ctx context.Context, cache string, log func(string)) (*Kernel, error) {
+	start := time.Now()
 	for _, tool := range []string{"apt-cache", "apt-get", "dpkg"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return nil, fmt.Errorf("%w: %s not found: install %s on a Debian host", ErrNoKernel, tool, KernelMetaPackage)
@@ -174,12 +232,23 @@ func downloadKernel(ctx context.Context, cache string) (*Kernel, error) {
 	if pkg == "" {
 		return nil, fmt.Errorf("%w: %s does not depend on a linux-image-6.1.0-N-amd64 package here", ErrNoKernel, KernelMetaPackage)
 	}
+	size := ""
+	if b, err := exec.CommandContext(ctx, "apt-cache", "show", "--no-all-versions", pkg).Output(); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Size: "); ok {
+				if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+					size = fmt.Sprintf(", %.0f MB", float64(n)/1e6)
+				}
+			}
+		}
+	}
+	log(fmt.Sprintf("guest kernel: none installed or cached: apt-get download %s (%s%s, once) into %s …", pkg, KernelMetaPackage, size, filepath.Join(cache, "kernel")))
 	if err := os.MkdirAll(filepath.Join(cache, "kernel"), 0o755); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %v", ErrNoKernel, err)
 	}
 	scratch, err := os.MkdirTemp(filepath.Join(cache, "kernel"), ".download-")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %v", ErrNoKernel, err)
 	}
 	defer os.RemoveAll(scratch)
 	// apt-get download drops privileges to _apt when it can; a scratch directory it cannot
@@ -188,7 +257,13 @@ func downloadKernel(ctx context.Context, cache string) (*Kernel, error) {
 	cmd := exec.CommandContext(ctx, "apt-get", "-q", "download", pkg)
 	cmd.Dir = scratch
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("%w: apt-get download %s: %v: %s", ErrNoKernel, pkg, err, lastLines(b, 3))
+		hint := ""
+		if bytes.Contains(b, []byte("404")) {
+			// Debian replaces the versioned kernel package on the mirror; old lists name
+			// one that is gone.
+			hint = " (the package lists are out of date: run apt-get update)"
+		}
+		return nil, fmt.Errorf("%w: apt-get download %s: %v: %s%s", ErrNoKernel, pkg, err, lastLines(b, 3), hint)
 	}
 	debs, _ := filepath.Glob(filepath.Join(scratch, pkg+"_*.deb"))
 	if len(debs) != 1 {
@@ -222,8 +297,9 @@ func downloadKernel(ctx context.Context, cache string) (*Kernel, error) {
 	}
 	_ = os.RemoveAll(final)
 	if err := os.Rename(stage, final); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("guest kernel: %w", err)
 	}
+	log(fmt.Sprintf("guest kernel: %s kept in %s (%.1f s)", k.Version, final, time.Since(start).Seconds()))
 	return &Kernel{Version: k.Version, BzImage: filepath.Join(final, "vmlinuz"), ModulesDir: filepath.Join(final, "modules"),
 		Source: "apt-get download " + pkg}, nil
 }
