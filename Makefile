@@ -1,11 +1,12 @@
-# vmstorbench: `make demo` runs the main job, `make test` the whole test suite. Both install
-# what they need first (scripts/deps.sh).
+# vmstorbench: `make demo` runs the main job, `make test` the whole test suite, `make ci` what
+# CI runs (.ci/run): the tests, then the demo on an empty cache. They install what they need
+# first (scripts/deps.sh; the guest kernel is fetched by vmstorbench itself when needed).
 export PATH := /usr/local/go/bin:$(PATH)
 GO      ?= go
 BIN     := bin/vmstorbench
 DEMO    ?= demo-out
 
-.PHONY: all deps build test test-short demo bench compare clean
+.PHONY: all deps build test test-short demo demo-fresh ci bench compare clean
 
 all: build
 
@@ -30,6 +31,17 @@ test-short:
 
 demo: deps build
 	@scripts/demo.sh $(BIN) $(DEMO)
+
+# The demo as on a fresh machine: vmstorbench's cache and the output in a temporary
+# directory, removed afterwards.
+demo-fresh: deps build
+	@scripts/demo-fresh.sh $(BIN)
+
+# What CI runs: the main job is checked on every submission, not only the tests (a demo that
+# worked only after the tests had filled the cache went unnoticed).
+ci:
+	$(MAKE) --no-print-directory test
+	$(MAKE) --no-print-directory demo-fresh
 
 bench:
 	$(GO) test -run XXX -bench . -benchtime 2000000x ./bench/

@@ -15,6 +15,11 @@ start=$SECONDS
 
 rm -rf "$out"
 mkdir -p "$out"
+# The guest first: on a fresh machine its kernel is fetched (apt-get download, once, into the
+# cache) before any server starts, so a failure shows in seconds, not after the host runs.
+echo "== the guest for the live migration (kernel, busybox initramfs, agent; cached after the first time)"
+"$bin" vm image
+
 echo "== starting the testbed (real servers on 127.0.0.1)"
 "$bin" testbed up --state "$state"
 
