@@ -355,3 +355,19 @@ func TestSuiteBaselineChecks(t *testing.T) {
 		t.Errorf("against a baseline: %v\n%s%s", err, stdout, stderr)
 	}
 }
+
+// TestGuestKernelDownloadIsDefault: every command that builds the guest fetches a missing
+// kernel without a flag (make demo on a fresh machine once failed for want of --download).
+func TestGuestKernelDownloadIsDefault(t *testing.T) {
+	root := newRootCmd()
+	for _, path := range [][]string{{"vm", "image"}, {"migrate"}, {"suite", "run"}} {
+		cmd, _, err := root.Find(path)
+		if err != nil {
+			t.Fatalf("%v: %v", path, err)
+		}
+		f := cmd.Flags().Lookup("download")
+		if f == nil || f.DefValue != "true" {
+			t.Errorf("%v: --download flag %+v, want default true", path, f)
+		}
+	}
+}
