@@ -1,12 +1,12 @@
-# vmstorbench: `make demo` runs the main job, `make test` the whole test suite, `make ci` what
-# CI runs (.ci/run): the tests, then the demo on an empty cache. They install what they need
-# first (scripts/deps.sh; the guest kernel is fetched by vmstorbench itself when needed).
+# vmstorbench: `make demo` runs the main job, `make test` the whole test suite and then the demo
+# on an empty cache (what CI runs, .ci/run). Both install what they need first
+# (scripts/deps.sh; the guest kernel is fetched by vmstorbench itself when needed).
 export PATH := /usr/local/go/bin:$(PATH)
 GO      ?= go
 BIN     := bin/vmstorbench
 DEMO    ?= demo-out
 
-.PHONY: all deps build test test-short demo demo-fresh ci bench compare clean
+.PHONY: all deps build test test-go test-short demo demo-fresh bench compare clean
 
 all: build
 
@@ -17,10 +17,16 @@ deps:
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/vmstorbench
 
-# The full suite: vet, unit and integration tests (real servers started by the tests), fuzz
+# The whole suite: the Go tests, then the main job as on a fresh machine (a demo that worked
+# only after the tests had filled the cache went unnoticed).
+test: deps build
+	$(MAKE) --no-print-directory test-go
+	@scripts/demo-fresh.sh $(BIN)
+
+# The Go tests: vet, unit and integration tests (real servers started by the tests), fuzz
 # seed corpora, the race detector on the engine and backends, and the tests of the patched
 # go-smb2 copy (its own module, so ./... does not reach it).
-test: deps
+test-go:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -race -timeout 10m ./bench/ ./backends/...
@@ -36,12 +42,6 @@ demo: deps build
 # directory, removed afterwards.
 demo-fresh: deps build
 	@scripts/demo-fresh.sh $(BIN)
-
-# What CI runs: the main job is checked on every submission, not only the tests (a demo that
-# worked only after the tests had filled the cache went unnoticed).
-ci:
-	$(MAKE) --no-print-directory test
-	$(MAKE) --no-print-directory demo-fresh
 
 bench:
 	$(GO) test -run XXX -bench . -benchtime 2000000x ./bench/

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job as on a fresh machine, for CI (make ci): the demo with vmstorbench's cache
+# The main job as on a fresh machine, for `make test` (what CI runs): the demo with vmstorbench's cache
 # (guest kernel, guest image, agent, KVM check) in a new, empty directory, so the kernel
 # download and every build step run, and the demo's output in a temporary directory; both
 # are removed afterwards. Go's own build and module caches stay where they are: a fresh
