@@ -499,7 +499,7 @@ func fioFilename(r *Run) (key, path string) {
 	if err != nil || u.Path == "" {
 		return "filename", r.Workload.Filename
 	}
-	if r.Target.Info["kind"] == "dir" {
+	if r.Target.Info["kind"] == "directory" { // as the file backend describes it
 		return "directory", u.Path
 	}
 	return "filename", u.Path

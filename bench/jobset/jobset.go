@@ -42,13 +42,6 @@ type Result struct {
 	Err   error
 }
 
-// Options tune Run.
-type Options struct {
-	// Done, if set, is called as each job ends, one call at a time, so the caller can save
-	// and announce results while other jobs still run.
-	Done func(Result)
-}
-
 // Waves returns the indexes of the jobs that run concurrently, group after group: a new
 // wave starts at every job with Stonewall.
 func Waves(jobs []Job) [][]int {
@@ -72,13 +65,11 @@ func Waves(jobs []Job) [][]int {
 //
 // startdelay is applied here, before bench.Run, and cleared from the Config passed to it so
 // the job is never delayed twice should the engine learn to delay; the result records it.
-func Run(ctx context.Context, jobs []Job, opt Options) []Result {
+func Run(ctx context.Context, jobs []Job) []Result {
 	set := newSetID()
 	groups := reportingGroups(jobs)
-	var (
-		mu  sync.Mutex
-		out = make([]*Result, len(jobs))
-	)
+	// Each goroutine writes its own element: no lock needed.
+	out := make([]*Result, len(jobs))
 	for _, wave := range Waves(jobs) {
 		if ctx.Err() != nil {
 			break
@@ -97,12 +88,7 @@ func Run(ctx context.Context, jobs []Job, opt Options) []Result {
 			go func() {
 				defer wg.Done()
 				res := runJob(ctx, i, cfg, info)
-				mu.Lock()
-				defer mu.Unlock()
 				out[i] = &res
-				if opt.Done != nil {
-					opt.Done(res)
-				}
 			}()
 		}
 		wg.Wait()

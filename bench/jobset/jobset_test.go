@@ -46,7 +46,7 @@ func slowJob(rec *recorder, name string) Job {
 func runAll(t *testing.T, jobs []Job) []*results.Run {
 	t.Helper()
 	var runs []*results.Run
-	for _, res := range Run(context.Background(), jobs, Options{}) {
+	for _, res := range Run(context.Background(), jobs) {
 		if res.Err != nil {
 			t.Fatalf("job %d: %v", res.Index, res.Err)
 		}
@@ -131,7 +131,7 @@ func TestCancelStopsLaterGroups(t *testing.T) {
 	jobs[2].Stonewall = true
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	res := Run(ctx, jobs, Options{})
+	res := Run(ctx, jobs)
 	if len(res) != 2 || res[1].Index != 1 || res[1].Run != nil || res[1].Err == nil {
 		t.Fatalf("results %+v: want a's (interrupted) and the delayed job's error, no third", res)
 	}

@@ -196,11 +196,11 @@ func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
 		if len(jobs) > 0 && jobs[0].fromFile {
 			// A job file runs as a set against each target (each job against its own
 			// filename= without --target), its jobs grouped as fio groups them.
-			sets := [][]targetRef{nil}
+			sets := []*targetRef{nil}
 			if len(refs) > 0 {
 				sets = nil
-				for _, t := range refs {
-					sets = append(sets, []targetRef{t})
+				for i := range refs {
+					sets = append(sets, &refs[i])
 				}
 			}
 			for _, set := range sets {
@@ -266,14 +266,14 @@ func runOne(ctx context.Context, o *runOptions, j plannedJob, target targetRef, 
 }
 
 // runJobSet runs a job file's jobs as one set (jobset.Run): against target when one is given,
-// else each against its own filename=. record is called as each job ends.
-func runJobSet(ctx context.Context, o *runOptions, jobs []plannedJob, target []targetRef, labels map[string]string, showProgress bool, stderr io.Writer, record func(*results.Run, error, targetRef) error) error {
+// (non-nil), else each against its own filename=. record is called for each job, in order.
+func runJobSet(ctx context.Context, o *runOptions, jobs []plannedJob, target *targetRef, labels map[string]string, showProgress bool, stderr io.Writer, record func(*results.Run, error, targetRef) error) error {
 	specs := make([]jobset.Job, len(jobs))
 	targets := make([]targetRef, len(jobs))
 	for i, j := range jobs {
 		targets[i] = targetRef{url: j.target}
-		if len(target) > 0 {
-			targets[i] = target[0]
+		if target != nil {
+			targets[i] = *target
 		}
 		specs[i] = jobset.Job{
 			Config:    jobConfig(o, j, targets[i], labels),
@@ -289,16 +289,17 @@ func runJobSet(ctx context.Context, o *runOptions, jobs []plannedJob, target []t
 			specs[i].Config.Progress = pl.update
 		}
 	}
-	var saveErr error
-	jobset.Run(ctx, specs, jobset.Options{Done: func(res jobset.Result) {
-		if specs[res.Index].Config.Progress != nil {
-			fmt.Fprint(stderr, "\r\033[K") // the job's progress line ends with it
+	// Results are recorded in the file's job order, as fio reports its jobs, not in the
+	// order concurrent jobs happened to end.
+	for _, res := range jobset.Run(ctx, specs) {
+		if err := record(res.Run, res.Err, targets[res.Index]); err != nil {
+			return err
 		}
-		if saveErr == nil {
-			saveErr = record(res.Run, res.Err, targets[res.Index])
-		}
-	}})
-	return saveErr
+	}
+	if showProgress {
+		fmt.Fprint(stderr, "\r\033[K") // the last job's progress line
+	}
+	return nil
 }
 
 // jobConfig is the engine configuration of job j against target.
