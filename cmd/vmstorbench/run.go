@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -77,6 +78,8 @@ func newRunCmd() *cobra.Command {
 		Short: "Run a workload against one or more targets and save one result document per run",
 		Long: `Run a workload (a profile, fio-style flags, or a fio job file) against each --target in
 turn, print the results side by side, and save one JSON document per run under --results.
+A job file's jobs run as fio runs them: concurrently, but for stonewall, which waits for the
+jobs before it; each job is its own result, and group_reporting sums a group in the output.
 
   vmstorbench run --target file:///var/tmp --profile oltp
   vmstorbench run --target nfs://127.0.0.1:2049/export/vm.img --rw randread --bs 4k --iodepth 16 --runtime 10s
@@ -280,13 +283,18 @@ func runJobSet(ctx context.Context, o *runOptions, jobs []plannedJob, target *ta
 			Stonewall: j.stonewall, NewGroup: j.newGroup, GroupReporting: j.groupReporting,
 		}
 	}
-	// One progress line serves one job at a time: concurrent jobs would overwrite each
-	// other's, so only a job that runs alone in its group shows one.
+	// One progress line per group: the jobs that run together show their sum on it.
 	for _, wave := range jobset.Waves(specs) {
-		if showProgress && len(wave) == 1 {
-			i := wave[0]
-			pl := newProgressLine(stderr, backends.RedactString(targets[i].url), specs[i].Config.Workload.Name)
-			specs[i].Config.Progress = pl.update
+		if !showProgress {
+			break
+		}
+		name := specs[wave[0]].Config.Workload.Name
+		if len(wave) > 1 {
+			name = fmt.Sprintf("%d jobs", len(wave))
+		}
+		wp := &waveProgress{line: newProgressLine(stderr, backends.RedactString(targets[wave[0]].url), name), last: make([]bench.Progress, len(wave))}
+		for k, i := range wave {
+			specs[i].Config.Progress = wp.job(k)
 		}
 	}
 	// Results are recorded in the file's job order, as fio reports its jobs, not in the
@@ -558,6 +566,41 @@ func (p *progressLine) update(pr bench.Progress) {
 }
 
 func (p *progressLine) done() { fmt.Fprint(p.w, "\r\033[K") }
+
+// waveProgress adds up the progress of jobs that run concurrently onto one line; bench calls
+// each job's Progress from that job's own goroutine.
+type waveProgress struct {
+	mu     sync.Mutex
+	line   *progressLine
+	last   []bench.Progress // latest of each job, cumulative
+	shown  time.Time
+	primed bool
+}
+
+// waveProgressEvery spaces the line's updates: the jobs report at their own moments, and a
+// rate taken between two of them milliseconds apart would jump.
+const waveProgressEvery = 400 * time.Millisecond
+
+func (w *waveProgress) job(k int) func(bench.Progress) {
+	return func(p bench.Progress) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.last[k] = p
+		if w.primed && time.Since(w.shown) < waveProgressEvery {
+			return
+		}
+		w.primed, w.shown = true, time.Now()
+		sum := bench.Progress{Phase: p.Phase}
+		for _, q := range w.last {
+			sum.Elapsed = max(sum.Elapsed, q.Elapsed)
+			for d := range sum.IOs {
+				sum.IOs[d] += q.IOs[d]
+				sum.Bytes[d] += q.Bytes[d]
+			}
+		}
+		w.line.update(sum)
+	}
+}
 
 func humanCount(v float64) string {
 	switch {
