@@ -59,9 +59,10 @@ func Waves(jobs []Job) [][]int {
 // order of jobs. A job's failure does not stop the others, nor the next waves, as in fio;
 // cancelling ctx does: no wave starts after it.
 //
-// Jobs of one wave that share a target get disjoint job numbers (bench.Config.FirstJob),
-// so backends that create one bench file per job give each job its own files, as fio names
-// a directory's files after the job.
+// Jobs of one wave that share a target (the same URL) get disjoint job numbers
+// (bench.Config.FirstJob), so backends that create one bench file per job give each job its
+// own files, as fio names a directory's files after the job; a job alone on its target
+// numbers from 0, as a lone run does.
 //
 // startdelay is applied here, before bench.Run, and cleared from the Config passed to it so
 // the job is never delayed twice should the engine learn to delay; the result records it.
@@ -75,11 +76,11 @@ func Run(ctx context.Context, jobs []Job) []Result {
 			break
 		}
 		var wg sync.WaitGroup
-		first := 0
+		next := map[string]int{} // target URL → its next free job number in this wave
 		for _, i := range wave {
 			cfg := jobs[i].Config
-			cfg.FirstJob = first
-			first += max(cfg.Workload.NumJobs, 1)
+			cfg.FirstJob = next[cfg.Target]
+			next[cfg.Target] += max(cfg.Workload.NumJobs, 1)
 			info := &results.JobInfo{Name: jobs[i].Name, Set: set, Group: groups[i], Index: i, GroupReporting: jobs[i].GroupReporting}
 			if info.Name == "" {
 				info.Name = cfg.Workload.Name

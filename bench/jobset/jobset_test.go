@@ -73,6 +73,14 @@ func TestJobsOfAGroupRunConcurrently(t *testing.T) {
 	if !slices.Equal(rec.jobs, []int{0, 1}) {
 		t.Errorf("job numbers %v, want [0 1]", rec.jobs)
 	}
+	// Jobs on different targets keep their own numbering.
+	rec.jobs = nil
+	other := slowJob(rec, "other")
+	other.Config.Target = "test://other"
+	runAll(t, []Job{slowJob(rec, "a"), other})
+	if !slices.Equal(rec.jobs, []int{0, 0}) {
+		t.Errorf("job numbers on two targets %v, want [0 0]", rec.jobs)
+	}
 	a, b := runs[0].Job, runs[1].Job
 	if a == nil || b == nil || a.Name != "a" || b.Name != "b" || a.Index != 0 || b.Index != 1 ||
 		a.Group != 0 || b.Group != 0 || a.Set == "" || a.Set != b.Set {
