@@ -268,8 +268,8 @@ func runOne(ctx context.Context, o *runOptions, j plannedJob, target targetRef, 
 	return r, err
 }
 
-// runJobSet runs a job file's jobs as one set (jobset.Run): against target when one is given,
-// (non-nil), else each against its own filename=. record is called for each job, in order.
+// runJobSet runs a job file's jobs as one set (jobset.Run): all against target when it is
+// non-nil, else each against its own filename=. record is called for each job, in order.
 func runJobSet(ctx context.Context, o *runOptions, jobs []plannedJob, target *targetRef, labels map[string]string, showProgress bool, stderr io.Writer, record func(*results.Run, error, targetRef) error) error {
 	specs := make([]jobset.Job, len(jobs))
 	targets := make([]targetRef, len(jobs))
