@@ -17,6 +17,10 @@ type Config struct {
 	// Registry resolves the URL; nil means backends.Default.
 	Registry *backends.Registry
 	Workload workloads.Workload
+	// FirstJob numbers the run's jobs for the backends from FirstJob instead of 0: runs that
+	// share a target concurrently (the jobs of one group of a job file) give disjoint ranges
+	// so that backends which create one bench file per job do not hand two runs one file.
+	FirstJob int
 	// Interval is the time-series resolution (default 1 s).
 	Interval time.Duration
 	// Open carries the user's permissions (AllowDestructive, Keep); the engine fills Size,

@@ -195,7 +195,7 @@ func openTargets(ctx context.Context, cfg *Config, w workloads.Workload) ([]*job
 		go func(j int) {
 			defer wg.Done()
 			p := cfg.Open
-			p.Size, p.Job, p.Direct, p.Write, p.Read = w.Offset+w.Size, j, w.Direct, w.Writes(), w.Does(workloads.Read)
+			p.Size, p.Job, p.Direct, p.Write, p.Read = w.Offset+w.Size, cfg.FirstJob+j, w.Direct, w.Writes(), w.Does(workloads.Read)
 			t, err := cfg.Registry.Open(ctx, cfg.Target, p)
 			if err != nil {
 				errs[j] = err
@@ -293,7 +293,13 @@ func fixedBS(w workloads.Workload) (int64, bool) {
 // measurement and the final progress counters.
 func runWorkers(ctx context.Context, st *runState, jobs []*job) (int64, Progress) {
 	nworkers := len(jobs) * st.w.IODepth
-	st.coll = newCollector(nworkers, st.intervalNS)
+	jobOf := make([]int, 0, nworkers)
+	for i := range jobs {
+		for k := 0; k < st.w.IODepth; k++ {
+			jobOf = append(jobOf, i)
+		}
+	}
+	st.coll = newCollector(jobOf, len(jobs), st.intervalNS)
 	collStop := make(chan struct{})
 	collDone := make(chan struct{})
 	go func() { st.coll.run(nworkers, collStop); close(collDone) }()
@@ -453,6 +459,20 @@ func fillStats(res *results.Run, st *runState, measured int64) {
 	if st.w.Fsync > 0 {
 		res.Sync = dirStats(&c.total[syncIdx], measured)
 		res.Sync.Bytes, res.Sync.BWBps = 0, 0
+	}
+	for j := range c.jobTotal {
+		js := results.JobStats{Index: j}
+		if st.w.Does(workloads.Read) {
+			js.Read = dirStats(&c.jobTotal[j][workloads.Read], measured)
+		}
+		if st.w.Does(workloads.Write) {
+			js.Write = dirStats(&c.jobTotal[j][workloads.Write], measured)
+		}
+		if st.w.Fsync > 0 {
+			js.Sync = dirStats(&c.jobTotal[j][syncIdx], measured)
+			js.Sync.Bytes, js.Sync.BWBps = 0, 0
+		}
+		res.Jobs = append(res.Jobs, js)
 	}
 }
 

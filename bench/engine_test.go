@@ -13,6 +13,7 @@ import (
 
 	"github.com/vmstorbench/vmstorbench/backends"
 	"github.com/vmstorbench/vmstorbench/backends/mem"
+	"github.com/vmstorbench/vmstorbench/results"
 	"github.com/vmstorbench/vmstorbench/workloads"
 )
 
@@ -591,5 +592,67 @@ func TestCancelWinsOverStop(t *testing.T) {
 				t.Fatalf("result %+v, want incomplete", r)
 			}
 		})
+	}
+}
+
+func TestPerJobStatsSumToTotals(t *testing.T) {
+	reg, opened := registry(t, memTarget)
+	w := workloads.Workload{RW: "randrw", Size: 1 << 20, NumJobs: 3, IODepth: 2, Fsync: 8}
+	r, err := Run(context.Background(), Config{Target: "test://", Registry: reg, Workload: w, FirstJob: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(*opened) != 3 || len(r.Jobs) != 3 {
+		t.Fatalf("%d targets, %d job stats, want 3 each", len(*opened), len(r.Jobs))
+	}
+	var ios, bytes, syncs, latN [2]int64
+	for i, js := range r.Jobs {
+		if js.Index != i || js.Read == nil || js.Write == nil || js.Sync == nil {
+			t.Fatalf("job %d: %+v", i, js)
+		}
+		// Each job of a size-bound run transfers its own region once.
+		if got := js.Read.Bytes + js.Write.Bytes; got != 1<<20 {
+			t.Errorf("job %d transferred %d bytes, want %d", i, got, 1<<20)
+		}
+		for d, s := range []*results.DirStats{js.Read, js.Write} {
+			ios[d] += s.IOs
+			bytes[d] += s.Bytes
+			latN[d] += s.Lat.N
+		}
+		syncs[0] += js.Sync.IOs
+	}
+	for d, s := range []*results.DirStats{r.Read, r.Write} {
+		if ios[d] != s.IOs || bytes[d] != s.Bytes || latN[d] != s.Lat.N {
+			t.Errorf("dir %d: jobs sum to %d I/Os %d bytes %d latencies, run has %d %d %d", d, ios[d], bytes[d], latN[d], s.IOs, s.Bytes, s.Lat.N)
+		}
+	}
+	if syncs[0] != r.Sync.IOs {
+		t.Errorf("syncs: jobs %d, run %d", syncs[0], r.Sync.IOs)
+	}
+
+	// One job: the run's totals are the job's, nothing is repeated.
+	w.NumJobs = 1
+	if r, err = Run(context.Background(), Config{Target: "test://", Registry: reg, Workload: w}); err != nil || r.Jobs != nil {
+		t.Fatalf("numjobs=1: %v, jobs %+v", err, r.Jobs)
+	}
+}
+
+func TestFirstJobNumbersTargets(t *testing.T) {
+	var mu sync.Mutex
+	var jobs []int
+	reg := &backends.Registry{}
+	reg.Register(backends.Backend{Scheme: "test", Open: func(_ context.Context, _ *url.URL, p backends.OpenParams) (backends.Target, error) {
+		mu.Lock()
+		jobs = append(jobs, p.Job)
+		mu.Unlock()
+		return memTarget(p.Size), nil
+	}})
+	w := workloads.Workload{RW: "read", Size: 64 << 10, NumJobs: 2}
+	if _, err := Run(context.Background(), Config{Target: "test://", Registry: reg, Workload: w, FirstJob: 3}); err != nil {
+		t.Fatal(err)
+	}
+	sort.Ints(jobs)
+	if len(jobs) != 2 || jobs[0] != 3 || jobs[1] != 4 {
+		t.Errorf("backends saw jobs %v, want [3 4]", jobs)
 	}
 }

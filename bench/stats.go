@@ -132,9 +132,16 @@ type collector struct {
 	points     []results.Point
 	finalized  int64 // intervals below this are in points
 	lastEndNS  atomic.Int64
+	// jobOf maps a worker to its job and jobTotal holds each job's totals, when a run has
+	// several jobs (nil otherwise: the run's totals are the job's). They are merged here,
+	// from the reports, so that the workers' hot path does not change.
+	jobOf    []int
+	jobTotal [][3]acc
 }
 
-func newCollector(workers int, intervalNS int64) *collector {
+// newCollector makes the collector of a run whose worker i belongs to job jobOf[i].
+func newCollector(jobOf []int, jobs int, intervalNS int64) *collector {
+	workers := len(jobOf)
 	c := &collector{
 		intervalNS: intervalNS,
 		reports:    make(chan report, 4*workers),
@@ -143,6 +150,12 @@ func newCollector(workers int, intervalNS int64) *collector {
 	}
 	for d := range c.total {
 		c.total[d] = newAcc()
+	}
+	if jobs > 1 {
+		c.jobOf = jobOf
+		// Their histograms are taken when a job first records into one (take): a direction
+		// or sync a workload never does costs no 230 KiB histogram per job.
+		c.jobTotal = make([][3]acc, jobs)
 	}
 	return c
 }
@@ -182,6 +195,17 @@ func (c *collector) take(r report) {
 		}
 		for d := range p.dir {
 			p.dir[d].merge(&r.iv.dir[d])
+		}
+		if c.jobTotal != nil {
+			jt := &c.jobTotal[c.jobOf[r.worker]]
+			for d := range jt {
+				if b := &r.iv.dir[d]; b.ios+b.errs > 0 {
+					if jt[d].hist == nil {
+						jt[d] = newAcc()
+					}
+					jt[d].merge(b)
+				}
+			}
 		}
 		r.iv.free()
 	}

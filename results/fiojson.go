@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/workloads"
@@ -14,33 +16,80 @@ import (
 
 // WriteFioJSON writes runs in fio 3.x's --output-format=json layout (checked against
 // testdata/fio-3.33-randrw.json, a real fio output), so tools that read fio JSON read ours.
-// Each run is one job in its own group, like a fio job with group_reporting=1: our figures
-// are aggregated over numjobs. Mapping:
+//
+// Jobs are reported as fio reports them: one entry per job, and per numjobs clone when the
+// run kept per-job figures (Run.Jobs); a job with group_reporting is summed into the entry
+// before it in its reporting group (ReportUnits, MergeGroup). A run without per-job figures
+// is one entry aggregated over its numjobs, marked group_reporting=1 in its options.
+// "groupid" numbers the reporting groups in order; "global options" holds the options that
+// every job of a job file has in common, as fio shows its [global] section. Mapping:
 //   - clat_ns and lat_ns both carry our submission-to-completion latency (we do not split
 //     submission latency, as with fio's synchronous engines; slat_ns is zero).
-//   - bw_*/iops_* min/max/mean/dev come from the run's time series (one sample per interval).
+//   - bw_*/iops_* min/max/mean/dev come from the run's time series (one sample per interval);
+//     numjobs clones have no series of their own, and no samples.
 //   - latency_ns/us/ms are computed from the latency histograms (within their 0.1% resolution).
+//   - job options.filename is the target's path (directory= for a directory target).
 //   - Figures we do not measure are zero: short/drop ios, ctx, majf, minf, iodepth_*,
 //     and trim (never used). "error" is 5 (EIO) when the run ended with an error.
 func WriteFioJSON(w io.Writer, runs []*Run) error {
-	doc := fioDoc{Version: "vmstorbench", GlobalOptions: object{}, Jobs: []fioJob{}, DiskUtil: []struct{}{}}
+	return writeFio(w, runs, false)
+}
+
+// WriteFioJSONPlus is WriteFioJSON for fio's --output-format=json+: clat_ns and lat_ns also
+// carry "bins", the latency histogram in fio's own buckets (FioBins), which fio's
+// fio_jsonplus_clat2csv and other json+ readers take.
+func WriteFioJSONPlus(w io.Writer, runs []*Run) error {
+	return writeFio(w, runs, true)
+}
+
+func writeFio(w io.Writer, runs []*Run, plus bool) error {
+	doc := fioDoc{Version: "vmstorbench-dev", GlobalOptions: object{}, Jobs: []fioJob{}, DiskUtil: []struct{}{}}
 	end := time.Now()
 	if len(runs) > 0 {
 		end = time.Time{}
-		if v := runs[0].Tool.Version; v != "" {
-			doc.Version += "-" + v
+		if v := strings.TrimPrefix(runs[0].Tool.Version, "v"); v != "" {
+			// fio says "fio-3.33": name, dash, version without a "v".
+			doc.Version = "vmstorbench-" + v
 		}
 	}
-	for i, r := range runs {
+	for _, r := range runs {
 		if r.End.After(end) {
 			end = r.End
 		}
-		job, err := fioJobFrom(i, r)
+	}
+	groupID, lastGroup := -1, ""
+	for _, unit := range ReportUnits(runs) {
+		first := unit[0]
+		if key := groupKey(first); key == "" || key != lastGroup {
+			groupID++
+			lastGroup = key
+		}
+		r, err := MergeGroup(unit)
 		if err != nil {
 			return err
 		}
-		doc.Jobs = append(doc.Jobs, job)
+		grouped := len(unit) > 1 || (first.Job != nil && first.Job.GroupReporting)
+		if grouped || len(r.Jobs) == 0 {
+			job, err := fioJobFrom(groupID, r, r.Read, r.Write, r.Sync, true, plus)
+			if err != nil {
+				return err
+			}
+			if grouped || r.Workload.NumJobs > 1 {
+				// Figures of several jobs summed: what fio prints with group_reporting.
+				job.JobOptions = append(job.JobOptions, field{"group_reporting", "1"})
+			}
+			doc.Jobs = append(doc.Jobs, job)
+			continue
+		}
+		for _, js := range r.Jobs {
+			job, err := fioJobFrom(groupID, r, js.Read, js.Write, js.Sync, false, plus)
+			if err != nil {
+				return err
+			}
+			doc.Jobs = append(doc.Jobs, job)
+		}
 	}
+	doc.GlobalOptions = hoistGlobals(runs, doc.Jobs)
 	doc.Timestamp, doc.TimestampMS = end.Unix(), end.UnixMilli()
 	doc.Time = end.Local().Format(time.ANSIC) // fio prints ctime(3)
 	enc := json.NewEncoder(w)
@@ -50,6 +99,59 @@ func WriteFioJSON(w io.Writer, runs []*Run) error {
 		return fmt.Errorf("results: write fio JSON: %w", err)
 	}
 	return nil
+}
+
+// groupKey identifies a run's reporting group; "" for a run outside a job file, which is a
+// group of its own.
+func groupKey(r *Run) string {
+	if r.Job == nil {
+		return ""
+	}
+	return r.Job.Set + "\x00" + strconv.Itoa(r.Job.Group)
+}
+
+// hoistGlobals moves the options that all entries share, with the same value, from their
+// job options to the global options, as fio shows a job file's [global] section. Result
+// documents do not record which options came from [global], so this needs two different
+// jobs of a job file; otherwise nothing is hoisted (a single job or workload keeps all its
+// options, as fio prints a command-line job).
+func hoistGlobals(runs []*Run, jobs []fioJob) object {
+	distinct := map[[2]string]bool{}
+	for _, r := range runs {
+		if r.Job == nil {
+			return object{}
+		}
+		distinct[[2]string{r.Job.Set, strconv.Itoa(r.Job.Index)}] = true
+	}
+	if len(distinct) < 2 || len(jobs) < 2 {
+		return object{}
+	}
+	global := object{}
+	for _, f := range jobs[0].JobOptions {
+		if f.key == "name" {
+			continue
+		}
+		shared := true
+		for _, j := range jobs[1:] {
+			if v, ok := j.JobOptions.get(f.key); !ok || v != f.value {
+				shared = false
+				break
+			}
+		}
+		if shared {
+			global = append(global, f)
+		}
+	}
+	for i := range jobs {
+		var kept object
+		for _, f := range jobs[i].JobOptions {
+			if _, ok := global.get(f.key); !ok {
+				kept = append(kept, f)
+			}
+		}
+		jobs[i].JobOptions = kept
+	}
+	return global
 }
 
 type fioDoc struct {
@@ -124,6 +226,7 @@ type fioLat struct {
 	Stddev     float64 `json:"stddev"`
 	N          int64   `json:"N"`
 	Percentile object  `json:"percentile,omitempty"` // fio omits it when N == 0
+	Bins       object  `json:"bins,omitempty"`       // json+ only, and not when N == 0
 }
 
 type fioSync struct {
@@ -137,6 +240,16 @@ type object []field
 type field struct {
 	key   string
 	value any
+}
+
+// get returns the value of key.
+func (o object) get(key string) (any, bool) {
+	for _, f := range o {
+		if f.key == key {
+			return f.value, true
+		}
+	}
+	return nil, false
 }
 
 func (o object) MarshalJSON() ([]byte, error) {
@@ -159,9 +272,12 @@ func (o object) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-func fioJobFrom(i int, r *Run) (fioJob, error) {
+// fioJobFrom builds one fio job entry of run r in group groupID from the given direction
+// figures (the run's totals or one numjobs job's); series says whether r's time series
+// describes them, plus whether to add json+ bins.
+func fioJobFrom(groupID int, r *Run, read, write, sync *DirStats, series, plus bool) (fioJob, error) {
 	j := fioJob{
-		JobName: jobName(r), GroupID: i, Elapsed: int64(math.Round(r.End.Sub(r.Start).Seconds())),
+		JobName: jobName(r), GroupID: groupID, Elapsed: int64(math.Round(r.End.Sub(r.Start).Seconds())),
 		JobOptions: fioJobOptions(r), JobRuntime: r.RuntimeNS / 1e6,
 		UsrCPU: r.CPU.UsrPct, SysCPU: r.CPU.SysPct,
 		IODepthLevel:    zeros("1", "2", "4", "8", "16", "32", ">=64"),
@@ -173,27 +289,40 @@ func fioJobFrom(i int, r *Run) (fioJob, error) {
 		j.Error = 5 // EIO: fio's error is an errno
 	}
 	for _, d := range []workloads.Direction{workloads.Read, workloads.Write} {
-		s := r.Dir(d)
+		s := read
+		if d == workloads.Write {
+			s = write
+		}
 		if s == nil {
 			continue
 		}
 		fd := fioDir{
 			IOBytes: s.Bytes, IOKBytes: s.Bytes / 1024, BWBytes: int64(s.BWBps), BW: int64(s.BWBps / 1024),
 			IOPS: s.IOPS, Runtime: r.RuntimeNS / 1e6, TotalIOs: s.IOs,
-			Clat: fioLatFrom(s.Lat), Lat: fioLatFrom(s.Lat),
 		}
-		fillSeriesStats(&fd, r.Series, d)
+		var err error
+		if fd.Clat, err = fioLatFrom(s.Lat, plus); err != nil {
+			return fioJob{}, fmt.Errorf("results: fio JSON for run %s: %w", r.ID, err)
+		}
+		fd.Lat = fd.Clat
+		if series {
+			fillSeriesStats(&fd, r.Series, d)
+		}
 		if d == workloads.Write {
 			j.Write = fd
 		} else {
 			j.Read = fd
 		}
 	}
-	if r.Sync != nil {
-		j.Sync = fioSync{TotalIOs: r.Sync.IOs, Lat: fioLatFrom(r.Sync.Lat)}
+	if sync != nil {
+		l, err := fioLatFrom(sync.Lat, false) // fio keeps no bins for syncs
+		if err != nil {
+			return fioJob{}, fmt.Errorf("results: fio JSON for run %s: %w", r.ID, err)
+		}
+		j.Sync = fioSync{TotalIOs: sync.IOs, Lat: l}
 	}
 	var err error
-	j.LatencyNS, j.LatencyUS, j.LatencyMS, err = latencyBuckets(r)
+	j.LatencyNS, j.LatencyUS, j.LatencyMS, err = latencyBuckets(read, write)
 	if err != nil {
 		return fioJob{}, fmt.Errorf("results: fio JSON for run %s: %w", r.ID, err)
 	}
@@ -201,21 +330,34 @@ func fioJobFrom(i int, r *Run) (fioJob, error) {
 }
 
 func jobName(r *Run) string {
+	if r.Job != nil && r.Job.Name != "" {
+		return r.Job.Name
+	}
 	if r.Workload.Name != "" {
 		return r.Workload.Name
 	}
 	return r.Workload.RW
 }
 
-func fioLatFrom(l Latency) fioLat {
+func fioLatFrom(l Latency, plus bool) (fioLat, error) {
 	f := fioLat{Min: l.Min, Max: l.Max, Mean: l.Mean, Stddev: l.Stddev, N: l.N}
-	if l.N > 0 {
-		for _, p := range FioPercentiles {
-			k := PercentileKey(p)
-			f.Percentile = append(f.Percentile, field{k, l.Percentiles[k]})
+	if l.N == 0 {
+		return f, nil
+	}
+	for _, p := range FioPercentiles {
+		k := PercentileKey(p)
+		f.Percentile = append(f.Percentile, field{k, l.Percentiles[k]})
+	}
+	if plus && l.Histogram != "" {
+		h, err := DecodeHistogram(l.Histogram)
+		if err != nil {
+			return fioLat{}, err
+		}
+		for _, b := range FioBins(h) {
+			f.Bins = append(f.Bins, field{strconv.FormatInt(b.Value, 10), b.Count})
 		}
 	}
-	return f
+	return f, nil
 }
 
 // fillSeriesStats computes fio's per-sample bandwidth (KiB/s) and IOPS statistics from the
@@ -292,10 +434,10 @@ var (
 )
 
 // latencyBuckets gives the share (percent) of all I/Os in each fio latency bucket.
-func latencyBuckets(r *Run) (ns, us, ms object, err error) {
+func latencyBuckets(dirs ...*DirStats) (ns, us, ms object, err error) {
 	counts := make([]int64, len(latBoundNS))
 	var total int64
-	for _, s := range []*DirStats{r.Read, r.Write} {
+	for _, s := range dirs {
 		if s == nil || s.Lat.N == 0 || s.Lat.Histogram == "" {
 			continue
 		}
@@ -338,14 +480,27 @@ func fioJobOptions(r *Run) object {
 	o := object{{"name", jobName(r)}}
 	for _, opt := range w.FioOptions() {
 		o = append(o, field{opt.Name, opt.Value})
-		if opt.Name == "numjobs" && w.NumJobs > 1 {
-			o = append(o, field{"group_reporting", "1"})
-		}
 	}
-	if r.Target.URL != "" {
-		o = append(o, field{"filename", r.Target.URL})
-	} else if w.Filename != "" {
-		o = append(o, field{"filename", w.Filename})
+	if key, path := fioFilename(r); path != "" {
+		o = append(o, field{key, path})
 	}
 	return o
+}
+
+// fioFilename gives the target as fio names it: filename= with the path of a file or
+// device, directory= for a directory in which the backend created its bench files. For a
+// network target it is the path in the URL (the share's or export's file), as fio's
+// network engines take a path within the share.
+func fioFilename(r *Run) (key, path string) {
+	if r.Target.URL == "" {
+		return "filename", r.Workload.Filename
+	}
+	u, err := url.Parse(r.Target.URL)
+	if err != nil || u.Path == "" {
+		return "filename", r.Workload.Filename
+	}
+	if r.Target.Info["kind"] == "directory" { // as the file backend describes it
+		return "directory", u.Path
+	}
+	return "filename", u.Path
 }

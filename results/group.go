@@ -41,6 +41,9 @@ type CaseKey struct {
 	Target   string
 	Workload string // canonical: the workload's JSON without its name and file name
 	Scenario string
+	// Job is the job-file job's name ("" for other runs): two jobs of a file with equal
+	// workloads are still two jobs, not repeats of one.
+	Job string
 }
 
 // KeyOf returns the case a run belongs to.
@@ -51,7 +54,11 @@ func KeyOf(r *Run) CaseKey {
 	if err != nil { // a Workload always marshals; keep a usable key regardless
 		b = []byte(w.Describe())
 	}
-	return CaseKey{Target: TargetName(r), Workload: string(b), Scenario: Scenario(r)}
+	k := CaseKey{Target: TargetName(r), Workload: string(b), Scenario: Scenario(r)}
+	if r.Job != nil {
+		k.Job = r.Job.Name
+	}
+	return k
 }
 
 // Case is one target × workload × scenario with all its runs (repeats), in the order given.

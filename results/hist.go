@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 )
@@ -111,4 +112,67 @@ func MergeLatency(ls []Latency) (Latency, error) {
 	merged.Mean = sum / n
 	merged.Stddev = math.Sqrt(max(0, sumSq/n-merged.Mean*merged.Mean))
 	return merged, nil
+}
+
+// fio's latency histogram (stat.h): values below 2^(fioPlatBits+1) have a bucket each; above,
+// each power of two is split into fioPlatVal buckets, over fioPlatGroups groups.
+const (
+	fioPlatBits   = 6
+	fioPlatVal    = 1 << fioPlatBits
+	fioPlatGroups = 29
+	fioPlatNR     = fioPlatGroups * fioPlatVal
+)
+
+// FioBin is one bucket of fio's latency histogram as json+ prints it: Value is the
+// bucket's midpoint in nanoseconds (fio's plat_idx_to_val), Count its I/Os.
+type FioBin struct {
+	Value int64
+	Count int64
+}
+
+// FioBins re-buckets h into fio's latency histogram, non-empty buckets in ascending order.
+// It is exact: an HDR bucket (3 significant figures, power-of-two aligned) never straddles
+// a fio bucket (1/64 of a power of two), so each HDR bucket's count lands whole in the fio
+// bucket of its lowest value. Values beyond fio's last bucket land in it, as in fio.
+func FioBins(h *hdrhistogram.Histogram) []FioBin {
+	var bins []FioBin
+	for _, bar := range h.Distribution() {
+		if bar.Count == 0 {
+			continue
+		}
+		v := fioPlatIdxToVal(fioPlatValToIdx(bar.From))
+		if n := len(bins); n > 0 && bins[n-1].Value == v {
+			bins[n-1].Count += bar.Count
+			continue
+		}
+		bins = append(bins, FioBin{Value: v, Count: bar.Count})
+	}
+	return bins
+}
+
+// fioPlatValToIdx is fio's plat_val_to_idx.
+func fioPlatValToIdx(v int64) int {
+	if v < 0 {
+		v = 0
+	}
+	msb := bits.Len64(uint64(v)) - 1
+	if msb <= fioPlatBits {
+		return int(v)
+	}
+	errBits := msb - fioPlatBits
+	base := (errBits + 1) << fioPlatBits
+	idx := base + int((fioPlatVal-1)&(v>>errBits))
+	return min(idx, fioPlatNR-1)
+}
+
+// fioPlatIdxToVal is fio's plat_idx_to_val: the bucket's midpoint (rounded down as fio's
+// integer conversion does).
+func fioPlatIdxToVal(idx int) int64 {
+	if idx < fioPlatVal<<1 {
+		return int64(idx)
+	}
+	errBits := (idx >> fioPlatBits) - 1
+	base := int64(1) << (errBits + fioPlatBits)
+	k := int64(idx % fioPlatVal)
+	return base + int64((float64(k)+0.5)*float64(int64(1)<<errBits))
 }

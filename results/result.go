@@ -45,6 +45,39 @@ type Run struct {
 	Repeats int `json:"repeats,omitempty"`
 	// Labels are free-form key/values (suite name, scenario) for grouping in reports.
 	Labels map[string]string `json:"labels,omitempty"`
+	// Job says which job of a job file the run was; nil for a run of one workload given by
+	// flags or a profile.
+	Job *JobInfo `json:"job,omitempty"`
+	// Jobs are the figures of each of the workload's numjobs jobs when there were several
+	// (Read, Write and Sync are their sums), so that reports can show them apart as fio does
+	// without group_reporting. Per-job time series are not kept.
+	Jobs []JobStats `json:"jobs,omitempty"`
+}
+
+// JobInfo places a run in a job file that ran as a set: the jobs of a reporting group ran
+// concurrently (fio's groups, separated by stonewall or new_group), each with its own run.
+type JobInfo struct {
+	// Name is the job's name (its section, or name=).
+	Name string `json:"name"`
+	// Set identifies one execution of the job file: runs of the same set and group ran
+	// together. Each target and each --repeat runs the file as a new set.
+	Set string `json:"set,omitempty"`
+	// Group is the reporting group (fio's groupid), Index the job's position in the file;
+	// both count from 0.
+	Group int `json:"group"`
+	Index int `json:"index"`
+	// GroupReporting (fio group_reporting) asks reports to sum the job with the jobs before
+	// it in its group, and its numjobs jobs with each other.
+	GroupReporting bool `json:"group_reporting,omitempty"`
+}
+
+// JobStats are the figures of one of a run's numjobs jobs.
+type JobStats struct {
+	// Index is the job's number among the run's numjobs (0-based).
+	Index int       `json:"index"`
+	Read  *DirStats `json:"read,omitempty"`
+	Write *DirStats `json:"write,omitempty"`
+	Sync  *DirStats `json:"sync,omitempty"`
 }
 
 // Tool names the program that wrote the document.

@@ -182,3 +182,63 @@ func TestBinaryExitStatus(t *testing.T) {
 		t.Errorf("stderr %q: want one line naming the unknown backend", stderr.String())
 	}
 }
+
+func TestRunJobFileJobsRunTogether(t *testing.T) {
+	dir := t.TempDir()
+	job := filepath.Join(dir, "job.fio")
+	// 16 I/Os at 50 per second: each job takes about 300 ms.
+	data := "[global]\nbs=4k\nsize=64k\nrate_iops=50\n\n[a]\nrw=randread\nnumjobs=2\n\n[b]\nrw=randwrite\n"
+	if err := os.WriteFile(job, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := runCLI(t, "run", job, "--target", "null://", "--no-save", "--quiet", "--json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	var runs []results.Run
+	if err := json.Unmarshal([]byte(out), &runs); err != nil || len(runs) != 2 {
+		t.Fatalf("--json: %v, %d runs", err, len(runs))
+	}
+	a, b := runs[0], runs[1]
+	if a.Job == nil || b.Job == nil || a.Job.Name != "a" || b.Job.Name != "b" || a.Job.Set != b.Job.Set {
+		t.Fatalf("job info %+v %+v", a.Job, b.Job)
+	}
+	if !(a.Start.Before(b.End) && b.Start.Before(a.End)) {
+		t.Errorf("jobs of one group did not overlap: a %s..%s b %s..%s", a.Start, a.End, b.Start, b.End)
+	}
+	if len(a.Jobs) != 2 || a.Jobs[0].Read.IOs+a.Jobs[1].Read.IOs != a.Read.IOs {
+		t.Errorf("per-job figures of numjobs=2: %+v", a.Jobs)
+	}
+	if strings.Contains(stderr, "one after another") {
+		t.Errorf("stale note: %s", stderr)
+	}
+
+	out, stderr, err = runCLI(t, "run", job, "--target", "null://", "--no-save", "--quiet", "--output-format", "json+")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	var fio struct {
+		Version string `json:"fio version"`
+		Jobs    []struct {
+			JobName string `json:"jobname"`
+			Read    struct {
+				TotalIOs int64 `json:"total_ios"`
+				Clat     struct {
+					Bins map[string]int64 `json:"bins"`
+				} `json:"clat_ns"`
+			} `json:"read"`
+		} `json:"jobs"`
+	}
+	if err := json.Unmarshal([]byte(out), &fio); err != nil || len(fio.Jobs) != 3 || !strings.HasPrefix(fio.Version, "vmstorbench-") {
+		t.Fatalf("json+: %v\n%.600s", err, out)
+	}
+	for _, j := range fio.Jobs[:2] {
+		var n int64
+		for _, c := range j.Read.Clat.Bins {
+			n += c
+		}
+		if j.JobName != "a" || j.Read.TotalIOs != 16 || n != 16 {
+			t.Errorf("clone entry %s: %d I/Os, bins count %d", j.JobName, j.Read.TotalIOs, n)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/vmstorbench/vmstorbench/backends"
 	"github.com/vmstorbench/vmstorbench/bench"
+	"github.com/vmstorbench/vmstorbench/bench/jobset"
 	"github.com/vmstorbench/vmstorbench/report"
 	"github.com/vmstorbench/vmstorbench/results"
 	"github.com/vmstorbench/vmstorbench/testbed"
@@ -76,6 +78,8 @@ func newRunCmd() *cobra.Command {
 		Short: "Run a workload against one or more targets and save one result document per run",
 		Long: `Run a workload (a profile, fio-style flags, or a fio job file) against each --target in
 turn, print the results side by side, and save one JSON document per run under --results.
+A job file's jobs run as fio runs them: concurrently, but for stonewall, which waits for the
+jobs before it; each job is its own result, and group_reporting sums a group in the output.
 
   vmstorbench run --target file:///var/tmp --profile oltp
   vmstorbench run --target nfs://127.0.0.1:2049/export/vm.img --rw randread --bs 4k --iodepth 16 --runtime 10s
@@ -100,7 +104,7 @@ variable or a file (see 'vmstorbench backends').`,
 	f.StringVar(&o.resultsDir, "results", "results", "directory for result documents")
 	f.BoolVar(&o.noSave, "no-save", false, "do not save result documents")
 	f.BoolVar(&o.jsonOut, "json", false, "print the result document(s) as JSON (same as --output-format json)")
-	f.StringVar(&o.outputFormat, "output-format", "table", "table|md|csv|json|fio-json")
+	f.StringVar(&o.outputFormat, "output-format", "table", "table|md|csv|json|fio-json|json+ (fio's json+, with latency bins)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress line")
 	f.BoolVar(&o.keep, "keep", false, "keep bench files the tool created")
 	f.BoolVar(&o.allowDestructive, "allow-destructive", false, "allow writing to block devices and to existing files the tool did not create")
@@ -116,6 +120,10 @@ type plannedJob struct {
 	w         workloads.Workload
 	sizeGiven bool
 	target    string // from filename= when no --target
+	// fromFile marks a job file's job: the file's jobs run as a set (bench/jobset), with
+	// the group semantics of its stonewall, new_group and group_reporting.
+	fromFile                            bool
+	stonewall, newGroup, groupReporting bool
 }
 
 func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
@@ -123,9 +131,9 @@ func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
 		o.outputFormat = "json"
 	}
 	switch o.outputFormat {
-	case "table", "md", "csv", "json", "fio-json":
+	case "table", "md", "csv", "json", "fio-json", "json+":
 	default:
-		return fmt.Errorf("--output-format %q: must be table, md, csv, json or fio-json", o.outputFormat)
+		return fmt.Errorf("--output-format %q: must be table, md, csv, json, fio-json or json+", o.outputFormat)
 	}
 	if o.repeat < 1 {
 		return fmt.Errorf("--repeat %d: must be at least 1", o.repeat)
@@ -162,37 +170,62 @@ func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
 	var runs []*results.Run
 	var failures []error
 	single := o.repeat*len(jobs)*max(len(refs), 1) == 1
-	for rep := 0; rep < o.repeat; rep++ {
-		for _, j := range jobs {
-			targets := refs
-			if len(targets) == 0 {
-				targets = []targetRef{{url: j.target}}
+	// record saves and keeps one run's result and tells its failure.
+	record := func(r *results.Run, err error, target targetRef, rep int) error {
+		if r != nil {
+			r.Repeat, r.Repeats = rep, o.repeat
+			if !o.noSave {
+				path, serr := results.Save(o.resultsDir, r)
+				if serr != nil {
+					return serr
+				}
+				if !o.quiet {
+					fmt.Fprintf(stderr, "saved %s\n", path)
+				}
 			}
-			for _, target := range targets {
+			runs = append(runs, r)
+		}
+		if err != nil {
+			err = fmt.Errorf("%s: %w", backends.RedactString(target.url), err)
+			if !single {
+				// With several runs each failure is told as it happens; the rest go on.
+				fmt.Fprintf(stderr, "vmstorbench: %v\n", err)
+			}
+			failures = append(failures, err)
+		}
+		return nil
+	}
+	for rep := 0; rep < o.repeat; rep++ {
+		if len(jobs) > 0 && jobs[0].fromFile {
+			// A job file runs as a set against each target (each job against its own
+			// filename= without --target), its jobs grouped as fio groups them.
+			sets := []*targetRef{nil}
+			if len(refs) > 0 {
+				sets = nil
+				for i := range refs {
+					sets = append(sets, &refs[i])
+				}
+			}
+			for _, set := range sets {
+				if ctx.Err() != nil {
+					break
+				}
+				if err := runJobSet(ctx, o, jobs, set, labels, showProgress, stderr, func(r *results.Run, err error, t targetRef) error {
+					return record(r, err, t, rep)
+				}); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		for _, j := range jobs {
+			for _, target := range refs {
 				if ctx.Err() != nil {
 					break
 				}
 				r, err := runOne(ctx, o, j, target, labels, showProgress, stderr)
-				if r != nil {
-					r.Repeat, r.Repeats = rep, o.repeat
-					if !o.noSave {
-						path, serr := results.Save(o.resultsDir, r)
-						if serr != nil {
-							return serr
-						}
-						if !o.quiet {
-							fmt.Fprintf(stderr, "saved %s\n", path)
-						}
-					}
-					runs = append(runs, r)
-				}
-				if err != nil {
-					err = fmt.Errorf("%s: %w", backends.RedactString(target.url), err)
-					if !single {
-						// With several runs each failure is told as it happens; the rest go on.
-						fmt.Fprintf(stderr, "vmstorbench: %v\n", err)
-					}
-					failures = append(failures, err)
+				if err := record(r, err, target, rep); err != nil {
+					return err
 				}
 			}
 		}
@@ -222,6 +255,63 @@ func countComplete(runs []*results.Run) int {
 }
 
 func runOne(ctx context.Context, o *runOptions, j plannedJob, target targetRef, labels map[string]string, showProgress bool, stderr io.Writer) (*results.Run, error) {
+	cfg := jobConfig(o, j, target, labels)
+	var pl *progressLine
+	if showProgress {
+		pl = newProgressLine(stderr, backends.RedactString(target.url), cfg.Workload.Name)
+		cfg.Progress = pl.update
+	}
+	r, err := bench.Run(ctx, cfg)
+	if pl != nil {
+		pl.done()
+	}
+	return r, err
+}
+
+// runJobSet runs a job file's jobs as one set (jobset.Run): all against target when it is
+// non-nil, else each against its own filename=. record is called for each job, in order.
+func runJobSet(ctx context.Context, o *runOptions, jobs []plannedJob, target *targetRef, labels map[string]string, showProgress bool, stderr io.Writer, record func(*results.Run, error, targetRef) error) error {
+	specs := make([]jobset.Job, len(jobs))
+	targets := make([]targetRef, len(jobs))
+	for i, j := range jobs {
+		targets[i] = targetRef{url: j.target}
+		if target != nil {
+			targets[i] = *target
+		}
+		specs[i] = jobset.Job{
+			Config:    jobConfig(o, j, targets[i], labels),
+			Stonewall: j.stonewall, NewGroup: j.newGroup, GroupReporting: j.groupReporting,
+		}
+	}
+	// One progress line per group: the jobs that run together show their sum on it.
+	for _, wave := range jobset.Waves(specs) {
+		if !showProgress {
+			break
+		}
+		name := specs[wave[0]].Config.Workload.Name
+		if len(wave) > 1 {
+			name = fmt.Sprintf("%d jobs", len(wave))
+		}
+		wp := &waveProgress{line: newProgressLine(stderr, backends.RedactString(targets[wave[0]].url), name), last: make([]bench.Progress, len(wave))}
+		for k, i := range wave {
+			specs[i].Config.Progress = wp.job(k)
+		}
+	}
+	// Results are recorded in the file's job order, as fio reports its jobs, not in the
+	// order concurrent jobs happened to end.
+	for _, res := range jobset.Run(ctx, specs) {
+		if err := record(res.Run, res.Err, targets[res.Index]); err != nil {
+			return err
+		}
+	}
+	if showProgress {
+		fmt.Fprint(stderr, "\r\033[K") // the last job's progress line
+	}
+	return nil
+}
+
+// jobConfig is the engine configuration of job j against target.
+func jobConfig(o *runOptions, j plannedJob, target targetRef, labels map[string]string) bench.Config {
 	w := j.w
 	if !j.sizeGiven {
 		w.Size = 0 // the engine sizes the region to the target
@@ -233,7 +323,7 @@ func runOne(ctx context.Context, o *runOptions, j plannedJob, target targetRef, 
 		}
 		labels[results.TargetLabel] = target.name
 	}
-	cfg := bench.Config{
+	return bench.Config{
 		Target:   target.url,
 		Workload: w,
 		Interval: o.interval,
@@ -242,16 +332,6 @@ func runOne(ctx context.Context, o *runOptions, j plannedJob, target targetRef, 
 		Profile:  o.profile,
 		Labels:   labels,
 	}
-	var pl *progressLine
-	if showProgress {
-		pl = newProgressLine(stderr, backends.RedactString(target.url), w.Name)
-		cfg.Progress = pl.update
-	}
-	r, err := bench.Run(ctx, cfg)
-	if pl != nil {
-		pl.done()
-	}
-	return r, err
 }
 
 // planJobs builds the workloads: a job file's jobs, or one workload from --profile and the
@@ -282,7 +362,8 @@ func planJobs(cmd *cobra.Command, o *runOptions, args []string, haveTargets bool
 				return nil, fmt.Errorf("%s: job %q: %w", args[0], pj.Section, err)
 			}
 			_, given := pj.Options["size"]
-			pl := plannedJob{w: w, sizeGiven: given || sizeGiven}
+			pl := plannedJob{w: w, sizeGiven: given || sizeGiven, fromFile: true,
+				stonewall: pj.Stonewall, newGroup: pj.NewGroup, groupReporting: pj.GroupReporting}
 			if pj.Workload.Filename != "" {
 				abs, err := filepath.Abs(pj.Workload.Filename)
 				if err != nil {
@@ -297,9 +378,6 @@ func planJobs(cmd *cobra.Command, o *runOptions, args []string, haveTargets bool
 				fmt.Fprintf(cmd.ErrOrStderr(), "note: %s: %s\n", pj.Section, n)
 			}
 			out = append(out, pl)
-		}
-		if len(out) > 1 {
-			fmt.Fprintf(cmd.ErrOrStderr(), "note: %d job sections run one after another (as with stonewall), each with its own result\n", len(out))
 		}
 		return out, nil
 	}
@@ -440,6 +518,13 @@ func printRuns(w io.Writer, format string, runs []*results.Run) error {
 		return enc.Encode(runs)
 	case "fio-json":
 		return results.WriteFioJSON(w, runs)
+	case "json+":
+		return results.WriteFioJSONPlus(w, runs)
+	}
+	// Tables show a job file's jobs one row each, or one per group with group_reporting.
+	runs, err := results.GroupReported(runs)
+	if err != nil {
+		return err
 	}
 	return report.Render(w, runs, format)
 }
@@ -481,6 +566,41 @@ func (p *progressLine) update(pr bench.Progress) {
 }
 
 func (p *progressLine) done() { fmt.Fprint(p.w, "\r\033[K") }
+
+// waveProgress adds up the progress of jobs that run concurrently onto one line; bench calls
+// each job's Progress from that job's own goroutine.
+type waveProgress struct {
+	mu     sync.Mutex
+	line   *progressLine
+	last   []bench.Progress // latest of each job, cumulative
+	shown  time.Time
+	primed bool
+}
+
+// waveProgressEvery spaces the line's updates: the jobs report at their own moments, and a
+// rate taken between two of them milliseconds apart would jump.
+const waveProgressEvery = 400 * time.Millisecond
+
+func (w *waveProgress) job(k int) func(bench.Progress) {
+	return func(p bench.Progress) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.last[k] = p
+		if w.primed && time.Since(w.shown) < waveProgressEvery {
+			return
+		}
+		w.primed, w.shown = true, time.Now()
+		sum := bench.Progress{Phase: p.Phase}
+		for _, q := range w.last {
+			sum.Elapsed = max(sum.Elapsed, q.Elapsed)
+			for d := range sum.IOs {
+				sum.IOs[d] += q.IOs[d]
+				sum.Bytes[d] += q.Bytes[d]
+			}
+		}
+		w.line.update(sum)
+	}
+}
 
 func humanCount(v float64) string {
 	switch {
