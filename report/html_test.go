@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"html/template"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -275,7 +276,7 @@ func TestFioJobRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v\n%s", err, job)
 			}
-			if len(jobs) != 1 || jobs[0].Workload != w {
+			if len(jobs) != 1 || !reflect.DeepEqual(jobs[0].Workload, w) {
 				t.Errorf("read back\n%+v\nwant\n%+v\nfrom\n%s", jobs[0].Workload, w, job)
 			}
 		})

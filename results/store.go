@@ -68,6 +68,7 @@ func Save(dir string, r *Run) (string, error) {
 	if r.ID == "" {
 		r.ID = NewID()
 	}
+	r.Status = r.Outcome()
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return "", fmt.Errorf("results: encode run %s: %w", r.ID, err)
