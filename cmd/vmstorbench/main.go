@@ -16,6 +16,17 @@ import (
 	"github.com/vmstorbench/vmstorbench/testbed"
 )
 
+// Exit statuses of run, suite run and migrate (compare has its own, see compare.go).
+const (
+	// exitFailed: a run failed or ended early (target error, stall), or bad input.
+	exitFailed = 1
+	// exitVerify: verify found blocks that did not read back as written (data corruption);
+	// it wins over exitFailed.
+	exitVerify = 3
+	// exitInterrupted: Ctrl-C or SIGTERM.
+	exitInterrupted = 130
+)
+
 // exitError carries an exit status through cobra without printing anything more.
 type exitError struct {
 	code int

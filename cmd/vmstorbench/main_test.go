@@ -182,3 +182,24 @@ func TestBinaryExitStatus(t *testing.T) {
 		t.Errorf("stderr %q: want one line naming the unknown backend", stderr.String())
 	}
 }
+
+func TestTableWidth(t *testing.T) {
+	env := func(m map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+	var buf bytes.Buffer
+	for _, tc := range []struct {
+		env  map[string]string
+		want int
+	}{
+		{nil, 0}, // not a terminal, no $COLUMNS: the full table
+		{map[string]string{"COLUMNS": "100"}, 100},
+		{map[string]string{"COLUMNS": " 80 "}, 80},
+		{map[string]string{"COLUMNS": "wide"}, 0},
+		{map[string]string{"COLUMNS": "-3"}, 0},
+	} {
+		if got := tableWidth(&buf, env(tc.env)); got != tc.want {
+			t.Errorf("tableWidth with %v = %d, want %d", tc.env, got, tc.want)
+		}
+	}
+}

@@ -103,7 +103,8 @@ func runReport(cmd *cobra.Command, args []string, o reportOptions) error {
 	if o.quiet {
 		return nil
 	}
-	return report.Render(cmd.OutOrStdout(), runs, o.format)
+	stdout := cmd.OutOrStdout()
+	return report.RenderTable(stdout, runs, o.format, report.TableOptions{Width: tableWidth(stdout, os.LookupEnv)})
 }
 
 // checkChartFormats accepts "svg,png" as one value or several flags, in any case.

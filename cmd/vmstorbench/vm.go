@@ -308,7 +308,7 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 	}
 
 	var runs []*migrate.Result
-	var failures int
+	var failures, corrupt int
 	for rep := 0; rep < o.repeat && ctx.Err() == nil; rep++ {
 		res, err := migrateOnce(ctx, o, img, w, diskSize, maxBW, link, storageLink, labels, live, logf, stderr)
 		if res != nil {
@@ -321,6 +321,10 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 				logf("saved %s", path)
 			}
 			runs = append(runs, res)
+			if res.Run.Outcome() == results.StatusVerifyFailed {
+				fmt.Fprintf(stderr, "vmstorbench: migrate: %s\n", res.Run.Verify.Problem())
+				corrupt++
+			}
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "vmstorbench: migrate: %v\n", err)
@@ -345,9 +349,11 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 	}
 	switch {
 	case ctx.Err() != nil:
-		return &exitError{code: 130, err: errors.New("interrupted")}
+		return &exitError{code: exitInterrupted, err: errors.New("interrupted")}
+	case corrupt > 0:
+		return &exitError{code: exitVerify, err: fmt.Errorf("verify failed in %d of %d migration runs: data did not read back as written (see above)", corrupt, o.repeat)}
 	case failures > 0:
-		return &exitError{code: 1, err: fmt.Errorf("%d of %d migration runs failed (see above)", failures, o.repeat)}
+		return &exitError{code: exitFailed, err: fmt.Errorf("%d of %d migration runs failed (see above)", failures, o.repeat)}
 	}
 	return nil
 }
