@@ -75,25 +75,25 @@ func writeHTML(w io.Writer, runs []*results.Run, opt HTMLOptions, charts chartSo
 
 // htmlPage is everything the template shows, already formatted.
 type htmlPage struct {
-	Title      string
-	Generated  string
-	Tools      []string
-	Runs       int
-	Cases      int
-	Period     string
+	Title     string
+	Generated string
+	Tools     []string
+	Runs      int
+	Cases     int
+	Period    string
 	// Incomplete are the runs that are not good runs: incomplete, or verify failed.
 	Incomplete        []htmlIncomplete
 	IncompleteHeading string
-	Tables     []htmlTable
-	Repeated   bool
-	Charts     []htmlFigure
-	ChartsNote string
-	Migrations []htmlMigration
-	Extra      []htmlExtra
-	Workloads  []htmlWorkload
-	Commands   []htmlCommand
-	Hosts      []htmlHost
-	RunList    []htmlRun
+	Tables            []htmlTable
+	Repeated          bool
+	Charts            []htmlFigure
+	ChartsNote        string
+	Migrations        []htmlMigration
+	Extra             []htmlExtra
+	Workloads         []htmlWorkload
+	Commands          []htmlCommand
+	Hosts             []htmlHost
+	RunList           []htmlRun
 }
 
 type htmlExtra struct {
