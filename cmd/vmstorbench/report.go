@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -24,6 +25,7 @@ type reportOptions struct {
 	charts       string
 	chartFormats []string
 	quiet        bool
+	skip         bool
 }
 
 func newReportCmd() *cobra.Command {
@@ -50,6 +52,7 @@ table out.`,
 	f.StringVar(&o.charts, "charts", "", "also write the charts as files into `DIR`")
 	f.StringSliceVar(&o.chartFormats, "chart-format", []string{"svg", "png"}, "chart file formats for --charts: svg, png, pdf")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "do not print the table (with --html or --charts)")
+	f.BoolVar(&o.skip, "skip-unreadable", false, "leave out, with a warning, result files that cannot be read (default: refuse the whole set)")
 	return cmd
 }
 
@@ -71,7 +74,7 @@ func runReport(cmd *cobra.Command, args []string, o reportOptions) error {
 	if len(args) == 0 {
 		return errors.New("report: name result files or directories (e.g. results/)")
 	}
-	runs, err := results.LoadAll(args...)
+	runs, err := loadResults(cmd.ErrOrStderr(), o.skip, args...)
 	if err != nil {
 		return err
 	}
@@ -105,6 +108,22 @@ func runReport(cmd *cobra.Command, args []string, o reportOptions) error {
 	}
 	stdout := cmd.OutOrStdout()
 	return report.RenderTable(stdout, runs, o.format, report.TableOptions{Width: tableWidth(stdout, os.LookupEnv)})
+}
+
+// loadResults loads result documents for report and compare. A file that cannot be read
+// fails the whole set unless skip is set: then it is left out with a warning on stderr.
+func loadResults(stderr io.Writer, skip bool, paths ...string) ([]*results.Run, error) {
+	runs, skipped, err := results.LoadAllWith(results.LoadOptions{SkipUnreadable: true}, paths...)
+	if err != nil {
+		return nil, err
+	}
+	if len(skipped) > 0 && !skip {
+		return nil, fmt.Errorf("%w (--skip-unreadable leaves such files out with a warning)", skipped[0])
+	}
+	for _, e := range skipped {
+		fmt.Fprintf(stderr, "warning: skipped %v\n", e)
+	}
+	return runs, nil
 }
 
 // checkChartFormats accepts "svg,png" as one value or several flags, in any case.
