@@ -52,7 +52,7 @@ Exit status: 0 no regression (or no thresholds), 1 a threshold failed (or a side
 complete run to check it on), 2 the runs could not be compared (unreadable input, different
 workloads or targets, bad options). Incomplete runs are left out and listed.
 
-  vmstorbench compare results/last-week results/today --fail-on 'iops<-10%,p99>+20%' --junit compare.xml`,
+  vmstorbench compare runs/last-week runs/today --fail-on 'iops<-10%,p99>+20%' --junit compare.xml`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCompare(cmd, o, args)

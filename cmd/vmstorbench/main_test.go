@@ -203,3 +203,19 @@ func TestTableWidth(t *testing.T) {
 		}
 	}
 }
+
+func TestRunDefaultResultsDir(t *testing.T) {
+	// Run from a repository root, documents must not land in the results package's folder.
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if _, stderr, err := runCLI(t, "run", "--target", "null://", "--rw", "randread", "--size", "1m", "--quiet"); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr)
+	}
+	runs, err := results.LoadAll(filepath.Join(dir, "vmstorbench-results"))
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("default results directory: %v, %d runs", err, len(runs))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "results")); !os.IsNotExist(err) {
+		t.Errorf("./results exists: %v", err)
+	}
+}

@@ -38,8 +38,8 @@ func newReportCmd() *cobra.Command {
 (tables, charts, migrations, workloads, commands, hosts; it loads nothing from anywhere) and
 --charts DIR writes each chart as a file (--chart-format svg,png,pdf). --quiet leaves the
 table out.`,
-		Example: `  vmstorbench report results/
-  vmstorbench report results/ --html report.html --charts charts/ --quiet`,
+		Example: `  vmstorbench report vmstorbench-results/
+  vmstorbench report vmstorbench-results/ --html report.html --charts charts/ --quiet`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runReport(cmd, args, o)
@@ -72,7 +72,7 @@ func runReport(cmd *cobra.Command, args []string, o reportOptions) error {
 		return errors.New("report: --quiet with neither --html nor --charts would write nothing")
 	}
 	if len(args) == 0 {
-		return errors.New("report: name result files or directories (e.g. results/)")
+		return errors.New("report: name result files or directories (e.g. vmstorbench-results/)")
 	}
 	runs, err := loadResults(cmd.ErrOrStderr(), o.skip, args...)
 	if err != nil {

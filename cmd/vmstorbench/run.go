@@ -104,7 +104,7 @@ blocks that did not read back as written (the run's data is corrupt, whatever it
 	f.StringVar(&o.fio, "fio", "", "fio options in one string: 'rw=randread bs=4k iodepth=16'")
 	addFioFlags(f)
 	f.DurationVar(&o.interval, "interval", time.Second, "time-series interval (e.g. 100ms)")
-	f.StringVar(&o.resultsDir, "results", "results", "directory for result documents")
+	f.StringVar(&o.resultsDir, "results", defaultResultsDir, "directory for result documents")
 	f.BoolVar(&o.noSave, "no-save", false, "do not save result documents")
 	f.BoolVar(&o.jsonOut, "json", false, "print the result document(s) as JSON (same as --output-format json)")
 	f.StringVar(&o.outputFormat, "output-format", "table", "table|md|csv|json|fio-json")

@@ -90,7 +90,7 @@ back as written (wins over 1 and 2), 130 interrupted.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runSuite(cmd, o, args[0]) },
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.out, "out", "o", "", "directory for everything the suite writes (default results/<suite name>-<UTC time>)")
+	f.StringVarP(&o.out, "out", "o", "", "directory for everything the suite writes (default "+defaultResultsDir+"/<suite name>-<UTC time>)")
 	f.StringVar(&o.baseline, "baseline", "", "directory of result documents to compare with (overrides the suite's baseline:)")
 	f.BoolVar(&o.noBaseline, "no-baseline", false, "do not compare (e.g. to make the first baseline: --no-baseline --out BASELINE_DIR)")
 	f.StringVar(&o.testbedDir, "testbed-state", testbed.DefaultDir(), "state directory of the testbed for testbed targets")
@@ -407,7 +407,7 @@ func runSuite(cmd *cobra.Command, o *suiteOptions, path string) error {
 	}
 	outDir := o.out
 	if outDir == "" {
-		outDir = filepath.Join("results", s.Name+"-"+time.Now().UTC().Format("20060102T150405Z"))
+		outDir = filepath.Join(defaultResultsDir, s.Name+"-"+time.Now().UTC().Format("20060102T150405Z"))
 	}
 	if err := prepareOutDir(outDir); err != nil {
 		return err

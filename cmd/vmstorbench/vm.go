@@ -222,7 +222,7 @@ and TCG used when it does not boot the guest.`,
 	f.StringVar(&o.diskSize, "disk-size", "32m", "size of the scratch image created in a directory target, and at most the region the guest uses of an existing image or LUN")
 	f.StringVar(&o.access, "access", migrate.AccessAuto, "how QEMU reaches the disk: auto | native | nbd (vmstorbench's NBD export of the backend)")
 	f.BoolVar(&o.noVerify, "no-verify", false, "do not write verifiable blocks (no integrity check)")
-	f.StringVar(&o.resultsDir, "results", "results", "directory for result documents")
+	f.StringVar(&o.resultsDir, "results", defaultResultsDir, "directory for result documents")
 	f.BoolVar(&o.noSave, "no-save", false, "do not save result documents")
 	f.BoolVar(&o.jsonOut, "json", false, "print the result document(s) as JSON")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no live status")
