@@ -16,6 +16,7 @@ import (
 // runCLI runs the command in-process and returns stdout, stderr and the error.
 func runCLI(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
+	t.Setenv("COLUMNS", "") // tables at full width, whatever the terminal running the tests
 	cmd := newRootCmd()
 	var out, errb bytes.Buffer
 	cmd.SetOut(&out)
