@@ -219,6 +219,9 @@ func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
 	case ctx.Err() != nil:
 		return &exitError{code: exitInterrupted, err: errors.New("interrupted; partial results saved")}
 	case len(corrupt) > 0:
+		if single && len(failures) == 1 {
+			fmt.Fprintf(stderr, "vmstorbench: %v\n", failures[0]) // not told yet: the verify failure wins the exit
+		}
 		return &exitError{code: exitVerify, err: fmt.Errorf("verify failed in %d of %d runs: data did not read back as written (see above)", len(corrupt), attempts)}
 	case single && len(failures) == 1:
 		return &exitError{code: exitFailed, err: failures[0]}
