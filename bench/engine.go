@@ -68,13 +68,33 @@ type runState struct {
 	stop       atomic.Bool
 	errOnce    sync.Once
 	err        error
-	lastDone   atomic.Int64 // ns since start of the latest completion
+	failNS     int64        // ns since start when err was set
+	lastDone   atomic.Int64 // ns since start of the latest successful completion
 	coll       *collector
 }
 
 func (s *runState) fail(err error) {
-	s.errOnce.Do(func() { s.err = err })
+	s.errOnce.Do(func() { s.err, s.failNS = err, s.now() })
 	s.stop.Store(true)
+}
+
+// noteDone records a successful completion at t (ns since start).
+func (s *runState) noteDone(t int64) {
+	for {
+		old := s.lastDone.Load()
+		if t <= old || s.lastDone.CompareAndSwap(old, t) {
+			return
+		}
+	}
+}
+
+// lastIO says when the last I/O completed, for errors about a target that stopped.
+func (s *runState) lastIO() string {
+	t := s.lastDone.Load()
+	if t == 0 {
+		return "no I/O completed"
+	}
+	return fmt.Sprintf("the last I/O completed %s after the start", time.Duration(t).Round(time.Millisecond))
 }
 
 func (s *runState) now() int64 { return int64(time.Since(s.start)) }
@@ -178,7 +198,12 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 		st.fail(err)
 	}
 	res.Complete = st.err == nil
+	res.Status = res.Outcome()
 	if st.err != nil {
+		// The figures end at the last successful completion (measured), not at the
+		// deadline; say when that was and when the failure was seen.
+		res.LastIONS = measured
+		res.StoppedAtNS = max(st.failNS-st.rampNS, 0)
 		res.Error = st.err.Error()
 		return res, st.err
 	}
@@ -347,6 +372,9 @@ func runWorkers(ctx context.Context, st *runState, jobs []*job) (int64, Progress
 	<-monitorDone
 	close(collStop)
 	<-collDone
+	// The measurement ends at the last successful completion: for a run that failed (a
+	// target that stopped answering, an error) not at the deadline nor at the failed I/Os
+	// that came after it.
 	end := st.lastDone.Load()
 	if st.deadlineNS > 0 && end > st.deadlineNS {
 		end = st.deadlineNS
@@ -386,7 +414,7 @@ func monitor(ctx context.Context, st *runState, all []*worker, workersDone, done
 			if ios != lastIOs {
 				lastIOs, lastProgress = ios, now
 			} else if now.Sub(lastProgress) > st.cfg.StallTimeout && !st.stop.Load() {
-				st.fail(fmt.Errorf("no I/O completed for %s: target stalled", st.cfg.StallTimeout))
+				st.fail(fmt.Errorf("no I/O completed for %s: target stalled (%s)", st.cfg.StallTimeout, st.lastIO()))
 			}
 			if st.cfg.Progress != nil && !now.Before(nextReport) {
 				st.cfg.Progress(p)
@@ -397,7 +425,7 @@ func monitor(ctx context.Context, st *runState, all []*worker, workersDone, done
 			if stoppedAt.IsZero() {
 				stoppedAt = time.Now()
 			} else if time.Since(stoppedAt) > st.cfg.Grace {
-				st.fail(fmt.Errorf("I/O still in flight %s after the run ended: target not responding", st.cfg.Grace))
+				st.fail(fmt.Errorf("I/O still in flight %s after the run ended: target not responding (%s)", st.cfg.Grace, st.lastIO()))
 				close(gaveUp)
 				return
 			}

@@ -656,3 +656,95 @@ func TestFirstJobNumbersTargets(t *testing.T) {
 		t.Errorf("backends saw jobs %v, want [3 4]", jobs)
 	}
 }
+
+// stallingTarget answers I/O for the first stallAfter of a run (from its first I/O), then
+// blocks every I/O until it is closed, as a server that was SIGSTOPped does; Close fails
+// the blocked calls as the network backends do.
+type stallingTarget struct {
+	*testTarget
+	stallAfter time.Duration
+	once       sync.Once
+	stallAt    time.Time
+}
+
+func (s *stallingTarget) wait() error {
+	s.once.Do(func() { s.stallAt = time.Now().Add(s.stallAfter) })
+	if time.Now().After(s.stallAt) {
+		<-s.closed
+		return errors.New("connection closed")
+	}
+	return nil
+}
+
+func (s *stallingTarget) ReadAt(b []byte, off int64) (int, error) {
+	if err := s.wait(); err != nil {
+		return 0, err
+	}
+	return s.Target.ReadAt(b, off)
+}
+
+func (s *stallingTarget) WriteAt(b []byte, off int64) (int, error) {
+	if err := s.wait(); err != nil {
+		return 0, err
+	}
+	return s.Target.WriteAt(b, off)
+}
+
+func TestStalledTargetFiguresEndWhenIOStopped(t *testing.T) {
+	const stallAfter = 300 * time.Millisecond
+	tests := []struct {
+		name           string
+		runtime, stall time.Duration // the runtime option and the engine's stall timeout
+		wantErr        string
+	}{
+		// The stall timeout fires before the deadline.
+		{"stall detected", 5 * time.Second, 400 * time.Millisecond, "target stalled"},
+		// The deadline passes first; the grace period gives up on the I/Os in flight (the
+		// issue's server SIGSTOPped at 3 s of a 20 s run, scaled down).
+		{"deadline passes", 800 * time.Millisecond, 10 * time.Second, "target not responding"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &backends.Registry{}
+			r.Register(backends.Backend{Scheme: "test", Open: func(_ context.Context, _ *url.URL, p backends.OpenParams) (backends.Target, error) {
+				return &stallingTarget{testTarget: memTarget(p.Size), stallAfter: stallAfter}, nil
+			}})
+			w := workloads.Workload{RW: "randread", Size: 1 << 20, Runtime: tc.runtime, TimeBased: true, IODepth: 2}
+			res, err := Run(context.Background(), Config{Target: "test://", Registry: r, Workload: w,
+				Interval: 100 * time.Millisecond, StallTimeout: tc.stall, Grace: 300 * time.Millisecond})
+			if err == nil {
+				t.Fatal("no error for a target that stopped answering")
+			}
+			if !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "the last I/O completed") {
+				t.Errorf("err = %v, want %q with the time of the last I/O", err, tc.wantErr)
+			}
+			if res == nil || res.Complete || res.Read == nil || res.Read.IOs == 0 {
+				t.Fatalf("partial result %+v", res)
+			}
+			runtime := time.Duration(res.RuntimeNS)
+			// The figures cover the time I/O was done: about stallAfter, far from the runtime option.
+			if runtime < stallAfter-50*time.Millisecond || runtime > stallAfter+150*time.Millisecond {
+				t.Errorf("runtime %s, want about %s (I/O stopped then), not the runtime option %s", runtime, stallAfter, tc.runtime)
+			}
+			if res.LastIONS != res.RuntimeNS {
+				t.Errorf("last_io_ns %d, runtime_ns %d: want equal", res.LastIONS, res.RuntimeNS)
+			}
+			if time.Duration(res.StoppedAtNS) < stallAfter+200*time.Millisecond {
+				t.Errorf("stopped_at %s: the failure cannot be seen before the stall timeout or grace", time.Duration(res.StoppedAtNS))
+			}
+			if res.Read.Errors != 2 {
+				t.Errorf("%d errors, want the 2 I/Os in flight (iodepth 2) failed when closed", res.Read.Errors)
+			}
+			if want := float64(res.Read.IOs) / runtime.Seconds(); res.Read.IOPS < 0.99*want || res.Read.IOPS > 1.01*want {
+				t.Errorf("IOPS %.0f, want %.0f: I/Os over the time I/O was done", res.Read.IOPS, want)
+			}
+			pts := res.Series.Points
+			if len(pts) == 0 || pts[len(pts)-1].TNS > res.RuntimeNS {
+				t.Fatalf("series ends at %d, after the last I/O at %d", pts[len(pts)-1].TNS, res.RuntimeNS)
+			}
+			if res.Status != "incomplete" {
+				t.Errorf("status %q", res.Status)
+			}
+		})
+	}
+}

@@ -201,10 +201,12 @@ func (wk *worker) complete(p plan, t0, t1 int64, err error) {
 	if wk.obs != nil {
 		wk.obs.Observe(Completion{Job: wk.job.id, Dir: p.dir, Bytes: int(p.n), Start: time.Duration(t0), End: time.Duration(t1), Err: err})
 	}
-	if t1 > st.lastDone.Load() {
-		st.lastDone.Store(t1)
+	if err == nil {
+		st.noteDone(t1)
 	}
-	if t1 < st.rampNS || (st.deadlineNS > 0 && t1 > st.deadlineNS) {
+	// A success after the deadline is outside the measurement; a failure counts whenever it
+	// comes (a target that stopped answering fails its I/Os only when closed under them).
+	if t1 < st.rampNS || (err == nil && st.deadlineNS > 0 && t1 > st.deadlineNS) {
 		return
 	}
 	if t1 >= wk.nextB {

@@ -99,7 +99,13 @@ func RenderComparison(w io.Writer, c *results.Comparison, format string) error {
 		}
 	}
 	if len(c.Excluded) > 0 {
-		p.printf("\n%s\n", bold("Incomplete runs, excluded from the figures:"))
+		heading := "Incomplete runs, excluded from the figures:"
+		for _, e := range c.Excluded {
+			if e.Status == results.StatusVerifyFailed {
+				heading = "Failed runs (incomplete, or verify found mismatches), excluded from the figures:"
+			}
+		}
+		p.printf("\n%s\n", bold(heading))
 		for _, e := range c.Excluded {
 			msg := strings.Join(strings.Fields(e.Error), " ")
 			if msg == "" {
@@ -126,6 +132,8 @@ func RenderComparison(w io.Writer, c *results.Comparison, format string) error {
 func resultLine(c *results.Comparison) string {
 	n := c.CheckCount()
 	switch {
+	case c.Regressed() && len(c.Thresholds) == 0:
+		return fmt.Sprintf("FAILED: %s failed verify", plural(len(c.Failures()), "candidate run"))
 	case len(c.Thresholds) == 0:
 		return "no thresholds given (--fail-on): changes reported, nothing checked"
 	case c.Regressed():

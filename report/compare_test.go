@@ -149,3 +149,29 @@ func TestHumanNS(t *testing.T) {
 		}
 	}
 }
+
+func TestRenderComparisonVerifyFailed(t *testing.T) {
+	const a = "nfs://10.0.0.1/e/a.img"
+	cand := cmpRuns(a, 9000)
+	cand[0].Verify = &results.Verify{Algorithm: "crc32c", Checked: 2048, Mismatches: 2048, First: []results.Mismatch{{Offset: 0}, {Offset: 4096}}}
+	for _, failOn := range []string{"", "iops<-10%"} {
+		c := compare(t, cmpRuns(a, 1000), cand, failOn)
+		var buf bytes.Buffer
+		if err := RenderComparison(&buf, c, "table"); err != nil {
+			t.Fatal(err)
+		}
+		out := buf.String()
+		for _, want := range []string{"Failed checks:", "failed verify, whatever its speed: verify: 2048 of 2048 blocks mismatched (first at offsets 0, 4096, …)",
+			"verify found mismatches), excluded from the figures"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("fail-on %q: lacks %q:\n%s", failOn, want, out)
+			}
+		}
+		if failOn == "" && !strings.Contains(out, "Result: FAILED: 1 candidate run failed verify") {
+			t.Errorf("verdict line:\n%s", out)
+		}
+		if failOn != "" && !strings.Contains(out, "Result: REGRESSION: 2 of 2 checks failed") {
+			t.Errorf("verdict line:\n%s", out)
+		}
+	}
+}

@@ -75,23 +75,25 @@ func writeHTML(w io.Writer, runs []*results.Run, opt HTMLOptions, charts chartSo
 
 // htmlPage is everything the template shows, already formatted.
 type htmlPage struct {
-	Title      string
-	Generated  string
-	Tools      []string
-	Runs       int
-	Cases      int
-	Period     string
-	Incomplete []htmlIncomplete
-	Tables     []htmlTable
-	Repeated   bool
-	Charts     []htmlFigure
-	ChartsNote string
-	Migrations []htmlMigration
-	Extra      []htmlExtra
-	Workloads  []htmlWorkload
-	Commands   []htmlCommand
-	Hosts      []htmlHost
-	RunList    []htmlRun
+	Title     string
+	Generated string
+	Tools     []string
+	Runs      int
+	Cases     int
+	Period    string
+	// Incomplete are the runs that are not good runs: incomplete, or verify failed.
+	Incomplete        []htmlIncomplete
+	IncompleteHeading string
+	Tables            []htmlTable
+	Repeated          bool
+	Charts            []htmlFigure
+	ChartsNote        string
+	Migrations        []htmlMigration
+	Extra             []htmlExtra
+	Workloads         []htmlWorkload
+	Commands          []htmlCommand
+	Hosts             []htmlHost
+	RunList           []htmlRun
 }
 
 type htmlExtra struct {
@@ -120,12 +122,28 @@ func buildPage(runs []*results.Run, opt HTMLOptions, charts chartSource) *htmlPa
 		Commands:  commands(runs),
 		Hosts:     hosts(runs),
 	}
+	verifyFailed := 0
 	for _, r := range runs {
-		if !r.Complete {
+		switch r.Outcome() {
+		case results.StatusVerifyFailed:
+			verifyFailed++
+			p.Incomplete = append(p.Incomplete, htmlIncomplete{ID: r.ID, Target: redactedTargetName(r),
+				Workload: r.Workload.Describe(), Scenario: results.Scenario(r), Kind: "VERIFY FAILED", Error: redactText(r.Problem())})
+		case results.StatusIncomplete:
 			p.Incomplete = append(p.Incomplete, htmlIncomplete{ID: r.ID, Target: redactedTargetName(r),
 				Workload: r.Workload.Describe(), Scenario: results.Scenario(r), Error: incompleteError(r)})
 		}
 		p.RunList = append(p.RunList, runRow(r, wls))
+	}
+	switch n := len(p.Incomplete); {
+	case verifyFailed == 0 && n == 1:
+		p.IncompleteHeading = "1 incomplete run"
+	case verifyFailed == 0:
+		p.IncompleteHeading = fmt.Sprintf("%d incomplete runs", n)
+	case verifyFailed == n:
+		p.IncompleteHeading = fmt.Sprintf("%d run%s failed verify: data did not read back as written", n, map[bool]string{true: "", false: "s"}[n == 1])
+	default:
+		p.IncompleteHeading = fmt.Sprintf("%d failed runs: %d verify failed, %d incomplete", n, verifyFailed, n-verifyFailed)
 	}
 	for _, c := range cases {
 		p.Repeated = p.Repeated || len(c.Runs) > 1
@@ -278,10 +296,10 @@ func dirTables(cases []*results.Case, wls workloadIndex) []htmlTable {
 				hr.Runs = strconv.Itoa(complete)
 			case complete == 0:
 				hr.Runs = fmt.Sprintf("0 of %d", len(rw.c.Runs))
-				hr.RunsTitle = "no run completed: figures from the incomplete runs"
+				hr.RunsTitle = "no good run (incomplete or verify failed): figures from the failed runs"
 			default:
 				hr.Runs = fmt.Sprintf("%d of %d", complete, len(rw.c.Runs))
-				hr.RunsTitle = fmt.Sprintf("%d of %d runs did not complete: figures from the complete ones", len(rw.c.Runs)-complete, len(rw.c.Runs))
+				hr.RunsTitle = fmt.Sprintf("%d of %d runs failed (incomplete or verify failed): figures from the good ones", len(rw.c.Runs)-complete, len(rw.c.Runs))
 			}
 			hr.Errors = "-"
 			if n, ok := rw.errors(); ok {
@@ -425,12 +443,15 @@ func uniqueID(s string, used map[string]bool) string {
 
 type htmlIncomplete struct {
 	ID, Target, Workload, Scenario, Error string
+	Kind                                  string // "VERIFY FAILED", or "" for an incomplete run
 }
 
 type htmlRun struct {
 	ID, Start, Target, Workload, WorkloadID, Scenario, Repeat, Tool, Host string
-	Complete                                                              bool
-	Runtime                                                               string
+	// Complete is Run.OK; Status says what else it is ("NO", "VERIFY FAILED").
+	Complete bool
+	Status   string
+	Runtime  string
 }
 
 func runRow(r *results.Run, wls workloadIndex) htmlRun {
@@ -438,12 +459,19 @@ func runRow(r *results.Run, wls workloadIndex) htmlRun {
 	if r.Repeats > 1 {
 		repeat = fmt.Sprintf("%d of %d", r.Repeat+1, r.Repeats)
 	}
-	return htmlRun{
+	h := htmlRun{
 		ID: r.ID, Start: r.Start.UTC().Format("2006-01-02 15:04:05"), Target: redactedTargetName(r),
 		Workload: workloadLabel(r.Workload), WorkloadID: wls.id(r), Scenario: results.Scenario(r), Repeat: repeat,
-		Tool: strings.TrimSpace(r.Tool.Version), Host: r.Host.Hostname, Complete: r.Complete,
+		Tool: strings.TrimSpace(r.Tool.Version), Host: r.Host.Hostname, Complete: r.OK(), Status: "NO",
 		Runtime: durationText(time.Duration(r.RuntimeNS)),
 	}
+	if r.Outcome() == results.StatusVerifyFailed {
+		h.Status = "VERIFY FAILED"
+	}
+	if r.StoppedAtNS > 0 {
+		h.Runtime += " (stopped)"
+	}
+	return h
 }
 
 func workloadLabel(w workloads.Workload) string {

@@ -304,3 +304,19 @@ func TestRedactArgs(t *testing.T) {
 		t.Errorf("shellLine: %s", got)
 	}
 }
+
+func TestHTMLMarksVerifyFailed(t *testing.T) {
+	runs := sampleRuns()[:1]
+	bad := *runs[0]
+	bad.ID = "dddd4444"
+	bad.Target.URL = "nfs://127.0.0.1:2049/export/other.img"
+	bad.Verify = &results.Verify{Algorithm: "crc32c", Checked: 2048, Mismatches: 2048, First: []results.Mismatch{{Offset: 0}, {Offset: 4096}}}
+	out := pageOf(t, append(runs, &bad), HTMLOptions{})
+	for _, want := range []string{`id="incomplete"`, "1 run failed verify: data did not read back as written",
+		"<b class=\"bad\">VERIFY FAILED</b>", "verify: 2048 of 2048 blocks mismatched (first at offsets 0, 4096, …)",
+		`<span class="bad">VERIFY FAILED</span>`, ">Failed runs (1)<"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+}

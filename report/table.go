@@ -3,11 +3,14 @@
 package report
 
 import (
+	"bytes"
 	"encoding/csv"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
@@ -20,12 +23,27 @@ import (
 // Formats are the formats Render accepts.
 var Formats = []string{"table", "md", "csv"}
 
-// Render writes runs side by side, one row per run and direction, in format "table"
-// (terminal), "md" (Markdown) or "csv" (raw numbers in base units, with a header row).
+// Render writes runs side by side, one row per case and direction, in format "table"
+// (terminal), "md" (Markdown) or "csv" (raw numbers in base units, with a header row), with
+// no width limit.
 func Render(w io.Writer, runs []*results.Run, format string) error {
+	return RenderTable(w, runs, format, TableOptions{})
+}
+
+// TableOptions configure RenderTable.
+type TableOptions struct {
+	// Width is the terminal's width in columns: a "table" wider than it is laid out
+	// narrower (two lines per row, fewer latency columns). 0 means no limit (a file, a
+	// pipe). Markdown and CSV ignore it.
+	Width int
+}
+
+// RenderTable is Render with options. Every figure column picks its own unit from its
+// values (ns, µs, ms or s; kB/s, MB/s or GB/s).
+func RenderTable(w io.Writer, runs []*results.Run, format string, opt TableOptions) error {
 	switch format {
 	case "table", "md":
-		return renderTable(w, rowsOf(runs), format == "md")
+		return renderTable(w, rowsOf(runs), format == "md", opt.Width)
 	case "csv":
 		return renderCSV(w, runs)
 	}
@@ -130,95 +148,248 @@ func workloadName(c *results.Case) string {
 // latency percentiles shown, in column order after the mean.
 var shownPercentiles = []results.Metric{metric("p50"), metric("p99"), metric("p99.9")}
 
-func renderTable(w io.Writer, rows []row, markdown bool) error {
-	unit, unitNS := latencyUnit(rows)
+// tableLayouts are the terminal layouts, widest first: renderTable takes the first that
+// fits the width. Level 0 has a column for everything; from level 1 a row takes two lines
+// (target over backend, security and workload; status over its details), the detail
+// columns merge into Status and text is cut to maxText runes (the status details to two
+// thirds of that); level 2 drops p50 and p99.9,
+// level 3 the mean and the bandwidth.
+var tableLayouts = []struct{ level, maxText int }{
+	{0, 0}, {1, 40}, {1, 30}, {2, 40}, {2, 30}, {2, 24}, {3, 30}, {3, 24}, {3, 18}, {3, 15}, {3, 12},
+}
+
+func renderTable(w io.Writer, rows []row, markdown bool, width int) error {
 	repeated := false
 	for _, rw := range rows {
 		repeated = repeated || len(rw.c.Runs) > 1
 	}
-	header := []string{"Target", "Backend", "Security", "Workload", "Dir", "IOPS", "MB/s (MB=10^6 B)",
-		"Mean (" + unit + ")"}
-	for _, p := range shownPercentiles {
-		header = append(header, p.Name+" ("+unit+")")
+	// One workload for every row (the common case: one workload, several targets) is said
+	// once above the table instead of in a wide column repeated on every row.
+	shared := ""
+	if len(rows) > 0 {
+		shared = workloadName(rows[0].c)
+		for _, rw := range rows[1:] {
+			if workloadName(rw.c) != shared {
+				shared = ""
+				break
+			}
+		}
 	}
-	header = append(header, "Max ("+unit+")", "Errors", "Verify mismatches", "Complete")
-	align := make([]tw.Align, len(header))
-	for i := range align {
-		align[i] = tw.AlignRight // numbers
+	u := columnUnits(rows)
+	var out bytes.Buffer
+	level := 0
+	for _, l := range tableLayouts {
+		out.Reset()
+		level = l.level
+		header, align, cells := tableLayout(rows, u, l.level, l.maxText, shared != "")
+		if markdown {
+			for _, c := range cells {
+				for i := range c {
+					c[i] = strings.ReplaceAll(c[i], "|", `\|`)
+				}
+			}
+		}
+		if err := writeTable(&out, header, align, cells, markdown); err != nil {
+			return err
+		}
+		if markdown || width <= 0 || maxLineWidth(out.String()) <= width {
+			break
+		}
 	}
-	for _, i := range []int{0, 1, 2, 3, 4, len(header) - 1} {
-		align[i] = tw.AlignLeft
+	p := &printer{w: w}
+	if shared != "" {
+		if markdown {
+			p.printf("**Workload:** %s\n\n", strings.ReplaceAll(shared, "|", `\|`))
+		} else {
+			p.printf("Workload: %s\n\n", shared)
+		}
+	}
+	p.printf("%s", out.String())
+	if repeated {
+		p.printf("\nRepeated runs: figures are medians over the complete runs (runs whose verify found mismatches count as failed); ± is half their min–max range, relative to the median.\n")
+	}
+	if level < 3 {
+		p.printf("\n%s = 10^%d bytes a second.\n", u.bw.name, map[string]int{"kB/s": 3, "MB/s": 6, "GB/s": 9}[u.bw.name])
+	}
+	return p.err
+}
+
+// unit is a column's unit: its name and how many base units (ns, B/s) make one.
+type unit struct {
+	name string
+	size float64
+}
+
+var (
+	latencyUnits = []unit{{"ns", 1}, {"µs", 1e3}, {"ms", 1e6}, {"s", 1e9}}
+	bwUnits      = []unit{{"kB/s", 1e3}, {"MB/s", 1e6}, {"GB/s", 1e9}}
+)
+
+// pickUnit returns the smallest unit in which every value stays below 1000, so a column
+// reads "34.0" (ms) rather than "34047" (µs).
+func pickUnit(units []unit, values []float64) unit {
+	top := 0.0
+	for _, v := range values {
+		top = max(top, math.Abs(v))
+	}
+	for _, u := range units[:len(units)-1] {
+		if top/u.size < 999.5 {
+			return u
+		}
+	}
+	return units[len(units)-1]
+}
+
+// tableUnits are the units of each latency column (by metric name) and of MB/s.
+type tableUnits struct {
+	lat map[string]unit
+	bw  unit
+}
+
+// columnUnits picks every figure column's unit from the values it shows.
+func columnUnits(rows []row) tableUnits {
+	values := func(m results.Metric) []float64 {
+		var vs []float64
+		for _, rw := range rows {
+			if s, ok := rw.summary(m); ok {
+				vs = append(vs, s.Median)
+			}
+		}
+		return vs
+	}
+	u := tableUnits{lat: map[string]unit{}, bw: pickUnit(bwUnits, values(mBW))}
+	for _, m := range append([]results.Metric{mMean, mMax}, shownPercentiles...) {
+		u.lat[m.Name] = pickUnit(latencyUnits, values(m))
+	}
+	return u
+}
+
+// tableLayout builds the header, alignment and cells of one layout level (see tableLevels).
+func tableLayout(rows []row, u tableUnits, level, maxText int, sharedWorkload bool) ([]string, []tw.Align, [][]string) {
+	compact := level > 0
+	type column struct {
+		header string
+		right  bool
+		cell   func(rw row) string
+	}
+	var cols []column
+	text := func(h string, f func(rw row) string) { cols = append(cols, column{h, false, f}) }
+	num := func(h string, f func(rw row) string) { cols = append(cols, column{h, true, f}) }
+	figure := func(m results.Metric, format func(float64) string, spread bool) func(rw row) string {
+		return func(rw row) string {
+			s, ok := rw.summary(m)
+			if !ok {
+				return "-"
+			}
+			out := format(s.Median)
+			if spread && s.N > 1 {
+				out += fmt.Sprintf(" ±%.0f%%", 100*s.HalfRange())
+			}
+			return out
+		}
+	}
+	latCol := func(m results.Metric, label string) {
+		lu := u.lat[m.Name]
+		num(label+" ("+lu.name+")", figure(m, func(ns float64) string { return sig3(ns / lu.size) }, false))
+	}
+	bw := figure(mBW, func(v float64) string { return sig3(v / u.bw.size) }, true)
+
+	if !compact {
+		text("Target", func(rw row) string { return targetName(rw.c.Runs[0]) })
+		text("Backend", func(rw row) string { return rw.c.Runs[0].Target.Backend })
+		text("Security", func(rw row) string { return dash(rw.c.Runs[0].Target.Info["security"]) })
+		if !sharedWorkload {
+			text("Workload", func(rw row) string { return workloadName(rw.c) })
+		}
+	} else {
+		text("Target", func(rw row) string {
+			first := rw.c.Runs[0]
+			second := []string{first.Target.Backend}
+			if sec := first.Target.Info["security"]; sec != "" {
+				second = append(second, sec)
+			}
+			if !sharedWorkload {
+				second = append(second, workloadName(rw.c))
+			}
+			return cutMiddle(targetName(first), maxText) + "\n" + cut(strings.Join(second, " "), maxText)
+		})
+	}
+	text("Dir", func(rw row) string { return rw.dir })
+	num("IOPS", figure(mIOPS, humanCount, true))
+	if level < 3 {
+		num(u.bw.name, bw)
+		latCol(mMean, "Mean")
+	}
+	for i, p := range shownPercentiles {
+		if level < 2 || i == 1 { // p50, p99, p99.9; only p99 from level 2
+			latCol(p, p.Name)
+		}
+	}
+	latCol(mMax, "Max")
+	if !compact {
+		num("Errors", func(rw row) string {
+			if n, ok := rw.errors(); ok {
+				return strconv.FormatInt(n, 10)
+			}
+			return "-"
+		})
+		num("Verify mismatches", func(rw row) string {
+			if n, ok := verifyMismatches(rw.c); ok {
+				return strconv.FormatInt(n, 10)
+			}
+			return "-"
+		})
+		text("Status", func(rw row) string { return statusCell(rw.c, 60) })
+	} else {
+		text("Status", func(rw row) string { return compactStatus(rw, max(13, maxText*2/3)) })
 	}
 
-	// figure renders the median of m over the row's runs with format, "±n%" after it when
-	// spread is set and there are repeats, or "-" when no run has it.
-	figure := func(rw row, m results.Metric, format func(float64) string, spread bool) string {
-		s, ok := rw.summary(m)
-		if !ok {
-			return "-"
+	header := make([]string, len(cols))
+	align := make([]tw.Align, len(cols))
+	for i, c := range cols {
+		header[i], align[i] = c.header, tw.AlignLeft
+		if c.right {
+			align[i] = tw.AlignRight
 		}
-		out := format(s.Median)
-		if spread && s.N > 1 {
-			out += fmt.Sprintf(" ±%.0f%%", 100*s.HalfRange())
-		}
-		return out
 	}
-	lat := func(ns float64) string { return sig3(ns / unitNS) }
 	cells := make([][]string, 0, len(rows))
 	for _, rw := range rows {
-		first := rw.c.Runs[0]
-		c := []string{targetName(first), first.Target.Backend, dash(first.Target.Info["security"]), workloadName(rw.c), rw.dir}
-		c = append(c, figure(rw, mIOPS, humanCount, true), figure(rw, mBW, func(v float64) string { return sig3(v / 1e6) }, true),
-			figure(rw, mMean, lat, false))
-		for _, p := range shownPercentiles {
-			c = append(c, figure(rw, p, lat, false))
-		}
-		c = append(c, figure(rw, mMax, lat, false))
-		if n, ok := rw.errors(); ok {
-			c = append(c, strconv.FormatInt(n, 10))
-		} else {
-			c = append(c, "-")
-		}
-		verify := "-"
-		if n, ok := verifyMismatches(rw.c); ok {
-			verify = strconv.FormatInt(n, 10)
-		}
-		c = append(c, verify, completeCell(rw.c))
-		if markdown {
-			for i := range c {
-				c[i] = strings.ReplaceAll(c[i], "|", `\|`)
-			}
+		c := make([]string, len(cols))
+		for i, col := range cols {
+			c[i] = col.cell(rw)
 		}
 		cells = append(cells, c)
 	}
+	return header, align, cells
+}
 
-	// One workload for every row (the common case: one workload, several targets) is said
-	// once above the table instead of in a wide column repeated on every row.
-	const workloadCol = 3
-	if len(cells) > 0 && columnConstant(cells, workloadCol) {
-		prefix := "Workload: "
-		if markdown {
-			prefix = "**Workload:** "
-		}
-		if _, err := fmt.Fprintf(w, "%s%s\n\n", prefix, cells[0][workloadCol]); err != nil {
-			return fmt.Errorf("report: %w", err)
-		}
-		header = dropColumn(header, workloadCol)
-		align = dropColumn(align, workloadCol)
-		for i := range cells {
-			cells[i] = dropColumn(cells[i], workloadCol)
-		}
+// maxLineWidth is the widest line of s in terminal columns (box-drawing characters and µ
+// take one).
+func maxLineWidth(s string) int {
+	widest := 0
+	for _, l := range strings.Split(s, "\n") {
+		widest = max(widest, utf8.RuneCountInString(l))
 	}
+	return widest
+}
 
-	if err := writeTable(w, header, align, cells, markdown); err != nil {
-		return err
+// cutMiddle shortens s to n runes (0: no limit) by replacing its middle with "…": the two
+// ends of a URL (host, file) tell targets apart.
+func cutMiddle(s string, n int) string {
+	r := []rune(s)
+	if n <= 0 || len(r) <= n {
+		return s
 	}
-	if repeated {
-		if _, err := fmt.Fprintln(w, "\nRepeated runs: figures are medians over the complete runs; ± is half their min–max range, relative to the median."); err != nil {
-			return fmt.Errorf("report: %w", err)
-		}
+	head := (n - 1) / 2
+	return string(r[:head]) + "…" + string(r[len(r)-(n-1-head):])
+}
+
+// cut shortens s to n runes (0: no limit), ending it with "…".
+func cut(s string, n int) string {
+	if n <= 0 || utf8.RuneCountInString(s) <= n {
+		return s
 	}
-	return nil
+	return string([]rune(s)[:n-1]) + "…"
 }
 
 // writeTable renders a terminal (box-drawn) or Markdown table with per-column alignment.
@@ -254,35 +425,66 @@ func dropColumn[T any](s []T, col int) []T {
 	return append(append([]T(nil), s[:col]...), s[col+1:]...)
 }
 
-// completeCell marks a case with an incomplete run loudly, with the start of its error.
-func completeCell(c *results.Case) string {
-	var failed []*results.Run
+// statusCell says whether a case's runs are good runs: "ok", or loudly what failed with the
+// start of the first failure's reason ("VERIFY FAILED: 2048 of 2048 blocks mismatched …",
+// "INCOMPLETE 1 of 3: nfs: server went away"), cut to n runes. Verify failures come first:
+// corrupt data matters more than a short run.
+func statusCell(c *results.Case, n int) string {
+	word, bad := statusWord(c)
+	if bad == nil {
+		return word
+	}
+	reason := strings.TrimPrefix(bad.Problem(), "verify: ")
+	return word + ": " + cut(reason, n)
+}
+
+// statusWord is "ok" ("ok (3 runs)") or "VERIFY FAILED"/"INCOMPLETE" with the count of such
+// runs among several, and the first run it describes.
+func statusWord(c *results.Case) (string, *results.Run) {
+	var verify, incomplete []*results.Run
 	for _, r := range c.Runs {
-		if !r.Complete {
-			failed = append(failed, r)
+		switch r.Outcome() {
+		case results.StatusVerifyFailed:
+			verify = append(verify, r)
+		case results.StatusIncomplete:
+			incomplete = append(incomplete, r)
 		}
+	}
+	word, failed := "VERIFY FAILED", verify
+	if len(verify) == 0 {
+		word, failed = "INCOMPLETE", incomplete
 	}
 	if len(failed) == 0 {
 		if len(c.Runs) > 1 {
-			return fmt.Sprintf("yes (%d runs)", len(c.Runs))
+			return fmt.Sprintf("ok (%d runs)", len(c.Runs)), nil
 		}
-		return "yes"
+		return "ok", nil
 	}
-	s := "INCOMPLETE"
 	if len(c.Runs) > 1 {
-		s += fmt.Sprintf(" %d of %d", len(failed), len(c.Runs))
+		word += fmt.Sprintf(" %d of %d", len(failed), len(c.Runs))
 	}
-	if e := strings.Join(strings.Fields(failed[0].Error), " "); e != "" {
-		if len([]rune(e)) > 60 {
-			e = string([]rune(e)[:59]) + "…"
-		}
-		s += ": " + e
-	}
-	return s
+	return word, failed[0]
 }
 
-// latencyUnit picks one unit for every latency column: ms once some row's mean reaches
-// 10 ms (µs figures would get long), µs otherwise.
+// compactStatus is the Status cell of the compact layouts: the status word, and on a
+// second line the errors, mismatches and the first failure's reason, cut to n runes.
+func compactStatus(rw row, n int) string {
+	word, bad := statusWord(rw.c)
+	var details []string
+	if e, ok := rw.errors(); ok && e > 0 {
+		details = append(details, fmt.Sprintf("%d errors", e))
+	}
+	if bad != nil {
+		details = append(details, strings.TrimPrefix(bad.Problem(), "verify: "))
+	}
+	if len(details) == 0 {
+		return word
+	}
+	return word + "\n" + cut(strings.Join(details, "; "), n)
+}
+
+// latencyUnit picks one unit for every latency column of an HTML table: ms once some
+// row's mean reaches 10 ms (µs figures would get long), µs otherwise.
 func latencyUnit(rows []row) (string, float64) {
 	for _, rw := range rows {
 		if s, ok := rw.summary(mMean); ok && s.Max >= 10e6 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,8 +79,9 @@ func TestRenderTable(t *testing.T) {
 			out := buf.String()
 			t.Logf("\n%s", out)
 			assertNoSecret(t, out)
-			for _, h := range []string{"Target", "Security", "Workload", "IOPS", "MB/s (MB=10^6 B)", "Mean (µs)", "p50 (µs)",
-				"p99 (µs)", "p99.9 (µs)", "Max (µs)", "Errors", "Verify mismatches", "Complete"} {
+			// Each latency column has its own unit, from its values.
+			for _, h := range []string{"Target", "Security", "Workload", "IOPS", "MB/s", "Mean (ms)", "p50 (ms)",
+				"p99 (ms)", "p99.9 (ms)", "Max (ms)", "Errors", "Verify mismatches", "Status", "MB/s = 10^6 bytes a second."} {
 				if !strings.Contains(out, h) {
 					t.Errorf("header %q missing", h)
 				}
@@ -87,10 +89,11 @@ func TestRenderTable(t *testing.T) {
 			rows := dataLines(t, out)
 			want := [][]string{
 				{"nfs://127.0.0.1:2049/export/disk.img", "sys", "randread bs=4KiB iodepth=32 numjobs=1", "read",
-					"12.3k", "50.6", "80.0", "75.0", "210", "480", "1200", "yes"},
+					"12.3k", "50.6", "0.08", "0.07", "0.21", "0.48", "1.20", "ok"},
+				// Incomplete and with verify mismatches: the mismatches are what the row says.
 				{"smb://bench@127.0.0.1:4450/share/disk.img", "encrypted", "rwmixread=70", "read", "950", "62.3",
-					"2500", "15000", "INCOMPLETE: smb: write: read"},
-				{"write", "407", "26.7", "31000", " 2 ", " 3 "},
+					"2.50", "15.0", "VERIFY FAILED: 3 of 700 blocks mismatched"},
+				{"write", "407", "26.7", "31.0", " 2 ", " 3 "},
 				{"tgt-lun1", "iscsi", "write bs=1MiB", " - ", "INCOMPLETE: iscsi: login: timeout"},
 			}
 			for i, cells := range want {
@@ -104,32 +107,112 @@ func TestRenderTable(t *testing.T) {
 				if !regexp.MustCompile(`(?m)^\|[-:| ]+\|$`).MatchString(out) {
 					t.Error("no Markdown header separator line")
 				}
-				if !strings.Contains(out, `read \|tcp\| connection`) {
-					t.Error("'|' in a cell is not escaped")
-				}
 				for _, l := range rows {
 					if !strings.HasPrefix(l, "|") || !strings.HasSuffix(strings.TrimSpace(l), "|") {
 						t.Errorf("not a Markdown row: %s", l)
 					}
+				}
+				runs := sampleRuns()
+				runs[1].Verify = nil // the row then shows the error, with its '|'
+				var b bytes.Buffer
+				if err := Render(&b, runs, "md"); err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(b.String(), `INCOMPLETE: smb: write: read \|tcp\| connection`) {
+					t.Errorf("'|' in a cell is not escaped:\n%s", b.String())
 				}
 			}
 		})
 	}
 }
 
-func TestRenderTableMilliseconds(t *testing.T) {
-	runs := sampleRuns()
-	runs[1].Write.Lat.Mean = 12_500_000
+func TestPickUnit(t *testing.T) {
+	tests := []struct {
+		units  []unit
+		values []float64
+		want   string
+	}{
+		{latencyUnits, []float64{30, 780}, "ns"},
+		{latencyUnits, []float64{80_000, 999_000}, "µs"},
+		{latencyUnits, []float64{80_000, 34_047_000}, "ms"}, // the issue's Max of 34047 µs reads 34.0 ms
+		{latencyUnits, []float64{2.5e9}, "s"},
+		{latencyUnits, []float64{5e12}, "s"},
+		{latencyUnits, nil, "ns"},
+		{bwUnits, []float64{500}, "kB/s"},
+		{bwUnits, []float64{50.6e6, 62.3e6}, "MB/s"},
+		{bwUnits, []float64{6.0e9}, "GB/s"},
+	}
+	for _, tc := range tests {
+		if got := pickUnit(tc.units, tc.values); got.name != tc.want {
+			t.Errorf("pickUnit(%v) = %s, want %s", tc.values, got.name, tc.want)
+		}
+	}
+}
+
+func TestRenderTableUnitsPerColumn(t *testing.T) {
+	runs := sampleRuns()[:1]
+	runs[0].Read.Lat = lat(80_000, 75_000, 210_000, 480_000, 34_047_000)
+	runs[0].Read.BWBps = 6.04e9
 	var buf bytes.Buffer
 	if err := Render(&buf, runs, "table"); err != nil {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	if !strings.Contains(out, "p99 (ms)") || strings.Contains(out, "µs") {
-		t.Errorf("want every latency in ms:\n%s", out)
+	for _, want := range []string{"Mean (µs)", "p99.9 (µs)", "Max (ms)", "34.0", "80.0", "GB/s", "6.04", "GB/s = 10^9 bytes a second."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lacks %q:\n%s", want, out)
+		}
 	}
-	if rows := dataLines(t, out); !strings.Contains(rows[0], "0.08") || !strings.Contains(rows[2], "12.5") {
-		t.Errorf("ms values:\n%s", out)
+}
+
+func TestRenderTableFitsWidth(t *testing.T) {
+	for _, width := range []int{0, 200, 120, 100, 80} {
+		t.Run(strconv.Itoa(width), func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := RenderTable(&buf, sampleRuns(), "table", TableOptions{Width: width}); err != nil {
+				t.Fatal(err)
+			}
+			out := buf.String()
+			t.Logf("\n%s", out)
+			if got := maxLineWidth(out); width > 0 && got > width {
+				t.Errorf("%d columns wide, want at most %d", got, width)
+			}
+			// Whatever the width, failures show and the figures that matter stay.
+			for _, want := range []string{"VERIFY FAILED", "INCOMPLETE", "IOPS", "p99 (ms)", "Max (ms)", "12.3k", "tgt-lun1"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("lacks %q", want)
+				}
+			}
+			// Both ends of a long URL survive the cut.
+			if !strings.Contains(out, "nfs://") || !strings.Contains(out, "disk.img") {
+				t.Errorf("the target is cut beyond recognition")
+			}
+			if width > 0 && width < 120 && strings.Contains(out, "Verify mismatches") {
+				t.Errorf("below 120 columns the table keeps the wide layout")
+			}
+		})
+	}
+}
+
+func TestStatusCell(t *testing.T) {
+	ok := &results.Run{Complete: true}
+	inc := &results.Run{Error: "nfs: server went away"}
+	bad := &results.Run{Complete: true, Verify: &results.Verify{Checked: 2048, Mismatches: 2048, First: []results.Mismatch{{Offset: 0}, {Offset: 4096}}}}
+	tests := []struct {
+		runs []*results.Run
+		want string
+	}{
+		{[]*results.Run{ok}, "ok"},
+		{[]*results.Run{ok, ok, ok}, "ok (3 runs)"},
+		{[]*results.Run{inc}, "INCOMPLETE: nfs: server went away"},
+		{[]*results.Run{ok, inc}, "INCOMPLETE 1 of 2: nfs: server went away"},
+		{[]*results.Run{bad}, "VERIFY FAILED: 2048 of 2048 blocks mismatched (first at offsets 0, 4096, …)"},
+		{[]*results.Run{inc, bad, ok}, "VERIFY FAILED 1 of 3: 2048 of 2048 blocks mismatched (first at offsets 0, 4096, …)"},
+	}
+	for _, tc := range tests {
+		if got := statusCell(&results.Case{Runs: tc.runs}, 80); got != tc.want {
+			t.Errorf("statusCell = %q, want %q", got, tc.want)
+		}
 	}
 }
 

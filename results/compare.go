@@ -145,7 +145,8 @@ type Comparison struct {
 	Thresholds []Threshold
 	// Cases are in the order the base first ran them.
 	Cases []*CaseChange
-	// Excluded are the incomplete runs, which count towards no figure.
+	// Excluded are the runs that are not good runs (incomplete, or with verify
+	// mismatches), which count towards no figure.
 	Excluded []ExcludedRun
 	// Unused are the thresholds that matched no metric of any case (a direction no case
 	// recorded, say): they checked nothing.
@@ -154,12 +155,14 @@ type Comparison struct {
 	BaseRuns, CandRuns int
 }
 
-// ExcludedRun is an incomplete run left out of a comparison.
+// ExcludedRun is a run left out of a comparison: incomplete, or its verify found
+// mismatches (Status says which).
 type ExcludedRun struct {
-	Side  string // "base" or "candidate"
-	Case  string // the case's display name
-	ID    string
-	Error string
+	Side   string // "base" or "candidate"
+	Case   string // the case's display name
+	ID     string
+	Status Status
+	Error  string // Run.Problem
 }
 
 // CaseChange is one case (target × workload × scenario) on both sides.
@@ -168,6 +171,9 @@ type CaseChange struct {
 	// Changes are one per direction and metric that either side recorded, in the order
 	// read, write, sync and then Metrics.
 	Changes []*Change
+	// Rejected are failed checks that hold whatever the figures: one per candidate run
+	// whose verify found mismatches (a candidate that corrupts data fails, however fast).
+	Rejected []Check
 }
 
 // Target is the case's target for display (label or redacted URL); "A → B" when
@@ -296,10 +302,14 @@ type Failure struct {
 	Check  Check
 }
 
-// Failures lists the failed checks, in report order.
+// Failures lists the failed checks, in report order: per case, its rejected candidate runs
+// (Change nil) first.
 func (c *Comparison) Failures() []Failure {
 	var out []Failure
 	for _, cc := range c.Cases {
+		for _, k := range cc.Rejected {
+			out = append(out, Failure{cc, nil, k})
+		}
 		for _, ch := range cc.Changes {
 			for _, k := range ch.Checks {
 				if k.Failed {
@@ -311,10 +321,11 @@ func (c *Comparison) Failures() []Failure {
 	return out
 }
 
-// CheckCount is the number of threshold checks made.
+// CheckCount is the number of checks made: threshold checks and rejected candidate runs.
 func (c *Comparison) CheckCount() int {
 	n := 0
 	for _, cc := range c.Cases {
+		n += len(cc.Rejected)
 		for _, ch := range cc.Changes {
 			n += len(ch.Checks)
 		}
@@ -325,8 +336,10 @@ func (c *Comparison) CheckCount() int {
 // Compare compares candidate runs with base runs case by case: per direction and metric,
 // the candidate's median against the base's, whether the repeats tell them apart, and the
 // thresholds. Both sides must have measured the same cases (targets, workloads,
-// scenarios); otherwise it refuses with an error naming the cases that differ. Incomplete
-// runs are left out and listed in Excluded.
+// scenarios); otherwise it refuses with an error naming the cases that differ. Runs that
+// are not good runs (Run.OK) are left out and listed in Excluded; a candidate run whose
+// verify found mismatches also fails the comparison (CaseChange.Rejected), with or without
+// thresholds.
 func Compare(base, cand []*Run, opt CompareOptions) (*Comparison, error) {
 	if len(base) == 0 || len(cand) == 0 {
 		return nil, errors.New("compare: need runs on both sides (base has " + strconv.Itoa(len(base)) +
@@ -351,9 +364,11 @@ func Compare(base, cand []*Run, opt CompareOptions) (*Comparison, error) {
 			name string
 			c    *Case
 		}{{"base", cc.Base}, {"candidate", cc.Cand}} {
-			for _, r := range side.c.Runs {
-				if !r.Complete {
-					c.Excluded = append(c.Excluded, ExcludedRun{Side: side.name, Case: cc.Name(), ID: r.ID, Error: r.Error})
+			for _, r := range side.c.NotOK() {
+				c.Excluded = append(c.Excluded, ExcludedRun{Side: side.name, Case: cc.Name(), ID: r.ID, Status: r.Outcome(), Error: r.Problem()})
+				if side.name == "candidate" && r.Outcome() == StatusVerifyFailed {
+					cc.Rejected = append(cc.Rejected, Check{Failed: true,
+						Reason: fmt.Sprintf("candidate run %s failed verify, whatever its speed: %s", r.ID, r.Verify.Problem())})
 				}
 			}
 		}

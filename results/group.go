@@ -83,11 +83,24 @@ func (c *Case) WorkloadName() string {
 
 func (c *Case) Scenario() string { return c.Key.Scenario }
 
-// Complete returns the runs that completed; only they count towards figures.
+// Complete returns the good runs (Run.OK: complete, and no verify mismatch); only they
+// count towards figures. A run whose verify found mismatches is left out like an
+// incomplete one, whatever its speed.
 func (c *Case) Complete() []*Run {
 	var out []*Run
 	for _, r := range c.Runs {
-		if r.Complete {
+		if r.OK() {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// NotOK returns the runs that are not good runs (incomplete or with verify mismatches).
+func (c *Case) NotOK() []*Run {
+	var out []*Run
+	for _, r := range c.Runs {
+		if !r.OK() {
 			out = append(out, r)
 		}
 	}

@@ -65,7 +65,12 @@ func WriteJUnit(w io.Writer, c *Comparison) error {
 	}
 	for _, cc := range c.Cases {
 		class := "vmstorbench.compare." + junitClassPart(cc.Target())
-		checked := false
+		checked := len(cc.Rejected) > 0
+		for _, k := range cc.Rejected {
+			suite.Cases = append(suite.Cases, junitCase{ClassName: class, Name: cc.Workload() + " verify", Time: "0",
+				Failure: &junitFailure{Message: k.Reason, Type: "verify-failed", Text: cc.Name() + "\n" + k.Reason}})
+			suite.Failures++
+		}
 		for _, ch := range cc.Changes {
 			if len(ch.Checks) == 0 {
 				continue
@@ -102,7 +107,7 @@ func WriteJUnit(w io.Writer, c *Comparison) error {
 	suite.Tests = len(suite.Cases)
 	var notes []string
 	for _, e := range c.Excluded {
-		notes = append(notes, fmt.Sprintf("excluded incomplete %s run %s (%s): %s", e.Side, e.ID, e.Case, e.Error))
+		notes = append(notes, fmt.Sprintf("excluded %s run %s (%s): %s", e.Side, e.ID, e.Case, e.Error))
 	}
 	for _, t := range c.Unused {
 		notes = append(notes, "threshold "+t.String()+" matched no metric of any case")

@@ -28,8 +28,19 @@ type Run struct {
 	// Complete is false when the run ended early; Error says why.
 	Complete bool   `json:"complete"`
 	Error    string `json:"error,omitempty"`
-	// Runtime is the measured time (ramp excluded).
+	// Status is the run's outcome as Outcome judges it ("ok", "incomplete",
+	// "verify_failed"), written with the document for readers that do not judge it
+	// themselves. Readers of this package use Outcome, which never trusts this field.
+	Status Status `json:"status,omitempty"`
+	// Runtime is the measured time (ramp excluded). For a run that ended early it ends at
+	// the last successful completion (LastIONS), not at the deadline.
 	RuntimeNS int64 `json:"runtime_ns"`
+	// LastIONS and StoppedAtNS are set for a run that ended early, from the start of
+	// measurement: when its last I/O completed successfully, and when the failure was
+	// detected (a target that stops answering is seen only after a stall timeout or grace
+	// period).
+	LastIONS    int64 `json:"last_io_ns,omitempty"`
+	StoppedAtNS int64 `json:"stopped_at_ns,omitempty"`
 	// Read and Write are the per-direction summaries; nil when the direction was not used.
 	Read  *DirStats `json:"read,omitempty"`
 	Write *DirStats `json:"write,omitempty"`

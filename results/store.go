@@ -68,6 +68,7 @@ func Save(dir string, r *Run) (string, error) {
 	if r.ID == "" {
 		r.ID = NewID()
 	}
+	r.Status = r.Outcome()
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return "", fmt.Errorf("results: encode run %s: %w", r.ID, err)
@@ -153,26 +154,47 @@ func splitSchema(s string) (name string, major int) {
 // inside, sorted by name) and glob patterns. A directory or pattern that yields no file is an
 // error, so a mistyped path is never silently an empty report.
 func LoadAll(paths ...string) ([]*Run, error) {
+	runs, _, err := LoadAllWith(LoadOptions{}, paths...)
+	return runs, err
+}
+
+// LoadOptions configure LoadAllWith.
+type LoadOptions struct {
+	// SkipUnreadable leaves out a file that cannot be read or is not a result document this
+	// build understands, and reports it in skipped, instead of failing. A path that names
+	// nothing is still an error, and so is a set in which no file could be read.
+	SkipUnreadable bool
+}
+
+// LoadAllWith is LoadAll with options; skipped lists the files left out, with why.
+func LoadAllWith(opt LoadOptions, paths ...string) (runs []*Run, skipped []error, err error) {
 	if len(paths) == 0 {
-		return nil, errors.New("results: no result files given")
+		return nil, nil, errors.New("results: no result files given")
 	}
 	var files []string
 	for _, p := range paths {
 		found, err := expand(p)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		files = append(files, found...)
 	}
-	runs := make([]*Run, 0, len(files))
+	runs = make([]*Run, 0, len(files))
 	for _, f := range files {
 		r, err := Load(f)
-		if err != nil {
-			return nil, err
+		switch {
+		case err != nil && opt.SkipUnreadable:
+			skipped = append(skipped, err)
+		case err != nil:
+			return nil, nil, err
+		default:
+			runs = append(runs, r)
 		}
-		runs = append(runs, r)
 	}
-	return runs, nil
+	if len(runs) == 0 && len(skipped) > 0 {
+		return nil, skipped, fmt.Errorf("results: none of the %d result files could be read, first: %w", len(skipped), skipped[0])
+	}
+	return runs, skipped, nil
 }
 
 func expand(p string) ([]string, error) {

@@ -169,3 +169,44 @@ func TestLoadAll(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadAllSkipUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Save(dir, sampleRun()); err != nil {
+		t.Fatal(err)
+	}
+	// Two files that are not readable results: not JSON, and a directory named like one
+	// (unreadable whatever the user's privileges).
+	if err := os.WriteFile(filepath.Join(dir, "broken.json"), []byte("{trunc"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "dir.json"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name        string
+		opt         LoadOptions
+		paths       []string
+		runs, skips int
+		err         string
+	}{
+		{"refused by default", LoadOptions{}, []string{dir}, 0, 0, "broken.json: not a JSON result"},
+		{"skipped on request", LoadOptions{SkipUnreadable: true}, []string{dir}, 1, 2, ""},
+		{"nothing readable", LoadOptions{SkipUnreadable: true}, []string{filepath.Join(dir, "broken.json")}, 0, 1, "none of the 1 result files could be read"},
+		{"a missing path is still an error", LoadOptions{SkipUnreadable: true}, []string{filepath.Join(dir, "none")}, 0, 0, "no such file"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			runs, skipped, err := LoadAllWith(tc.opt, tc.paths...)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || len(runs) != tc.runs || len(skipped) != tc.skips {
+				t.Fatalf("%d runs, %d skipped (%v), err %v", len(runs), len(skipped), skipped, err)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -48,6 +49,11 @@ func (t *Target) TestbedName() (string, bool) {
 	return strings.CutPrefix(t.URL, TestbedPrefix)
 }
 
+// envName is what secret_env accepts: a conventional environment variable name. Lower
+// case is refused too, so that a pasted password ("hunter2") is not taken for a name and
+// echoed in a "not set" warning.
+var envName = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+
 var targetKeys = []string{"name", "url", "secret_env", "secret_file", "optional", "allow_destructive"}
 
 func (d *decoder) target(n *yaml.Node) *Target {
@@ -86,8 +92,12 @@ func (d *decoder) target(n *yaml.Node) *Target {
 	if t.SecretEnv != "" && t.SecretFile != "" {
 		d.errorf(t.Line, "target %s: give secret_env or secret_file, not both", t.display())
 	}
-	if t.SecretEnv != "" && strings.ContainsAny(t.SecretEnv, "$={} ") {
-		d.errorf(t.Line, "target %s: secret_env %q: give the variable's name (e.g. VMSTORBENCH_SMB_PASSWORD), not its value", t.display(), t.SecretEnv)
+	if t.SecretEnv != "" && !envName.MatchString(t.SecretEnv) {
+		// Most likely the secret itself was pasted here: never repeat it (nor keep it for
+		// the warnings and the plan).
+		t.SecretEnv = ""
+		d.errorf(t.Line, "target %s: secret_env is not an environment variable name (upper-case letters, digits and _, "+
+			"e.g. VMSTORBENCH_SMB_PASSWORD); if it holds the secret itself, remove it from the file and change the secret", t.display())
 	}
 	if name, ok := t.TestbedName(); ok {
 		if name == "" {

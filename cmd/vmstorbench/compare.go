@@ -26,6 +26,7 @@ type compareOptions struct {
 	junit        string
 	markdown     string
 	matchTargets bool
+	skip         bool
 }
 
 func newCompareCmd() *cobra.Command {
@@ -51,7 +52,7 @@ Exit status: 0 no regression (or no thresholds), 1 a threshold failed (or a side
 complete run to check it on), 2 the runs could not be compared (unreadable input, different
 workloads or targets, bad options). Incomplete runs are left out and listed.
 
-  vmstorbench compare results/last-week results/today --fail-on 'iops<-10%,p99>+20%' --junit compare.xml`,
+  vmstorbench compare runs/last-week runs/today --fail-on 'iops<-10%,p99>+20%' --junit compare.xml`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCompare(cmd, o, args)
@@ -66,6 +67,7 @@ workloads or targets, bad options). Incomplete runs are left out and listed.
 	f.StringVar(&o.format, "format", "table", "stdout format: table|md")
 	f.StringVar(&o.junit, "junit", "", "also write JUnit XML (one test case per case, direction and checked metric) to FILE")
 	f.StringVar(&o.markdown, "markdown", "", "also write the comparison as Markdown to FILE")
+	f.BoolVar(&o.skip, "skip-unreadable", false, "leave out, with a warning, result files that cannot be read (default: refuse, exit 2)")
 	f.BoolVar(&o.matchTargets, "match-targets", false, "compare different targets (one on each side), matching cases by workload and scenario")
 	return cmd
 }
@@ -85,11 +87,11 @@ func runCompare(cmd *cobra.Command, o *compareOptions, args []string) error {
 	if !(o.alpha > 0 && o.alpha < 1) {
 		return usage(fmt.Errorf("compare: --alpha %v: want a level between 0 and 1, e.g. 0.05", o.alpha))
 	}
-	base, err := results.LoadAll(args[0])
+	base, err := loadResults(cmd.ErrOrStderr(), o.skip, args[0])
 	if err != nil {
 		return usage(fmt.Errorf("compare: base: %w", err))
 	}
-	cand, err := results.LoadAll(args[1])
+	cand, err := loadResults(cmd.ErrOrStderr(), o.skip, args[1])
 	if err != nil {
 		return usage(fmt.Errorf("compare: candidate: %w", err))
 	}

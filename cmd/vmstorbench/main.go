@@ -16,6 +16,22 @@ import (
 	"github.com/vmstorbench/vmstorbench/testbed"
 )
 
+// defaultResultsDir is where run, migrate and suite run save result documents unless told
+// otherwise: a name of its own, so that run from the repository root the documents never
+// land among the source files (the results package's folder is "results").
+const defaultResultsDir = "vmstorbench-results"
+
+// Exit statuses of run, suite run and migrate (compare has its own, see compare.go).
+const (
+	// exitFailed: a run failed or ended early (target error, stall), or bad input.
+	exitFailed = 1
+	// exitVerify: verify found blocks that did not read back as written (data corruption);
+	// it wins over exitFailed.
+	exitVerify = 3
+	// exitInterrupted: Ctrl-C or SIGTERM.
+	exitInterrupted = 130
+)
+
 // exitError carries an exit status through cobra without printing anything more.
 type exitError struct {
 	code int

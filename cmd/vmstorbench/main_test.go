@@ -16,6 +16,7 @@ import (
 // runCLI runs the command in-process and returns stdout, stderr and the error.
 func runCLI(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
+	t.Setenv("COLUMNS", "") // tables at full width, whatever the terminal running the tests
 	cmd := newRootCmd()
 	var out, errb bytes.Buffer
 	cmd.SetOut(&out)
@@ -240,5 +241,41 @@ func TestRunJobFileJobsRunTogether(t *testing.T) {
 		if j.JobName != "a" || j.Read.TotalIOs != 16 || n != 16 {
 			t.Errorf("clone entry %s: %d I/Os, bins count %d", j.JobName, j.Read.TotalIOs, n)
 		}
+	}
+}
+func TestTableWidth(t *testing.T) {
+	env := func(m map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+	var buf bytes.Buffer
+	for _, tc := range []struct {
+		env  map[string]string
+		want int
+	}{
+		{nil, 0}, // not a terminal, no $COLUMNS: the full table
+		{map[string]string{"COLUMNS": "100"}, 100},
+		{map[string]string{"COLUMNS": " 80 "}, 80},
+		{map[string]string{"COLUMNS": "wide"}, 0},
+		{map[string]string{"COLUMNS": "-3"}, 0},
+	} {
+		if got := tableWidth(&buf, env(tc.env)); got != tc.want {
+			t.Errorf("tableWidth with %v = %d, want %d", tc.env, got, tc.want)
+		}
+	}
+}
+
+func TestRunDefaultResultsDir(t *testing.T) {
+	// Run from a repository root, documents must not land in the results package's folder.
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if _, stderr, err := runCLI(t, "run", "--target", "null://", "--rw", "randread", "--size", "1m", "--quiet"); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr)
+	}
+	runs, err := results.LoadAll(filepath.Join(dir, "vmstorbench-results"))
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("default results directory: %v, %d runs", err, len(runs))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "results")); !os.IsNotExist(err) {
+		t.Errorf("./results exists: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -24,6 +25,7 @@ type reportOptions struct {
 	charts       string
 	chartFormats []string
 	quiet        bool
+	skip         bool
 }
 
 func newReportCmd() *cobra.Command {
@@ -36,8 +38,8 @@ func newReportCmd() *cobra.Command {
 (tables, charts, migrations, workloads, commands, hosts; it loads nothing from anywhere) and
 --charts DIR writes each chart as a file (--chart-format svg,png,pdf). --quiet leaves the
 table out.`,
-		Example: `  vmstorbench report results/
-  vmstorbench report results/ --html report.html --charts charts/ --quiet`,
+		Example: `  vmstorbench report vmstorbench-results/
+  vmstorbench report vmstorbench-results/ --html report.html --charts charts/ --quiet`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runReport(cmd, args, o)
@@ -50,6 +52,7 @@ table out.`,
 	f.StringVar(&o.charts, "charts", "", "also write the charts as files into `DIR`")
 	f.StringSliceVar(&o.chartFormats, "chart-format", []string{"svg", "png"}, "chart file formats for --charts: svg, png, pdf")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "do not print the table (with --html or --charts)")
+	f.BoolVar(&o.skip, "skip-unreadable", false, "leave out, with a warning, result files that cannot be read (default: refuse the whole set)")
 	return cmd
 }
 
@@ -69,9 +72,9 @@ func runReport(cmd *cobra.Command, args []string, o reportOptions) error {
 		return errors.New("report: --quiet with neither --html nor --charts would write nothing")
 	}
 	if len(args) == 0 {
-		return errors.New("report: name result files or directories (e.g. results/)")
+		return errors.New("report: name result files or directories (e.g. vmstorbench-results/)")
 	}
-	runs, err := results.LoadAll(args...)
+	runs, err := loadResults(cmd.ErrOrStderr(), o.skip, args...)
 	if err != nil {
 		return err
 	}
@@ -103,7 +106,24 @@ func runReport(cmd *cobra.Command, args []string, o reportOptions) error {
 	if o.quiet {
 		return nil
 	}
-	return report.Render(cmd.OutOrStdout(), runs, o.format)
+	stdout := cmd.OutOrStdout()
+	return report.RenderTable(stdout, runs, o.format, report.TableOptions{Width: tableWidth(stdout, os.LookupEnv)})
+}
+
+// loadResults loads result documents for report and compare. A file that cannot be read
+// fails the whole set unless skip is set: then it is left out with a warning on stderr.
+func loadResults(stderr io.Writer, skip bool, paths ...string) ([]*results.Run, error) {
+	runs, skipped, err := results.LoadAllWith(results.LoadOptions{SkipUnreadable: true}, paths...)
+	if err != nil {
+		return nil, err
+	}
+	if len(skipped) > 0 && !skip {
+		return nil, fmt.Errorf("%w (--skip-unreadable leaves such files out with a warning)", skipped[0])
+	}
+	for _, e := range skipped {
+		fmt.Fprintf(stderr, "warning: skipped %v\n", e)
+	}
+	return runs, nil
 }
 
 // checkChartFormats accepts "svg,png" as one value or several flags, in any case.

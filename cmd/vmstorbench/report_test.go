@@ -102,3 +102,24 @@ func TestReportErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestReportAndCompareSkipUnreadable(t *testing.T) {
+	res := savedRuns(t)
+	if err := os.WriteFile(filepath.Join(res, "truncated.json"), []byte(`{"schema": "vmstorbench.result/1", "id": `), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := runCLI(t, "report", res)
+	if err == nil || !strings.Contains(err.Error(), "truncated.json") || !strings.Contains(err.Error(), "--skip-unreadable") {
+		t.Fatalf("report without the option: %v", err)
+	}
+	out, stderr, err := runCLI(t, "report", res, "--skip-unreadable")
+	if err != nil || !strings.Contains(out, "IOPS") || !strings.Contains(stderr, "warning: skipped ") || !strings.Contains(stderr, "truncated.json") {
+		t.Fatalf("report --skip-unreadable: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr)
+	}
+	if _, _, err := runCLI(t, "compare", res, res); exitCode(err) != exitUsage || !strings.Contains(err.Error(), "--skip-unreadable") {
+		t.Errorf("compare without the option: exit %d, %v", exitCode(err), err)
+	}
+	if _, stderr, err := runCLI(t, "compare", res, res, "--skip-unreadable"); err != nil || strings.Count(stderr, "warning: skipped") != 2 {
+		t.Errorf("compare --skip-unreadable: %v\n%s", err, stderr)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -86,7 +87,13 @@ jobs before it; each job is its own result, and group_reporting sums a group in 
   vmstorbench run job.fio --target smb://bench@127.0.0.1:4450/vms/vm.img
 
 Passwords never go on the command line: each backend reads its secret from an environment
-variable or a file (see 'vmstorbench backends').`,
+variable or a file (see 'vmstorbench backends').
+
+Exit status: 0 every run complete (and verified, with --verify); 1 a run failed or ended
+early (its partial result is saved with complete: false), or bad input; 3 verify found
+blocks that did not read back as written (the run's data is corrupt, whatever its speed:
+"verify: N of M blocks mismatched (first at offsets ...)" on stderr, status
+"verify_failed" in the result); 130 interrupted. 3 wins over 1.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRun(cmd, o, args)
@@ -101,7 +108,7 @@ variable or a file (see 'vmstorbench backends').`,
 	f.StringVar(&o.fio, "fio", "", "fio options in one string: 'rw=randread bs=4k iodepth=16'")
 	addFioFlags(f)
 	f.DurationVar(&o.interval, "interval", time.Second, "time-series interval (e.g. 100ms)")
-	f.StringVar(&o.resultsDir, "results", "results", "directory for result documents")
+	f.StringVar(&o.resultsDir, "results", defaultResultsDir, "directory for result documents")
 	f.BoolVar(&o.noSave, "no-save", false, "do not save result documents")
 	f.BoolVar(&o.jsonOut, "json", false, "print the result document(s) as JSON (same as --output-format json)")
 	f.StringVar(&o.outputFormat, "output-format", "table", "table|md|csv|json|fio-json|json+ (fio's json+, with latency bins)")
@@ -168,10 +175,12 @@ func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
 	stderr := cmd.ErrOrStderr()
 	showProgress := !o.quiet && isTerminal(stderr)
 	var runs []*results.Run
-	var failures []error
+	var failures, corrupt []error
+	attempts := 0
 	single := o.repeat*len(jobs)*max(len(refs), 1) == 1
 	// record saves and keeps one run's result and tells its failure.
 	record := func(r *results.Run, err error, target targetRef, rep int) error {
+		attempts++
 		if r != nil {
 			r.Repeat, r.Repeats = rep, o.repeat
 			if !o.noSave {
@@ -184,6 +193,12 @@ func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
 				}
 			}
 			runs = append(runs, r)
+		}
+		if r != nil && r.Outcome() == results.StatusVerifyFailed {
+			// Always told as it happens, on stderr, even with --quiet or --json.
+			verr := fmt.Errorf("%s: %s", backends.RedactString(target.url), r.Verify.Problem())
+			fmt.Fprintf(stderr, "vmstorbench: %v\n", verr)
+			corrupt = append(corrupt, verr)
 		}
 		if err != nil {
 			err = fmt.Errorf("%s: %w", backends.RedactString(target.url), err)
@@ -235,23 +250,18 @@ func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
 	}
 	switch {
 	case ctx.Err() != nil:
-		return &exitError{code: 130, err: errors.New("interrupted; partial results saved")}
+		return &exitError{code: exitInterrupted, err: errors.New("interrupted; partial results saved")}
+	case len(corrupt) > 0:
+		if single && len(failures) == 1 {
+			fmt.Fprintf(stderr, "vmstorbench: %v\n", failures[0]) // not told yet: the verify failure wins the exit
+		}
+		return &exitError{code: exitVerify, err: fmt.Errorf("verify failed in %d of %d runs: data did not read back as written (see above)", len(corrupt), attempts)}
 	case single && len(failures) == 1:
-		return &exitError{code: 1, err: failures[0]}
+		return &exitError{code: exitFailed, err: failures[0]}
 	case len(failures) > 0:
-		return &exitError{code: 1, err: fmt.Errorf("%d of %d runs failed (see above)", len(failures), len(failures)+countComplete(runs))}
+		return &exitError{code: exitFailed, err: fmt.Errorf("%d of %d runs failed (see above)", len(failures), attempts)}
 	}
 	return nil
-}
-
-func countComplete(runs []*results.Run) int {
-	n := 0
-	for _, r := range runs {
-		if r.Complete {
-			n++
-		}
-	}
-	return n
 }
 
 func runOne(ctx context.Context, o *runOptions, j plannedJob, target targetRef, labels map[string]string, showProgress bool, stderr io.Writer) (*results.Run, error) {
@@ -526,12 +536,28 @@ func printRuns(w io.Writer, format string, runs []*results.Run) error {
 	if err != nil {
 		return err
 	}
-	return report.Render(w, runs, format)
+	return report.RenderTable(w, runs, format, report.TableOptions{Width: tableWidth(w, os.LookupEnv)})
 }
 
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// tableWidth is the width a terminal table must fit: the terminal's, else $COLUMNS, else 0
+// (no limit: a file or pipe gets the full table).
+func tableWidth(w io.Writer, lookupEnv func(string) (string, bool)) int {
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 0 {
+			return cols
+		}
+	}
+	if v, ok := lookupEnv("COLUMNS"); ok {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 0
 }
 
 // progressLine shows elapsed time, IOPS and MB/s on one terminal line.

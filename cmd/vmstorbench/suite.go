@@ -83,12 +83,14 @@ suite.log; with a baseline (the suite's baseline: or --baseline DIR, e.g. an ear
 directory) also comparison.txt, comparison.md and comparison-junit.xml.
 
 Exit status: 0 all runs complete and no regression, 1 a run failed or a threshold was
-crossed, 2 the results could not be compared with the baseline, 130 interrupted.`,
+crossed (or a run failed verify and the baseline comparison rejects it), 2 the results
+could not be compared with the baseline, 3 a run's verify found blocks that did not read
+back as written (wins over 1 and 2), 130 interrupted.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runSuite(cmd, o, args[0]) },
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.out, "out", "o", "", "directory for everything the suite writes (default results/<suite name>-<UTC time>)")
+	f.StringVarP(&o.out, "out", "o", "", "directory for everything the suite writes (default "+defaultResultsDir+"/<suite name>-<UTC time>)")
 	f.StringVar(&o.baseline, "baseline", "", "directory of result documents to compare with (overrides the suite's baseline:)")
 	f.BoolVar(&o.noBaseline, "no-baseline", false, "do not compare (e.g. to make the first baseline: --no-baseline --out BASELINE_DIR)")
 	f.StringVar(&o.testbedDir, "testbed-state", testbed.DefaultDir(), "state directory of the testbed for testbed targets")
@@ -405,7 +407,7 @@ func runSuite(cmd *cobra.Command, o *suiteOptions, path string) error {
 	}
 	outDir := o.out
 	if outDir == "" {
-		outDir = filepath.Join("results", s.Name+"-"+time.Now().UTC().Format("20060102T150405Z"))
+		outDir = filepath.Join(defaultResultsDir, s.Name+"-"+time.Now().UTC().Format("20060102T150405Z"))
 	}
 	if err := prepareOutDir(outDir); err != nil {
 		return err
@@ -443,7 +445,7 @@ func runSuite(cmd *cobra.Command, o *suiteOptions, path string) error {
 	plan := s.Plan(eps)
 	fmt.Fprintf(progress, "suite %s: %d runs into %s\n", s.Name, len(plan), outDir)
 	var runs []*results.Run
-	failed := 0
+	failed, corrupt := 0, 0
 	for _, pr := range plan {
 		if ctx.Err() != nil {
 			break
@@ -456,16 +458,20 @@ func runSuite(cmd *cobra.Command, o *suiteOptions, path string) error {
 			}
 			runs = append(runs, r)
 		}
-		if err != nil {
+		switch {
+		case r != nil && r.Outcome() == results.StatusVerifyFailed:
+			failed++
+			corrupt++
+		case err != nil:
 			failed++
 		}
 		fmt.Fprintf(progress, "%s → %s\n", pr, runOutcome(r, err))
 	}
 	if len(runs) == 0 {
 		if ctx.Err() != nil {
-			return &exitError{code: 130, err: errors.New("interrupted before any run finished")}
+			return &exitError{code: exitInterrupted, err: errors.New("interrupted before any run finished")}
 		}
-		return &exitError{code: 1, err: fmt.Errorf("no run produced a result (see %s)", filepath.Join(outDir, suiteLogFile))}
+		return &exitError{code: exitFailed, err: fmt.Errorf("no run produced a result (see %s)", filepath.Join(outDir, suiteLogFile))}
 	}
 
 	stdout := cmd.OutOrStdout()
@@ -475,6 +481,13 @@ func runSuite(cmd *cobra.Command, o *suiteOptions, path string) error {
 	}
 	if err := os.WriteFile(filepath.Join(outDir, suiteTableFile), table.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("suite: %w", err)
+	}
+	if width := tableWidth(stdout, os.LookupEnv); width > 0 {
+		// table.txt keeps every column; the terminal gets the table that fits it.
+		table.Reset()
+		if err := report.RenderTable(&table, runs, "table", report.TableOptions{Width: width}); err != nil {
+			return err
+		}
 	}
 	fmt.Fprint(stdout, table.String())
 
@@ -512,7 +525,9 @@ func runSuite(cmd *cobra.Command, o *suiteOptions, path string) error {
 
 	switch {
 	case ctx.Err() != nil:
-		return &exitError{code: 130, err: errors.New("interrupted; the finished runs are saved in " + outDir)}
+		return &exitError{code: exitInterrupted, err: errors.New("interrupted; the finished runs are saved in " + outDir)}
+	case corrupt > 0:
+		return &exitError{code: exitVerify, err: fmt.Errorf("verify failed in %d of %d runs: data did not read back as written (see above)", corrupt, len(plan))}
 	case cmpErr != nil:
 		return &exitError{code: exitUsage, err: fmt.Errorf("could not compare with the baseline %s: %w", baselineDir, cmpErr)}
 	}
@@ -600,6 +615,9 @@ func runPlanned(ctx context.Context, s *suite.Suite, pr suite.Run, o *suiteOptio
 func runOutcome(r *results.Run, err error) string {
 	var parts []string
 	if r != nil {
+		if r.Outcome() == results.StatusVerifyFailed {
+			parts = append(parts, "VERIFY FAILED: "+r.Verify.Problem())
+		}
 		for _, d := range []struct {
 			name string
 			s    *results.DirStats

@@ -371,3 +371,15 @@ func TestGuestKernelDownloadIsDefault(t *testing.T) {
 		}
 	}
 }
+
+func TestSuiteCheckRefusesPastedSecret(t *testing.T) {
+	const secret = "hunter2-pasted"
+	path := writeSuite(t, t.TempDir(), "s.yaml", "targets:\n  - url: smb://bench@nas.lab/vms/x.img\n    secret_env: "+secret+"\nworkloads: [oltp]\n")
+	stdout, stderr, err := runCLI(t, "suite", "check", path)
+	if err == nil || !strings.Contains(err.Error(), "secret_env is not an environment variable name") {
+		t.Fatalf("suite check: %v", err)
+	}
+	if strings.Contains(stdout+stderr+err.Error(), secret) {
+		t.Errorf("the secret was echoed:\n%s\n%s\n%v", stdout, stderr, err)
+	}
+}

@@ -220,7 +220,7 @@ and TCG used when it does not boot the guest.`,
 	f.StringVar(&o.diskSize, "disk-size", "32m", "size of the scratch image created in a directory target, and at most the region the guest uses of an existing image or LUN")
 	f.StringVar(&o.access, "access", migrate.AccessAuto, "how QEMU reaches the disk: auto | native | nbd (vmstorbench's NBD export of the backend)")
 	f.BoolVar(&o.noVerify, "no-verify", false, "do not write verifiable blocks (no integrity check)")
-	f.StringVar(&o.resultsDir, "results", "results", "directory for result documents")
+	f.StringVar(&o.resultsDir, "results", defaultResultsDir, "directory for result documents")
 	f.BoolVar(&o.noSave, "no-save", false, "do not save result documents")
 	f.BoolVar(&o.jsonOut, "json", false, "print the result document(s) as JSON")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no live status")
@@ -306,7 +306,7 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 	}
 
 	var runs []*migrate.Result
-	var failures int
+	var failures, corrupt int
 	for rep := 0; rep < o.repeat && ctx.Err() == nil; rep++ {
 		res, err := migrateOnce(ctx, o, img, w, diskSize, maxBW, link, storageLink, labels, live, logf, stderr)
 		if res != nil {
@@ -319,6 +319,10 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 				logf("saved %s", path)
 			}
 			runs = append(runs, res)
+			if res.Run.Outcome() == results.StatusVerifyFailed {
+				fmt.Fprintf(stderr, "vmstorbench: migrate: %s\n", res.Run.Verify.Problem())
+				corrupt++
+			}
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "vmstorbench: migrate: %v\n", err)
@@ -343,9 +347,11 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 	}
 	switch {
 	case ctx.Err() != nil:
-		return &exitError{code: 130, err: errors.New("interrupted")}
+		return &exitError{code: exitInterrupted, err: errors.New("interrupted")}
+	case corrupt > 0:
+		return &exitError{code: exitVerify, err: fmt.Errorf("verify failed in %d of %d migration runs: data did not read back as written (see above)", corrupt, o.repeat)}
 	case failures > 0:
-		return &exitError{code: 1, err: fmt.Errorf("%d of %d migration runs failed (see above)", failures, o.repeat)}
+		return &exitError{code: exitFailed, err: fmt.Errorf("%d of %d migration runs failed (see above)", failures, o.repeat)}
 	}
 	return nil
 }

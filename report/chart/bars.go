@@ -213,7 +213,7 @@ func noValues(cases []*results.Case, dir, what string) error {
 		all += len(c.Runs)
 		complete += len(c.Complete())
 		for _, r := range c.Runs {
-			if !r.Complete && incomplete == nil {
+			if !r.OK() && incomplete == nil { // incomplete, or verify failed
 				incomplete = r
 			}
 		}

@@ -411,8 +411,8 @@ func countComplete(cases []*results.Case) int {
 
 // runError describes why a run is incomplete.
 func runError(r *results.Run) string {
-	if r.Error != "" {
-		return fmt.Sprintf("%s: %s", r.ID, r.Error)
+	if p := r.Problem(); p != "" {
+		return fmt.Sprintf("%s: %s", r.ID, p)
 	}
 	return r.ID + ": no error recorded"
 }

@@ -25,8 +25,8 @@ func Timeline(r *results.Run) (*Chart, error) {
 	if r == nil {
 		return nil, errors.New("chart: timeline: no run")
 	}
-	if !r.Complete {
-		return nil, fmt.Errorf("chart: timeline: %w: run %s is incomplete", ErrNoData, runError(r))
+	if !r.OK() {
+		return nil, fmt.Errorf("chart: timeline: %w: run %s is incomplete or failed verify", ErrNoData, runError(r))
 	}
 	if m := r.Migration; m != nil && len(m.Windows) > 0 {
 		return migrationTimeline(r)
