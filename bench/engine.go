@@ -164,6 +164,7 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 	ru0 := rusage()
 	res.Start = time.Now()
 	st.start = res.Start
+	repl := startReplicationSampler(ctx, jobs[0].target, st.start, st.rampNS, cfg.Interval)
 	endNS, p := runWorkers(ctx, st, jobs)
 	res.End = time.Now()
 	ru1 := rusage()
@@ -180,6 +181,22 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 	res.RuntimeNS = measured
 	fillStats(res, st, measured)
 	res.CPU = cpuUse(ru0, ru1, res.End.Sub(res.Start))
+	if repl != nil {
+		var written int64
+		if res.Write != nil {
+			written = res.Write.Bytes
+		}
+		res.Replication = repl.finish(written)
+		if d := res.Replication.Degraded; d != "" {
+			// A degraded pair is another case than a healthy one: label it so reports keep
+			// the two apart.
+			labels := map[string]string{"degraded": d}
+			for k, v := range res.Labels {
+				labels[k] = v
+			}
+			res.Labels = labels
+		}
+	}
 
 	if w.Verify != "" {
 		if st.err == nil && w.Writes() {

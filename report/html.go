@@ -224,7 +224,9 @@ type htmlTable struct {
 	Rate    string // "IOPS", or "Syncs/s" for syncs
 	// ShowSecurity and ShowScenario are false when every row has none to show.
 	ShowSecurity, ShowScenario bool
-	Rows                       []htmlRow
+	// ShowRepl is true when a row is on a replicated device (DRBD).
+	ShowRepl bool
+	Rows     []htmlRow
 }
 
 type htmlRow struct {
@@ -238,6 +240,7 @@ type htmlRow struct {
 	Mean, P50, P99, P999, Max htmlCell
 	Errors                    string
 	ErrorsBad                 bool
+	Repl                      string
 	Verify                    string
 	VerifyBad                 bool
 }
@@ -308,6 +311,10 @@ func dirTables(cases []*results.Case, wls workloadIndex) []htmlTable {
 			hr.Verify = "-"
 			if n, ok := verifyMismatches(rw.c); ok {
 				hr.Verify, hr.VerifyBad = strconv.FormatInt(n, 10), n > 0
+			}
+			hr.Repl = "-"
+			if v, ok := replicationPerGiB(rw.c, rw.dir); ok {
+				hr.Repl, t.ShowRepl = v, true
 			}
 			t.ShowSecurity = t.ShowSecurity || hr.Security != "-"
 			t.ShowScenario = t.ShowScenario || hr.Scenario != "host"

@@ -326,6 +326,14 @@ func tableLayout(rows []row, u tableUnits, level, maxText int, sharedWorkload bo
 		}
 	}
 	latCol(mMax, "Max")
+	if !compact && anyReplication(rows) {
+		num("Repl sent/GiB written", func(rw row) string {
+			if v, ok := replicationPerGiB(rw.c, rw.dir); ok {
+				return v
+			}
+			return "-"
+		})
+	}
 	if !compact {
 		num("Errors", func(rw row) string {
 			if n, ok := rw.errors(); ok {

@@ -49,8 +49,10 @@ type Run struct {
 	Verify *Verify   `json:"verify,omitempty"`
 	// Migration is set for runs inside a live-migrating VM (see migration.go).
 	Migration *Migration `json:"migration,omitempty"`
-	CPU       CPU        `json:"cpu"`
-	Series    Series     `json:"series"`
+	// Replication is set for replicated devices (DRBD): their state through the run.
+	Replication *Replication `json:"replication,omitempty"`
+	CPU         CPU          `json:"cpu"`
+	Series      Series       `json:"series"`
 	// Repeat is the index of this run in a --repeat series (0-based) and Repeats their count.
 	Repeat  int `json:"repeat,omitempty"`
 	Repeats int `json:"repeats,omitempty"`

@@ -2,6 +2,7 @@
 package all
 
 import (
+	_ "github.com/vmstorbench/vmstorbench/backends/drbd"
 	_ "github.com/vmstorbench/vmstorbench/backends/file"
 	_ "github.com/vmstorbench/vmstorbench/backends/iscsi"
 	_ "github.com/vmstorbench/vmstorbench/backends/mem"

@@ -1,0 +1,74 @@
+package drbdstate
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// The node agent protocol: the agent in a testbed DRBD node answers one JSON request per
+// line with one JSON response per line over TCP. It is how the host reads the state of a
+// node's DRBD and switches its protocol: the node's DRBD is in a guest kernel the host cannot
+// read /proc of.
+
+// Request is one request to a node agent.
+type Request struct {
+	// Op is "state" (State and Raw), "protocol" (switch to Protocol with net-options),
+	// "capture" (the raw outputs of /proc/drbd and drbdsetup-84 show, for tests), "ping".
+	Op       string `json:"op"`
+	Protocol string `json:"protocol,omitempty"`
+}
+
+// Response is a node agent's answer.
+type Response struct {
+	State *State `json:"state,omitempty"`
+	// Raw holds raw outputs by name ("proc", "show") for "capture".
+	Raw   map[string]string `json:"raw,omitempty"`
+	Error string            `json:"error,omitempty"`
+}
+
+// maxResponse bounds a response line: a state is a few hundred bytes, a capture a few KiB.
+const maxResponse = 1 << 20
+
+// Call sends req to the node agent at addr and reads its response, within ctx's deadline
+// (a default of 5 s applies when ctx has none).
+func Call(ctx context.Context, addr string, req Request) (*Response, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("drbd node agent %s: %w", addr, err)
+	}
+	defer c.Close()
+	dl, _ := ctx.Deadline()
+	_ = c.SetDeadline(dl)
+	b, _ := json.Marshal(req)
+	if _, err := c.Write(append(b, '\n')); err != nil {
+		return nil, fmt.Errorf("drbd node agent %s: %s: %w", addr, req.Op, err)
+	}
+	sc := bufio.NewScanner(c)
+	sc.Buffer(make([]byte, 0, 4096), maxResponse)
+	if !sc.Scan() {
+		err := sc.Err()
+		if err == nil {
+			err = errors.New("connection closed without a response")
+		}
+		return nil, fmt.Errorf("drbd node agent %s: %s: %w", addr, req.Op, err)
+	}
+	var resp Response
+	if err := json.Unmarshal(sc.Bytes(), &resp); err != nil {
+		return nil, fmt.Errorf("drbd node agent %s: %s: bad response: %w", addr, req.Op, err)
+	}
+	if resp.Error != "" {
+		return &resp, fmt.Errorf("drbd node agent %s: %s: %s", addr, req.Op, resp.Error)
+	}
+	return &resp, nil
+}

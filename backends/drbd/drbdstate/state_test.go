@@ -1,0 +1,150 @@
+package drbdstate
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func read(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestParseProc(t *testing.T) {
+	cases := []struct {
+		file string
+		want State
+	}{
+		{"proc84-syncsource.txt", State{Version: "8.4.11", Minor: 0, Role: "Primary", PeerRole: "Secondary",
+			Connection: "Connected", Replication: "SyncSource", Disk: "UpToDate", PeerDisk: "Inconsistent", Protocol: "C",
+			OutOfSyncBytes: 51160 * 1024, SyncPercent: 21.9, SentBytes: 14336 * 1024, ReadBytes: 15360 * 1024}},
+		{"proc84-standalone.txt", State{Version: "8.4.11", Minor: 0, Role: "Primary", PeerRole: "Unknown",
+			Connection: "WFConnection", Replication: "Off", Disk: "UpToDate", PeerDisk: "DUnknown", Protocol: "B",
+			OutOfSyncBytes: 4096 * 1024, SyncPercent: -1, SentBytes: 4096 * 1024, WrittenBytes: 8192 * 1024, ReadBytes: 2080 * 1024}},
+	}
+	for _, c := range cases {
+		t.Run(c.file, func(t *testing.T) {
+			v, sts, err := ParseProc(read(t, c.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v != "8.4.11" || len(sts) != 1 {
+				t.Fatalf("version %q, %d states (want 1: minor 1 is unconfigured)", v, len(sts))
+			}
+			if sts[0] != c.want {
+				t.Errorf("got  %+v\nwant %+v", sts[0], c.want)
+			}
+		})
+	}
+}
+
+func TestProcNotDRBD(t *testing.T) {
+	for _, in := range []string{"", "hello\nworld\n", "Linux version 6.1"} {
+		if _, _, err := ParseProc([]byte(in)); err == nil {
+			t.Errorf("%q: no error", in)
+		}
+	}
+}
+
+func TestParseStatusJSON(t *testing.T) {
+	sts, err := ParseStatusJSON(read(t, "status9.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := State{Resource: "r0", Minor: 0, Role: "Primary", PeerRole: "Secondary", Connection: "Connected",
+		Replication: "SyncSource", Disk: "UpToDate", PeerDisk: "Inconsistent", OutOfSyncBytes: 4096 * 1024,
+		SyncPercent: 93.75, SentBytes: 2048 * 1024, WrittenBytes: 2048 * 1024, ReadBytes: 1040 * 1024, SizeBytes: 65500 * 1024}
+	if len(sts) != 1 || sts[0] != want {
+		t.Fatalf("got  %+v\nwant %+v", sts, want)
+	}
+	if !sts[0].Resyncing() || sts[0].Healthy() != nil {
+		t.Errorf("resyncing %v healthy %v", sts[0].Resyncing(), sts[0].Healthy())
+	}
+}
+
+func TestEvents2(t *testing.T) {
+	b := read(t, "events2.txt")
+	// The initial dump alone ("exists" lines up to "exists -").
+	head := string(b[:strings.Index(string(b), "exists -")])
+	st, err := ParseEvents2([]byte(head), "r0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := State{Resource: "r0", Minor: 0, Role: "Primary", PeerRole: "Secondary", Connection: "Connected",
+		Replication: "Established", Disk: "UpToDate", PeerDisk: "UpToDate", SyncPercent: -1,
+		SentBytes: 2048 * 1024, WrittenBytes: 2048 * 1024, ReadBytes: 1040 * 1024, SizeBytes: 65500 * 1024}
+	if st != want {
+		t.Fatalf("got  %+v\nwant %+v", st, want)
+	}
+	if st.Healthy() != nil || st.Degraded() != "" {
+		t.Errorf("healthy %v degraded %q", st.Healthy(), st.Degraded())
+	}
+	// The whole stream: the peer went away.
+	st, err = ParseEvents2(b, "r0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Connection != "Connecting" || st.PeerDisk != "DUnknown" || st.SentBytes != 6144*1024 || st.Connected() {
+		t.Errorf("after the disconnect: %+v", st)
+	}
+	if d := st.Degraded(); !strings.Contains(d, "not connected") {
+		t.Errorf("degraded %q", d)
+	}
+	if _, err := ParseEvents2(b, "r9"); err == nil {
+		t.Error("r9: no error")
+	}
+	if _, err := ParseEvents2([]byte("bogus line here\n"), "r0"); err == nil {
+		t.Error("bogus: no error")
+	}
+}
+
+func TestHealthy(t *testing.T) {
+	st := New()
+	st.Role, st.Disk = "Secondary", "Inconsistent"
+	err := st.Healthy()
+	if err == nil || !strings.Contains(err.Error(), "role is Secondary, not Primary") || !strings.Contains(err.Error(), "disk is Inconsistent, not UpToDate") {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestParseShowSynthetic(t *testing.T) {
+	in := `resource r0 {
+    options {
+    }
+    net {
+        protocol		B; # comment
+        cram-hmac-alg "sha1";
+    }
+    _remote_host {
+        address			ipv4 169.254.0.2:7789;
+    }
+    _this_host {
+        address			ipv4 169.254.0.1:7789;
+        volume 0 {
+            device			minor 0;
+            disk			"/dev/vda";
+            meta-disk			internal;
+        }
+    }
+}
+`
+	cfgs, err := ParseShow([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{Resource: "r0", Protocol: "B", Minor: 0, Disk: "/dev/vda", LocalAddr: "169.254.0.1:7789", RemoteAddr: "169.254.0.2:7789"}
+	if len(cfgs) != 1 || cfgs[0] != want {
+		t.Fatalf("got %+v want %+v", cfgs, want)
+	}
+	for _, bad := range []string{"resource r0 {", "}", "resource {", `resource r0 { disk "x`} {
+		if _, err := ParseShow([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
