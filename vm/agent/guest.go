@@ -395,3 +395,10 @@ func uptimeNS() int64 {
 	}
 	return ts.Nano()
 }
+
+// MountKernelFilesystems mounts /proc, /sys and /dev for a first process (other guest kinds'
+// agents, such as the testbed's DRBD nodes, start the same way).
+func MountKernelFilesystems() error { return mountKernelFilesystems() }
+
+// LoadModules loads the modules listed in file (see Options.Modules).
+func LoadModules(file string) error { return loadModules(file) }

@@ -110,6 +110,32 @@ type Options struct {
 	Rebuild bool
 	// Log receives one-line progress messages (may be nil).
 	Log func(string)
+	// Variant, if set, builds another kind of guest from the same parts (the testbed's DRBD
+	// nodes): more modules, more files, another first process.
+	Variant *Variant
+}
+
+// Variant is what a guest kind adds to or changes in the standard guest.
+type Variant struct {
+	// Name is part of the image hash and of the image's directory name.
+	Name string
+	// Modules are loaded after GuestModules, each alone in its own stage and in this order
+	// (their dependencies first): soft dependencies, such as libcrc32c's on a crc32c
+	// implementation, are not in modinfo's depends= and must be ordered by hand.
+	Modules []string
+	// Files are added to the initramfs.
+	Files []File
+	// Init replaces the kernel arguments that start the agent (rdinit=… -- args); the
+	// modules to load are listed in /lib/modules/load.order.
+	Init string
+}
+
+// File is one file of a Variant: Source (a host file) or Data, at Name in the guest.
+type File struct {
+	Name   string
+	Source string
+	Data   []byte
+	Mode   uint32
 }
 
 // DefaultCacheDir is $VMSTORBENCH_CACHE, else the user's cache directory + vmstorbench/vm.
@@ -169,10 +195,44 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	init := agentInit
+	var extraStages [][]string
+	if v := o.Variant; v != nil {
+		init = v.Init
+		have := map[string]bool{}
+		for _, m := range mods {
+			have[m.Name] = true
+		}
+		for _, want := range v.Modules {
+			more, err := resolveModules(k.ModulesDir, []string{want})
+			if err != nil {
+				return nil, err
+			}
+			for _, m := range more {
+				if !have[m.Name] {
+					have[m.Name] = true
+					mods = append(mods, m)
+					extraStages = append(extraStages, []string{m.Name})
+				}
+			}
+		}
+	}
 
 	// The image hash covers every input.
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%s %s\n%s\n%s\n", imageFormat, BootCmdline, agentInit, initScript(), k.Version)
+	fmt.Fprintf(h, "%s\n%s %s\n%s\n%s\n", imageFormat, BootCmdline, init, initScript(), k.Version)
+	if v := o.Variant; v != nil {
+		fmt.Fprintf(h, "variant %s\n", v.Name)
+		for _, f := range v.Files {
+			sum := fmt.Sprintf("%x", sha256.Sum256(f.Data))
+			if f.Source != "" {
+				if sum, err = fileSHA256(f.Source); err != nil {
+					return nil, fmt.Errorf("guest image: %w", err)
+				}
+			}
+			fmt.Fprintf(h, "file %s %o %s\n", f.Name, f.Mode, sum)
+		}
+	}
 	bzSum, err := fileSHA256(k.BzImage)
 	if err != nil {
 		return nil, err
@@ -197,6 +257,9 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	}
 	hash := hex.EncodeToString(h.Sum(nil))[:20]
 	dir := filepath.Join(o.CacheDir, "images", hash)
+	if o.Variant != nil {
+		dir = filepath.Join(o.CacheDir, "images", o.Variant.Name+"-"+hash)
+	}
 	if !o.Rebuild {
 		if img, err := loadImage(dir); err == nil {
 			img.Cached = true
@@ -242,8 +305,23 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 		{Name: "tmp", Mode: 0o1777, Dir: true},
 	}
 	var loadOrder strings.Builder
-	for _, st := range loadStages(mods) {
+	inExtra := map[string]bool{}
+	for _, st := range extraStages {
+		inExtra[st[0]] = true
+	}
+	var base []Module
+	for _, m := range mods {
+		if !inExtra[m.Name] {
+			base = append(base, m)
+		}
+	}
+	for _, st := range append(loadStages(base), extraStages...) {
 		loadOrder.WriteString(strings.Join(st, " ") + "\n")
+	}
+	if v := o.Variant; v != nil {
+		for _, f := range v.Files {
+			entries = append(entries, cpioEntry{Name: strings.TrimPrefix(f.Name, "/"), Mode: f.Mode, Source: f.Source, Data: f.Data})
+		}
 	}
 	entries = append(entries, cpioEntry{Name: "lib/modules/load.order", Mode: 0o644, Data: []byte(loadOrder.String())})
 	for _, m := range mods {
@@ -266,7 +344,7 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	}
 	img := &Image{
 		Hash: hash, Dir: dir, Kernel: kernelPath, KernelFormat: kernelFormat,
-		Initrd: filepath.Join(dir, "initrd.cpio"), Cmdline: BootCmdline + " " + agentInit,
+		Initrd: filepath.Join(dir, "initrd.cpio"), Cmdline: BootCmdline + " " + init,
 		KernelVersion: k.Version, KernelSource: k.Source, Modules: modNames,
 		AgentSHA256: agentSum, Built: time.Now().UTC(),
 	}

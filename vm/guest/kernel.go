@@ -30,6 +30,11 @@ const (
 // boot time under TCG). Their dependencies are added from each module's own "depends=" list.
 var GuestModules = []string{"virtio_pci", "virtio_blk", "virtio_console"}
 
+// KeepModules are kept from a downloaded kernel package besides GuestModules: what the
+// testbed's DRBD nodes load (network, the DRBD module chain; crc32c_generic is libcrc32c's
+// soft dependency, which modinfo's depends= does not list).
+var KeepModules = []string{"virtio_net", "crc32c_generic", "drbd"}
+
 // Kernel is a Debian guest kernel found on this host.
 type Kernel struct {
 	// Version is the kernel release, e.g. "6.1.0-56-amd64".
@@ -58,6 +63,9 @@ type KernelOptions struct {
 	Log func(string)
 	// Root prefixes /boot and /lib/modules (tests); empty means /.
 	Root string
+	// Need are modules beyond GuestModules the kernel must ship (the DRBD node's drbd chain):
+	// installed or cached kernels without them are passed over, and a download keeps them.
+	Need []string
 }
 
 // ErrNoKernel is wrapped when no guest kernel is available.
@@ -70,11 +78,11 @@ func FindKernel(ctx context.Context, o KernelOptions) (*Kernel, error) {
 	if o.Kernel != "" {
 		return explicitKernel(o)
 	}
-	if k := newestInstalled(o.Root); k != nil {
+	if k := newestInstalled(o.Root, o.Need); k != nil {
 		return k, nil
 	}
 	if o.CacheDir != "" {
-		if k := newestCached(o.CacheDir); k != nil {
+		if k := newestCached(o.CacheDir, o.Need); k != nil {
 			return k, nil
 		}
 	}
@@ -91,14 +99,14 @@ func FindKernel(ctx context.Context, o KernelOptions) (*Kernel, error) {
 		return nil, fmt.Errorf("%w: %v", ErrNoKernel, err)
 	}
 	defer unlock()
-	if k := newestCached(o.CacheDir); k != nil {
+	if k := newestCached(o.CacheDir, o.Need); k != nil {
 		return k, nil
 	}
 	logf := o.Log
 	if logf == nil {
 		logf = func(string) {}
 	}
-	return fetchKernel(ctx, o.CacheDir, logf)
+	return fetchKernel(ctx, o.CacheDir, logf, o.Need)
 }
 
 // fetchKernel is downloadKernel; tests replace it (no network in unit tests).
@@ -155,8 +163,17 @@ func explicitKernel(o KernelOptions) (*Kernel, error) {
 
 var kernelVersionRe = regexp.MustCompile(`^6\.1\.0-([0-9]+)-amd64$`)
 
-// newestInstalled looks for /boot/vmlinuz-6.1.0-N-amd64 with its modules.
-func newestInstalled(root string) *Kernel {
+// hasModules reports whether every module in need is under the kernel's modules directory.
+func hasModules(k *Kernel, need []string) bool {
+	if len(need) == 0 {
+		return true
+	}
+	_, err := resolveModules(k.ModulesDir, need)
+	return err == nil
+}
+
+// newestInstalled looks for /boot/vmlinuz-6.1.0-N-amd64 with its modules (and need).
+func newestInstalled(root string, need []string) *Kernel {
 	matches, _ := filepath.Glob(filepath.Join(root, "/boot/vmlinuz-6.1.0-*-amd64"))
 	var found []*Kernel
 	for _, m := range matches {
@@ -168,13 +185,16 @@ func newestInstalled(root string) *Kernel {
 		if _, err := os.Stat(filepath.Join(mods, "kernel")); err != nil {
 			continue
 		}
-		found = append(found, &Kernel{Version: ver, BzImage: m, ModulesDir: mods, Source: "installed"})
+		k := &Kernel{Version: ver, BzImage: m, ModulesDir: mods, Source: "installed"}
+		if hasModules(k, need) {
+			found = append(found, k)
+		}
 	}
 	return newest(found)
 }
 
 // newestCached looks in CacheDir/kernel/<package>/ for kernels extracted earlier.
-func newestCached(cache string) *Kernel {
+func newestCached(cache string, need []string) *Kernel {
 	dirs, _ := filepath.Glob(filepath.Join(cache, "kernel", "linux-image-*"))
 	var found []*Kernel
 	for _, d := range dirs {
@@ -184,7 +204,7 @@ func newestCached(cache string) *Kernel {
 		}
 		ver := strings.TrimSpace(string(b))
 		k := &Kernel{Version: ver, BzImage: filepath.Join(d, "vmlinuz"), ModulesDir: filepath.Join(d, "modules"), Source: "cache (" + filepath.Base(d) + ")"}
-		if _, err := os.Stat(k.BzImage); err == nil {
+		if _, err := os.Stat(k.BzImage); err == nil && hasModules(k, need) {
 			found = append(found, k)
 		}
 	}
@@ -210,7 +230,7 @@ func newest(ks []*Kernel) *Kernel {
 // downloadKernel resolves the metapackage to the versioned kernel package, downloads it with
 // apt-get, unpacks it with dpkg -x into a scratch directory and keeps only the kernel and the
 // modules the guest needs under CacheDir/kernel/<package>.
-func downloadKernel(ctx context.Context, cache string, log func(string)) (*Kernel, error) {
+func downloadKernel(ctx context.Context, cache string, log func(string), need []string) (*Kernel, error) {
 	start := time.Now()
 	for _, tool := range []string{"apt-cache", "apt-get", "dpkg"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -273,13 +293,16 @@ func downloadKernel(ctx context.Context, cache string, log func(string)) (*Kerne
 	if b, err := exec.CommandContext(ctx, "dpkg", "-x", debs[0], root).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("%w: dpkg -x %s: %v: %s", ErrNoKernel, filepath.Base(debs[0]), err, lastLines(b, 3))
 	}
-	k := newestInstalled(root)
+	k := newestInstalled(root, nil)
 	if k == nil {
 		return nil, fmt.Errorf("%w: %s holds no vmlinuz-6.1.0-*-amd64 with modules", ErrNoKernel, pkg)
 	}
-	mods, err := resolveModules(k.ModulesDir, GuestModules)
+	// Keep the modules of every guest kind (the DRBD node's too), so that one download
+	// serves them all.
+	keep := append(append(append([]string{}, GuestModules...), KeepModules...), need...)
+	mods, err := resolveModules(k.ModulesDir, keep)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %s: %v", ErrNoKernel, pkg, err)
 	}
 	final := filepath.Join(cache, "kernel", pkg)
 	stage := filepath.Join(scratch, "keep")

@@ -18,7 +18,7 @@ func fakeFetch(t *testing.T, calls *atomic.Int32, err error) {
 	t.Helper()
 	old := fetchKernel
 	t.Cleanup(func() { fetchKernel = old })
-	fetchKernel = func(_ context.Context, cache string, log func(string)) (*Kernel, error) {
+	fetchKernel = func(_ context.Context, cache string, log func(string), _ []string) (*Kernel, error) {
 		calls.Add(1)
 		log("guest kernel: fake download")
 		if err != nil {

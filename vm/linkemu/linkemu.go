@@ -24,6 +24,9 @@ type Link struct {
 	Latency   time.Duration
 	Jitter    time.Duration
 	Bandwidth int64
+	// Loss is the share of packets dropped, in percent, in each direction. Only the UDP
+	// relay (StartUDP) drops packets; a TCP stream has none to drop.
+	Loss float64
 }
 
 // Presets are named links: a lab LAN (gigabit, sub-millisecond) and a WAN between sites
@@ -69,8 +72,14 @@ func Parse(s string) (Link, error) {
 				return l, fmt.Errorf("link %q: %v", s, err)
 			}
 			l.Bandwidth = b
+		case "loss":
+			var f float64
+			if _, err := fmt.Sscanf(strings.TrimSuffix(v, "%"), "%g", &f); err != nil || !(f >= 0 && f <= 100) {
+				return l, fmt.Errorf("link %q: loss=%q: want a percentage like 0.1%%", s, v)
+			}
+			l.Loss = f
 		default:
-			return l, fmt.Errorf("link %q: unknown setting %q (latency, jitter, bandwidth)", s, k)
+			return l, fmt.Errorf("link %q: unknown setting %q (latency, jitter, bandwidth, loss)", s, k)
 		}
 	}
 	if l.Jitter > l.Latency {
@@ -117,7 +126,11 @@ func (l Link) String() string {
 	if l.Bandwidth > 0 {
 		bw = fmt.Sprintf("%.0f Mbit/s", float64(l.Bandwidth)*8/1e6)
 	}
-	return fmt.Sprintf("%s (latency %s ± %s each way, %s)", l.Name, l.Latency, l.Jitter, bw)
+	loss := ""
+	if l.Loss > 0 {
+		loss = fmt.Sprintf(", %g%% loss", l.Loss)
+	}
+	return fmt.Sprintf("%s (latency %s ± %s each way, %s%s)", l.Name, l.Latency, l.Jitter, bw, loss)
 }
 
 // Proxy is a running emulated link from a local listening address to an upstream one.

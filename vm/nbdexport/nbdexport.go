@@ -64,6 +64,16 @@ func Serve(target backends.Target, name string, readOnly bool) (*Export, error) 
 	if err != nil {
 		return nil, fmt.Errorf("nbd export: listen: %w", err)
 	}
+	return ServeListener(ln, target, name, readOnly)
+}
+
+// ServeListener is Serve on a listener the caller made (a testbed DRBD node exports its
+// device on the guest's address, where QEMU's port forward reaches it). The export owns ln.
+func ServeListener(ln net.Listener, target backends.Target, name string, readOnly bool) (*Export, error) {
+	if name == "" {
+		ln.Close()
+		return nil, errors.New("nbd export: empty export name")
+	}
 	e := &Export{name: name, target: target, readOnly: readOnly, ln: ln, conns: map[net.Conn]struct{}{}}
 	e.wg.Add(1)
 	go func() {

@@ -17,10 +17,16 @@ import (
 
 // Request is one request to a node agent.
 type Request struct {
-	// Op is "state" (State and Raw), "protocol" (switch to Protocol with net-options),
-	// "capture" (the raw outputs of /proc/drbd and drbdsetup-84 show, for tests), "ping".
+	// Op is "state", "protocol" (switch to Protocol with net-options), "capture" (the raw
+	// outputs of /proc/drbd, drbdsetup-84 show and events2, for tests), "write", "read".
 	Op       string `json:"op"`
 	Protocol string `json:"protocol,omitempty"`
+	// Offset, Length and Data are for "write" (Data to the DRBD device at Offset) and "read"
+	// (Length bytes of the backing disk at Offset: what replication put there, readable on a
+	// Secondary whose DRBD device cannot be opened). Both are 4 KiB-aligned (O_DIRECT).
+	Offset int64  `json:"offset,omitempty"`
+	Length int    `json:"length,omitempty"`
+	Data   []byte `json:"data,omitempty"`
 }
 
 // Response is a node agent's answer.
@@ -28,7 +34,10 @@ type Response struct {
 	State *State `json:"state,omitempty"`
 	// Raw holds raw outputs by name ("proc", "show") for "capture".
 	Raw   map[string]string `json:"raw,omitempty"`
-	Error string            `json:"error,omitempty"`
+	Data  []byte            `json:"data,omitempty"`
+	// Ready is true once the node is set up (the primary exports its device).
+	Ready bool   `json:"ready,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // maxResponse bounds a response line: a state is a few hundred bytes, a capture a few KiB.

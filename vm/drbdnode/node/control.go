@@ -1,0 +1,175 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/vmstorbench/vmstorbench/backends"
+	"github.com/vmstorbench/vmstorbench/backends/drbd/drbdstate"
+	_ "github.com/vmstorbench/vmstorbench/backends/file"
+	"github.com/vmstorbench/vmstorbench/vm/nbdexport"
+)
+
+// ExportName is the NBD export's name.
+const ExportName = "drbd0"
+
+// serveNBD exports /dev/drbd0, opened O_DIRECT so that the node never serves what its page
+// cache holds instead of what DRBD has.
+func (n *Node) serveNBD() error {
+	t, err := backends.Open(context.Background(), "file://"+Device, backends.OpenParams{Direct: true, Write: true, Read: true, AllowDestructive: true})
+	if err != nil {
+		return fmt.Errorf("open %s: %w", Device, err)
+	}
+	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", NBDPort))
+	if err != nil {
+		t.Close()
+		return fmt.Errorf("nbd port: %w", err)
+	}
+	if _, err := nbdexport.ServeListener(ln, t, ExportName, false); err != nil {
+		t.Close()
+		return err
+	}
+	return nil
+}
+
+// maxRequest bounds a control request line (a 1 MiB write, base64).
+const maxRequest = 2 << 20
+
+func (n *Node) serveControl(ctx context.Context, ln net.Listener) {
+	go func() { <-ctx.Done(); ln.Close() }()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+			sc := bufio.NewScanner(c)
+			sc.Buffer(make([]byte, 0, 4096), maxRequest)
+			for sc.Scan() {
+				var req drbdstate.Request
+				var resp drbdstate.Response
+				if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
+					resp.Error = "bad request: " + err.Error()
+				} else {
+					resp = n.handle(ctx, req)
+				}
+				b, _ := json.Marshal(resp)
+				if _, err := c.Write(append(b, '\n')); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+func (n *Node) handle(ctx context.Context, req drbdstate.Request) (resp drbdstate.Response) {
+	n.mu.Lock()
+	setupErr, ready := n.setupErr, n.ready
+	n.mu.Unlock()
+	resp.Ready = ready
+	fail := func(err error) drbdstate.Response {
+		resp.Error = err.Error()
+		return resp
+	}
+	switch req.Op {
+	case "ping":
+		if setupErr != nil {
+			return fail(fmt.Errorf("DRBD set-up failed: %w", setupErr))
+		}
+	case "state":
+		st, err := State()
+		if err != nil {
+			if setupErr != nil {
+				err = fmt.Errorf("%v (DRBD set-up failed: %v)", err, setupErr)
+			}
+			return fail(err)
+		}
+		resp.State = &st
+	case "protocol":
+		switch req.Protocol {
+		case "A", "B", "C":
+		default:
+			return fail(fmt.Errorf("protocol %q: want A, B or C", req.Protocol))
+		}
+		if _, err := n.run(ctx, "", "drbdsetup-84", "net-options", n.localAddr(), n.peerAddr(), "--protocol="+req.Protocol); err != nil {
+			return fail(err)
+		}
+		st, err := State()
+		if err != nil {
+			return fail(err)
+		}
+		resp.State = &st
+	case "capture":
+		resp.Raw = map[string]string{}
+		if b, err := os.ReadFile("/proc/drbd"); err == nil {
+			resp.Raw["proc"] = string(b)
+		}
+		for name, args := range map[string][]string{
+			"show":    {"show", Resource},
+			"events2": {"events2", "--now", "--statistics", Resource},
+		} {
+			out, err := n.run(ctx, "", "drbdsetup-84", args...)
+			if err != nil {
+				resp.Raw[name+".error"] = err.Error()
+			}
+			resp.Raw[name] = string(out)
+		}
+	case "write":
+		if err := directIO(Device, req.Offset, req.Data, true); err != nil {
+			return fail(err)
+		}
+	case "read":
+		if req.Length <= 0 || req.Length > 1<<20 {
+			return fail(fmt.Errorf("read: length %d: want 1 B to 1 MiB", req.Length))
+		}
+		buf := make([]byte, req.Length)
+		if err := directIO(Disk, req.Offset, buf, false); err != nil {
+			return fail(err)
+		}
+		resp.Data = buf
+	default:
+		return fail(fmt.Errorf("unknown op %q", req.Op))
+	}
+	return resp
+}
+
+// directIO reads or writes b at off with O_DIRECT through an aligned buffer.
+func directIO(path string, off int64, b []byte, write bool) error {
+	const align = 4096
+	if off%align != 0 || len(b)%align != 0 || len(b) == 0 {
+		return fmt.Errorf("%s: offset %d and length %d must be multiples of 4096", path, off, len(b))
+	}
+	flags := os.O_RDONLY
+	if write {
+		flags = os.O_RDWR
+	}
+	f, err := os.OpenFile(path, flags|syscall.O_DIRECT, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	raw := make([]byte, len(b)+align)
+	shift := int(align-uintptr(unsafe.Pointer(&raw[0]))%align) % align
+	buf := raw[shift : shift+len(b)]
+	if write {
+		copy(buf, b)
+		_, err = f.WriteAt(buf, off)
+	} else {
+		_, err = f.ReadAt(buf, off)
+		copy(b, buf)
+	}
+	if err != nil {
+		return fmt.Errorf("%s at %d: %w", path, off, err)
+	}
+	return nil
+}
+

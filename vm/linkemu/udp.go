@@ -1,0 +1,197 @@
+package linkemu
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// UDPRelay is an emulated link between two endpoints that exchange UDP datagrams (QEMU's
+// UDP socket netdev: one Ethernet frame per datagram). Toxiproxy only proxies TCP, and a TCP
+// netdev between two guests stalls every multi-frame message on Nagle and delayed ACKs on
+// the host (~49 ms here), so the testbed's DRBD replication link is UDP end to end, relayed
+// here with the Link's latency, jitter, bandwidth and loss in each direction.
+//
+// Each direction is a queue: a datagram is serialised at the link's bandwidth after those
+// ahead of it, then delivered Latency (± Jitter) later, in order. A full queue drops
+// (like a router's buffer): it holds max(256 KiB, 200 ms at the link's rate).
+type UDPRelay struct {
+	link  Link
+	dirs  [2]*udpDir
+	wg    sync.WaitGroup
+	close sync.Once
+}
+
+// udpDir is one direction: datagrams arriving on in are sent on to dst.
+type udpDir struct {
+	relay *UDPRelay
+	in    *net.UDPConn
+	dst   *net.UDPAddr
+	rng   *rand.Rand
+	q     chan packet
+
+	// Only the reader touches these.
+	lastTxEnd time.Time
+	lastDue   time.Time
+	queued    atomic.Int64 // bytes waiting
+
+	forwarded, dropped, lost atomic.Int64
+}
+
+type packet struct {
+	b   []byte
+	due time.Time
+}
+
+// UDPStats counts datagrams per direction (0: A→B, 1: B→A): forwarded, dropped by a full
+// queue, lost on purpose (Loss).
+type UDPStats struct {
+	Forwarded, Dropped, Lost [2]int64
+}
+
+// maxDatagram is the largest datagram relayed: a QEMU socket netdev frame is at most 69 KiB
+// (64 KiB with offloads and the virtio-net header).
+const maxDatagram = 70 << 10
+
+// StartUDP starts a relay between endpoint A, which receives on a, and B, which receives on
+// b (host:port on 127.0.0.1). A must send to ForA() and B to ForB().
+func StartUDP(l Link, a, b string) (*UDPRelay, error) {
+	aAddr, err := net.ResolveUDPAddr("udp", a)
+	if err != nil {
+		return nil, fmt.Errorf("udp relay: A %q: %w", a, err)
+	}
+	bAddr, err := net.ResolveUDPAddr("udp", b)
+	if err != nil {
+		return nil, fmt.Errorf("udp relay: B %q: %w", b, err)
+	}
+	r := &UDPRelay{link: l}
+	limit := max(int64(256<<10), l.Bandwidth/5)
+	for i, dst := range []*net.UDPAddr{bAddr, aAddr} {
+		in, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			r.Close()
+			return nil, fmt.Errorf("udp relay: listen: %w", err)
+		}
+		// Bursts of frames (a 1 MiB DRBD write is ~750 of them) must not overflow the
+		// socket before the reader drains it.
+		_ = in.SetReadBuffer(4 << 20)
+		d := &udpDir{relay: r, in: in, dst: dst, q: make(chan packet, 16384),
+			rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(i)))}
+		r.dirs[i] = d
+		r.wg.Add(2)
+		go d.read(limit)
+		go d.send()
+	}
+	return r, nil
+}
+
+// ForA is where A sends (its netdev's udp=); ForB is where B sends.
+func (r *UDPRelay) ForA() string { return r.dirs[0].in.LocalAddr().String() }
+func (r *UDPRelay) ForB() string { return r.dirs[1].in.LocalAddr().String() }
+
+// Link is the emulated link.
+func (r *UDPRelay) Link() Link { return r.link }
+
+// Stats returns the counters so far.
+func (r *UDPRelay) Stats() UDPStats {
+	var s UDPStats
+	for i, d := range r.dirs {
+		if d == nil {
+			continue
+		}
+		s.Forwarded[i], s.Dropped[i], s.Lost[i] = d.forwarded.Load(), d.dropped.Load(), d.lost.Load()
+	}
+	return s
+}
+
+// Close stops the relay and waits for its goroutines.
+func (r *UDPRelay) Close() error {
+	r.close.Do(func() {
+		for _, d := range r.dirs {
+			if d != nil {
+				d.in.Close()
+			}
+		}
+	})
+	r.wg.Wait()
+	return nil
+}
+
+func (d *udpDir) read(limit int64) {
+	defer d.relay.wg.Done()
+	defer close(d.q)
+	l := d.relay.link
+	immediate := l.Latency == 0 && l.Jitter == 0 && l.Bandwidth == 0
+	buf := make([]byte, maxDatagram)
+	for {
+		n, _, err := d.in.ReadFromUDP(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // a transient error (ICMP port unreachable from a node not yet up)
+		}
+		if l.Loss > 0 && d.rng.Float64()*100 < l.Loss {
+			d.lost.Add(1)
+			continue
+		}
+		if immediate {
+			// No queue, no goroutine hand-off: the control case adds nothing but the copy.
+			if _, err := d.in.WriteToUDP(buf[:n], d.dst); err == nil {
+				d.forwarded.Add(1)
+			}
+			continue
+		}
+		if d.queued.Load()+int64(n) > limit {
+			d.dropped.Add(1)
+			continue
+		}
+		now := time.Now()
+		txEnd := now
+		if l.Bandwidth > 0 {
+			start := now
+			if d.lastTxEnd.After(start) {
+				start = d.lastTxEnd
+			}
+			txEnd = start.Add(time.Duration(float64(n) / float64(l.Bandwidth) * float64(time.Second)))
+			d.lastTxEnd = txEnd
+		}
+		due := txEnd.Add(l.Latency)
+		if l.Jitter > 0 {
+			due = due.Add(time.Duration((d.rng.Float64()*2 - 1) * float64(l.Jitter)))
+		}
+		// Datagrams stay in order: jitter never overtakes.
+		if due.Before(d.lastDue) {
+			due = d.lastDue
+		}
+		d.lastDue = due
+		p := packet{b: append([]byte(nil), buf[:n]...), due: due}
+		d.queued.Add(int64(n))
+		select {
+		case d.q <- p:
+		default:
+			d.queued.Add(-int64(n))
+			d.dropped.Add(1)
+		}
+	}
+}
+
+func (d *udpDir) send() {
+	defer d.relay.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for p := range d.q {
+		if wait := time.Until(p.due); wait > 0 {
+			timer.Reset(wait)
+			<-timer.C
+		}
+		d.queued.Add(-int64(len(p.b)))
+		if _, err := d.in.WriteToUDP(p.b, d.dst); err == nil {
+			d.forwarded.Add(1)
+		}
+	}
+}
