@@ -33,8 +33,8 @@ type Request struct {
 type Response struct {
 	State *State `json:"state,omitempty"`
 	// Raw holds raw outputs by name ("proc", "show") for "capture".
-	Raw   map[string]string `json:"raw,omitempty"`
-	Data  []byte            `json:"data,omitempty"`
+	Raw  map[string]string `json:"raw,omitempty"`
+	Data []byte            `json:"data,omitempty"`
 	// Ready is true once the node is set up (the primary exports its device).
 	Ready bool   `json:"ready,omitempty"`
 	Error string `json:"error,omitempty"`

@@ -74,6 +74,13 @@ func ParseShow(b []byte) ([]Config, error) {
 	if len(stack) != 0 {
 		return out, fmt.Errorf("drbdsetup show: %d unclosed sections", len(stack))
 	}
+	// show leaves out settings at their defaults (unless --show-defaults): a connected
+	// resource with no protocol line runs DRBD's default, C.
+	for i := range out {
+		if out[i].Protocol == "" && out[i].RemoteAddr != "" {
+			out[i].Protocol = "C"
+		}
+	}
 	return out, nil
 }
 

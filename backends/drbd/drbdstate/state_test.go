@@ -148,3 +148,48 @@ func TestParseShowSynthetic(t *testing.T) {
 		}
 	}
 }
+
+// Captured from the testbed's nodes (DRBD 8.4.11 in Debian's 6.1 kernel, drbd-utils 9.22's
+// drbdsetup-84): node a Primary, node b Secondary, after an 8 KiB write on a.
+func TestRealCaptures(t *testing.T) {
+	for _, c := range []struct {
+		node, role, peer, proto string
+		sent, recv               int64
+	}{
+		{"a", "Primary", "Secondary", "C", 8 << 10, 0},
+		{"b", "Secondary", "Primary", "C", 0, 8 << 10},
+	} {
+		_, sts, err := ParseProc(read(t, "node-"+c.node+"-proc.txt"))
+		if err != nil || len(sts) != 1 {
+			t.Fatalf("node %s proc: %v %+v", c.node, err, sts)
+		}
+		want := State{Version: "8.4.11", Minor: 0, Role: c.role, PeerRole: c.peer, Connection: "Connected", Replication: "Established",
+			Disk: "UpToDate", PeerDisk: "UpToDate", Protocol: c.proto, SyncPercent: -1, SentBytes: c.sent, ReceivedBytes: c.recv}
+		got := sts[0]
+		got.WrittenBytes = 0
+		if got != want {
+			t.Errorf("node %s proc:\ngot  %+v\nwant %+v", c.node, got, want)
+		}
+		ev, err := ParseEvents2(read(t, "node-"+c.node+"-events2.txt"), "r0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want.Version, want.Resource, want.SizeBytes, ev.WrittenBytes = "", "r0", 65496<<10, 0
+		want.Protocol = "" // events2 does not say
+		if ev != want {
+			t.Errorf("node %s events2:\ngot  %+v\nwant %+v", c.node, ev, want)
+		}
+		cfgs, err := ParseShow(read(t, "node-"+c.node+"-show.txt"))
+		if err != nil || len(cfgs) != 1 || cfgs[0].Protocol != "C" || cfgs[0].Disk != "/dev/vda" || cfgs[0].Minor != 0 {
+			t.Errorf("node %s show: %v %+v", c.node, err, cfgs)
+		}
+	}
+	cfgs, err := ParseShow(read(t, "node-a-show-protocol-a.txt"))
+	if err != nil || len(cfgs) != 1 || cfgs[0].Protocol != "A" {
+		t.Errorf("show with protocol A: %v %+v", err, cfgs)
+	}
+	_, sts, err := ParseProc(read(t, "node-a-proc-protocol-a.txt"))
+	if err != nil || len(sts) != 1 || sts[0].Protocol != "A" {
+		t.Errorf("proc with protocol A: %v %+v", err, sts)
+	}
+}

@@ -172,4 +172,3 @@ func directIO(path string, off int64, b []byte, write bool) error {
 	}
 	return nil
 }
-

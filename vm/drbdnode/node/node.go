@@ -73,7 +73,7 @@ func Run(ctx context.Context, cfg Config) error {
 	for _, d := range []string{"/var/lib/drbd", "/var/run/drbd", "/run/drbd", "/var/lock", "/tmp"} {
 		_ = os.MkdirAll(d, 0o755)
 	}
-	if err := upInterface("lo", "127.0.0.1", 8, ""); err != nil {
+	if err := upInterface("lo", "127.0.0.1", 8); err != nil {
 		return err
 	}
 	if err := configureNICs(cfg); err != nil {
@@ -106,10 +106,10 @@ func configureNICs(cfg Config) error {
 	for {
 		repl, host := ifaceByMAC(cfg.ReplMAC), ifaceByMAC(cfg.HostMAC)
 		if repl != "" && host != "" {
-			if err := upInterface(repl, cfg.Addr, 16, ""); err != nil {
+			if err := upInterface(repl, cfg.Addr, 16); err != nil {
 				return err
 			}
-			return upInterface(host, HostAddr, 24, "")
+			return upInterface(host, HostAddr, 24)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("no NIC with MAC %s and %s (have %v)", cfg.ReplMAC, cfg.HostMAC, ifaces())
@@ -139,7 +139,7 @@ func ifaceByMAC(mac string) string {
 
 // upInterface sets an IPv4 address and brings the interface up with ioctls: no ip binary,
 // no netlink, no fork (slow under TCG).
-func upInterface(name, addr string, prefix int, _ string) error {
+func upInterface(name, addr string, prefix int) error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("%s: socket: %w", name, err)
