@@ -25,16 +25,41 @@ func Catalog() []func() Server {
 }
 
 // Select returns new servers for the given names (all when names is empty).
-func Select(names []string) ([]Server, error) {
-	var all []Server
+func Select(names []string) ([]Server, error) { return SelectWith(names, nil, nil) }
+
+// SelectWith is Select over the catalog and optional servers (the DRBD pair, which boots two
+// TCG guests: too heavy to start with every testbed). An optional server starts when it is
+// named in names or in with; with adds to the default set ("all but the optional ones").
+func SelectWith(names, with []string, optional []func() Server) ([]Server, error) {
+	var all, opt []Server
 	for _, mk := range Catalog() {
 		all = append(all, mk())
+	}
+	for _, mk := range optional {
+		opt = append(opt, mk())
+	}
+	for _, n := range with {
+		i := slices.IndexFunc(opt, func(s Server) bool { return s.Name() == n })
+		if i < 0 {
+			known := make([]string, len(opt))
+			for k, s := range opt {
+				known[k] = s.Name()
+			}
+			return nil, fmt.Errorf("testbed: --with %q: not an optional server (optional: %s)", n, strings.Join(known, ", "))
+		}
+		if len(names) == 0 {
+			all = append(all, opt[i])
+		}
 	}
 	if len(names) == 0 {
 		return all, nil
 	}
+	all = append(all, opt...)
 	var out []Server
-	for _, n := range names {
+	for _, n := range append(slices.Clone(names), with...) {
+		if slices.ContainsFunc(out, func(s Server) bool { return s.Name() == n }) {
+			continue
+		}
 		i := slices.IndexFunc(all, func(s Server) bool { return s.Name() == n })
 		if i < 0 {
 			known := make([]string, len(all))

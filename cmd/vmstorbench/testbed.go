@@ -15,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vmstorbench/vmstorbench/testbed"
+	"github.com/vmstorbench/vmstorbench/vm/drbdnode"
+	"github.com/vmstorbench/vmstorbench/vm/linkemu"
 )
 
 func newTestbedCmd() *cobra.Command {
@@ -29,16 +31,22 @@ all) uses them; 'down' stops everything it started, by PID, and removes the stat
 	}
 	cmd.PersistentFlags().StringVar(&dir, "state", testbed.DefaultDir(), "testbed state directory")
 
-	var only []string
+	var only, with []string
+	var drbdLink string
 	up := &cobra.Command{
 		Use:   "up",
 		Short: "Start the servers in the background and print their target URLs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return testbedUp(cmd.OutOrStdout(), dir, only)
+			if _, err := testbedOptional(drbdLink); err != nil {
+				return err
+			}
+			return testbedUp(cmd.OutOrStdout(), dir, only, with, drbdLink)
 		},
 	}
-	up.Flags().StringSliceVar(&only, "only", nil, "start only these servers (gonfs, samba, ganesha, ...)")
+	up.Flags().StringSliceVar(&only, "only", nil, "start only these servers (gonfs, samba, ganesha, ..., drbd)")
+	up.Flags().StringSliceVar(&with, "with", nil, "also start these optional servers (drbd: a two-node DRBD pair of TCG guests)")
+	up.Flags().StringVar(&drbdLink, "drbd-link", "", "the DRBD pair's replication link: lan, wan or latency=…,jitter=…,bandwidth=…,loss=… (default: no added delay)")
 
 	serve := &cobra.Command{
 		Use:    "serve",
@@ -46,10 +54,12 @@ all) uses them; 'down' stops everything it started, by PID, and removes the stat
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return testbedServe(cmd, dir, only)
+			return testbedServe(cmd, dir, only, with, drbdLink)
 		},
 	}
 	serve.Flags().StringSliceVar(&only, "only", nil, "start only these servers")
+	serve.Flags().StringSliceVar(&with, "with", nil, "also start these optional servers")
+	serve.Flags().StringVar(&drbdLink, "drbd-link", "", "the DRBD pair's replication link")
 
 	down := &cobra.Command{
 		Use:   "down",
@@ -79,8 +89,24 @@ all) uses them; 'down' stops everything it started, by PID, and removes the stat
 	return cmd
 }
 
-func testbedServe(cmd *cobra.Command, dir string, only []string) error {
-	servers, err := testbed.Select(only)
+// testbedOptional are the servers that start only when asked for (--with, --only).
+func testbedOptional(drbdLink string) ([]func() testbed.Server, error) {
+	link := linkemu.Link{Name: "none"}
+	if drbdLink != "" {
+		var err error
+		if link, err = linkemu.Parse(drbdLink); err != nil {
+			return nil, fmt.Errorf("--drbd-link: %w", err)
+		}
+	}
+	return []func() testbed.Server{func() testbed.Server { return drbdnode.NewServer(link) }}, nil
+}
+
+func testbedServe(cmd *cobra.Command, dir string, only, with []string, drbdLink string) error {
+	optional, err := testbedOptional(drbdLink)
+	if err != nil {
+		return err
+	}
+	servers, err := testbed.SelectWith(only, with, optional)
 	if err != nil {
 		return err
 	}
@@ -99,7 +125,7 @@ func testbedServe(cmd *cobra.Command, dir string, only []string) error {
 	return bed.Down()
 }
 
-func testbedUp(out io.Writer, dir string, only []string) error {
+func testbedUp(out io.Writer, dir string, only, with []string, drbdLink string) error {
 	if st, err := testbed.LoadState(dir); err == nil && alive(st.PID) {
 		printEndpoints(out, dir, st)
 		return nil
@@ -115,6 +141,12 @@ func testbedUp(out io.Writer, dir string, only []string) error {
 	args := []string{"testbed", "serve", "--state", dir}
 	if len(only) > 0 {
 		args = append(args, "--only", strings.Join(only, ","))
+	}
+	if len(with) > 0 {
+		args = append(args, "--with", strings.Join(with, ","))
+	}
+	if drbdLink != "" {
+		args = append(args, "--drbd-link", drbdLink)
 	}
 	logPath := filepath.Join(dir, "serve.log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)

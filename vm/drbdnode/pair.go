@@ -104,6 +104,10 @@ func Start(ctx context.Context, cfg Config) (p *Pair, err error) {
 		if err := makeDisk(n.Disk, int64(cfg.DiskMiB)<<20); err != nil {
 			return p, err
 		}
+		ref := filepath.Join(cfg.Dir, "ref-"+name+".img")
+		if err := makeDisk(ref, 16<<20); err != nil {
+			return p, err
+		}
 		ctl, err := testbed.FreePort()
 		if err != nil {
 			return p, err
@@ -133,6 +137,9 @@ func Start(ctx context.Context, cfg Config) (p *Pair, err error) {
 				"-netdev", fmt.Sprintf("user,id=host,restrict=on,hostfwd=tcp:127.0.0.1:%d-:%d,hostfwd=tcp:127.0.0.1:%d-:%d",
 					ctl, nodeControlPort, nbd, nodeNBDPort),
 				"-device", "virtio-net-pci,netdev=host,mac=" + hostMACs[i],
+				// The raw-disk reference (/dev/vdb): the same kind of disk as DRBD's.
+				"-drive", "if=none,id=ref,format=raw,cache=none,file=" + strings.ReplaceAll(ref, ",", ",,"),
+				"-device", "virtio-blk-pci,drive=ref",
 			},
 		}
 		vm, err := qemu.Start(ctx, qc, nil)
@@ -166,6 +173,9 @@ func (p *Pair) waitReady(ctx context.Context) error {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		r, err := drbdstate.Call(cctx, p.Nodes[0].Control, drbdstate.Request{Op: "state"})
 		cancel()
+		if r != nil && r.SetupError != "" {
+			return fmt.Errorf("drbd node a: set-up failed: %s; console: %s", r.SetupError, tail(p.Nodes[0].VM.Console()))
+		}
 		switch {
 		case err == nil && r.Ready && r.State != nil:
 			return nil

@@ -18,7 +18,7 @@ import (
 //
 // Each direction is a queue: a datagram is serialised at the link's bandwidth after those
 // ahead of it, then delivered Latency (± Jitter) later, in order. A full queue drops
-// (like a router's buffer): it holds max(256 KiB, 200 ms at the link's rate).
+// (like a router's buffer): it holds max(1 MiB, 200 ms at the link's rate).
 type UDPRelay struct {
 	link  Link
 	dirs  [2]*udpDir
@@ -40,6 +40,7 @@ type udpDir struct {
 	queued    atomic.Int64 // bytes waiting
 
 	forwarded, dropped, lost atomic.Int64
+	maxSize, maxQueued       atomic.Int64
 }
 
 type packet struct {
@@ -51,6 +52,8 @@ type packet struct {
 // queue, lost on purpose (Loss).
 type UDPStats struct {
 	Forwarded, Dropped, Lost [2]int64
+	// MaxDatagram and MaxQueued are the largest datagram and the most bytes queued seen.
+	MaxDatagram, MaxQueued [2]int64
 }
 
 // maxDatagram is the largest datagram relayed: a QEMU socket netdev frame is at most 69 KiB
@@ -69,7 +72,7 @@ func StartUDP(l Link, a, b string) (*UDPRelay, error) {
 		return nil, fmt.Errorf("udp relay: B %q: %w", b, err)
 	}
 	r := &UDPRelay{link: l}
-	limit := max(int64(256<<10), l.Bandwidth/5)
+	limit := max(int64(1<<20), l.Bandwidth/5)
 	for i, dst := range []*net.UDPAddr{bAddr, aAddr} {
 		in, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
@@ -104,6 +107,7 @@ func (r *UDPRelay) Stats() UDPStats {
 			continue
 		}
 		s.Forwarded[i], s.Dropped[i], s.Lost[i] = d.forwarded.Load(), d.dropped.Load(), d.lost.Load()
+		s.MaxDatagram[i], s.MaxQueued[i] = d.maxSize.Load(), d.maxQueued.Load()
 	}
 	return s
 }
@@ -134,6 +138,9 @@ func (d *udpDir) read(limit int64) {
 				return
 			}
 			continue // a transient error (ICMP port unreachable from a node not yet up)
+		}
+		if int64(n) > d.maxSize.Load() {
+			d.maxSize.Store(int64(n))
 		}
 		if l.Loss > 0 && d.rng.Float64()*100 < l.Loss {
 			d.lost.Add(1)
@@ -170,7 +177,9 @@ func (d *udpDir) read(limit int64) {
 		}
 		d.lastDue = due
 		p := packet{b: append([]byte(nil), buf[:n]...), due: due}
-		d.queued.Add(int64(n))
+		if q := d.queued.Add(int64(n)); q > d.maxQueued.Load() {
+			d.maxQueued.Store(q)
+		}
 		select {
 		case d.q <- p:
 		default:

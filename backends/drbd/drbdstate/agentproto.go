@@ -27,6 +27,13 @@ type Request struct {
 	Offset int64  `json:"offset,omitempty"`
 	Length int    `json:"length,omitempty"`
 	Data   []byte `json:"data,omitempty"`
+	// Device ("drbd" or "raw": a second disk with no DRBD on it, the reference) and
+	// RuntimeMS are for "bench": 4 KiB random O_DIRECT writes at queue depth 1 in the node.
+	// Count and Length are for "probe": Count request/replies of Length bytes over the
+	// replication link to the peer's echo port (the link's own latency, without DRBD).
+	Device    string `json:"device,omitempty"`
+	RuntimeMS int    `json:"runtime_ms,omitempty"`
+	Count     int    `json:"count,omitempty"`
 }
 
 // Response is a node agent's answer.
@@ -35,9 +42,13 @@ type Response struct {
 	// Raw holds raw outputs by name ("proc", "show") for "capture".
 	Raw  map[string]string `json:"raw,omitempty"`
 	Data []byte            `json:"data,omitempty"`
-	// Ready is true once the node is set up (the primary exports its device).
-	Ready bool   `json:"ready,omitempty"`
-	Error string `json:"error,omitempty"`
+	// Figures are a bench's or probe's results: "iops", "p50_ns", "mean_ns", "p99_ns", "n".
+	Figures map[string]float64 `json:"figures,omitempty"`
+	// Ready is true once the node is set up (the primary exports its device); SetupError
+	// says why its set-up failed.
+	Ready      bool   `json:"ready,omitempty"`
+	SetupError string `json:"setup_error,omitempty"`
+	Error      string `json:"error,omitempty"`
 }
 
 // maxResponse bounds a response line: a state is a few hundred bytes, a capture a few KiB.

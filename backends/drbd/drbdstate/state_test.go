@@ -154,7 +154,7 @@ func TestParseShowSynthetic(t *testing.T) {
 func TestRealCaptures(t *testing.T) {
 	for _, c := range []struct {
 		node, role, peer, proto string
-		sent, recv               int64
+		sent, recv              int64
 	}{
 		{"a", "Primary", "Secondary", "C", 8 << 10, 0},
 		{"b", "Secondary", "Primary", "C", 0, 8 << 10},

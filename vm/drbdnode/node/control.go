@@ -76,6 +76,9 @@ func (n *Node) handle(ctx context.Context, req drbdstate.Request) (resp drbdstat
 	setupErr, ready := n.setupErr, n.ready
 	n.mu.Unlock()
 	resp.Ready = ready
+	if setupErr != nil {
+		resp.SetupError = setupErr.Error()
+	}
 	fail := func(err error) drbdstate.Response {
 		resp.Error = err.Error()
 		return resp
@@ -136,6 +139,18 @@ func (n *Node) handle(ctx context.Context, req drbdstate.Request) (resp drbdstat
 			return fail(err)
 		}
 		resp.Data = buf
+	case "bench":
+		f, err := benchDevice(ctx, req.Device, req.RuntimeMS)
+		if err != nil {
+			return fail(err)
+		}
+		resp.Figures = f
+	case "probe":
+		f, err := n.probe(ctx, req.Count, req.Length)
+		if err != nil {
+			return fail(err)
+		}
+		resp.Figures = f
 	default:
 		return fail(fmt.Errorf("unknown op %q", req.Op))
 	}

@@ -87,6 +87,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("control port: %w", err)
 	}
 	go n.serveControl(ctx, ln)
+	if err := n.serveEcho(ctx); err != nil {
+		return err
+	}
 	if err := n.setup(ctx); err != nil {
 		n.mu.Lock()
 		n.setupErr = err
@@ -216,12 +219,19 @@ func (n *Node) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := n.waitState(ctx, 60*time.Second, "connected", func(s drbdstate.State) bool { return s.Connection == "Connected" }); err != nil {
-		return err
-	}
 	if !n.cfg.Primary {
+		if err := n.waitState(ctx, 60*time.Second, "connected", func(s drbdstate.State) bool { return s.Connection == "Connected" }); err != nil {
+			return err
+		}
 		n.setReady()
 		return nil
+	}
+	// Wait until the peer's disk is known (the handshake done): a new current UUID issued
+	// while the peer's disk is still DUnknown left it Inconsistent for good.
+	if err := n.waitState(ctx, 60*time.Second, "connected with the peer's disk Inconsistent", func(s drbdstate.State) bool {
+		return s.Connection == "Connected" && s.Replication == "Established" && s.Disk == "Inconsistent" && s.PeerDisk == "Inconsistent"
+	}); err != nil {
+		return err
 	}
 	// Both disks are blank: declare them in sync instead of copying 64 MiB of zeros (about
 	// 22 s under TCG here).
