@@ -157,6 +157,11 @@ func open(ctx context.Context, u *url.URL, p backends.OpenParams) (backends.Targ
 
 	var inner backends.Target
 	access := "kernel"
+	if agentAddr != "" {
+		// A node agent speaks only for a testbed node, whose DRBD device is the testbed's
+		// scratch disk: writing it destroys nothing of the user's.
+		p.AllowDestructive = true
+	}
 	if nbdAddr != "" {
 		inner, err = backends.Open(ctx, "nbd://"+nbdAddr+"/drbd0", p)
 		access = "nbd " + nbdAddr

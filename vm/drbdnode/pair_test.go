@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -151,5 +152,24 @@ func TestCaptures(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestNBDExportFromHost writes through node A's NBD export with QEMU's own NBD client (what
+// a VM's disk would use) and reads the bytes back from node B's disk.
+func TestNBDExportFromHost(t *testing.T) {
+	p := sharedPair(t)
+	qio, err := exec.LookPath("qemu-io")
+	if err != nil {
+		vmtest.Missing(t, err)
+	}
+	url := "nbd://" + p.Nodes[0].NBD + "/drbd0"
+	out, err := exec.Command(qio, "-f", "raw", "-t", "none", "-c", "write -P 0x5a 5M 64k", url).CombinedOutput()
+	if err != nil {
+		t.Fatalf("qemu-io write: %v: %s", err, out)
+	}
+	got := call(t, p.Nodes[1].Control, drbdstate.Request{Op: "read", Offset: 5 << 20, Length: 64 << 10}).Data
+	if !bytes.Equal(got, bytes.Repeat([]byte{0x5a}, 64<<10)) {
+		t.Fatal("node B's disk does not hold what was written through node A's export")
 	}
 }
