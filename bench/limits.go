@@ -35,14 +35,19 @@ func planLimits(w *workloads.Workload, s *genSpec) (ioLimits, error) {
 	if w.Loops < 0 || w.NumberIOs < 0 {
 		return lim, fmt.Errorf("loops=%d, number_ios=%d: must not be negative", w.Loops, w.NumberIOs)
 	}
-	loops := uint64(max(w.Loops, 1))
-	if w.NumberIOs > 0 {
-		// fio checks number_ios in time-based jobs too (io_bytes_exceeded), against
-		// number_ios*loops.
-		lim.ios = satMul(uint64(w.NumberIOs), loops)
+	switch w.RateProcess {
+	case "", "linear", "poisson":
+	default:
+		return lim, fmt.Errorf("rate_process=%q: must be linear or poisson", w.RateProcess)
 	}
 	if w.TimeBased {
+		// A time-based job runs for its runtime: fio ignores loops and number_ios then
+		// (--time_based --runtime=1 --number_ios=100 does 3 million I/Os).
 		return lim, nil
+	}
+	loops := uint64(max(w.Loops, 1))
+	if w.NumberIOs > 0 {
+		lim.ios = satMul(uint64(w.NumberIOs), loops)
 	}
 	size, sizeGiven := w.IOSize, w.IOSize > 0
 	if !sizeGiven {
