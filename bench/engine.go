@@ -29,7 +29,7 @@ type job struct {
 	region  int64
 	seq     atomic.Uint64
 	issued  atomic.Int64 // bytes, for variable block sizes
-	pos     [2]paddedInt64
+	pos     jobPos
 	writes  atomic.Int64 // for fsync=N
 	limits  [2]*limiter
 	spec    *genSpec // the generators' shared tables

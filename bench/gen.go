@@ -3,7 +3,9 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
+	"sync/atomic"
 
 	"github.com/vmstorbench/vmstorbench/workloads"
 )
@@ -267,6 +269,10 @@ type genSpec struct {
 	passIOs uint64
 	// passBytes is the same in bytes for variable block sizes (0 = no end).
 	passBytes int64
+	// seqPasses, for a sequential job with variable sizes, is how many passes over the
+	// region it makes before its end (0 = no limit): fio's loops when io_size is not given.
+	// With holes, where a pass ends depends on the sizes drawn: only the position knows.
+	seqPasses uint64
 }
 
 // newGenSpec checks what the engine relies on (whatever Validate let through: a hand-built
@@ -404,7 +410,12 @@ func (s *genSpec) seqSpec(w *workloads.Workload) {
 	}
 	if s.sameBS > 0 {
 		s.passIOs = pass
-	} else if s.hole == 0 {
+		return
+	}
+	if !w.TimeBased && w.IOSize == 0 {
+		s.seqPasses = uint64(max(w.Loops, 1))
+	}
+	if s.hole == 0 {
 		// Variable sizes: fio shrinks the last block of a pass to fit.
 		d := workloads.Read
 		if !s.dirs[d] {
@@ -423,11 +434,21 @@ type generator struct {
 	pass uint64
 	perm permutation
 	hot  permutation // scatters the hot blocks of non-uniform distributions
-	pos  *[2]paddedInt64
+	pos  *jobPos
+	// groupAdvance's running sum: I/Os advFirst..advNext-1 of a group take adv bytes
+	advFirst, advNext uint64
+	adv               int64
 }
 
-func newGenerator(s *genSpec, seed uint64, base int64, pos *[2]paddedInt64) *generator {
-	g := &generator{s: s, seed: seed, base: base, pos: pos}
+// jobPos is a job's shared sequential state: per direction, the I/Os done (fixed sizes) or
+// the end of the last I/O (variable sizes, fio's last_pos); passes over the region started.
+type jobPos struct {
+	dir    [2]paddedInt64
+	passes atomic.Int64
+}
+
+func newGenerator(s *genSpec, seed uint64, base int64, pos *jobPos) *generator {
+	g := &generator{s: s, seed: seed, base: base, pos: pos, advFirst: math.MaxUint64}
 	g.perm = newPermutation(s.nblocks, seed)
 	for d := range s.dist {
 		if s.dist[d].scatter {
@@ -507,13 +528,20 @@ func (g *generator) randomOff(d workloads.Direction, i uint64, n int64) int64 {
 }
 
 // groupAdvance is how far I/O i, the q-th of its group, is from the group's first offset:
-// the sizes of the group's I/Os before it.
+// the sizes of the group's I/Os before it, whatever their direction (fio keeps a position
+// per direction; with randrw:N the group continues across both here). With variable sizes
+// the sum is carried from the worker's previous I/O of the same group, so that a long group
+// (randread:1000000) costs iodepth size draws per I/O, not q.
 func (g *generator) groupAdvance(i, q uint64) int64 {
 	if g.s.sameBS > 0 {
 		return int64(q) * g.s.sameBS
 	}
-	var adv int64
-	for k := i - q; k < i; k++ {
+	first := i - q
+	k, adv := first, int64(0)
+	if g.advFirst == first && g.advNext <= i {
+		k, adv = g.advNext, g.adv
+	}
+	for ; k < i; k++ {
 		d := workloads.Read
 		switch {
 		case g.s.mixed:
@@ -525,6 +553,7 @@ func (g *generator) groupAdvance(i, q uint64) int64 {
 		}
 		adv += g.size(d, k)
 	}
+	g.advFirst, g.advNext, g.adv = first, i, adv
 	return adv
 }
 
@@ -534,13 +563,13 @@ func (g *generator) seqOff(d workloads.Direction, i uint64, n int64) (int64, int
 	if s.seqFixed[d] {
 		k := i
 		if s.mixed {
-			k = uint64(g.pos[d].v.Add(1) - 1)
+			k = uint64(g.pos.dir[d].v.Add(1) - 1)
 		}
 		return s.seq[d].at(k), n
 	}
 	// Variable sizes: a job-wide position per direction, as fio's last_pos.
 	minBS := s.bs[d].min
-	p := &g.pos[d].v
+	p := &g.pos.dir[d].v
 	for {
 		last := p.Load()
 		off, m := seqStep(last, s.hole, s.region), n
@@ -549,11 +578,19 @@ func (g *generator) seqOff(d workloads.Direction, i uint64, n int64) (int64, int
 			// deterministic and the pass's bytes the same.
 			m = (s.region - off) / minBS * minBS
 		}
-		if off < 0 || m < minBS {
-			// The pass is over: start another one at the region's start.
+		wrap := off < 0 || m < minBS
+		if wrap {
+			// The pass is over: the job ends (n = 0) or starts another pass at the region's
+			// start. The position stays at the end for the other workers to see it too.
+			if s.seqPasses > 0 && uint64(g.pos.passes.Load())+1 >= s.seqPasses {
+				return 0, 0
+			}
 			off, m = 0, n
 		}
 		if p.CompareAndSwap(last, off+m) {
+			if wrap {
+				g.pos.passes.Add(1)
+			}
 			return off, m
 		}
 	}

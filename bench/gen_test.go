@@ -16,7 +16,7 @@ func testGen(t testing.TB, w workloads.Workload, region int64) *generator {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newGenerator(s, w.RandSeed, 0, new([2]paddedInt64))
+	return newGenerator(s, w.RandSeed, 0, new(jobPos))
 }
 
 func split(pairs ...int64) []workloads.BSSplitEntry {
@@ -382,5 +382,53 @@ func BenchmarkGenerator(b *testing.B) {
 				sinkPlan = g.next(uint64(i))
 			}
 		})
+	}
+}
+
+// A huge randread:N group with variable sizes costs the same per I/O as a short one, and
+// its offsets still follow on.
+func TestLongGroupIsCheap(t *testing.T) {
+	w := workloads.Workload{RW: "randread", RWModifier: 1 << 40, BS: [2]workloads.BlockSize{{Min: 4096, Max: 16384}}}
+	g := testGen(t, w, 1<<40)
+	prev := g.next(0)
+	for i := uint64(1); i < 200000; i++ {
+		p := g.next(i)
+		if p.off != prev.off+prev.n {
+			t.Fatalf("I/O %d at %d, want %d", i, p.off, prev.off+prev.n)
+		}
+		prev = p
+	}
+	// A worker that jumps back recomputes the sum.
+	if p := testGen(t, w, 1<<40).next(199999); p != prev {
+		t.Fatalf("fresh generator: %+v, want %+v", p, prev)
+	}
+}
+
+// A sequential job with variable sizes and holes ends where its pass ends (or its loops'
+// passes): a position, not a byte count, knows where that is.
+func TestSeqVariablePassEnds(t *testing.T) {
+	end := func(loops int) (uint64, int64) {
+		w := workloads.Workload{RW: "read", Size: 1 << 20, BSSplit: [2][]workloads.BSSplitEntry{split(4096, 50, 16384, 50)}, RWModifier: 12288, Loops: loops}
+		g := testGen(t, w, 1<<20)
+		var bytes int64
+		for i := uint64(0); i < 100000; i++ {
+			p := g.next(i)
+			if p.n == 0 {
+				if q := g.next(i + 1); q.n != 0 {
+					t.Fatalf("I/O %d after the end: %+v", i+1, q)
+				}
+				return i, bytes
+			}
+			bytes += p.n
+		}
+		t.Fatal("no end")
+		return 0, 0
+	}
+	n1, b1 := end(1)
+	n3, b3 := end(3)
+	// Passes of about 1 MiB / 22 KiB (mean size 10k + hole 12k) = 48 I/Os, 480 KiB each;
+	// one that wraps inside goes on for one more.
+	if n1 < 30 || n1 > 100 || b1 > 1<<20 || n3 < 2*n1 || n3 > 5*n1 || b3 > 3<<20 {
+		t.Errorf("loops=1: %d I/Os, %d bytes; loops=3: %d, %d", n1, b1, n3, b3)
 	}
 }

@@ -70,10 +70,13 @@ func planLimits(w *workloads.Workload, s *genSpec) (ioLimits, error) {
 		}
 	}
 	capUnits := ceilDiv(all, uint64(unit))
-	total := fioRounds(uint64(s.passBytes/unit), capUnits, loops, uint64(size), uint64(unit), uint64(s.maxBS), sizeGiven)
-	if total < capUnits {
+	pass := uint64(s.passBytes / unit)
+	total := fioRounds(pass, capUnits, loops, uint64(size), uint64(unit), uint64(s.maxBS), sizeGiven)
+	if pass > 0 && total%pass == 0 {
+		// The job ends at the end of a pass, where fio's last I/O shrinks to fit.
 		lim.bytes, lim.trim = int64(total)*unit, true
 	} else {
+		// It ends within a pass, when it has issued enough: the last I/O may cross it.
 		lim.bytes = int64(min(all, math.MaxInt64))
 	}
 	return lim, nil
@@ -117,6 +120,9 @@ func ceilDiv(a, b uint64) uint64 { return a/b + min(a%b, 1) }
 // trim, the I/O that crosses the limit shrinks to end exactly there.
 func (wk *worker) budget(p *plan) bool {
 	st := wk.st
+	if p.n == 0 {
+		return false // the generator ended the job (seqPasses)
+	}
 	prev := wk.job.issued.Add(p.n) - p.n
 	if prev >= st.limitBytes {
 		return false
