@@ -123,6 +123,9 @@ func newBSSpec(b workloads.BlockSize, split []workloads.BSSplitEntry) bsSpec {
 			s.split = append(s.split, bsSlot{cum: s.total, bs: bs})
 			s.max = max(s.max, bs)
 		}
+		if s.max == s.min {
+			s.split = nil // one size after all: a fixed block size
+		}
 		return s
 	}
 	s.min, s.max = b.Min, b.Max
@@ -138,7 +141,7 @@ func newBSSpec(b workloads.BlockSize, split []workloads.BSSplitEntry) bsSpec {
 	return s
 }
 
-func (s *bsSpec) fixed() bool { return s.steps == 0 && len(s.split) <= 1 }
+func (s *bsSpec) fixed() bool { return s.steps == 0 && s.split == nil }
 
 // pick returns the size of the I/O whose hash is h.
 func (s *bsSpec) pick(h uint64) int64 {
