@@ -29,9 +29,10 @@ type job struct {
 	region  int64
 	seq     atomic.Uint64
 	issued  atomic.Int64 // bytes, for variable block sizes
-	pos     [2]paddedInt64
+	pos     jobPos
 	writes  atomic.Int64 // for fsync=N
 	limits  [2]*limiter
+	spec    *genSpec // the generators' shared tables
 	blocks  *blockMap
 	verify  verifyCounts
 	workers []*worker
@@ -65,6 +66,7 @@ type runState struct {
 	intervalNS int64
 	limitIOs   uint64 // 0 = none (fixed block size)
 	limitBytes int64  // 0 = none (variable block size)
+	trimBytes  bool   // shrink the I/O crossing limitBytes (see ioLimits)
 	stop       atomic.Bool
 	errOnce    sync.Once
 	err        error
@@ -161,6 +163,9 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 		return nil, err
 	}
 
+	if !startDelay(ctx, cfg.Stop, w.StartDelay) {
+		st.fail(fmt.Errorf("run interrupted: %w", context.Cause(ctx)))
+	}
 	ru0 := rusage()
 	res.Start = time.Now()
 	st.start = res.Start
@@ -260,7 +265,6 @@ func fitRegion(w workloads.Workload, userSize int64, jobs []*job) (workloads.Wor
 // planJobs sets limits, regions, rate limiters and verify maps.
 func planJobs(st *runState, jobs []*job) error {
 	w := st.w
-	limit := w.IOSize
 	region := w.Size
 	if w.Verify != "" && w.NumJobs > 1 {
 		// With verify, jobs split the region so that no job rewrites another's blocks.
@@ -269,23 +273,29 @@ func planJobs(st *runState, jobs []*job) error {
 			return fmt.Errorf("verify with numjobs=%d: size=%d leaves less than one block per job", w.NumJobs, w.Size)
 		}
 	}
-	if limit == 0 {
-		limit = region
+	spec, err := newGenSpec(&st.w, region)
+	if err != nil {
+		return err
 	}
-	if !w.TimeBased {
-		if bs, fixed := fixedBS(w); fixed {
-			st.limitIOs = uint64((limit + bs - 1) / bs)
-		} else {
-			st.limitBytes = limit
-		}
+	if err := checkVerify(&w, spec); err != nil {
+		return err
 	}
+	lim, err := planLimits(&w, spec)
+	if err != nil {
+		return err
+	}
+	st.limitIOs, st.limitBytes, st.trimBytes = lim.ios, lim.bytes, lim.trim
 	for i, j := range jobs {
+		j.spec = spec
 		j.base, j.region = w.Offset, region
 		if w.Verify != "" && w.NumJobs > 1 {
 			j.base = w.Offset + int64(i)*region
 		}
 		for d := range j.limits {
 			j.limits[d] = newLimiter(w.Rate[d], w.RateIOPS[d])
+			if l := j.limits[d]; l != nil && w.RateProcess == "poisson" {
+				l.poisson, l.seed = true, w.RandSeed+uint64(j.id)*0x9e3779b97f4a7c15+uint64(d)
+			}
 		}
 		if w.Verify != "" {
 			m, err := newBlockMap(region, w.BS[workloads.Read].Min)
@@ -296,22 +306,6 @@ func planJobs(st *runState, jobs []*job) error {
 		}
 	}
 	return nil
-}
-
-// fixedBS returns the block size when every I/O of w has the same size.
-func fixedBS(w workloads.Workload) (int64, bool) {
-	var bs int64
-	for d := workloads.Read; d <= workloads.Write; d++ {
-		if !w.Does(d) {
-			continue
-		}
-		b := w.BS[d]
-		if b.Min != b.Max || (bs != 0 && bs != b.Min) {
-			return 0, false
-		}
-		bs = b.Min
-	}
-	return bs, true
 }
 
 // runWorkers runs all workers to the end and returns the run-relative time of the end of

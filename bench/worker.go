@@ -28,6 +28,7 @@ type worker struct {
 	seed    uint64
 	obs     Observer
 	limited [2]bool
+	thinker thinker
 	// progress counters, read by the monitor
 	progIOs   [2]paddedInt64
 	progBytes [2]paddedInt64
@@ -41,8 +42,9 @@ func newWorker(st *runState, j *job, id, slot int) *worker {
 		seed:   w.RandSeed + uint64(j.id)*0x9e3779b97f4a7c15,
 		obs:    st.cfg.Observer,
 	}
-	wk.gen = newGenerator(&st.w, wk.seed, j.base, j.region, &j.pos)
-	maxBS := max(w.BS[workloads.Read].Max, w.BS[workloads.Write].Max)
+	wk.gen = newGenerator(j.spec, wk.seed, j.base, &j.pos)
+	wk.thinker = newThinker(w.ThinkTime, w.ThinkTimeSpin, w.ThinkTimeBlocks)
+	maxBS := j.spec.maxBlockSize()
 	for d := range wk.bufs {
 		wk.bufs[d] = alignedBuffer(int(maxBS))
 		wk.limited[d] = j.limits[d] != nil
@@ -85,7 +87,7 @@ func (wk *worker) run() {
 			return
 		}
 		p := wk.gen.next(i)
-		if st.limitBytes > 0 && j.issued.Add(p.n)-p.n >= st.limitBytes {
+		if st.limitBytes > 0 && !wk.budget(&p) {
 			return
 		}
 		var blk int64
@@ -154,6 +156,9 @@ func (wk *worker) run() {
 				st.fail(fmt.Errorf("job %d: sync: %w", j.id, err))
 				return
 			}
+		}
+		if !wk.think() {
+			return
 		}
 	}
 }
@@ -268,6 +273,10 @@ type limiter struct {
 	nsPerByte float64
 	nsPerIO   int64
 	next      atomic.Int64
+	// rate_process=poisson: exponentially distributed gaps (see poissonGap)
+	poisson bool
+	seed    uint64
+	draws   atomic.Uint64
 }
 
 func newLimiter(rate, iops int64) *limiter {
@@ -290,6 +299,9 @@ const maxBurst = int64(100 * time.Millisecond)
 
 func (l *limiter) reserve(now, n int64) int64 {
 	cost := max(int64(float64(n)*l.nsPerByte), l.nsPerIO)
+	if l.poisson {
+		cost = l.poissonGap(cost)
+	}
 	for {
 		next := l.next.Load()
 		slot := next
