@@ -1,6 +1,7 @@
 package workloads
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -41,7 +42,7 @@ func TestFioOptionsRoundTrip(t *testing.T) {
 		}
 		got := jobs[0].Workload
 		got.Name = ""
-		if got != w {
+		if !reflect.DeepEqual(got, w) {
 			t.Errorf("round trip of\n%s\ngot  %+v\nwant %+v", b.String(), got, w)
 		}
 	}
