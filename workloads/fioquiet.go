@@ -89,8 +89,6 @@ var refusedOptions = func() map[string]string {
 	add("creating files without I/O is not supported", "create_only")
 	add("mixing random and sequential offsets is not supported", "percentage_random")
 	add("unaligned random block sizes are not supported", "bs_unaligned", "blocksize_unaligned")
-	add("not supported", "bs_is_seq_rand", "overwrite", "end_fsync", "fsync_on_close", "write_barrier", "sync_file_range",
-		"fadvise_hint", "write_hint", "atomic", "file_append", "serialize_overlap", "lockfile", "opendir", "unique_filename")
 	add("choosing among several files is not supported", "file_service_type", "openfiles")
 	add("running commands is not supported", "exec_prerun", "exec_postrun")
 	add("switching user or cgroup is not supported", "uid", "gid", "cgroup", "cgroup_weight", "cgroup_nodelete")
