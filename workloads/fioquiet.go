@@ -37,7 +37,9 @@ var quietOptions = func() []option {
 	add(cpu, false, "cpus_allowed", "cpus_allowed_policy", "cpumask", "numa_cpu_nodes", "numa_mem_policy", "nice", "mem", "iomem",
 		"mem_align", "iomem_align", "verify_async_cpus")
 	add(cpu, true, "lockmem")
-	add(thread, true, "thread")
+	add(thread, true, "thread", "threads")
+	add("vmstorbench does not end a job for missing it; the results show what was reached", false,
+		"ratemin", "rate_min", "rate_iops_min", "ratecycle", "rate_cycle", "max_latency")
 	add(batch, false, "iodepth_batch", "iodepth_batch_submit", "iodepth_batch_complete", "iodepth_batch_complete_min",
 		"iodepth_batch_complete_max", "iodepth_low", "io_submit_mode")
 	add(data, true, "refill_buffers", "scramble_buffers")
@@ -72,8 +74,6 @@ var refusedOptions = func() map[string]string {
 		"steadystate_ramp_time", "ss_ramp")
 	add("searching for the queue depth that meets a latency target is not supported", "latency_target", "latency_window",
 		"latency_percentile", "latency_run")
-	add("failing a job over a latency is not supported", "max_latency")
-	add("failing a job under a minimum rate is not supported", "rate_min", "ratemin", "rate_iops_min", "rate_cycle", "ratecycle")
 	add("per-clone offsets are not supported: each numjobs clone works on the same region", "offset_increment")
 	add("aligning offset= is not supported", "offset_align")
 	add("filling the device until it is full is not supported: give size", "fill_device", "fill_fs")
