@@ -304,3 +304,20 @@ func TestFileTarget(t *testing.T) {
 		t.Errorf("note %q", n)
 	}
 }
+
+func TestDescribeNewOptions(t *testing.T) {
+	tests := []struct{ text, want string }{
+		{"rw=randread\nbssplit=4k/50:64k/50\nrandom_distribution=zipf:1.2", "randread bssplit=4k/50:64k/50 random_distribution=zipf:1.2 iodepth=1 numjobs=1"},
+		{"rw=read:-8k", "read:-8k bs=4KiB iodepth=1 numjobs=1"},
+		{"rw=write\nsync=dsync", "write bs=4KiB iodepth=1 numjobs=1 sync=dsync"},
+	}
+	for _, tt := range tests {
+		jobs, err := parseTest("[j]\n" + tt.text + "\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := jobs[0].Workload.Describe(); got != tt.want {
+			t.Errorf("%q: got %q, want %q", tt.text, got, tt.want)
+		}
+	}
+}

@@ -48,7 +48,10 @@ type Job struct {
 // option is "key=value" or a bare flag ("time_based"), and ${VAR} in a value is replaced
 // by the environment variable (empty when unset). Unlike fio, which misreads them, a ';' or
 // '#' after whitespace in a value also starts a comment. Every option is checked: an
-// unknown or unsupported one is an error, never ignored. Jobs come back in file order.
+// unknown or unsupported one, or a value fio refuses, is an error, never ignored or
+// replaced; the error reports every such problem of the file, one a line, each with its
+// file:line. Options that change no I/O (reporting, logs, CPU placement) are accepted with a
+// note. Jobs come back in file order.
 func ParseJobFile(name string, r io.Reader) ([]Job, error) {
 	return parseJobFile(name, r, os.LookupEnv)
 }

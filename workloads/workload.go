@@ -468,13 +468,22 @@ func (d Distribution) checkZones() error {
 // Describe is a one-line summary, e.g. "randread bs=4KiB iodepth=32 numjobs=1".
 func (w Workload) Describe() string {
 	s := w.RW
+	if w.RWModifier != 0 {
+		s = w.FioOptions()[0].Value // rw with its offset modifier
+	}
 	if w.IsMixed() {
 		s += fmt.Sprintf(" rwmixread=%d", w.RWMixRead)
 	}
-	if w.BS[Read] == w.BS[Write] {
+	switch {
+	case w.BSSplit[Read] != nil || w.BSSplit[Write] != nil:
+		s += " bssplit=" + perDir(fioSplit(w.BSSplit[Read]), fioSplit(w.BSSplit[Write]))
+	case w.BS[Read] == w.BS[Write]:
 		s += " bs=" + w.BS[Read].String()
-	} else {
+	default:
 		s += " bs=" + w.BS[Read].String() + "," + w.BS[Write].String()
+	}
+	if d := fioDistribution(w.RandomDist); d != "" && w.IsRandom() {
+		s += " random_distribution=" + d
 	}
 	s += fmt.Sprintf(" iodepth=%d numjobs=%d", w.IODepth, w.NumJobs)
 	if w.Fsync > 0 {
@@ -482,6 +491,9 @@ func (w Workload) Describe() string {
 	}
 	if w.Verify != "" {
 		s += " verify=" + w.Verify
+	}
+	if w.SyncIO != "" {
+		s += " sync=" + w.SyncIO
 	}
 	if w.Direct {
 		s += " direct=1"
