@@ -9,6 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vmstorbench/vmstorbench/internal/suggest"
 	"github.com/vmstorbench/vmstorbench/workloads"
 )
 
@@ -122,7 +123,7 @@ func (d *decoder) workload(s *Suite, n *yaml.Node) *Workload {
 // unknownWorkloadKey reports a workload key that is neither a suite key nor a fio option.
 func (d *decoder) unknownWorkloadKey(f field) {
 	msg := fmt.Sprintf("unknown key %q in workload", f.key)
-	if s := nearest(f.key, append(append([]string{}, workloadKeys...), fioOptionNames...)); s != "" {
+	if s := suggest.Nearest(f.key, append(append([]string{}, workloadKeys...), fioOptionNames...)); s != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", s)
 	} else {
 		msg += " (workload keys: " + strings.Join(workloadKeys, ", ") + ", and the fio options vmstorbench supports: " + strings.Join(fioOptionNames, ", ") + ")"

@@ -8,7 +8,6 @@ import (
 	"io"
 	"maps"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -374,15 +373,19 @@ func planJobs(cmd *cobra.Command, o *runOptions, args []string, haveTargets bool
 			_, given := pj.Options["size"]
 			pl := plannedJob{w: w, sizeGiven: given || sizeGiven, fromFile: true,
 				stonewall: pj.Stonewall, newGroup: pj.NewGroup, groupReporting: pj.GroupReporting}
-			if pj.Workload.Filename != "" {
-				abs, err := filepath.Abs(pj.Workload.Filename)
-				if err != nil {
-					return nil, err
+			if haveTargets {
+				if n := pj.TargetNote(); n != "" {
+					notes = append(notes, n)
 				}
-				pl.target = "file://" + abs
-			}
-			if !haveTargets && pl.target == "" {
-				return nil, fmt.Errorf("%s: job %q has no filename= and no --target was given", args[0], pj.Section)
+			} else {
+				// filename= (or directory=) is the target: a local path only, never a
+				// host:port or an engine's name created as a local file.
+				if pl.target, err = pj.FileTarget(); err != nil {
+					return nil, fmt.Errorf("%s:%d: job %q: %w", args[0], pj.Line, pj.Section, err)
+				}
+				if pl.target == "" {
+					return nil, fmt.Errorf("%s: job %q has no filename= or directory= and no --target was given", args[0], pj.Section)
+				}
 			}
 			for _, n := range append(pj.Notes, notes...) {
 				fmt.Fprintf(cmd.ErrOrStderr(), "note: %s: %s\n", pj.Section, n)
