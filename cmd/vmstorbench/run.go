@@ -247,11 +247,76 @@ func runOne(ctx context.Context, o *runOptions, j plannedJob, target targetRef, 
 		pl = newProgressLine(stderr, backends.RedactString(target.url), w.Name)
 		cfg.Progress = pl.update
 	}
+	var ll *layoutLine
+	if !o.quiet {
+		ll = &layoutLine{w: stderr, tty: showProgress, start: time.Now()}
+		cfg.LayoutProgress = ll.update
+	}
 	r, err := bench.Run(ctx, cfg)
 	if pl != nil {
 		pl.done()
 	}
+	if ll != nil {
+		ll.finish()
+	}
 	return r, err
+}
+
+// jobFilePath is the local path a job file names: filename= (inside directory= when
+// relative), or directory= alone (a directory target: the bench files are created in it).
+func jobFilePath(w workloads.Workload) string {
+	switch {
+	case w.Filename != "" && w.Directory != "" && !filepath.IsAbs(w.Filename):
+		return filepath.Join(w.Directory, w.Filename)
+	case w.Filename != "":
+		return w.Filename
+	}
+	return w.Directory
+}
+
+// layoutLine shows bench-file layout as fio does ("laying out 1.0 GiB: 42%") on a terminal,
+// and one line when it is over otherwise.
+type layoutLine struct {
+	w          io.Writer
+	tty        bool
+	start      time.Time
+	lastShown  time.Time
+	lastPct    int64
+	done, size int64
+	end        time.Time // when the last byte was laid out
+}
+
+func (l *layoutLine) update(done, total int64) {
+	l.done, l.size = done, total
+	if done == total {
+		l.end = time.Now()
+	}
+	if !l.tty || total <= 0 {
+		return
+	}
+	pct := 100 * done / total
+	now := time.Now()
+	if pct == l.lastPct && now.Sub(l.lastShown) < 250*time.Millisecond {
+		return
+	}
+	l.lastPct, l.lastShown = pct, now
+	fmt.Fprintf(l.w, "\r\033[Klaying out %s: %d%%", backends.HumanBytes(total), pct)
+}
+
+// finish clears the terminal line, or tells a log what layout wrote and how long it took.
+func (l *layoutLine) finish() {
+	if l.size == 0 {
+		return
+	}
+	if l.tty {
+		fmt.Fprint(l.w, "\r\033[K")
+		return
+	}
+	if l.done < l.size {
+		fmt.Fprintf(l.w, "layout stopped after %s of %s\n", backends.HumanBytes(l.done), backends.HumanBytes(l.size))
+		return
+	}
+	fmt.Fprintf(l.w, "laid out %s in %.1f s\n", backends.HumanBytes(l.size), l.end.Sub(l.start).Seconds())
 }
 
 // planJobs builds the workloads: a job file's jobs, or one workload from --profile and the
@@ -283,15 +348,15 @@ func planJobs(cmd *cobra.Command, o *runOptions, args []string, haveTargets bool
 			}
 			_, given := pj.Options["size"]
 			pl := plannedJob{w: w, sizeGiven: given || sizeGiven}
-			if pj.Workload.Filename != "" {
-				abs, err := filepath.Abs(pj.Workload.Filename)
+			if path := jobFilePath(pj.Workload); path != "" {
+				abs, err := filepath.Abs(path)
 				if err != nil {
 					return nil, err
 				}
 				pl.target = "file://" + abs
 			}
 			if !haveTargets && pl.target == "" {
-				return nil, fmt.Errorf("%s: job %q has no filename= and no --target was given", args[0], pj.Section)
+				return nil, fmt.Errorf("%s: job %q has no filename= or directory= and no --target was given", args[0], pj.Section)
 			}
 			for _, n := range append(pj.Notes, notes...) {
 				fmt.Fprintf(cmd.ErrOrStderr(), "note: %s: %s\n", pj.Section, n)
