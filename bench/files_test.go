@@ -61,7 +61,11 @@ func fileRegistry(t *testing.T) (*backends.Registry, func() []backends.OpenParam
 		mu.Unlock()
 		return memTarget(p.Size), nil
 	}})
-	return r, func() []backends.OpenParams { mu.Lock(); defer mu.Unlock(); return append([]backends.OpenParams(nil), got...) }
+	return r, func() []backends.OpenParams {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]backends.OpenParams(nil), got...)
+	}
 }
 
 func TestNrFilesOpensAndNamesFiles(t *testing.T) {
