@@ -11,10 +11,16 @@ import (
 )
 
 // Rules every backend that creates bench files follows, kept here once:
-//   - a URL naming a directory gets one file per job, DirJobFile(prefix, job);
+//   - a URL naming a directory gets one file per job, DirJobFile(prefix, job) (DirFile);
 //   - a URL naming a file is job 0's; job N > 0 uses JobFile(file, N), so jobs never share a
 //     file they would both have to create (block devices and LUNs are shared instead);
-//   - a file created for a reading workload is laid out with data first (Layout), as fio does.
+//   - with several files per job (fio nrfiles), OpenParams.File numbers them: DirFile and
+//     NamedFile name them, and a name from filename_format (OpenParams.FileName) is not
+//     assumed to be the tool's own;
+//   - before a file is created or extended, its new bytes and OpenParams.SpaceNeeded must fit
+//     the free space (CheckSpace);
+//   - a file created for a reading workload is laid out with data first (Layout), as fio does,
+//     reporting to OpenParams.LayoutProgress.
 
 // JobFile is the file job uses when the URL names file.
 func JobFile(file string, job int) string {
