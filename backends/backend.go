@@ -61,6 +61,34 @@ type OpenParams struct {
 	AllowDestructive bool
 	// Keep leaves files the backend created in place after Close.
 	Keep bool
+
+	// File is the index of this file among the job's NrFiles files (fio nrfiles), 0-based.
+	File int
+	// NrFiles is how many files the job has; 0 or 1 means one (the historical names).
+	NrFiles int
+	// FileName, when set, is the bench file's name inside a directory target (fio
+	// filename_format expanded by the engine: a plain name, no slash). Backends use it only
+	// when the URL names a directory; see DirFile.
+	FileName string
+
+	// SpaceNeeded is the bytes the rest of the run (other jobs and files) will newly allocate
+	// on the same storage after this Open, and SpaceFiles how many bench files that is. A
+	// backend that creates or extends a file adds its own new bytes and refuses, through
+	// CheckSpace, when the sum does not fit in the free space with a margin.
+	SpaceNeeded int64
+	SpaceFiles  int
+
+	// LayoutProgress, if set, is called while a bench file is laid out with the bytes
+	// written so far and the bytes to write, from one goroutine per target (several targets
+	// may lay out at once).
+	LayoutProgress func(done, total int64)
+}
+
+// CacheDropper is implemented by Targets that can drop cached data of the target before a
+// job, as fio's invalidate=1 (its default) does. DropCache returns what was done, recorded in
+// the result, e.g. "dropped (posix_fadvise DONTNEED)" or "server cache not droppable".
+type CacheDropper interface {
+	DropCache() (string, error)
 }
 
 // Backend is one registered backend.

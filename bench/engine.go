@@ -119,7 +119,11 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 		return nil, err
 	}
 
-	jobs, err := openTargets(ctx, &cfg, w)
+	fp, err := planFiles(w)
+	if err != nil {
+		return nil, err
+	}
+	jobs, err := openTargets(ctx, &cfg, w, fp)
 	if err != nil {
 		return nil, err
 	}
@@ -139,9 +143,27 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 	}
 	defer closeAll()
 
-	if w, err = fitRegion(w, userSize, jobs); err != nil {
+	fitSize := userSize
+	if fp.multi {
+		// The files make the region; with filesize= given, size= is how much to transfer
+		// (as in fio).
+		if w.FileSize.Min > 0 && userSize > 0 && w.IOSize == 0 {
+			w.IOSize = userSize
+		}
+		fitSize = 0
+	}
+	if w, err = fitRegion(w, fitSize, jobs); err != nil {
 		return nil, err
 	}
+	cache, err := invalidate(w, jobs)
+	if err != nil {
+		return nil, err
+	}
+	info := describe(jobs[0].target)
+	if info == nil {
+		info = map[string]string{}
+	}
+	info["cache"] = cache
 
 	res := &results.Run{
 		Schema:   results.SchemaVersion,
@@ -149,7 +171,7 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 		ID:       newID(),
 		Command:  cfg.Command,
 		Host:     HostFacts(),
-		Target:   results.Target{URL: backends.Redact(u), Backend: u.Scheme, Info: describe(jobs[0].target)},
+		Target:   results.Target{URL: backends.Redact(u), Backend: u.Scheme, Info: info},
 		Workload: w,
 		Profile:  cfg.Profile,
 		Labels:   cfg.Labels,
@@ -215,35 +237,113 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 	return res, nil
 }
 
-// openTargets opens one Target per job, concurrently.
-func openTargets(ctx context.Context, cfg *Config, w workloads.Workload) ([]*job, error) {
-	jobs := make([]*job, w.NumJobs)
-	errs := make([]error, w.NumJobs)
-	var wg sync.WaitGroup
-	for j := range jobs {
-		wg.Add(1)
-		go func(j int) {
-			defer wg.Done()
-			p := cfg.Open
-			p.Size, p.Job, p.Direct, p.Write, p.Read = w.Offset+w.Size, cfg.FirstJob+j, w.Direct, w.Writes(), w.Does(workloads.Read)
-			t, err := cfg.Registry.Open(ctx, cfg.Target, p)
-			if err != nil {
-				errs[j] = err
-				return
-			}
-			jobs[j] = &job{id: j, target: t}
-		}(j)
+// maxConcurrentOpens bounds how many targets are opened (and laid out) at once.
+const maxConcurrentOpens = 64
+
+// openTargets opens every job's files (one Target each; several per job are joined in a
+// multiTarget). The first is opened alone and told what the rest of the run will allocate,
+// so that its backend refuses a run that does not fit in the free space before anything is
+// written; the rest are opened concurrently and each checks its own new bytes.
+func openTargets(ctx context.Context, cfg *Config, w workloads.Workload, fp *filePlan) ([]*job, error) {
+	nr := len(fp.sizes)
+	n := w.NumJobs * nr
+	parts := make([]backends.Target, n)
+	errs := make([]error, n)
+	lp := newLayoutProgress(cfg.LayoutProgress, n)
+	total := fp.total(w.NumJobs)
+	open := func(i int) {
+		j, f := i/nr, i%nr
+		p := cfg.Open
+		p.Size, p.Job, p.Direct, p.Write, p.Read = fp.sizes[f], cfg.FirstJob+j, w.Direct, w.Writes(), w.Does(workloads.Read)
+		p.File, p.NrFiles = f, nr
+		if fp.names != nil {
+			p.FileName = fp.names[j][f]
+		}
+		p.SpaceNeeded, p.SpaceFiles = 0, 0
+		if i == 0 {
+			p.SpaceNeeded, p.SpaceFiles = total-fp.sizes[f], n-1
+		}
+		if lp != nil {
+			p.LayoutProgress = lp.target(i)
+		}
+		parts[i], errs[i] = cfg.Registry.Open(ctx, cfg.Target, p)
 	}
-	wg.Wait()
+	open(0)
+	if errs[0] == nil {
+		sem := make(chan struct{}, maxConcurrentOpens)
+		var wg sync.WaitGroup
+		for i := 1; i < n; i++ {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				open(i)
+			})
+		}
+		wg.Wait()
+	}
 	if err := errors.Join(errs...); err != nil {
-		for _, j := range jobs {
-			if j != nil {
-				j.target.Close()
+		for _, t := range parts {
+			if t != nil {
+				t.Close()
 			}
 		}
 		return nil, err
 	}
+	jobs := make([]*job, w.NumJobs)
+	for j := range jobs {
+		t := parts[j*nr]
+		if fp.multi {
+			t = newMultiTarget(parts[j*nr:(j+1)*nr], fp.sizes)
+		}
+		jobs[j] = &job{id: j, target: t}
+	}
 	return jobs, nil
+}
+
+// layoutProgress sums the layout progress of all targets for Config.LayoutProgress.
+type layoutProgress struct {
+	mu              sync.Mutex
+	fn              func(done, total int64)
+	done, total     []int64
+	sumDone, sumTot int64
+}
+
+func newLayoutProgress(fn func(done, total int64), targets int) *layoutProgress {
+	if fn == nil {
+		return nil
+	}
+	return &layoutProgress{fn: fn, done: make([]int64, targets), total: make([]int64, targets)}
+}
+
+// target is target i's callback; calls to fn are serialized.
+func (l *layoutProgress) target(i int) func(done, total int64) {
+	return func(done, total int64) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.sumDone += done - l.done[i]
+		l.sumTot += total - l.total[i]
+		l.done[i], l.total[i] = done, total
+		l.fn(l.sumDone, l.sumTot)
+	}
+}
+
+// invalidate drops the targets' cached data before the run as fio's invalidate=1 (its
+// default) does, and says what was done for the result ("cache" in the target info).
+func invalidate(w workloads.Workload, jobs []*job) (string, error) {
+	if w.NoInvalidate {
+		return "kept (invalidate=0)", nil
+	}
+	var out string
+	for _, j := range jobs {
+		s, err := dropCache(j.target)
+		if err != nil {
+			return "", fmt.Errorf("job %d: invalidate: %w", j.id, err)
+		}
+		if j.id == 0 {
+			out = s
+		}
+	}
+	return out, nil
 }
 
 // fitRegion sizes the region: a workload without size= uses the smallest job target after

@@ -322,6 +322,10 @@ func (t *Target) WriteAt(p []byte, off int64) (int, error) {
 	return int(n), nil
 }
 
+// DropCache has nothing to drop: the initiator keeps no cache, and the target's cache is out
+// of its reach.
+func (t *Target) DropCache() (string, error) { return "server cache not droppable", nil }
+
 // Sync implements backends.Target with SYNCHRONIZE CACHE(16).
 func (t *Target) Sync() error { return t.s.SynchronizeCache16(t.lun) }
 

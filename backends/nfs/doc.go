@@ -23,7 +23,11 @@
 // created (create=never refuses) with mode 0644 and sized to the job (sparse); for a reading
 // job it is then filled with data, as fio lays files out, so reads do not hit holes. An
 // existing file the tool did not create is written (and extended) only with
-// AllowDestructive; a file the tool created is removed on Close unless Keep.
+// AllowDestructive; a file the tool created is removed on Close unless Keep. With several
+// files per job (fio nrfiles) they are <name>.job<N>.<F>.dat, or named by filename_format
+// (not assumed to be the tool's own), and <file>.f<F> for a URL naming a file. Before a file
+// is created or extended, FSSTAT's available bytes must hold what the run needs
+// (backends.CheckSpace).
 //
 // Security: AUTH_SYS with uid=/gid= (default: this process's ids), the gid as the only
 // supplementary group. There are no secrets, so nothing is redacted from nfs:// URLs. Source

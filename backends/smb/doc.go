@@ -4,7 +4,11 @@
 // URL: smb://user@host[:port]/share/path/file?dialect=&sign=&domain=&password_file=&timeout=
 // The password comes from $VMSTORBENCH_SMB_PASSWORD or the file named by password_file=;
 // it never appears in URLs, errors, logs or results. Job 0 uses the file the URL names, job
-// n > 0 "<file>.<n>".
+// n > 0 "<file>.<n>". A URL naming a directory of the share gets the tool's own bench files
+// inside it, vmstorbench.job<N>.dat (reused if left by keep, removed on Close unless Keep);
+// several files per job (fio nrfiles) are named as in package backends (DirFile, NamedFile).
+// Before a file is created or extended, the share's free space (FileFsFullSizeInformation,
+// units available to the caller) must hold what the run needs (backends.CheckSpace).
 //
 // Bench files follow the file backend's rules: a file that does not exist is created (and
 // laid out with data when the workload reads) and removed on Close unless Keep; an existing
