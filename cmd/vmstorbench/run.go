@@ -272,7 +272,7 @@ func runOne(ctx context.Context, o *runOptions, j plannedJob, target targetRef, 
 	}
 	var ll *layoutLine
 	if !o.quiet {
-		ll = &layoutLine{w: stderr, tty: showProgress, start: time.Now()}
+		ll = &layoutLine{w: stderr, tty: showProgress}
 		cfg.LayoutProgress = ll.update
 	}
 	r, err := bench.Run(ctx, cfg)
@@ -319,7 +319,7 @@ func runJobSet(ctx context.Context, o *runOptions, jobs []plannedJob, target *ta
 	layouts := make([]*layoutLine, len(specs))
 	for i := range specs {
 		if !o.quiet {
-			layouts[i] = &layoutLine{w: stderr, start: time.Now()}
+			layouts[i] = &layoutLine{w: stderr}
 			specs[i].Config.LayoutProgress = layouts[i].update
 		}
 	}
@@ -376,6 +376,11 @@ type layoutLine struct {
 }
 
 func (l *layoutLine) update(done, total int64) {
+	if l.start.IsZero() {
+		// From the first report, not from when the job was planned: a job of a set may
+		// wait for a stonewall before it lays anything out.
+		l.start = time.Now()
+	}
 	l.done, l.size = done, total
 	if done == total {
 		l.end = time.Now()
