@@ -144,6 +144,12 @@ func parseJobFile(name string, r io.Reader, lookup func(string) (string, bool)) 
 			errs = append(errs, fmt.Errorf("%s:%d: [%s]: %w", name, sec.line, sec.name, err))
 			continue
 		}
+		if s.w.TimeBased && s.w.Runtime == 0 {
+			// fio: "time_based requires a runtime/timeout setting", and runs the job as if
+			// time_based were not given.
+			s.w.TimeBased = false
+			s.note("time_based without runtime is ignored, as fio ignores it")
+		}
 		w := s.w.Defaults()
 		if err := w.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("%s:%d: [%s]: %w", name, sec.line, sec.name, err))

@@ -300,7 +300,6 @@ func TestParseJobFileErrors(t *testing.T) {
 		{"no jobs", "; nothing\n", "job.fio: no job sections"},
 		{"only globals", "[global]\nbs=4k\n", "job.fio: no job sections"},
 		{"validate names file, line and section", "[global]\nsize=4k\n\n[small]\nbs=8k\n", "job.fio:4: [small]: bs (read)=8KiB is larger than size=4KiB"},
-		{"validate time_based", "[j]\ntime_based\n", "job.fio:1: [j]: time_based: needs runtime"},
 		{"validate verify", "[j]\nverify=crc32c\nbs=4k,8k\n", "job.fio:1: [j]: verify=crc32c: needs one fixed block size"},
 		{"every error, each with its line", "[a]\nrw=read\n[b]\nfoo=1\niodepht=2\n", "job.fio:4: unsupported fio option \"foo\" (not a fio option)\n" +
 			"job.fio:5: unsupported fio option \"iodepht\" (not a fio option; did you mean \"iodepth\"?)"},
@@ -428,5 +427,16 @@ func TestApplyOptionsToProfile(t *testing.T) {
 	}
 	if want := []string{"ioengine=io_uring replaced by the vmstorbench backend"}; !reflect.DeepEqual(notes, want) {
 		t.Errorf("notes %q, want %q", notes, want)
+	}
+}
+
+// TestTimeBasedWithoutRuntime: fio warns and runs the job as if time_based were not given.
+func TestTimeBasedWithoutRuntime(t *testing.T) {
+	jobs, err := parseTest("[j]\ntime_based\nsize=1m\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jobs[0].Workload.TimeBased || len(jobs[0].Notes) == 0 || !strings.Contains(jobs[0].Notes[0], "time_based without runtime") {
+		t.Errorf("time_based %v, notes %q", jobs[0].Workload.TimeBased, jobs[0].Notes)
 	}
 }
