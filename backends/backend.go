@@ -27,6 +27,13 @@ type Target interface {
 	Close() error
 }
 
+// DataSyncer is implemented by Targets with a data-only sync (fdatasync(2)): it makes
+// completed writes durable, with only the metadata needed to read them back. The engine uses
+// it for fdatasync=N; Targets without it get Sync, which is at least as strong.
+type DataSyncer interface {
+	DataSync() error
+}
+
 // Describer is implemented by Targets that can say how they were reached. The engine copies
 // the map into the result document (e.g. "security": "smb-encrypted", "dialect": "3.1.1",
 // "access": "userspace").
@@ -61,6 +68,11 @@ type OpenParams struct {
 	AllowDestructive bool
 	// Keep leaves files the backend created in place after Close.
 	Keep bool
+	// SyncWrites is fio's sync=: "" (off), "sync" (every write durable with its metadata,
+	// O_SYNC) or "dsync" (data durable, O_DSYNC). A backend maps it to its own per-write
+	// durability (NFS FILE_SYNC, SCSI FUA) or refuses it with an error that says so; targets
+	// with nothing volatile (mem, null) ignore it.
+	SyncWrites string
 }
 
 // Backend is one registered backend.

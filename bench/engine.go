@@ -30,7 +30,7 @@ type job struct {
 	seq     atomic.Uint64
 	issued  atomic.Int64 // bytes, for variable block sizes
 	pos     [2]paddedInt64
-	writes  atomic.Int64 // for fsync=N
+	writes  atomic.Int64 // for fsync=N and fdatasync=N
 	limits  [2]*limiter
 	blocks  *blockMap
 	verify  verifyCounts
@@ -70,6 +70,7 @@ type runState struct {
 	err        error
 	lastDone   atomic.Int64 // ns since start of the latest completion
 	coll       *collector
+	data       *dataPlan // write content and verify (buffers.go)
 }
 
 func (s *runState) fail(err error) {
@@ -87,6 +88,11 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 	userSize := cfg.Workload.Size
 	w := cfg.Workload.Defaults()
 	if err := w.Validate(); err != nil {
+		return nil, err
+	}
+	// The data and durability options are checked before any target is opened.
+	data, err := newDataPlan(w)
+	if err != nil {
 		return nil, err
 	}
 	u, err := backends.ParseURL(cfg.Target)
@@ -129,11 +135,12 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 		Host:     HostFacts(),
 		Target:   results.Target{URL: backends.Redact(u), Backend: u.Scheme, Info: describe(jobs[0].target)},
 		Workload: w,
+		SyncCall: syncCalls(w, jobs[0].target), // which call fsync=/fdatasync= use (durability.go)
 		Profile:  cfg.Profile,
 		Labels:   cfg.Labels,
 	}
 
-	st := &runState{cfg: &cfg, w: w, rampNS: int64(w.RampTime), intervalNS: int64(cfg.Interval)}
+	st := &runState{cfg: &cfg, w: w, rampNS: int64(w.RampTime), intervalNS: int64(cfg.Interval), data: data}
 	if w.Runtime > 0 {
 		st.deadlineNS = st.rampNS + int64(w.Runtime)
 	}
@@ -196,6 +203,7 @@ func openTargets(ctx context.Context, cfg *Config, w workloads.Workload) ([]*job
 			defer wg.Done()
 			p := cfg.Open
 			p.Size, p.Job, p.Direct, p.Write, p.Read = w.Offset+w.Size, j, w.Direct, w.Writes(), w.Does(workloads.Read)
+			p.SyncWrites = w.SyncIO // fio sync=: O_SYNC/O_DSYNC or the backend's equivalent
 			t, err := cfg.Registry.Open(ctx, cfg.Target, p)
 			if err != nil {
 				errs[j] = err
@@ -450,7 +458,7 @@ func fillStats(res *results.Run, st *runState, measured int64) {
 	if st.w.Does(workloads.Write) {
 		res.Write = dirStats(&c.total[workloads.Write], measured)
 	}
-	if st.w.Fsync > 0 {
+	if st.w.Fsync > 0 || st.w.Fdatasync > 0 {
 		res.Sync = dirStats(&c.total[syncIdx], measured)
 		res.Sync.Bytes, res.Sync.BWBps = 0, 0
 	}

@@ -393,7 +393,7 @@ func TestValidationErrors(t *testing.T) {
 		{Config{Target: "nosuch://x", Registry: reg}, "unknown backend"},
 		{Config{Target: "test://?foo=1", Registry: reg}, "unknown option"},
 		{Config{Target: "test://", Registry: reg, Workload: workloads.Workload{RW: "sideways"}}, "rw="},
-		{Config{Target: "test://", Registry: reg, Workload: workloads.Workload{Verify: "md5"}}, "verify"},
+		{Config{Target: "test://", Registry: reg, Workload: workloads.Workload{Verify: "crc99"}}, "verify"},
 		{Config{Target: "", Registry: reg}, "empty target"},
 	}
 	for _, c := range cases {

@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vmstorbench/vmstorbench/backends"
 )
 
@@ -42,14 +44,16 @@ const (
 
 // Target is an open file or device.
 type Target struct {
-	f       *os.File
-	fd      int
-	path    string
-	size    int64
-	kind    kind
-	direct  bool
-	created bool
-	keep    bool
+	f      *os.File
+	fd     int
+	path   string
+	size   int64
+	kind   kind
+	direct bool
+	// syncWrites is OpenParams.SyncWrites, for Describe.
+	syncWrites string
+	created    bool
+	keep       bool
 }
 
 func open(_ context.Context, u *url.URL, p backends.OpenParams) (backends.Target, error) {
@@ -108,6 +112,14 @@ func openPath(path string, k kind, p backends.OpenParams) (*Target, error) {
 	if p.Direct {
 		flags |= syscall.O_DIRECT
 	}
+	sf, err := syncFlag(p.SyncWrites)
+	if err != nil {
+		return nil, err
+	}
+	if p.Write {
+		flags |= sf // fio's sync=: only writes are synchronous; a read-only open needs none
+	}
+	t.syncWrites = p.SyncWrites
 	f, err := os.OpenFile(path, flags, 0o644)
 	if err != nil {
 		if p.Direct && errors.Is(err, syscall.EINVAL) {
@@ -194,6 +206,31 @@ func (t *Target) WriteAt(b []byte, off int64) (int, error) {
 // Sync is fsync(2).
 func (t *Target) Sync() error { return t.f.Sync() }
 
+// DataSync is fdatasync(2) (backends.DataSyncer, for fdatasync=N).
+func (t *Target) DataSync() error {
+	err := unix.Fdatasync(t.fd)
+	for err == unix.EINTR {
+		err = unix.Fdatasync(t.fd)
+	}
+	if err != nil {
+		return &fs.PathError{Op: "fdatasync", Path: t.path, Err: err}
+	}
+	return nil
+}
+
+// syncFlag is the open(2) flag for OpenParams.SyncWrites.
+func syncFlag(mode string) (int, error) {
+	switch mode {
+	case "":
+		return 0, nil
+	case "sync":
+		return unix.O_SYNC, nil
+	case "dsync":
+		return unix.O_DSYNC, nil
+	}
+	return 0, fmt.Errorf("sync=%q: must be sync or dsync", mode)
+}
+
 // Size is the file or device size.
 func (t *Target) Size() int64 { return t.size }
 
@@ -218,6 +255,9 @@ func (t *Target) Describe() map[string]string {
 	d := map[string]string{"access": "kernel", "kind": string(t.kind), "security": "none"}
 	if t.direct {
 		d["direct"] = "1"
+	}
+	if t.syncWrites != "" {
+		d["sync"] = t.syncWrites // O_SYNC or O_DSYNC writes
 	}
 	return d
 }
