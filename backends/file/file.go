@@ -5,6 +5,9 @@
 // Safety rules: the tool writes only to files it created, unless OpenParams.AllowDestructive
 // (--allow-destructive) says otherwise; block devices are never written without it. Files it
 // created are removed on Close unless OpenParams.Keep (--keep).
+//
+// Durability: Sync is fsync(2), DataSync (fdatasync=N) fdatasync(2); fio's sync=
+// (OpenParams.SyncWrites) opens for writing with O_SYNC or O_DSYNC.
 package file
 
 import (
