@@ -237,3 +237,34 @@ func TestRunWritesDedupableData(t *testing.T) {
 		t.Errorf("the target's data compresses by %.1f%%, want about 50%%", s)
 	}
 }
+
+// BenchmarkWriteData is the per-write cost of the write content, 4 KiB blocks: the default
+// (sector stamps) is what every write pays; the others only runs that ask for them.
+func BenchmarkWriteData(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		w    workloads.Workload
+	}{
+		{"default", workloads.Workload{}},
+		{"compress50", workloads.Workload{BufferCompressPct: 50}},
+		{"dedupe50", workloads.Workload{DedupePct: 50}},
+		{"verify-crc32c", workloads.Workload{Verify: "crc32c"}},
+		{"verify-md5", workloads.Workload{Verify: "md5"}},
+		{"verify-sha256", workloads.Workload{Verify: "sha256"}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			c.w.BS = bs(4096)
+			plan, err := newDataPlan(c.w.Defaults())
+			if err != nil {
+				b.Fatal(err)
+			}
+			buf := alignedBuffer(4096)
+			wd := newWriteData(plan, buf, 1, 0)
+			b.SetBytes(4096)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				wd.prepare(buf, int64(i&255)*4096, uint32(i)|1)
+			}
+		})
+	}
+}
