@@ -109,6 +109,9 @@ type writeData struct {
 
 // newWriteData fills buf, the worker's write buffer, for plan's mode.
 func newWriteData(plan *dataPlan, buf []byte, seed uint64, workerID int) *writeData {
+	if plan == nil {
+		plan = &dataPlan{} // a hand-built runState: fio's default content
+	}
 	wd := &writeData{plan: plan, seed: mix64(seed), tag: uint64(workerID) << 40, heldLen: -1}
 	if plan.mode == bufScramble {
 		switch {
