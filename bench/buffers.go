@@ -17,14 +17,16 @@ import (
 //     refill_buffers, which these options imply). Each buffer_compress_chunk (default 512
 //     bytes) is random for (100-pct)% and then zeros or buffer_pattern, so it compresses by
 //     about pct%; dedupe_percentage% of the writes repeat the previous unique write exactly.
-//   - otherwise: the buffer is filled once (random, or buffer_pattern, or zeros for
-//     buffer_compress_percentage=100 as fio does) and every write stamps each 512-byte
-//     sector with its offset and a write counter. That is fio's default scramble_buffers=1,
-//     and what makes dedupe_percentage=0 mean no dedupe: no two sectors written are the
-//     same, at the cost of two stores per sector rather than regenerating the block. As with
-//     fio, the blocks share the rest of their bytes: each compresses alone no better than
-//     random data, but a compressor that sees several at once (a 128 KiB record of 4 KiB
-//     writes) finds the repeats.
+//   - buffer_pattern, or buffer_compress_percentage=100 (zeros, as fio turns it into
+//     zero_buffers): every write is exactly the pattern. fio's buffer_pattern turns
+//     scramble_buffers off, and compression turns scrambling off too.
+//   - otherwise (the default): the buffer is filled once with random data and every write
+//     stamps each 512-byte sector with its offset and a write counter. That is fio's default
+//     scramble_buffers=1, and what makes dedupe_percentage=0 mean no dedupe: no two sectors
+//     written are the same, at the cost of two stores per sector rather than regenerating the
+//     block. As with fio, the blocks share the rest of their bytes: each compresses alone no
+//     better than random data, but a compressor that sees several at once (a 128 KiB record
+//     of 4 KiB writes) finds the repeats.
 
 const (
 	defaultCompressChunk = 512 // fio's buffer_compress_chunk default
@@ -34,7 +36,8 @@ const (
 type bufMode uint8
 
 const (
-	bufScramble bufMode = iota // fill once, stamp each write
+	bufScramble bufMode = iota // random once, stamp each write
+	bufFixed                   // pattern or zeros once, nothing per write
 	bufRefill                  // regenerate each write (compress/dedupe)
 	bufVerify                  // verify blocks
 )
@@ -89,6 +92,8 @@ func newDataPlan(w workloads.Workload) (*dataPlan, error) {
 		d.mode, d.verify = bufVerify, v
 	case w.DedupePct > 0 || (w.BufferCompressPct > 0 && w.BufferCompressPct < 100):
 		d.mode = bufRefill
+	case len(w.BufferPattern) > 0 || w.BufferCompressPct == 100:
+		d.mode = bufFixed
 	}
 	return d, nil
 }
@@ -113,16 +118,13 @@ func newWriteData(plan *dataPlan, buf []byte, seed uint64, workerID int) *writeD
 		plan = &dataPlan{} // a hand-built runState: fio's default content
 	}
 	wd := &writeData{plan: plan, seed: mix64(seed), tag: uint64(workerID) << 40, heldLen: -1}
-	if plan.mode == bufScramble {
-		switch {
-		case len(plan.pattern) > 0:
-			fillPattern(buf, plan.pattern, 0)
-		case plan.compressPct == 100:
-			clear(buf)
-		default:
-			fillStream(buf, wd.seed)
-		}
+	switch {
+	case plan.mode == bufScramble:
+		fillStream(buf, wd.seed)
+	case plan.mode == bufFixed && len(plan.pattern) > 0:
+		fillPattern(buf, plan.pattern, 0)
 	}
+	// bufFixed without a pattern: zeros, which a new buffer holds.
 	return wd
 }
 
@@ -134,7 +136,7 @@ func (wd *writeData) prepare(buf []byte, off int64, gen uint32) {
 		wd.plan.verify.fill(buf, off, gen)
 	case bufRefill:
 		wd.refill(buf)
-	default:
+	case bufScramble:
 		scramble(buf, off, wd.tag|wd.n)
 	}
 }

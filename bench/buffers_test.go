@@ -102,8 +102,9 @@ func TestDedupePercentage(t *testing.T) {
 		want float64
 	}{
 		{"default", workloads.Workload{}, 0},
-		{"pattern", workloads.Workload{BufferPattern: []byte{0xde, 0xad, 0xbe, 0xef}}, 0},
-		{"compress=100", workloads.Workload{BufferCompressPct: 100}, 0},
+		// fio writes buffer_pattern and compress=100 as they are: every block the same.
+		{"pattern", workloads.Workload{BufferPattern: []byte{0xde, 0xad, 0xbe, 0xef}}, 1},
+		{"compress=100", workloads.Workload{BufferCompressPct: 100}, 1},
 		{"30", workloads.Workload{DedupePct: 30}, 0.30},
 		{"75/compress=50", workloads.Workload{DedupePct: 75, BufferCompressPct: 50}, 0.75},
 		{"100", workloads.Workload{DedupePct: 100}, 1},
@@ -142,11 +143,10 @@ func TestBufferPatternFill(t *testing.T) {
 			t.Fatalf("byte %d = %q, want %q", i, b[i], p[(i+3)%len(p)])
 		}
 	}
-	// buffer_pattern without compress: the pattern, stamped per sector (scramble_buffers).
-	blk := writes(t, workloads.Workload{BufferPattern: p}, 4096, 1)[0]
-	for s := 0; s < len(blk); s += 512 {
-		if i := patternMismatch(blk[s+16:s+512], p, s+16); i >= 0 {
-			t.Fatalf("sector at %d: byte %d not the pattern", s, i)
+	// buffer_pattern without compress: exactly the pattern (fio turns scramble_buffers off).
+	for _, blk := range writes(t, workloads.Workload{BufferPattern: p}, 4096, 3) {
+		if i := patternMismatch(blk, p, 0); i >= 0 {
+			t.Fatalf("byte %d not the pattern", i)
 		}
 	}
 }
