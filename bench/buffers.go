@@ -46,7 +46,7 @@ const (
 // shared by all workers.
 type dataPlan struct {
 	mode        bufMode
-	pattern     []byte // buffer_pattern: the fill (scramble) or the fixed part of chunks (refill)
+	pattern     []byte // buffer_pattern: the fill (fixed) or the fixed part of chunks (refill)
 	compressPct int
 	chunk       int
 	dedupePct   int
@@ -164,8 +164,10 @@ func (wd *writeData) refill(buf []byte) {
 	} else {
 		wd.lastUnique, wd.haveUnique = id, true
 	}
-	if id == wd.heldID && len(buf) <= wd.heldLen {
-		return // the buffer holds this content already (content is prefix-stable)
+	if id == wd.heldID && len(buf) == wd.heldLen {
+		// The buffer holds this content already. Only at the same length: the last chunk's
+		// split between random and fixed bytes depends on where the block ends.
+		return
 	}
 	fillCompressible(buf, id, p.chunk, p.compressPct, p.pattern)
 	wd.heldID, wd.heldLen = id, len(buf)
@@ -180,7 +182,7 @@ func fillCompressible(b []byte, id uint64, chunk, pct int, pattern []byte) {
 		r := len(part) * (100 - pct) / 100
 		fillStream(part[:r], mix64(id+uint64(i)*0xbf58476d1ce4e5b9))
 		if len(pattern) > 0 {
-			fillPattern(part[r:], pattern, c+r)
+			fillPattern(part[r:], pattern, 0) // from the pattern's start, as fio's cpy_pattern
 		} else {
 			clear(part[r:])
 		}
