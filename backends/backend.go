@@ -27,6 +27,13 @@ type Target interface {
 	Close() error
 }
 
+// DataSyncer is implemented by Targets with a data-only sync (fdatasync(2)): it makes
+// completed writes durable, with only the metadata needed to read them back. The engine uses
+// it for fdatasync=N; Targets without it get Sync, which is at least as strong.
+type DataSyncer interface {
+	DataSync() error
+}
+
 // Describer is implemented by Targets that can say how they were reached. The engine copies
 // the map into the result document (e.g. "security": "smb-encrypted", "dialect": "3.1.1",
 // "access": "userspace").
@@ -82,6 +89,12 @@ type OpenParams struct {
 	// written so far and the bytes to write, from one goroutine per target (several targets
 	// may lay out at once).
 	LayoutProgress func(done, total int64)
+
+	// SyncWrites is fio's sync=: "" (off), "sync" (every write durable with its metadata,
+	// O_SYNC) or "dsync" (data durable, O_DSYNC). A backend maps it to its own per-write
+	// durability (NFS FILE_SYNC, SCSI FUA) or refuses it with an error that says so; targets
+	// with nothing volatile (mem, null) ignore it.
+	SyncWrites string
 }
 
 // CacheDropper is implemented by Targets that can drop cached data of the target before a

@@ -30,7 +30,7 @@ type job struct {
 	seq     atomic.Uint64
 	issued  atomic.Int64 // bytes, for variable block sizes
 	pos     jobPos
-	writes  atomic.Int64 // for fsync=N
+	writes  atomic.Int64 // for fsync=N and fdatasync=N
 	limits  [2]*limiter
 	spec    *genSpec // the generators' shared tables
 	blocks  *blockMap
@@ -73,6 +73,7 @@ type runState struct {
 	failNS     int64        // ns since start when err was set
 	lastDone   atomic.Int64 // ns since start of the latest successful completion
 	coll       *collector
+	data       *dataPlan // write content and verify (buffers.go)
 }
 
 func (s *runState) fail(err error) {
@@ -109,6 +110,11 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 	userSize := cfg.Workload.Size
 	w := cfg.Workload.Defaults()
 	if err := w.Validate(); err != nil {
+		return nil, err
+	}
+	// The data and durability options are checked before any target is opened.
+	data, err := newDataPlan(w)
+	if err != nil {
 		return nil, err
 	}
 	u, err := backends.ParseURL(cfg.Target)
@@ -173,11 +179,12 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 		Host:     HostFacts(),
 		Target:   results.Target{URL: backends.Redact(u), Backend: u.Scheme, Info: info},
 		Workload: w,
+		SyncCall: syncCalls(w, jobs[0].target), // which call fsync=/fdatasync= use (durability.go)
 		Profile:  cfg.Profile,
 		Labels:   cfg.Labels,
 	}
 
-	st := &runState{cfg: &cfg, w: w, rampNS: int64(w.RampTime), intervalNS: int64(cfg.Interval)}
+	st := &runState{cfg: &cfg, w: w, rampNS: int64(w.RampTime), intervalNS: int64(cfg.Interval), data: data}
 	if w.Runtime > 0 {
 		st.deadlineNS = st.rampNS + int64(w.Runtime)
 	}
@@ -256,6 +263,7 @@ func openTargets(ctx context.Context, cfg *Config, w workloads.Workload, fp *fil
 		p := cfg.Open
 		p.Size, p.Job, p.Direct, p.Write, p.Read = fp.sizes[f], cfg.FirstJob+j, w.Direct, w.Writes(), w.Does(workloads.Read)
 		p.File, p.NrFiles = f, nr
+		p.SyncWrites = w.SyncIO // fio sync=: O_SYNC/O_DSYNC or the backend's equivalent
 		if fp.names != nil {
 			p.FileName = fp.names[j][f]
 		}
@@ -578,7 +586,7 @@ func fillStats(res *results.Run, st *runState, measured int64) {
 	if st.w.Does(workloads.Write) {
 		res.Write = dirStats(&c.total[workloads.Write], measured)
 	}
-	if st.w.Fsync > 0 {
+	if st.w.Fsync > 0 || st.w.Fdatasync > 0 {
 		res.Sync = dirStats(&c.total[syncIdx], measured)
 		res.Sync.Bytes, res.Sync.BWBps = 0, 0
 	}

@@ -5,6 +5,9 @@
 // Safety rules: the tool writes only to files it created, unless OpenParams.AllowDestructive
 // (--allow-destructive) says otherwise; block devices are never written without it. Files it
 // created are removed on Close unless OpenParams.Keep (--keep).
+//
+// Durability: Sync is fsync(2), DataSync (fdatasync=N) fdatasync(2); fio's sync=
+// (OpenParams.SyncWrites) opens for writing with O_SYNC or O_DSYNC.
 package file
 
 import (
@@ -44,15 +47,17 @@ const (
 
 // Target is an open file or device.
 type Target struct {
-	f       *os.File
-	fd      int
-	path    string
-	size    int64
-	kind    kind
-	direct  bool
-	created bool
-	ours    bool // a bench file named after the prefix in a directory: reused and removed
-	keep    bool
+	f      *os.File
+	fd     int
+	path   string
+	size   int64
+	kind   kind
+	direct bool
+	// syncWrites is OpenParams.SyncWrites, for Describe.
+	syncWrites string
+	created    bool
+	ours       bool // a bench file named after the prefix in a directory: reused and removed
+	keep       bool
 }
 
 func open(_ context.Context, u *url.URL, p backends.OpenParams) (backends.Target, error) {
@@ -126,6 +131,14 @@ func openPath(path string, k kind, p backends.OpenParams) (*Target, error) {
 	if p.Direct {
 		flags |= syscall.O_DIRECT
 	}
+	sf, err := syncFlag(p.SyncWrites)
+	if err != nil {
+		return nil, err
+	}
+	if p.Write {
+		flags |= sf // fio's sync=: only writes are synchronous; a read-only open needs none
+	}
+	t.syncWrites = p.SyncWrites
 	f, err := os.OpenFile(path, flags, 0o644)
 	if err != nil {
 		if p.Direct && errors.Is(err, syscall.EINVAL) {
@@ -229,6 +242,31 @@ func (t *Target) WriteAt(b []byte, off int64) (int, error) {
 // Sync is fsync(2).
 func (t *Target) Sync() error { return t.f.Sync() }
 
+// DataSync is fdatasync(2) (backends.DataSyncer, for fdatasync=N).
+func (t *Target) DataSync() error {
+	err := unix.Fdatasync(t.fd)
+	for err == unix.EINTR {
+		err = unix.Fdatasync(t.fd)
+	}
+	if err != nil {
+		return &fs.PathError{Op: "fdatasync", Path: t.path, Err: err}
+	}
+	return nil
+}
+
+// syncFlag is the open(2) flag for OpenParams.SyncWrites.
+func syncFlag(mode string) (int, error) {
+	switch mode {
+	case "":
+		return 0, nil
+	case "sync":
+		return unix.O_SYNC, nil
+	case "dsync":
+		return unix.O_DSYNC, nil
+	}
+	return 0, fmt.Errorf("sync=%q: must be sync or dsync", mode)
+}
+
 // Size is the file or device size.
 func (t *Target) Size() int64 { return t.size }
 
@@ -271,6 +309,9 @@ func (t *Target) Describe() map[string]string {
 	d := map[string]string{"access": "kernel", "kind": string(t.kind), "security": "none"}
 	if t.direct {
 		d["direct"] = "1"
+	}
+	if t.syncWrites != "" {
+		d["sync"] = t.syncWrites // O_SYNC or O_DSYNC writes
 	}
 	return d
 }

@@ -43,6 +43,8 @@
 // default; with stable=unstable they are UNSTABLE and Sync sends COMMIT, which fails if the
 // server's write verifier changed since those writes (the server restarted and may have
 // lost them). Size is GETATTR's size. There is no client cache: Direct changes nothing.
+// fio's sync= (OpenParams.SyncWrites) is what FILE_SYNC WRITEs already give; with
+// stable=unstable it is refused. fdatasync=N runs as Sync (COMMIT, a no-op with FILE_SYNC).
 //
 // Deadlines: set-up calls are bounded by the caller's context and timeout=; every later call
 // by timeout= (default 30 s). A call without reply in that time, a server that closes or

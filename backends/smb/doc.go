@@ -18,7 +18,10 @@
 // Concurrent ReadAt/WriteAt calls are pipelined on that connection (requests are matched to
 // responses by MessageId), so iodepth N keeps N requests in flight; the client keeps 2048
 // credits granted (128 MiB of requests). Calls larger than the negotiated maximum (at most
-// 1 MiB) are split and the pieces sent together. Sync is SMB2 FLUSH. There is no
+// 1 MiB) are split and the pieces sent together. Sync is SMB2 FLUSH (fdatasync=N runs as
+// Sync too: SMB has no data-only flush). fio's sync= (OpenParams.SyncWrites, sync or dsync)
+// opens the file with FILE_WRITE_THROUGH, so the server completes each WRITE only once it
+// is on stable storage (Samba honours it when "strict sync" is on, the default of current releases). There is no
 // client-side cache, so every I/O reaches the server whether or not Direct is asked for.
 //
 // Security: sign=required makes the client sign every request and verify every response;

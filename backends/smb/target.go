@@ -39,9 +39,11 @@ type target struct {
 	created bool
 	owned   bool // the file is the tool's own bench file in a directory (reused, removed)
 	keep    bool
-	neg     negotiated
-	maxRead int
-	maxWrt  int
+	// writeThrough: the file was opened with FILE_WRITE_THROUGH for fio's sync= (see openFile).
+	writeThrough bool
+	neg          negotiated
+	maxRead      int
+	maxWrt       int
 
 	// connCtx is the context of every go-smb2 call; abort cancels it and closes the socket,
 	// which ends every call in flight.
@@ -152,19 +154,26 @@ func (t *target) discard() {
 // It returns where layout has to start (t.size when there is nothing to lay out).
 func (t *target) openFile(p backends.OpenParams) (layoutFrom int64, err error) {
 	where := fmt.Sprintf("%q on share %q", t.name, t.cfg.share)
+	// fio's sync= (O_SYNC or O_DSYNC): SMB has one per-open equivalent for both, the
+	// FILE_WRITE_THROUGH create option (the go-smb2 copy maps os.O_SYNC to it); the server
+	// then completes a WRITE only once it is on stable storage. Reads need none.
+	wt := 0
+	if p.SyncWrites != "" && p.Write {
+		wt, t.writeThrough = os.O_SYNC, true
+	}
 	if !p.Write {
 		t.file, err = t.share.OpenFile(t.name, os.O_RDONLY, 0)
 	} else {
 		err = os.ErrNotExist // try to create it first
 	}
 	if errors.Is(err, os.ErrNotExist) {
-		t.file, err = t.share.OpenFile(t.name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		t.file, err = t.share.OpenFile(t.name, os.O_RDWR|os.O_CREATE|os.O_EXCL|wt, 0o644)
 		t.created = err == nil
 		if errors.Is(err, os.ErrExist) { // it exists: only a writing job gets here
 			if !p.AllowDestructive && !t.owned {
 				return 0, fmt.Errorf("%s exists and was not created by vmstorbench: refusing to write to it without --allow-destructive", where)
 			}
-			t.file, err = t.share.OpenFile(t.name, os.O_RDWR, 0)
+			t.file, err = t.share.OpenFile(t.name, os.O_RDWR|wt, 0)
 		}
 	}
 	if err != nil {
@@ -355,6 +364,9 @@ func (t *target) Describe() map[string]string {
 	}
 	if d["security"] == "" {
 		d["security"] = "unknown"
+	}
+	if t.writeThrough {
+		d["sync"] = "write-through"
 	}
 	return d
 }
