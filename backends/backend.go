@@ -115,6 +115,9 @@ type Backend struct {
 	// Options are the query options the backend accepts. Open receives only URLs whose
 	// options are all declared here.
 	Options []Option
+	// DiscardsData is true for a backend that keeps nothing it is given (null://): the engine
+	// refuses verify on it up front instead of reporting every block as mismatched.
+	DiscardsData bool
 	// Open opens a Target. It must honour ctx's deadline for every network call it makes.
 	Open func(ctx context.Context, u *url.URL, p OpenParams) (Target, error)
 }

@@ -121,8 +121,12 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := cfg.Registry.Lookup(u); err != nil {
+	b, err := cfg.Registry.Lookup(u)
+	if err != nil {
 		return nil, err
+	}
+	if b.DiscardsData && w.Verify != "" {
+		return nil, fmt.Errorf("verify=%s: %s:// keeps nothing it is written, so there is nothing to verify: use a target that stores data (file://, mem://, ...)", w.Verify, b.Scheme)
 	}
 
 	fp, err := planFiles(w)

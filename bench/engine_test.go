@@ -748,3 +748,23 @@ func TestStalledTargetFiguresEndWhenIOStopped(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyRefusedOnDiscardingTarget: a backend that keeps nothing (null://) cannot be
+// verified; the run is refused before it opens anything, not reported as all-mismatched.
+func TestVerifyRefusedOnDiscardingTarget(t *testing.T) {
+	reg := &backends.Registry{}
+	opened := false
+	reg.Register(backends.Backend{Scheme: "void", DiscardsData: true, Open: func(context.Context, *url.URL, backends.OpenParams) (backends.Target, error) {
+		opened = true
+		return memTarget(1 << 20), nil
+	}})
+	w := workloads.Workload{RW: "randwrite", Size: 1 << 20, Verify: "crc32c"}
+	_, err := Run(context.Background(), Config{Target: "void://", Registry: reg, Workload: w})
+	if err == nil || !strings.Contains(err.Error(), "nothing to verify") || opened {
+		t.Errorf("err %v, opened %v: want a refusal before open", err, opened)
+	}
+	w.Verify = ""
+	if _, err := Run(context.Background(), Config{Target: "void://", Registry: reg, Workload: w}); err != nil {
+		t.Errorf("without verify: %v", err)
+	}
+}
