@@ -382,6 +382,10 @@ func unsupportedOption(key string) string {
 	return msg + " (not a fio option)"
 }
 
+// OptionNames returns the names (aliases included) of every fio option vmstorbench takes,
+// for did-you-mean lists elsewhere (suites).
+func OptionNames() []string { return slices.Clone(supportedNames) }
+
 // supportedNames are the names (aliases included) of the options in the table.
 var supportedNames = func() []string {
 	var n []string
