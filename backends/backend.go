@@ -27,6 +27,13 @@ type Target interface {
 	Close() error
 }
 
+// DataSyncer is implemented by Targets with a data-only sync (fdatasync(2)): it makes
+// completed writes durable, with only the metadata needed to read them back. The engine uses
+// it for fdatasync=N; Targets without it get Sync, which is at least as strong.
+type DataSyncer interface {
+	DataSync() error
+}
+
 // Describer is implemented by Targets that can say how they were reached. The engine copies
 // the map into the result document (e.g. "security": "smb-encrypted", "dialect": "3.1.1",
 // "access": "userspace").
@@ -61,6 +68,40 @@ type OpenParams struct {
 	AllowDestructive bool
 	// Keep leaves files the backend created in place after Close.
 	Keep bool
+
+	// File is the index of this file among the job's NrFiles files (fio nrfiles), 0-based.
+	File int
+	// NrFiles is how many files the job has; 0 or 1 means one (the historical names).
+	NrFiles int
+	// FileName, when set, is the bench file's name inside a directory target (fio
+	// filename_format expanded by the engine: a plain name, no slash). Backends use it only
+	// when the URL names a directory; see DirFile.
+	FileName string
+
+	// SpaceNeeded is the bytes the rest of the run (other jobs and files) will newly allocate
+	// on the same storage after this Open, and SpaceFiles how many bench files that is. A
+	// backend that creates or extends a file adds its own new bytes and refuses, through
+	// CheckSpace, when the sum does not fit in the free space with a margin.
+	SpaceNeeded int64
+	SpaceFiles  int
+
+	// LayoutProgress, if set, is called while a bench file is laid out with the bytes
+	// written so far and the bytes to write, from one goroutine per target (several targets
+	// may lay out at once).
+	LayoutProgress func(done, total int64)
+
+	// SyncWrites is fio's sync=: "" (off), "sync" (every write durable with its metadata,
+	// O_SYNC) or "dsync" (data durable, O_DSYNC). A backend maps it to its own per-write
+	// durability (NFS FILE_SYNC, SCSI FUA) or refuses it with an error that says so; targets
+	// with nothing volatile (mem, null) ignore it.
+	SyncWrites string
+}
+
+// CacheDropper is implemented by Targets that can drop cached data of the target before a
+// job, as fio's invalidate=1 (its default) does. DropCache returns what was done, recorded in
+// the result, e.g. "dropped (posix_fadvise DONTNEED)" or "server cache not droppable".
+type CacheDropper interface {
+	DropCache() (string, error)
 }
 
 // Backend is one registered backend.
@@ -74,6 +115,9 @@ type Backend struct {
 	// Options are the query options the backend accepts. Open receives only URLs whose
 	// options are all declared here.
 	Options []Option
+	// DiscardsData is true for a backend that keeps nothing it is given (null://): the engine
+	// refuses verify on it up front instead of reporting every block as mismatched.
+	DiscardsData bool
 	// Open opens a Target. It must honour ctx's deadline for every network call it makes.
 	Open func(ctx context.Context, u *url.URL, p OpenParams) (Target, error)
 }

@@ -35,7 +35,7 @@ func (m *memWriter) WriteAt(p []byte, off int64) (int, error) {
 
 func TestLayout(t *testing.T) {
 	m := &memWriter{data: make([]byte, 10<<20), fail: -1}
-	if err := Layout(m, 4096, 9<<20+5, 1<<20, 4); err != nil {
+	if err := Layout(m, 4096, 9<<20+5, 1<<20, 4, nil); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(m.data[:4096], make([]byte, 4096)) {
@@ -49,7 +49,7 @@ func TestLayout(t *testing.T) {
 		t.Error("pattern repeats every 4 KiB")
 	}
 	bad := &memWriter{data: make([]byte, 4<<20), fail: 2 << 20}
-	if err := Layout(bad, 0, 4<<20, 1<<20, 2); err == nil {
+	if err := Layout(bad, 0, 4<<20, 1<<20, 2, nil); err == nil {
 		t.Error("write error not returned")
 	}
 }

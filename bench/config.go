@@ -24,12 +24,16 @@ type Config struct {
 	// Interval is the time-series resolution (default 1 s).
 	Interval time.Duration
 	// Open carries the user's permissions (AllowDestructive, Keep); the engine fills Size,
-	// Job, Direct and Write.
+	// Job, Direct, Write, Read, the file fields, SpaceNeeded and LayoutProgress.
 	Open backends.OpenParams
 	// Progress, if set, is called every ProgressEvery (default 500 ms) from one goroutine, and
 	// once more (Phase "verify") before the verify pass; never two calls at once.
 	Progress      func(Progress)
 	ProgressEvery time.Duration
+	// LayoutProgress, if set, is called while bench files are laid out before the run, with
+	// the bytes written and the bytes to lay out over all files so far; never two calls at
+	// once. Calls come about every MiB: the caller throttles what it shows.
+	LayoutProgress func(done, total int64)
 	// Observer, if set, sees every completion (the in-guest agent streams them). It is called
 	// from the I/O goroutines and must be cheap and safe for concurrent use.
 	Observer Observer

@@ -29,9 +29,10 @@ type job struct {
 	region  int64
 	seq     atomic.Uint64
 	issued  atomic.Int64 // bytes, for variable block sizes
-	pos     [2]paddedInt64
-	writes  atomic.Int64 // for fsync=N
+	pos     jobPos
+	writes  atomic.Int64 // for fsync=N and fdatasync=N
 	limits  [2]*limiter
+	spec    *genSpec // the generators' shared tables
 	blocks  *blockMap
 	verify  verifyCounts
 	workers []*worker
@@ -65,12 +66,14 @@ type runState struct {
 	intervalNS int64
 	limitIOs   uint64 // 0 = none (fixed block size)
 	limitBytes int64  // 0 = none (variable block size)
+	trimBytes  bool   // shrink the I/O crossing limitBytes (see ioLimits)
 	stop       atomic.Bool
 	errOnce    sync.Once
 	err        error
 	failNS     int64        // ns since start when err was set
 	lastDone   atomic.Int64 // ns since start of the latest successful completion
 	coll       *collector
+	data       *dataPlan // write content and verify (buffers.go)
 }
 
 func (s *runState) fail(err error) {
@@ -109,15 +112,28 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
+	// The data and durability options are checked before any target is opened.
+	data, err := newDataPlan(w)
+	if err != nil {
+		return nil, err
+	}
 	u, err := backends.ParseURL(cfg.Target)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := cfg.Registry.Lookup(u); err != nil {
+	b, err := cfg.Registry.Lookup(u)
+	if err != nil {
 		return nil, err
 	}
+	if b.DiscardsData && w.Verify != "" {
+		return nil, fmt.Errorf("verify=%s: %s:// keeps nothing it is written, so there is nothing to verify: use a target that stores data (file://, mem://, ...)", w.Verify, b.Scheme)
+	}
 
-	jobs, err := openTargets(ctx, &cfg, w)
+	fp, err := planFiles(w)
+	if err != nil {
+		return nil, err
+	}
+	jobs, err := openTargets(ctx, &cfg, w, fp)
 	if err != nil {
 		return nil, err
 	}
@@ -137,9 +153,27 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 	}
 	defer closeAll()
 
-	if w, err = fitRegion(w, userSize, jobs); err != nil {
+	fitSize := userSize
+	if fp.multi {
+		// The files make the region; with filesize= given, size= is how much to transfer
+		// (as in fio).
+		if w.FileSize.Min > 0 && userSize > 0 && w.IOSize == 0 {
+			w.IOSize = userSize
+		}
+		fitSize = 0
+	}
+	if w, err = fitRegion(w, fitSize, jobs); err != nil {
 		return nil, err
 	}
+	cache, err := invalidate(w, jobs)
+	if err != nil {
+		return nil, err
+	}
+	info := describe(jobs[0].target)
+	if info == nil {
+		info = map[string]string{}
+	}
+	info["cache"] = cache
 
 	res := &results.Run{
 		Schema:   results.SchemaVersion,
@@ -147,13 +181,14 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 		ID:       newID(),
 		Command:  cfg.Command,
 		Host:     HostFacts(),
-		Target:   results.Target{URL: backends.Redact(u), Backend: u.Scheme, Info: describe(jobs[0].target)},
+		Target:   results.Target{URL: backends.Redact(u), Backend: u.Scheme, Info: info},
 		Workload: w,
+		SyncCall: syncCalls(w, jobs[0].target), // which call fsync=/fdatasync= use (durability.go)
 		Profile:  cfg.Profile,
 		Labels:   cfg.Labels,
 	}
 
-	st := &runState{cfg: &cfg, w: w, rampNS: int64(w.RampTime), intervalNS: int64(cfg.Interval)}
+	st := &runState{cfg: &cfg, w: w, rampNS: int64(w.RampTime), intervalNS: int64(cfg.Interval), data: data}
 	if w.Runtime > 0 {
 		st.deadlineNS = st.rampNS + int64(w.Runtime)
 	}
@@ -161,6 +196,9 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 		return nil, err
 	}
 
+	if !startDelay(ctx, cfg.Stop, w.StartDelay) {
+		st.fail(fmt.Errorf("run interrupted: %w", context.Cause(ctx)))
+	}
 	ru0 := rusage()
 	res.Start = time.Now()
 	st.start = res.Start
@@ -227,35 +265,114 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 	return res, nil
 }
 
-// openTargets opens one Target per job, concurrently.
-func openTargets(ctx context.Context, cfg *Config, w workloads.Workload) ([]*job, error) {
-	jobs := make([]*job, w.NumJobs)
-	errs := make([]error, w.NumJobs)
-	var wg sync.WaitGroup
-	for j := range jobs {
-		wg.Add(1)
-		go func(j int) {
-			defer wg.Done()
-			p := cfg.Open
-			p.Size, p.Job, p.Direct, p.Write, p.Read = w.Offset+w.Size, cfg.FirstJob+j, w.Direct, w.Writes(), w.Does(workloads.Read)
-			t, err := cfg.Registry.Open(ctx, cfg.Target, p)
-			if err != nil {
-				errs[j] = err
-				return
-			}
-			jobs[j] = &job{id: j, target: t}
-		}(j)
+// maxConcurrentOpens bounds how many targets are opened (and laid out) at once.
+const maxConcurrentOpens = 64
+
+// openTargets opens every job's files (one Target each; several per job are joined in a
+// multiTarget). The first is opened alone and told what the rest of the run will allocate,
+// so that its backend refuses a run that does not fit in the free space before anything is
+// written; the rest are opened concurrently and each checks its own new bytes.
+func openTargets(ctx context.Context, cfg *Config, w workloads.Workload, fp *filePlan) ([]*job, error) {
+	nr := len(fp.sizes)
+	n := w.NumJobs * nr
+	parts := make([]backends.Target, n)
+	errs := make([]error, n)
+	lp := newLayoutProgress(cfg.LayoutProgress, n)
+	total := fp.total(w.NumJobs)
+	open := func(i int) {
+		j, f := i/nr, i%nr
+		p := cfg.Open
+		p.Size, p.Job, p.Direct, p.Write, p.Read = fp.sizes[f], cfg.FirstJob+j, w.Direct, w.Writes(), w.Does(workloads.Read)
+		p.File, p.NrFiles = f, nr
+		p.SyncWrites = w.SyncIO // fio sync=: O_SYNC/O_DSYNC or the backend's equivalent
+		if fp.names != nil {
+			p.FileName = fp.names[j][f]
+		}
+		p.SpaceNeeded, p.SpaceFiles = 0, 0
+		if i == 0 {
+			p.SpaceNeeded, p.SpaceFiles = total-fp.sizes[f], n-1
+		}
+		if lp != nil {
+			p.LayoutProgress = lp.target(i)
+		}
+		parts[i], errs[i] = cfg.Registry.Open(ctx, cfg.Target, p)
 	}
-	wg.Wait()
+	open(0)
+	if errs[0] == nil {
+		sem := make(chan struct{}, maxConcurrentOpens)
+		var wg sync.WaitGroup
+		for i := 1; i < n; i++ {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				open(i)
+			})
+		}
+		wg.Wait()
+	}
 	if err := errors.Join(errs...); err != nil {
-		for _, j := range jobs {
-			if j != nil {
-				j.target.Close()
+		for _, t := range parts {
+			if t != nil {
+				t.Close()
 			}
 		}
 		return nil, err
 	}
+	jobs := make([]*job, w.NumJobs)
+	for j := range jobs {
+		t := parts[j*nr]
+		if fp.multi {
+			t = newMultiTarget(parts[j*nr:(j+1)*nr], fp.sizes)
+		}
+		jobs[j] = &job{id: j, target: t}
+	}
 	return jobs, nil
+}
+
+// layoutProgress sums the layout progress of all targets for Config.LayoutProgress.
+type layoutProgress struct {
+	mu              sync.Mutex
+	fn              func(done, total int64)
+	done, total     []int64
+	sumDone, sumTot int64
+}
+
+func newLayoutProgress(fn func(done, total int64), targets int) *layoutProgress {
+	if fn == nil {
+		return nil
+	}
+	return &layoutProgress{fn: fn, done: make([]int64, targets), total: make([]int64, targets)}
+}
+
+// target is target i's callback; calls to fn are serialized.
+func (l *layoutProgress) target(i int) func(done, total int64) {
+	return func(done, total int64) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.sumDone += done - l.done[i]
+		l.sumTot += total - l.total[i]
+		l.done[i], l.total[i] = done, total
+		l.fn(l.sumDone, l.sumTot)
+	}
+}
+
+// invalidate drops the targets' cached data before the run as fio's invalidate=1 (its
+// default) does, and says what was done for the result ("cache" in the target info).
+func invalidate(w workloads.Workload, jobs []*job) (string, error) {
+	if w.NoInvalidate {
+		return "kept (invalidate=0)", nil
+	}
+	var out string
+	for _, j := range jobs {
+		s, err := dropCache(j.target)
+		if err != nil {
+			return "", fmt.Errorf("job %d: invalidate: %w", j.id, err)
+		}
+		if j.id == 0 {
+			out = s
+		}
+	}
+	return out, nil
 }
 
 // fitRegion sizes the region: a workload without size= uses the smallest job target after
@@ -277,7 +394,6 @@ func fitRegion(w workloads.Workload, userSize int64, jobs []*job) (workloads.Wor
 // planJobs sets limits, regions, rate limiters and verify maps.
 func planJobs(st *runState, jobs []*job) error {
 	w := st.w
-	limit := w.IOSize
 	region := w.Size
 	if w.Verify != "" && w.NumJobs > 1 {
 		// With verify, jobs split the region so that no job rewrites another's blocks.
@@ -286,23 +402,29 @@ func planJobs(st *runState, jobs []*job) error {
 			return fmt.Errorf("verify with numjobs=%d: size=%d leaves less than one block per job", w.NumJobs, w.Size)
 		}
 	}
-	if limit == 0 {
-		limit = region
+	spec, err := newGenSpec(&st.w, region)
+	if err != nil {
+		return err
 	}
-	if !w.TimeBased {
-		if bs, fixed := fixedBS(w); fixed {
-			st.limitIOs = uint64((limit + bs - 1) / bs)
-		} else {
-			st.limitBytes = limit
-		}
+	if err := checkVerify(&w, spec); err != nil {
+		return err
 	}
+	lim, err := planLimits(&w, spec)
+	if err != nil {
+		return err
+	}
+	st.limitIOs, st.limitBytes, st.trimBytes = lim.ios, lim.bytes, lim.trim
 	for i, j := range jobs {
+		j.spec = spec
 		j.base, j.region = w.Offset, region
 		if w.Verify != "" && w.NumJobs > 1 {
 			j.base = w.Offset + int64(i)*region
 		}
 		for d := range j.limits {
 			j.limits[d] = newLimiter(w.Rate[d], w.RateIOPS[d])
+			if l := j.limits[d]; l != nil && w.RateProcess == "poisson" {
+				l.poisson, l.seed = true, w.RandSeed+uint64(j.id)*0x9e3779b97f4a7c15+uint64(d)
+			}
 		}
 		if w.Verify != "" {
 			m, err := newBlockMap(region, w.BS[workloads.Read].Min)
@@ -313,22 +435,6 @@ func planJobs(st *runState, jobs []*job) error {
 		}
 	}
 	return nil
-}
-
-// fixedBS returns the block size when every I/O of w has the same size.
-func fixedBS(w workloads.Workload) (int64, bool) {
-	var bs int64
-	for d := workloads.Read; d <= workloads.Write; d++ {
-		if !w.Does(d) {
-			continue
-		}
-		b := w.BS[d]
-		if b.Min != b.Max || (bs != 0 && bs != b.Min) {
-			return 0, false
-		}
-		bs = b.Min
-	}
-	return bs, true
 }
 
 // runWorkers runs all workers to the end and returns the run-relative time of the end of
@@ -501,7 +607,7 @@ func fillStats(res *results.Run, st *runState, measured int64) {
 	if st.w.Does(workloads.Write) {
 		res.Write = dirStats(&c.total[workloads.Write], measured)
 	}
-	if st.w.Fsync > 0 {
+	if st.w.Fsync > 0 || st.w.Fdatasync > 0 {
 		res.Sync = dirStats(&c.total[syncIdx], measured)
 		res.Sync.Bytes, res.Sync.BWBps = 0, 0
 	}

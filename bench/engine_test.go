@@ -394,7 +394,7 @@ func TestValidationErrors(t *testing.T) {
 		{Config{Target: "nosuch://x", Registry: reg}, "unknown backend"},
 		{Config{Target: "test://?foo=1", Registry: reg}, "unknown option"},
 		{Config{Target: "test://", Registry: reg, Workload: workloads.Workload{RW: "sideways"}}, "rw="},
-		{Config{Target: "test://", Registry: reg, Workload: workloads.Workload{Verify: "md5"}}, "verify"},
+		{Config{Target: "test://", Registry: reg, Workload: workloads.Workload{Verify: "rot13"}}, "verify"},
 		{Config{Target: "", Registry: reg}, "empty target"},
 	}
 	for _, c := range cases {
@@ -746,5 +746,25 @@ func TestStalledTargetFiguresEndWhenIOStopped(t *testing.T) {
 				t.Errorf("status %q", res.Status)
 			}
 		})
+	}
+}
+
+// TestVerifyRefusedOnDiscardingTarget: a backend that keeps nothing (null://) cannot be
+// verified; the run is refused before it opens anything, not reported as all-mismatched.
+func TestVerifyRefusedOnDiscardingTarget(t *testing.T) {
+	reg := &backends.Registry{}
+	opened := false
+	reg.Register(backends.Backend{Scheme: "void", DiscardsData: true, Open: func(context.Context, *url.URL, backends.OpenParams) (backends.Target, error) {
+		opened = true
+		return memTarget(1 << 20), nil
+	}})
+	w := workloads.Workload{RW: "randwrite", Size: 1 << 20, Verify: "crc32c"}
+	_, err := Run(context.Background(), Config{Target: "void://", Registry: reg, Workload: w})
+	if err == nil || !strings.Contains(err.Error(), "nothing to verify") || opened {
+		t.Errorf("err %v, opened %v: want a refusal before open", err, opened)
+	}
+	w.Verify = ""
+	if _, err := Run(context.Background(), Config{Target: "void://", Registry: reg, Workload: w}); err != nil {
+		t.Errorf("without verify: %v", err)
 	}
 }

@@ -25,9 +25,11 @@ type worker struct {
 	cur     *interval
 	nextB   int64 // run-relative ns at which the current interval ends
 	verify  bool
+	data    *writeData // what writes carry (buffers.go)
 	seed    uint64
 	obs     Observer
 	limited [2]bool
+	thinker thinker
 	// progress counters, read by the monitor
 	progIOs   [2]paddedInt64
 	progBytes [2]paddedInt64
@@ -41,13 +43,14 @@ func newWorker(st *runState, j *job, id, slot int) *worker {
 		seed:   w.RandSeed + uint64(j.id)*0x9e3779b97f4a7c15,
 		obs:    st.cfg.Observer,
 	}
-	wk.gen = newGenerator(&st.w, wk.seed, j.base, j.region, &j.pos)
-	maxBS := max(w.BS[workloads.Read].Max, w.BS[workloads.Write].Max)
+	wk.gen = newGenerator(j.spec, wk.seed, j.base, &j.pos)
+	wk.thinker = newThinker(w.ThinkTime, w.ThinkTimeSpin, w.ThinkTimeBlocks)
+	maxBS := j.spec.maxBlockSize()
 	for d := range wk.bufs {
 		wk.bufs[d] = alignedBuffer(int(maxBS))
 		wk.limited[d] = j.limits[d] != nil
 	}
-	fillRandom(wk.bufs[workloads.Write], wk.seed^uint64(slot+1))
+	wk.data = newWriteData(st.data, wk.bufs[workloads.Write], wk.seed^uint64(slot+1), id)
 	wk.cur = newInterval(0)
 	wk.nextB = st.rampNS + st.intervalNS
 	return wk
@@ -64,18 +67,6 @@ func alignedBuffer(n int) []byte {
 	return b[off : off+n : off+n]
 }
 
-// fillRandom fills b with a pseudo-random pattern, so that written data does not compress or
-// deduplicate.
-func fillRandom(b []byte, seed uint64) {
-	x := mix64(seed)
-	for i := range b {
-		if i%8 == 0 {
-			x = mix64(x)
-		}
-		b[i] = byte(x >> (8 * (i % 8)))
-	}
-}
-
 func (wk *worker) run() {
 	st, j, w := wk.st, wk.job, &wk.st.w
 	defer wk.finish()
@@ -85,7 +76,7 @@ func (wk *worker) run() {
 			return
 		}
 		p := wk.gen.next(i)
-		if st.limitBytes > 0 && j.issued.Add(p.n)-p.n >= st.limitBytes {
+		if st.limitBytes > 0 && !wk.budget(&p) {
 			return
 		}
 		var blk int64
@@ -113,9 +104,12 @@ func (wk *worker) run() {
 		}
 		buf := wk.bufs[p.dir][:p.n]
 		prevGen := gen // what the block holds until this I/O completes
-		if wk.verify && p.dir == workloads.Write {
-			gen = (gen&^blockBusy)%(blockBusy-1) + 1
-			fillVerifyBlock(buf, p.off, w.RandSeed, gen)
+		if p.dir == workloads.Write {
+			if wk.verify {
+				gen = nextGen(gen)
+			}
+			// Verify block, scrambled or regenerated content (buffers.go).
+			wk.data.prepare(buf, p.off, gen)
 		}
 		t0 := st.now()
 		if st.deadlineNS > 0 && t0 >= st.deadlineNS {
@@ -146,14 +140,12 @@ func (wk *worker) run() {
 			st.fail(fmt.Errorf("job %d: %s of %d bytes at offset %d: %w", j.id, p.dir, p.n, p.off, err))
 			return
 		}
-		if p.dir == workloads.Write && w.Fsync > 0 && j.writes.Add(1)%int64(w.Fsync) == 0 {
-			s0 := st.now()
-			err := j.target.Sync()
-			wk.recordSync(s0, st.now(), err)
-			if err != nil {
-				st.fail(fmt.Errorf("job %d: sync: %w", j.id, err))
-				return
-			}
+		// fsync=N and fdatasync=N (durability.go).
+		if p.dir == workloads.Write && (w.Fsync > 0 || w.Fdatasync > 0) && !wk.syncAfterWrite() {
+			return
+		}
+		if !wk.think() {
+			return
 		}
 	}
 }
@@ -182,7 +174,7 @@ func (wk *worker) verifyIO(p plan, buf []byte, blk int64, gen uint32, err error)
 			gen = 0
 		}
 	case p.dir == workloads.Read:
-		checked, problem := checkVerifyBlock(buf, p.off, gen&^blockBusy)
+		checked, problem := wk.st.data.verify.check(buf, p.off, gen&^blockBusy)
 		if checked {
 			j.verify.checked.Add(1)
 		}
@@ -220,7 +212,7 @@ func (wk *worker) complete(p plan, t0, t1 int64, err error) {
 	a.record(t1-t0, p.n)
 }
 
-// recordSync records one sync of fsync=N.
+// recordSync records one sync of fsync=N or fdatasync=N.
 func (wk *worker) recordSync(t0, t1 int64, err error) {
 	st := wk.st
 	if t1 < st.rampNS || (st.deadlineNS > 0 && t1 > st.deadlineNS) {
@@ -268,6 +260,10 @@ type limiter struct {
 	nsPerByte float64
 	nsPerIO   int64
 	next      atomic.Int64
+	// rate_process=poisson: exponentially distributed gaps (see poissonGap)
+	poisson bool
+	seed    uint64
+	draws   atomic.Uint64
 }
 
 func newLimiter(rate, iops int64) *limiter {
@@ -290,6 +286,9 @@ const maxBurst = int64(100 * time.Millisecond)
 
 func (l *limiter) reserve(now, n int64) int64 {
 	cost := max(int64(float64(n)*l.nsPerByte), l.nsPerIO)
+	if l.poisson {
+		cost = l.poissonGap(cost)
+	}
 	for {
 		next := l.next.Load()
 		slot := next
@@ -340,7 +339,7 @@ func (wk *worker) verifyBlocks(ctx context.Context) {
 			return
 		}
 		j.verify.checked.Add(1)
-		if _, problem := checkVerifyBlock(buf, off, gen); problem != "" {
+		if _, problem := st.data.verify.check(buf, off, gen); problem != "" {
 			j.verify.mismatch(j.id, off, problem)
 		}
 	}

@@ -44,9 +44,14 @@ type Run struct {
 	// Read and Write are the per-direction summaries; nil when the direction was not used.
 	Read  *DirStats `json:"read,omitempty"`
 	Write *DirStats `json:"write,omitempty"`
-	// Sync summarises the syncs of fsync=N (IOs is their count, Lat their latency).
-	Sync   *DirStats `json:"sync,omitempty"`
-	Verify *Verify   `json:"verify,omitempty"`
+	// Sync summarises the syncs of fsync=N and fdatasync=N (IOs is their count, Lat their
+	// latency), as fio's "sync" does.
+	Sync *DirStats `json:"sync,omitempty"`
+	// SyncCall names the Target calls those syncs used: "sync" (Target.Sync: fsync(2), NFS
+	// COMMIT, SMB FLUSH, SYNCHRONIZE CACHE), "datasync" (fdatasync(2)), or "sync+datasync".
+	// fdatasync=N on a backend without a data-only sync runs as "sync".
+	SyncCall string  `json:"sync_call,omitempty"`
+	Verify   *Verify `json:"verify,omitempty"`
 	// Migration is set for runs inside a live-migrating VM (see migration.go).
 	Migration *Migration `json:"migration,omitempty"`
 	// Replication is set for replicated devices (DRBD): their state through the run.

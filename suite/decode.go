@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vmstorbench/vmstorbench/internal/suggest"
 	"github.com/vmstorbench/vmstorbench/workloads/units"
 )
 
@@ -120,7 +121,7 @@ func (d *decoder) fields(n *yaml.Node, what string) []field {
 // unknown reports a key that is not one of known, suggesting the nearest one.
 func (d *decoder) unknown(f field, what string, known []string) {
 	msg := fmt.Sprintf("unknown key %q in %s", f.key, what)
-	if s := nearest(f.key, known); s != "" {
+	if s := suggest.Nearest(f.key, known); s != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", s)
 	} else {
 		msg += " (known: " + strings.Join(known, ", ") + ")"
@@ -249,36 +250,4 @@ func (d *decoder) stringMap(f field) map[string]string {
 		}
 	}
 	return out
-}
-
-// nearest returns the entry of known within edit distance 2 of s (for "did you mean"),
-// or "" when none is that close.
-func nearest(s string, known []string) string {
-	best, bestD := "", 3
-	for _, k := range known {
-		if dist := editDistance(s, k); dist < bestD {
-			best, bestD = k, dist
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -50,6 +50,10 @@ workloads:
     rw: randread
     iodeth: 16
 `, []string{`suite.yaml:6: unknown key "iodeth" in workload (did you mean "iodepth"?)`}, ""},
+		{"typo of a newer fio option", "targets: [mem://]\nworkloads:\n  - name: w\n    bsplit: 4k/50:64k/50\n",
+			[]string{`suite.yaml:4: unknown key "bsplit" in workload (did you mean "bssplit"?)`}, ""},
+		{"a fio option vmstorbench refuses says why", "targets: [mem://]\nworkloads:\n  - name: w\n    zonemode: zbd\n",
+			[]string{`suite.yaml:4: workload: unsupported fio option "zonemode": zoned block devices`}, ""},
 		{"unknown suite key", "targets: [mem://]\nworkloads: [oltp]\nrepeat: 3\n",
 			[]string{`suite.yaml:3: unknown key "repeat" in suite (did you mean "repeats"?)`}, ""},
 		{"unknown target key far from any", "targets:\n  - url: mem://\n    colour: blue\nworkloads: [oltp]\n",

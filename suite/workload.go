@@ -9,6 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vmstorbench/vmstorbench/internal/suggest"
 	"github.com/vmstorbench/vmstorbench/workloads"
 )
 
@@ -51,18 +52,16 @@ type fioOpt struct {
 
 var workloadKeys = []string{"name", "profile", "fio", "job_file"}
 
-// fioOptionNames are names offered in "did you mean" for unknown workload keys; whether a
-// key is a fio option is decided by the workloads package itself (isFioOption).
-var fioOptionNames = []string{"rw", "rwmixread", "rwmixwrite", "bs", "bsrange", "size", "offset", "io_size",
-	"iodepth", "numjobs", "runtime", "ramp_time", "time_based", "rate", "rate_iops", "randseed", "direct",
-	"buffered", "fsync", "verify", "kb_base"}
-
-// isFioOption reports whether the workloads package knows key as a fio option: applied
-// bare, an unknown option fails with "unsupported fio option"; a known one succeeds or
-// fails for want of a value or of other options.
-func isFioOption(key string) bool {
+// fioOptionError is nil when the workloads package takes key as a fio option, else its
+// reason: applied bare, an option it does not take fails with "unsupported fio option ..."
+// and why (refused, an engine's option, or a did-you-mean); a known one succeeds or fails
+// for want of a value or of other options.
+func fioOptionError(key string) error {
 	_, _, err := workloads.ApplyOptions(workloads.Workload{}, []string{key})
-	return err == nil || !strings.HasPrefix(err.Error(), "unsupported fio option")
+	if err != nil && strings.HasPrefix(err.Error(), "unsupported fio option") {
+		return err
+	}
+	return nil
 }
 
 func (d *decoder) workload(s *Suite, n *yaml.Node) *Workload {
@@ -97,8 +96,8 @@ func (d *decoder) workload(s *Suite, n *yaml.Node) *Workload {
 			case "filename":
 				d.errorf(f.line, "workload: filename: the suite's targets say where the workload runs; drop filename")
 			default:
-				if !isFioOption(f.key) {
-					d.unknownWorkloadKey(f)
+				if err := fioOptionError(f.key); err != nil {
+					d.unknownWorkloadKey(f, err)
 					continue
 				}
 				if o, ok := d.fioValue(f); ok {
@@ -119,13 +118,19 @@ func (d *decoder) workload(s *Suite, n *yaml.Node) *Workload {
 	return w
 }
 
-// unknownWorkloadKey reports a workload key that is neither a suite key nor a fio option.
-func (d *decoder) unknownWorkloadKey(f field) {
+// unknownWorkloadKey reports a workload key that is neither a suite key nor a fio option
+// vmstorbench takes; fioErr is the workloads package's reason.
+func (d *decoder) unknownWorkloadKey(f field, fioErr error) {
+	if !strings.Contains(fioErr.Error(), "(not a fio option") {
+		// A real fio option that vmstorbench refuses: its reason says more than a list.
+		d.errorf(f.line, "workload: %v", fioErr)
+		return
+	}
 	msg := fmt.Sprintf("unknown key %q in workload", f.key)
-	if s := nearest(f.key, append(append([]string{}, workloadKeys...), fioOptionNames...)); s != "" {
+	if s := suggest.Nearest(f.key, append(append([]string{}, workloadKeys...), workloads.OptionNames()...)); s != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", s)
 	} else {
-		msg += " (workload keys: " + strings.Join(workloadKeys, ", ") + ", and the fio options vmstorbench supports: " + strings.Join(fioOptionNames, ", ") + ")"
+		msg += " (workload keys: " + strings.Join(workloadKeys, ", ") + ", or a fio option: see README, fio job files)"
 	}
 	d.errs = append(d.errs, &Error{File: d.file, Line: f.line, Msg: msg})
 }
@@ -134,8 +139,8 @@ func (d *decoder) unknownWorkloadKey(f field) {
 func (d *decoder) fioMap(n *yaml.Node, what string) []fioOpt {
 	var out []fioOpt
 	for _, f := range d.fields(n, what) {
-		if !isFioOption(f.key) {
-			d.unknownWorkloadKey(f)
+		if err := fioOptionError(f.key); err != nil {
+			d.unknownWorkloadKey(f, err)
 			continue
 		}
 		if f.key == "filename" {

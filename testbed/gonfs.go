@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-git/go-billy/v5"
@@ -81,7 +82,7 @@ func (g *GoNFS) Start(ctx context.Context, dir string) ([]Endpoint, error) {
 	}
 	ln := &trackingListener{Listener: l, conns: map[net.Conn]struct{}{}}
 	fs := changeFS{Filesystem: osfs.New(root, osfs.WithBoundOS()), root: root}
-	handler := helpers.NewCachingHandler(exportHandler{helpers.NewNullAuthHandler(fs)}, 4096)
+	handler := helpers.NewCachingHandler(exportHandler{Handler: helpers.NewNullAuthHandler(fs), root: root}, 4096)
 	g.serve = make(chan error, 1)
 	go func() { g.serve <- gonfs.Serve(ln, handler) }()
 	g.ln, g.root = ln, root
@@ -124,7 +125,23 @@ func goNFSEndpoints(port int) []Endpoint {
 // exportHandler accepts a MOUNT of GoNFSExport only (go-nfs's NullAuthHandler hands its
 // filesystem to any path, which would hide a wrong export in a client) and lists AUTH_SYS
 // as the flavor clients should use; go-nfs does not check credentials.
-type exportHandler struct{ gonfs.Handler }
+type exportHandler struct {
+	gonfs.Handler
+	root string
+}
+
+// FSStat reports the exported directory's filesystem: go-nfs's default claims 4 EiB free,
+// which would hide a client's free-space check.
+func (h exportHandler) FSStat(_ context.Context, _ billy.Filesystem, s *gonfs.FSStat) error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(h.root, &st); err != nil {
+		return err
+	}
+	bs := uint64(st.Bsize)
+	s.TotalSize, s.FreeSize, s.AvailableSize = st.Blocks*bs, st.Bfree*bs, st.Bavail*bs
+	s.TotalFiles, s.FreeFiles, s.AvailableFiles = st.Files, st.Ffree, st.Ffree
+	return nil
+}
 
 func (h exportHandler) Mount(ctx context.Context, conn net.Conn, req gonfs.MountRequest) (gonfs.MountStatus, billy.Filesystem, []gonfs.AuthFlavor) {
 	status, fs, _ := h.Handler.Mount(ctx, conn, req)

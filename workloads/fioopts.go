@@ -1,7 +1,9 @@
 package workloads
 
 import (
+	"encoding/hex"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -18,7 +20,19 @@ type Option struct {
 func (w Workload) FioOptions() []Option {
 	var o []Option
 	add := func(k, v string) { o = append(o, Option{k, v}) }
-	add("rw", w.RW)
+	switch {
+	case w.RWModifier != 0 && w.IsRandom():
+		add("rw", w.RW+":"+strconv.FormatInt(w.RWModifier, 10))
+	case w.RWModifier < 0:
+		add("rw", w.RW+":-"+FioSize(-w.RWModifier))
+	case w.RWModifier > 0:
+		add("rw", w.RW+":"+FioSize(w.RWModifier))
+	default:
+		add("rw", w.RW)
+	}
+	if w.RWSequencer != "" {
+		add("rw_sequencer", w.RWSequencer)
+	}
 	if w.IsMixed() {
 		add("rwmixread", strconv.Itoa(w.RWMixRead))
 	}
@@ -27,6 +41,15 @@ func (w Workload) FioOptions() []Option {
 		add("bs", perDir(FioSize(rd.Min), FioSize(wr.Min)))
 	} else {
 		add("bsrange", perDir(FioSize(rd.Min)+"-"+FioSize(rd.Max), FioSize(wr.Min)+"-"+FioSize(wr.Max)))
+	}
+	if w.BSSplit[Read] != nil || w.BSSplit[Write] != nil {
+		add("bssplit", perDir(fioSplit(w.BSSplit[Read]), fioSplit(w.BSSplit[Write])))
+	}
+	if w.BlockAlign != [2]int64{} {
+		add("blockalign", perDir(fioSizeOrEmpty(w.BlockAlign[Read]), fioSizeOrEmpty(w.BlockAlign[Write])))
+	}
+	if rd := fioDistribution(w.RandomDist); rd != "" {
+		add("random_distribution", rd)
 	}
 	add("size", FioSize(w.Size))
 	if w.Offset > 0 {
@@ -63,7 +86,115 @@ func (w Workload) FioOptions() []Option {
 	if w.Verify != "" {
 		add("verify", w.Verify)
 	}
+	if len(w.VerifyPattern) > 0 {
+		add("verify_pattern", "0x"+hex.EncodeToString(w.VerifyPattern))
+	}
+	if w.VerifyInterval > 0 {
+		add("verify_interval", FioSize(w.VerifyInterval))
+	}
+	if w.Loops > 0 {
+		add("loops", strconv.Itoa(w.Loops))
+	}
+	if w.NumberIOs > 0 {
+		add("number_ios", strconv.FormatInt(w.NumberIOs, 10))
+	}
+	if w.StartDelay > 0 {
+		add("startdelay", FioDuration(w.StartDelay))
+	}
+	if w.ThinkTime > 0 {
+		add("thinktime", FioDuration(w.ThinkTime))
+	}
+	if w.ThinkTimeSpin > 0 {
+		add("thinktime_spin", FioDuration(w.ThinkTimeSpin))
+	}
+	if w.ThinkTimeBlocks > 0 {
+		add("thinktime_blocks", strconv.Itoa(w.ThinkTimeBlocks))
+	}
+	if w.RateProcess != "" {
+		add("rate_process", w.RateProcess)
+	}
+	if len(w.BufferPattern) > 0 {
+		add("buffer_pattern", "0x"+hex.EncodeToString(w.BufferPattern))
+	}
+	if w.BufferCompressPct > 0 {
+		add("buffer_compress_percentage", strconv.Itoa(w.BufferCompressPct))
+	}
+	if w.BufferCompressChunk > 0 {
+		add("buffer_compress_chunk", FioSize(w.BufferCompressChunk))
+	}
+	if w.DedupePct > 0 {
+		add("dedupe_percentage", strconv.Itoa(w.DedupePct))
+	}
+	if w.SyncIO != "" {
+		add("sync", w.SyncIO)
+	}
+	if w.Fdatasync > 0 {
+		add("fdatasync", strconv.Itoa(w.Fdatasync))
+	}
+	if w.NoInvalidate {
+		add("invalidate", "0")
+	}
+	if w.NrFiles > 0 {
+		add("nrfiles", strconv.Itoa(w.NrFiles))
+	}
+	if w.FileSize.Min > 0 {
+		if w.FileSize.Min == w.FileSize.Max {
+			add("filesize", FioSize(w.FileSize.Min))
+		} else {
+			add("filesize", FioSize(w.FileSize.Min)+"-"+FioSize(w.FileSize.Max))
+		}
+	}
+	if w.Directory != "" {
+		add("directory", strings.ReplaceAll(w.Directory, ":", `\:`))
+	}
+	if w.FilenameFormat != "" {
+		add("filename_format", w.FilenameFormat)
+	}
 	return o
+}
+
+// fioSplit spells one direction of bssplit: "4k/10:64k/90".
+func fioSplit(sp []BSSplitEntry) string {
+	var parts []string
+	for _, e := range sp {
+		parts = append(parts, FioSize(e.BS)+"/"+strconv.Itoa(e.Pct))
+	}
+	return strings.Join(parts, ":")
+}
+
+// fioSizeOrEmpty spells 0 as an empty per-direction part (fio: keep the default).
+func fioSizeOrEmpty(n int64) string {
+	if n == 0 {
+		return ""
+	}
+	return FioSize(n)
+}
+
+// fioDistribution spells random_distribution, "" for uniform in both directions. fio has
+// per-direction values for zoned and zoned_abs only; other kinds are the same for both
+// directions when the parser made them.
+func fioDistribution(rd [2]Distribution) string {
+	dir := func(d Distribution) string {
+		var parts []string
+		for _, z := range d.Zones {
+			size := strconv.FormatInt(z.Size, 10)
+			if d.Kind == "zoned_abs" {
+				size = FioSize(z.Size)
+			}
+			parts = append(parts, strconv.Itoa(z.AccessPct)+"/"+size)
+		}
+		return strings.Join(parts, ":")
+	}
+	r, w := rd[Read], rd[Write]
+	switch {
+	case (r.Kind == "" || r.Kind == "random") && (w.Kind == "" || w.Kind == "random"):
+		return ""
+	case r.Kind == "zoned" || r.Kind == "zoned_abs":
+		return r.Kind + ":" + perDir(dir(r), dir(w))
+	case w.Kind == "zoned" || w.Kind == "zoned_abs":
+		return w.Kind + ":," + dir(w)
+	}
+	return r.Kind + ":" + strconv.FormatFloat(r.Param, 'g', -1, 64)
 }
 
 // perDir is fio's "read,write" value, or one value when both are the same.
@@ -93,6 +224,8 @@ func FioDuration(d time.Duration) string {
 		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
 	case d%time.Millisecond == 0:
 		return strconv.FormatInt(int64(d/time.Millisecond), 10) + "ms"
+	case d%time.Microsecond == 0:
+		return strconv.FormatInt(int64(d/time.Microsecond), 10) + "us"
 	}
-	return strconv.FormatInt(int64(d/time.Microsecond), 10) + "us"
+	return strconv.FormatInt(int64(d), 10) + "ns"
 }

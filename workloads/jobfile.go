@@ -48,7 +48,10 @@ type Job struct {
 // option is "key=value" or a bare flag ("time_based"), and ${VAR} in a value is replaced
 // by the environment variable (empty when unset). Unlike fio, which misreads them, a ';' or
 // '#' after whitespace in a value also starts a comment. Every option is checked: an
-// unknown or unsupported one is an error, never ignored. Jobs come back in file order.
+// unknown or unsupported one, or a value fio refuses, is an error, never ignored or
+// replaced; the error reports every such problem of the file, one a line, each with its
+// file:line. Options that change no I/O (reporting, logs, CPU placement) are accepted with a
+// note. Jobs come back in file order.
 func ParseJobFile(name string, r io.Reader) ([]Job, error) {
 	return parseJobFile(name, r, os.LookupEnv)
 }
@@ -77,7 +80,13 @@ func ApplyOptions(base Workload, kv []string) (Workload, []string, error) {
 		key, value, hasValue := strings.Cut(strings.TrimPrefix(arg, "--"), "=")
 		settings[i] = setting{key: key, value: value, raw: value, hasValue: hasValue}
 	}
-	if err := s.apply(settings); err != nil {
+	if errs := s.apply(settings); len(errs) > 0 {
+		return Workload{}, nil, joinErrors(errs)
+	}
+	if s.stonewall || s.newGroup || s.groupReporting {
+		s.note("stonewall, wait_for_previous, new_group and group_reporting only shape the jobs of a job file")
+	}
+	if err := s.finish(); err != nil {
 		return Workload{}, nil, err
 	}
 	w := s.w.Defaults()
@@ -116,31 +125,63 @@ func parseJobFile(name string, r io.Reader, lookup func(string) (string, bool)) 
 	}
 	global := newScope()
 	var jobs []Job
+	var errs []error
 	for _, sec := range sections {
 		if sec.name == "global" {
 			// A later [global] adds to the options in force for the jobs after it.
-			if err := global.apply(sec.settings); err != nil {
-				return nil, err
-			}
+			errs = append(errs, global.apply(sec.settings)...)
 			continue
 		}
 		s := global.clone()
 		// fio ignores name= in [global]; the job's own name= wins over the section name.
 		s.w.Name = sec.name
 		delete(s.options, "name")
-		if err := s.apply(sec.settings); err != nil {
-			return nil, err
+		if e := s.apply(sec.settings); len(e) > 0 {
+			errs = append(errs, e...)
+			continue
+		}
+		if err := s.finish(); err != nil {
+			errs = append(errs, fmt.Errorf("%s:%d: [%s]: %w", name, sec.line, sec.name, err))
+			continue
+		}
+		if s.w.TimeBased && s.w.Runtime == 0 {
+			// fio: "time_based requires a runtime/timeout setting", and runs the job as if
+			// time_based were not given.
+			s.w.TimeBased = false
+			s.note("time_based without runtime is ignored, as fio ignores it")
 		}
 		w := s.w.Defaults()
 		if err := w.Validate(); err != nil {
-			return nil, fmt.Errorf("%s:%d: [%s]: %w", name, sec.line, sec.name, err)
+			errs = append(errs, fmt.Errorf("%s:%d: [%s]: %w", name, sec.line, sec.name, err))
+			continue
 		}
-		jobs = append(jobs, Job{Workload: w, Section: sec.name, Line: sec.line, Options: s.options, Notes: s.notes})
+		jobs = append(jobs, Job{Workload: w, Section: sec.name, Line: sec.line, Options: s.options, Notes: s.notes,
+			Stonewall: s.stonewall, NewGroup: s.newGroup, GroupReporting: s.groupReporting})
+	}
+	if len(errs) > 0 {
+		return nil, joinErrors(errs)
 	}
 	if len(jobs) == 0 {
 		return nil, fmt.Errorf("%s: no job sections", name)
 	}
 	return jobs, nil
+}
+
+// joinErrors is one error of every problem found, one a line, each naming its place; an
+// option of [global] that fails is reported once, not for every job.
+func joinErrors(errs []error) error {
+	var uniq []error
+	seen := map[string]bool{}
+	for _, e := range errs {
+		if !seen[e.Error()] {
+			seen[e.Error()] = true
+			uniq = append(uniq, e)
+		}
+	}
+	if len(uniq) == 1 {
+		return uniq[0]
+	}
+	return errors.Join(uniq...)
 }
 
 // readSections splits a job file into sections of settings, expanding ${VAR} in values.
@@ -221,6 +262,16 @@ type scope struct {
 	kbBase  int
 	options map[string]string
 	notes   []string
+	// Job-file grouping (fio stonewall, new_group, group_reporting).
+	stonewall, newGroup, groupReporting bool
+	// mixAllWrites records rwmixread=0 (or rwmixwrite=100): a mixed pattern that only
+	// writes, which the model, where RWMixRead 0 means fio's default 50, cannot hold.
+	mixAllWrites bool
+	// noVerifyPass is do_verify=0.
+	noVerifyPass bool
+	// bsGiven is the bs= or bsrange= set by the settings being applied, for the note that
+	// bssplit takes precedence.
+	bsGiven string
 }
 
 func newScope() *scope { return &scope{kbBase: 1024, options: map[string]string{}} }
@@ -241,25 +292,27 @@ func (s *scope) note(format string, args ...any) {
 
 // apply applies settings in fio's order: kb_base first, whatever its position (fio parses
 // it before the other options so that it governs every size in its section), then the
-// others as written.
-func (s *scope) apply(settings []setting) error {
+// others as written. Every setting is tried: the errors of all that fail come back.
+func (s *scope) apply(settings []setting) []error {
+	var errs []error
+	s.bsGiven = ""
 	for _, first := range []bool{true, false} {
 		for _, st := range settings {
 			if (st.key == "kb_base") != first {
 				continue
 			}
 			if err := s.set(st); err != nil {
-				return err
+				errs = append(errs, err)
 			}
 		}
 	}
-	return nil
+	return errs
 }
 
 func (s *scope) set(st setting) error {
 	opt := lookupOption(st.key)
 	if opt == nil {
-		return st.errorf("unsupported fio option %q", st.key)
+		return st.errorf("%s", unsupportedOption(st.key))
 	}
 	value := st.value
 	if !st.hasValue {
@@ -275,6 +328,42 @@ func (s *scope) set(st setting) error {
 		return st.errorf("%s=%q: %w", st.key, st.value, err)
 	}
 	s.options[opt.names[0]] = st.value
+	if opt.names[0] == "size" && s.w.Size == 0 {
+		delete(s.options, "size") // size=0 is fio's default: the whole file
+	}
+	return nil
+}
+
+// finish settles what depends on several options, once a job's (or a command line's)
+// options are all applied.
+func (s *scope) finish() error {
+	for d := Read; d <= Write; d++ {
+		if sp := s.w.BSSplit[d]; len(sp) > 0 {
+			s.w.BS[d] = splitRange(sp)
+			if s.bsGiven != "" {
+				s.note("%s: bssplit takes precedence over it, as in fio", s.bsGiven)
+			}
+		}
+	}
+	if s.mixAllWrites && s.w.IsMixed() && s.w.RWMixRead == 0 {
+		if s.w.RW == RandMixed {
+			s.w.RW = RandWrite
+		} else {
+			s.w.RW = SeqWrite
+		}
+		s.note("rwmixread=0: runs as rw=%s (all writes)", s.w.RW)
+	}
+	if _, given := s.options["verify"]; !given && len(s.w.VerifyPattern) > 0 && s.w.Verify == "" {
+		s.w.Verify = "pattern" // fio: verify_pattern without verify= means verify=pattern
+	}
+	if s.noVerifyPass && s.w.Verify != "" {
+		return errors.New("do_verify=0: vmstorbench always reads the written blocks back to verify them; drop verify= to write without checking")
+	}
+	if s.w.RandSeed == 0 {
+		if _, given := s.options["randseed"]; given {
+			s.note("randseed=0 runs as randseed=%d (vmstorbench's default seed; any fixed seed repeats its offsets)", DefaultRandSeed)
+		}
+	}
 	return nil
 }
 
@@ -295,33 +384,70 @@ func lookupOption(name string) *option {
 	return nil
 }
 
-// options is read-only after initialisation.
-var options = []option{
+// options is read-only after initialisation: the options that shape the I/O, then those
+// accepted without changing it (quietOptions).
+var options = slices.Concat(ioOptions, quietOptions)
+
+var ioOptions = []option{
 	{names: []string{"rw", "readwrite"}, set: func(s *scope, v string) (err error) {
-		s.w.RW, err = parseRW(v)
+		s.w.RW, s.w.RWModifier, err = s.parseRW(v)
 		return err
+	}},
+	{names: []string{"rw_sequencer"}, set: func(s *scope, v string) error {
+		switch v {
+		case "sequential":
+			s.w.RWSequencer = "" // the default
+		case "identical":
+			s.w.RWSequencer = v
+		default:
+			return errors.New("must be sequential or identical")
+		}
+		return nil
 	}},
 	{names: []string{"rwmixread"}, set: func(s *scope, v string) (err error) {
 		s.w.RWMixRead, err = s.percent(v)
+		s.mixAllWrites = err == nil && s.w.RWMixRead == 0
 		return err
 	}},
 	{names: []string{"rwmixwrite"}, set: func(s *scope, v string) error {
 		p, err := s.percent(v)
 		s.w.RWMixRead = 100 - p
+		s.mixAllWrites = err == nil && p == 100
 		return err
 	}},
 	{names: []string{"bs", "blocksize"}, set: func(s *scope, v string) error {
+		s.bsGiven = "bs=" + v
 		return perDirection(v, func(d Direction, p string) error {
-			n, err := s.bytes(p)
+			n, err := s.positive(p)
 			s.w.BS[d] = Fixed(n)
 			return err
 		})
 	}},
 	{names: []string{"bsrange", "blocksize_range"}, set: func(s *scope, v string) error {
+		s.bsGiven = "bsrange=" + v
 		return perDirection(v, func(d Direction, p string) (err error) {
 			s.w.BS[d], err = s.blockRange(p)
+			if err == nil && b0(s.w.BS[d]) {
+				err = errors.New("block sizes must be positive")
+			}
 			return err
 		})
+	}},
+	{names: []string{"bssplit"}, set: func(s *scope, v string) error {
+		return perDirection(v, func(d Direction, p string) (err error) {
+			s.w.BSSplit[d], err = s.parseBSSplit(p)
+			return err
+		})
+	}},
+	{names: []string{"blockalign", "ba"}, set: func(s *scope, v string) error {
+		return perDirection(v, func(d Direction, p string) (err error) {
+			s.w.BlockAlign[d], err = s.positive(p)
+			return err
+		})
+	}},
+	{names: []string{"random_distribution"}, set: func(s *scope, v string) (err error) {
+		s.w.RandomDist, err = s.parseDistribution(v, s.w.RandomDist)
+		return err
 	}},
 	{names: []string{"size"}, set: func(s *scope, v string) (err error) {
 		s.w.Size, err = s.bytes(v)
@@ -335,15 +461,40 @@ var options = []option{
 		s.w.IOSize, err = s.bytes(v)
 		return err
 	}},
+	{names: []string{"filesize"}, set: func(s *scope, v string) (err error) {
+		s.w.FileSize, err = s.sizeOrRange(v)
+		if err == nil && b0(s.w.FileSize) {
+			err = errors.New("must be positive (fio: min value 1)")
+		}
+		return err
+	}},
+	{names: []string{"nrfiles", "nr_files"}, set: func(s *scope, v string) (err error) {
+		s.w.NrFiles, err = s.int(v)
+		if err == nil && s.w.NrFiles == 0 {
+			err = errors.New("must be at least 1 (fio does no I/O with nrfiles=0)")
+		}
+		return err
+	}},
+	{names: []string{"directory"}, set: func(s *scope, v string) (err error) {
+		s.w.Directory, err = parsePathList(v, "directories")
+		return err
+	}},
+	{names: []string{"filename_format"}, set: func(s *scope, v string) error {
+		if strings.Contains(v, "$clientuid") {
+			return errors.New("$clientuid is for fio's client/server mode, which vmstorbench does not have")
+		}
+		s.w.FilenameFormat = v
+		return nil
+	}},
 	{names: []string{"iodepth"}, set: func(s *scope, v string) (err error) {
-		s.w.IODepth, err = s.int(v)
+		s.w.IODepth, err = s.positiveInt(v)
 		return err
 	}},
 	{names: []string{"numjobs"}, set: func(s *scope, v string) (err error) {
-		s.w.NumJobs, err = s.int(v)
+		s.w.NumJobs, err = s.positiveInt(v)
 		return err
 	}},
-	{names: []string{"runtime"}, set: func(s *scope, v string) (err error) {
+	{names: []string{"runtime", "timeout"}, set: func(s *scope, v string) (err error) {
 		s.w.Runtime, err = seconds(v)
 		return err
 	}},
@@ -353,6 +504,43 @@ var options = []option{
 	}},
 	{names: []string{"time_based"}, flag: true, set: func(s *scope, v string) (err error) {
 		s.w.TimeBased, err = s.flag(v)
+		return err
+	}},
+	{names: []string{"loops"}, set: func(s *scope, v string) (err error) {
+		s.w.Loops, err = s.int(v)
+		return err
+	}},
+	{names: []string{"number_ios"}, set: func(s *scope, v string) (err error) {
+		s.w.NumberIOs, err = s.bytes(v)
+		return err
+	}},
+	{names: []string{"startdelay"}, set: func(s *scope, v string) (err error) {
+		if strings.Contains(v, "-") || strings.Contains(v, ":") {
+			return errors.New("a range (a random delay per job) is not supported: give one delay")
+		}
+		s.w.StartDelay, err = seconds(v)
+		return err
+	}},
+	{names: []string{"thinktime"}, set: func(s *scope, v string) (err error) {
+		s.w.ThinkTime, err = micros(v)
+		return err
+	}},
+	{names: []string{"thinktime_spin"}, set: func(s *scope, v string) (err error) {
+		s.w.ThinkTimeSpin, err = micros(v)
+		return err
+	}},
+	{names: []string{"thinktime_blocks"}, set: func(s *scope, v string) (err error) {
+		s.w.ThinkTimeBlocks, err = s.int(v)
+		return err
+	}},
+	{names: []string{"thinktime_blocks_type"}, set: func(s *scope, v string) error {
+		return onlyDefault(v, "complete", "thinktime after completed blocks (issue is not supported)")
+	}},
+	{names: []string{"thinktime_iotime"}, set: func(s *scope, v string) error {
+		d, err := seconds(v)
+		if err == nil && d != 0 {
+			err = errors.New("thinktime by I/O time is not supported: use thinktime_blocks")
+		}
 		return err
 	}},
 	{names: []string{"rate"}, set: func(s *scope, v string) error {
@@ -367,6 +555,17 @@ var options = []option{
 			return err
 		})
 	}},
+	{names: []string{"rate_process"}, set: func(s *scope, v string) error {
+		switch v {
+		case "linear":
+			s.w.RateProcess = "" // the default
+		case "poisson":
+			s.w.RateProcess = v
+		default:
+			return errors.New("must be linear or poisson")
+		}
+		return nil
+	}},
 	{names: []string{"randseed"}, set: func(s *scope, v string) (err error) {
 		s.w.RandSeed, err = strconv.ParseUint(v, 0, 64)
 		return err
@@ -380,16 +579,83 @@ var options = []option{
 		s.w.Direct = !b
 		return err
 	}},
+	{names: []string{"invalidate"}, set: func(s *scope, v string) error {
+		b, err := parseBool(v)
+		s.w.NoInvalidate = !b
+		return err
+	}},
+	{names: []string{"sync"}, set: func(s *scope, v string) error {
+		switch v {
+		case "0", "none":
+			s.w.SyncIO = ""
+		case "1", "sync":
+			s.w.SyncIO = "sync"
+		case "dsync":
+			s.w.SyncIO = "dsync"
+		default:
+			return errors.New("must be none (0), sync (1) or dsync")
+		}
+		return nil
+	}},
 	{names: []string{"fsync"}, set: func(s *scope, v string) (err error) {
 		s.w.Fsync, err = s.int(v)
 		return err
+	}},
+	{names: []string{"fdatasync"}, set: func(s *scope, v string) (err error) {
+		s.w.Fdatasync, err = s.int(v)
+		return err
+	}},
+	{names: []string{"buffer_pattern"}, set: func(s *scope, v string) (err error) {
+		s.w.BufferPattern, err = parsePattern(v, false)
+		return err
+	}},
+	{names: []string{"zero_buffers"}, flag: true, set: func(s *scope, v string) error {
+		on, err := s.flag(v)
+		if on {
+			s.w.BufferPattern = []byte{0}
+		}
+		return err
+	}},
+	{names: []string{"buffer_compress_percentage"}, set: func(s *scope, v string) (err error) {
+		s.w.BufferCompressPct, err = s.percent(v)
+		return err
+	}},
+	{names: []string{"buffer_compress_chunk"}, set: func(s *scope, v string) (err error) {
+		s.w.BufferCompressChunk, err = s.bytes(v)
+		return err
+	}},
+	{names: []string{"dedupe_percentage"}, set: func(s *scope, v string) (err error) {
+		s.w.DedupePct, err = s.percent(v)
+		return err
+	}},
+	{names: []string{"dedupe_mode"}, set: func(s *scope, v string) error {
+		return onlyDefault(v, "repeat", "dedupe_percentage repeats earlier buffers (working_set is not supported)")
+	}},
+	{names: []string{"dedupe_global"}, set: func(s *scope, v string) error {
+		return onlyDefault(v, "0", "deduplication within each job (sharing across jobs is not supported)")
 	}},
 	{names: []string{"verify"}, set: func(s *scope, v string) (err error) {
 		s.w.Verify, err = parseVerify(v)
 		return err
 	}},
+	{names: []string{"verify_pattern"}, set: func(s *scope, v string) (err error) {
+		s.w.VerifyPattern, err = parsePattern(v, true)
+		return err
+	}},
+	{names: []string{"verify_interval"}, set: func(s *scope, v string) (err error) {
+		s.w.VerifyInterval, err = s.bytes(v)
+		if err == nil && s.w.VerifyInterval < minVerifyInterval {
+			err = fmt.Errorf("must be at least %d (fio's minimum)", minVerifyInterval)
+		}
+		return err
+	}},
+	{names: []string{"do_verify"}, set: func(s *scope, v string) error {
+		b, err := parseBool(v)
+		s.noVerifyPass = !b
+		return err
+	}},
 	{names: []string{"filename"}, set: func(s *scope, v string) (err error) {
-		s.w.Filename, err = parseFilename(v)
+		s.w.Filename, err = parsePathList(v, "files")
 		return err
 	}},
 	{names: []string{"name"}, set: func(s *scope, v string) error {
@@ -398,14 +664,22 @@ var options = []option{
 	}},
 	{names: []string{"description"}, set: func(*scope, string) error { return nil }},
 	{names: []string{"ioengine"}, set: func(s *scope, v string) error {
+		if why, ok := noIOEngines[v]; ok {
+			return fmt.Errorf("fio's ioengine=%s %s: no storage I/O for vmstorbench to run", v, why)
+		}
 		s.note("ioengine=%s replaced by the vmstorbench backend", v)
 		return nil
 	}},
-	// Accepted without effect: vmstorbench runs job sections one after another (stonewall),
-	// reports each as one group (group_reporting, new_group) and runs jobs as goroutines
-	// (thread).
-	{names: []string{"stonewall", "group_reporting", "new_group", "thread"}, flag: true, set: func(s *scope, v string) error {
-		_, err := s.flag(v)
+	{names: []string{"stonewall", "wait_for_previous"}, flag: true, set: func(s *scope, v string) (err error) {
+		s.stonewall, err = s.flag(v)
+		return err
+	}},
+	{names: []string{"new_group"}, flag: true, set: func(s *scope, v string) (err error) {
+		s.newGroup, err = s.flag(v)
+		return err
+	}},
+	{names: []string{"group_reporting"}, flag: true, set: func(s *scope, v string) (err error) {
+		s.groupReporting, err = s.flag(v)
 		return err
 	}},
 	{names: []string{"norandommap"}, flag: true, set: func(s *scope, v string) error {
@@ -478,12 +752,13 @@ func (s *scope) int(v string) (int, error) {
 	return int(n), err
 }
 
+// percent parses a whole percentage, 0..100.
 func (s *scope) percent(v string) (int, error) {
-	n, err := s.int(v)
-	if err == nil && n > 100 {
-		err = errors.New("must be 0..100")
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 0 || n > 100 {
+		return 0, errors.New("must be a whole number 0..100")
 	}
-	return n, err
+	return n, nil
 }
 
 // flag parses a fio "set" option's value: any non-zero number turns it on.
@@ -526,47 +801,4 @@ func parseBool(v string) (bool, error) {
 		return true, nil
 	}
 	return false, errors.New("must be 0 or 1")
-}
-
-func parseRW(v string) (string, error) {
-	if i := strings.IndexByte(v, ':'); i >= 0 {
-		return "", fmt.Errorf("offset modifiers (%s) are not supported", v[i:])
-	}
-	switch v {
-	case SeqRead, SeqWrite, RandRead, RandWrite, SeqMixed, RandMixed:
-		return v, nil
-	case "readwrite":
-		return SeqMixed, nil
-	case "trim", "randtrim", "trimwrite", "randtrimwrite":
-		return "", errors.New("trim workloads are not supported")
-	}
-	return "", errors.New("must be one of read, write, randread, randwrite, rw (readwrite), randrw")
-}
-
-func parseVerify(v string) (string, error) {
-	switch v {
-	case "0", "none":
-		return "", nil
-	case "crc32c", "crc32c-intel": // the same checksum; -intel only asks fio for hardware help
-		return "crc32c", nil
-	}
-	return "", errors.New("only crc32c is supported (0 turns verification off)")
-}
-
-// parseFilename takes one file name. fio separates several names with ':' and writes a ':'
-// inside a name as '\:'.
-func parseFilename(v string) (string, error) {
-	var b strings.Builder
-	for i := 0; i < len(v); i++ {
-		switch {
-		case v[i] == '\\' && i+1 < len(v) && v[i+1] == ':':
-			b.WriteByte(':')
-			i++
-		case v[i] == ':':
-			return "", errors.New(`several files (':'-separated) are not supported; write a ':' in a name as '\:'`)
-		default:
-			b.WriteByte(v[i])
-		}
-	}
-	return b.String(), nil
 }

@@ -1,6 +1,7 @@
 package workloads
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -22,7 +23,7 @@ func FuzzParseJobFile(f *testing.F) {
 			if err := w.Validate(); err != nil {
 				t.Errorf("[%s] accepted but invalid: %v", j.Section, err)
 			}
-			if w != w.Defaults() {
+			if !reflect.DeepEqual(w, w.Defaults()) {
 				t.Errorf("[%s] defaults not filled in: %+v", j.Section, w)
 			}
 			for name := range j.Options {

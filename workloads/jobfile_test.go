@@ -269,7 +269,7 @@ func TestParseJobFileErrors(t *testing.T) {
 		name, text, want string
 	}{
 		{"unsupported option", "[j]\nrw=read\nfoo=bar\n", `job.fio:3: unsupported fio option "foo"`},
-		{"unsupported flag", "[j]\n\n; comment\nzero_buffers\n", `job.fio:4: unsupported fio option "zero_buffers"`},
+		{"unsupported flag", "[j]\n\n; comment\nfill_device\n", `job.fio:4: unsupported fio option "fill_device": filling the device`},
 		{"options are case-sensitive", "[j]\nBS=4k\n", `job.fio:2: unsupported fio option "BS"`},
 		{"bad size", "[global]\nbs=4q\n[j]\n", `job.fio:2: bs="4q": unknown size unit "q"`},
 		{"bad size in a range", "[j]\nbsrange=4k-x\n", `job.fio:2: bsrange="4k-x": "x" is not a number`},
@@ -277,15 +277,15 @@ func TestParseJobFileErrors(t *testing.T) {
 		{"too many directions", "[j]\nbs=1k,2k,3k,4k\n", `job.fio:2: bs="1k,2k,3k,4k": at most read,write,trim values`},
 		{"empty expansion", "[j]\nbs=${NOPE}\n", `job.fio:2: bs="${NOPE}" (expanded to ""): empty value`},
 		{"empty value", "[j]\nsize=\n", `job.fio:2: size="": empty value`},
-		{"offset modifier", "[j]\nrw=randread:8\n", `job.fio:2: rw="randread:8": offset modifiers (:8) are not supported`},
+		{"offset modifier", "[j]\nrw=randread:-8\n", `job.fio:2: rw="randread:-8": offset modifier "-8": for a random pattern a number of I/Os`},
 		{"trim", "[j]\nrw=randtrim\n", `job.fio:2: rw="randtrim": trim workloads are not supported`},
 		{"unknown rw", "[j]\nreadwrite=sideways\n", `job.fio:2: readwrite="sideways": must be one of read, write`},
-		{"verify algorithm", "[j]\nverify=md5\n", `job.fio:2: verify="md5": only crc32c is supported`},
+		{"verify algorithm", "[j]\nverify=sha1\n", `job.fio:2: verify="sha1": must be md5, sha256, crc32c, meta or pattern`},
 		{"bool needs a value", "[j]\ndirect\n", `job.fio:2: fio option "direct" needs a value`},
 		{"value option needs a value", "[j]\nbs\n", `job.fio:2: fio option "bs" needs a value`},
 		{"bool value", "[j]\ndirect=2\n", `job.fio:2: direct="2": must be 0 or 1`},
 		{"flag value", "[j]\ntime_based=yes\n", `job.fio:2: time_based="yes": "yes" is not a number`},
-		{"percent", "[j]\nrwmixwrite=150\n", `job.fio:2: rwmixwrite="150": must be 0..100`},
+		{"percent", "[j]\nrwmixwrite=150\n", `job.fio:2: rwmixwrite="150": must be a whole number 0..100`},
 		{"int range", "[j]\niodepth=8g\n", `job.fio:2: iodepth="8g": out of range`},
 		{"negative", "[j]\noffset=-4k\n", `job.fio:2: offset="-4k": "-4k" is not a number`},
 		{"kb_base", "[j]\nkb_base=512\n", `job.fio:2: kb_base="512": must be 1000 or 1024`},
@@ -300,9 +300,9 @@ func TestParseJobFileErrors(t *testing.T) {
 		{"no jobs", "; nothing\n", "job.fio: no job sections"},
 		{"only globals", "[global]\nbs=4k\n", "job.fio: no job sections"},
 		{"validate names file, line and section", "[global]\nsize=4k\n\n[small]\nbs=8k\n", "job.fio:4: [small]: bs (read)=8KiB is larger than size=4KiB"},
-		{"validate time_based", "[j]\ntime_based\n", "job.fio:1: [j]: time_based: needs runtime"},
 		{"validate verify", "[j]\nverify=crc32c\nbs=4k,8k\n", "job.fio:1: [j]: verify=crc32c: needs one fixed block size"},
-		{"first error wins", "[a]\nrw=read\n[b]\nfoo=1\nbar=2\n", `job.fio:4: unsupported fio option "foo"`},
+		{"every error, each with its line", "[a]\nrw=read\n[b]\nfoo=1\niodepht=2\n", "job.fio:4: unsupported fio option \"foo\" (not a fio option)\n" +
+			"job.fio:5: unsupported fio option \"iodepht\" (not a fio option; did you mean \"iodepth\"?)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -380,10 +380,10 @@ func TestParseOptionsErrors(t *testing.T) {
 		kv   []string
 		want string
 	}{
-		{[]string{"rw=read", "--foo=1"}, `unsupported fio option "foo"`},
+		{[]string{"rw=read", "--foo=1"}, `unsupported fio option "foo" (not a fio option)`},
 		{[]string{"bs=4q"}, `bs="4q": unknown size unit "q"`},
 		{[]string{"direct"}, `fio option "direct" needs a value`},
-		{[]string{"include=x.fio"}, `unsupported fio option "include"`},
+		{[]string{"include=x.fio"}, `unsupported fio option "include" (not a fio option)`},
 		{[]string{"size=4k", "bs=8k"}, "bs (read)=8KiB is larger than size=4KiB"},
 	}
 	for _, tt := range tests {
@@ -427,5 +427,16 @@ func TestApplyOptionsToProfile(t *testing.T) {
 	}
 	if want := []string{"ioengine=io_uring replaced by the vmstorbench backend"}; !reflect.DeepEqual(notes, want) {
 		t.Errorf("notes %q, want %q", notes, want)
+	}
+}
+
+// TestTimeBasedWithoutRuntime: fio warns and runs the job as if time_based were not given.
+func TestTimeBasedWithoutRuntime(t *testing.T) {
+	jobs, err := parseTest("[j]\ntime_based\nsize=1m\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jobs[0].Workload.TimeBased || len(jobs[0].Notes) == 0 || !strings.Contains(jobs[0].Notes[0], "time_based without runtime") {
+		t.Errorf("time_based %v, notes %q", jobs[0].Workload.TimeBased, jobs[0].Notes)
 	}
 }

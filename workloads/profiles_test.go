@@ -22,7 +22,7 @@ func TestProfiles(t *testing.T) {
 		if p.Workload.Name != p.Name {
 			t.Errorf("%s: workload name %q", p.Name, p.Workload.Name)
 		}
-		if p.Workload != p.Workload.Defaults() {
+		if !reflect.DeepEqual(p.Workload, p.Workload.Defaults()) {
 			t.Errorf("%s: defaults not filled in", p.Name)
 		}
 		// A quick run by default.
@@ -31,11 +31,11 @@ func TestProfiles(t *testing.T) {
 		}
 		// The fio options reproduce the workload.
 		w, err := ParseOptions(append(strings.Fields(p.Options), "name="+p.Name))
-		if err != nil || w != p.Workload {
+		if err != nil || !reflect.DeepEqual(w, p.Workload) {
 			t.Errorf("%s: options %q give %+v, %v", p.Name, p.Options, w, err)
 		}
 		// Profile returns the same.
-		if w, err := Profile(p.Name); err != nil || w != p.Workload {
+		if w, err := Profile(p.Name); err != nil || !reflect.DeepEqual(w, p.Workload) {
 			t.Errorf("Profile(%q) = %+v, %v", p.Name, w, err)
 		}
 	}

@@ -184,6 +184,9 @@ func (w Workload) Defaults() Workload {
 		w.RWMixRead = 50
 	}
 	for d := range w.BS {
+		if w.BS[d].Min == 0 && len(w.BSSplit[d]) > 0 {
+			w.BS[d] = splitRange(w.BSSplit[d])
+		}
 		if w.BS[d].Min == 0 {
 			w.BS[d] = Fixed(4096)
 		}
@@ -295,9 +298,9 @@ func (w Workload) Validate() error {
 		return fmt.Errorf("fsync=%d: must not be negative", w.Fsync)
 	}
 	switch w.Verify {
-	case "", "crc32c":
+	case "", "crc32c", "md5", "sha256", "meta", "pattern":
 	default:
-		return fmt.Errorf("verify=%q: only crc32c is supported", w.Verify)
+		return fmt.Errorf("verify=%q: must be md5, sha256, crc32c, meta or pattern", w.Verify)
 	}
 	if w.Verify != "" {
 		if w.BS[Read] != w.BS[Write] || w.BS[Read].Min != w.BS[Read].Max {
@@ -307,19 +310,180 @@ func (w Workload) Validate() error {
 			return fmt.Errorf("verify=%s: needs bs >= 512", w.Verify)
 		}
 	}
+	return w.validateMore()
+}
+
+// validateMore checks the options beyond the basic set.
+func (w Workload) validateMore() error {
+	for d := Read; d <= Write; d++ {
+		if err := w.validateSplit(d); err != nil {
+			return err
+		}
+		if w.BlockAlign[d] < 0 {
+			return fmt.Errorf("blockalign (%s)=%d: must not be negative", d, w.BlockAlign[d])
+		}
+		if err := w.RandomDist[d].check(); err != nil {
+			return fmt.Errorf("random_distribution (%s): %w", d, err)
+		}
+	}
+	switch {
+	case w.IsRandom() && w.RWModifier < 0:
+		return fmt.Errorf("rw=%s:%d: the offset modifier of a random pattern (I/Os per offset) must not be negative", w.RW, w.RWModifier)
+	case w.RWSequencer != "" && w.RWSequencer != "sequential" && w.RWSequencer != "identical":
+		return fmt.Errorf("rw_sequencer=%q: must be sequential or identical", w.RWSequencer)
+	case w.Loops < 0:
+		return fmt.Errorf("loops=%d: must not be negative", w.Loops)
+	case w.NumberIOs < 0:
+		return fmt.Errorf("number_ios=%d: must not be negative", w.NumberIOs)
+	case w.StartDelay < 0:
+		return errors.New("startdelay: must not be negative")
+	case w.ThinkTime < 0 || w.ThinkTimeSpin < 0:
+		return errors.New("thinktime, thinktime_spin: must not be negative")
+	case w.ThinkTime > 0 && w.ThinkTimeSpin > w.ThinkTime:
+		return fmt.Errorf("thinktime_spin=%s: longer than thinktime=%s", w.ThinkTimeSpin, w.ThinkTime)
+	case w.ThinkTimeBlocks < 0:
+		return fmt.Errorf("thinktime_blocks=%d: must not be negative", w.ThinkTimeBlocks)
+	case w.RateProcess != "" && w.RateProcess != "linear" && w.RateProcess != "poisson":
+		return fmt.Errorf("rate_process=%q: must be linear or poisson", w.RateProcess)
+	case len(w.BufferPattern) > maxPattern:
+		return fmt.Errorf("buffer_pattern: longer than %d bytes", maxPattern)
+	case w.BufferCompressPct < 0 || w.BufferCompressPct > 100:
+		return fmt.Errorf("buffer_compress_percentage=%d: must be 0..100", w.BufferCompressPct)
+	case w.BufferCompressChunk < 0:
+		return fmt.Errorf("buffer_compress_chunk=%d: must not be negative", w.BufferCompressChunk)
+	case w.DedupePct < 0 || w.DedupePct > 100:
+		return fmt.Errorf("dedupe_percentage=%d: must be 0..100", w.DedupePct)
+	case w.SyncIO != "" && w.SyncIO != "sync" && w.SyncIO != "dsync":
+		return fmt.Errorf("sync=%q: must be none, sync or dsync", w.SyncIO)
+	case w.Fdatasync < 0:
+		return fmt.Errorf("fdatasync=%d: must not be negative", w.Fdatasync)
+	case w.Verify == "pattern" && len(w.VerifyPattern) == 0:
+		return errors.New("verify=pattern: needs verify_pattern")
+	case len(w.VerifyPattern) > maxPattern:
+		return fmt.Errorf("verify_pattern: longer than %d bytes", maxPattern)
+	case w.VerifyInterval != 0 && w.VerifyInterval < minVerifyInterval:
+		return fmt.Errorf("verify_interval=%d: must be at least %d", w.VerifyInterval, minVerifyInterval)
+	case w.VerifyInterval != 0 && w.Verify != "" && w.BS[Write].Min%w.VerifyInterval != 0:
+		return fmt.Errorf("verify_interval=%s: must divide bs=%s", units.FormatSize(w.VerifyInterval), w.BS[Write])
+	case w.NrFiles < 0:
+		return fmt.Errorf("nrfiles=%d: must not be negative", w.NrFiles)
+	case w.FileSize.Min < 0 || w.FileSize.Max < w.FileSize.Min || (w.FileSize.Min == 0) != (w.FileSize.Max == 0):
+		return fmt.Errorf("filesize=%s: must be positive and min <= max", w.FileSize)
+	}
+	return nil
+}
+
+// validateSplit checks the bssplit of direction d: at most 64 sizes, shares adding up to
+// 100, and BS spanning the smallest to the largest size.
+func (w Workload) validateSplit(d Direction) error {
+	sp := w.BSSplit[d]
+	if len(sp) == 0 {
+		return nil
+	}
+	if len(sp) > maxBSSplit {
+		return fmt.Errorf("bssplit (%s): more than %d block sizes", d, maxBSSplit)
+	}
+	sum := 0
+	for _, e := range sp {
+		switch {
+		case e.BS <= 0 || e.BS > 64<<20:
+			return fmt.Errorf("bssplit (%s): block size %d must be 1 byte to 64MiB", d, e.BS)
+		case e.Pct < 0 || e.Pct > 100:
+			return fmt.Errorf("bssplit (%s): %s/%d: percentage must be 0..100", d, units.FormatSize(e.BS), e.Pct)
+		case w.Direct && e.BS%512 != 0:
+			return fmt.Errorf("bssplit (%s): %s: direct=1 needs multiples of 512 bytes", d, units.FormatSize(e.BS))
+		}
+		sum += e.Pct
+	}
+	if sum != 100 {
+		return fmt.Errorf("bssplit (%s): percentages add up to %d, not 100", d, sum)
+	}
+	if r := splitRange(sp); w.BS[d] != r {
+		return fmt.Errorf("bssplit (%s): bs is %s but the split spans %s", d, w.BS[d], r)
+	}
+	return nil
+}
+
+// check validates one direction's distribution with fio's limits.
+func (d Distribution) check() error {
+	switch d.Kind {
+	case "", "random":
+		if d.Param != 0 || len(d.Zones) > 0 {
+			return errors.New("random takes no value")
+		}
+		return nil
+	case "zipf":
+		if !(d.Param > 0) || d.Param == 1 {
+			return fmt.Errorf("zipf:%g: theta must be positive and not 1", d.Param)
+		}
+	case "pareto":
+		if !(d.Param > 0 && d.Param < 1) {
+			return fmt.Errorf("pareto:%g: power must be between 0 and 1", d.Param)
+		}
+	case "normal":
+		if !(d.Param >= 0 && d.Param < 100) {
+			return fmt.Errorf("normal:%g: deviation must be 0 to less than 100", d.Param)
+		}
+	case "zoned", "zoned_abs":
+		return d.checkZones()
+	default:
+		return fmt.Errorf("%q: must be random, zipf, pareto, normal, zoned or zoned_abs", d.Kind)
+	}
+	if len(d.Zones) > 0 {
+		return fmt.Errorf("%s takes no zones", d.Kind)
+	}
+	return nil
+}
+
+func (d Distribution) checkZones() error {
+	if d.Param != 0 {
+		return fmt.Errorf("%s takes zones, not a value", d.Kind)
+	}
+	if len(d.Zones) == 0 || len(d.Zones) > maxZones {
+		return fmt.Errorf("%s: needs 1 to %d zones", d.Kind, maxZones)
+	}
+	acc, size := 0, int64(0)
+	for _, z := range d.Zones {
+		if z.AccessPct < 0 || z.AccessPct > 100 {
+			return fmt.Errorf("%s: access percentage %d must be 0..100", d.Kind, z.AccessPct)
+		}
+		if z.Size < 0 || (d.Kind == "zoned_abs" && z.Size == 0) {
+			return fmt.Errorf("%s: zone size %d must be positive", d.Kind, z.Size)
+		}
+		acc += z.AccessPct
+		size += z.Size
+		if size < 0 {
+			return fmt.Errorf("%s: zone sizes overflow", d.Kind)
+		}
+	}
+	if acc != 100 {
+		return fmt.Errorf("%s: access percentages add up to %d, not 100", d.Kind, acc)
+	}
+	if d.Kind == "zoned" && size > 100 {
+		return fmt.Errorf("zoned: zone sizes add up to %d%%, more than 100%%", size)
+	}
 	return nil
 }
 
 // Describe is a one-line summary, e.g. "randread bs=4KiB iodepth=32 numjobs=1".
 func (w Workload) Describe() string {
 	s := w.RW
+	if w.RWModifier != 0 {
+		s = w.FioOptions()[0].Value // rw with its offset modifier
+	}
 	if w.IsMixed() {
 		s += fmt.Sprintf(" rwmixread=%d", w.RWMixRead)
 	}
-	if w.BS[Read] == w.BS[Write] {
+	switch {
+	case w.BSSplit[Read] != nil || w.BSSplit[Write] != nil:
+		s += " bssplit=" + perDir(fioSplit(w.BSSplit[Read]), fioSplit(w.BSSplit[Write]))
+	case w.BS[Read] == w.BS[Write]:
 		s += " bs=" + w.BS[Read].String()
-	} else {
+	default:
 		s += " bs=" + w.BS[Read].String() + "," + w.BS[Write].String()
+	}
+	if d := fioDistribution(w.RandomDist); d != "" && w.IsRandom() {
+		s += " random_distribution=" + d
 	}
 	s += fmt.Sprintf(" iodepth=%d numjobs=%d", w.IODepth, w.NumJobs)
 	if w.Fsync > 0 {
@@ -327,6 +491,9 @@ func (w Workload) Describe() string {
 	}
 	if w.Verify != "" {
 		s += " verify=" + w.Verify
+	}
+	if w.SyncIO != "" {
+		s += " sync=" + w.SyncIO
 	}
 	if w.Direct {
 		s += " direct=1"

@@ -5,6 +5,9 @@
 // Safety rules: the tool writes only to files it created, unless OpenParams.AllowDestructive
 // (--allow-destructive) says otherwise; block devices are never written without it. Files it
 // created are removed on Close unless OpenParams.Keep (--keep).
+//
+// Durability: Sync is fsync(2), DataSync (fdatasync=N) fdatasync(2); fio's sync=
+// (OpenParams.SyncWrites) opens for writing with O_SYNC or O_DSYNC.
 package file
 
 import (
@@ -16,6 +19,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vmstorbench/vmstorbench/backends"
 )
@@ -42,14 +47,17 @@ const (
 
 // Target is an open file or device.
 type Target struct {
-	f       *os.File
-	fd      int
-	path    string
-	size    int64
-	kind    kind
-	direct  bool
-	created bool
-	keep    bool
+	f      *os.File
+	fd     int
+	path   string
+	size   int64
+	kind   kind
+	direct bool
+	// syncWrites is OpenParams.SyncWrites, for Describe.
+	syncWrites string
+	created    bool
+	ours       bool // a bench file named after the prefix in a directory: reused and removed
+	keep       bool
 }
 
 func open(_ context.Context, u *url.URL, p backends.OpenParams) (backends.Target, error) {
@@ -69,7 +77,7 @@ func open(_ context.Context, u *url.URL, p backends.OpenParams) (backends.Target
 		if prefix != filepath.Base(prefix) {
 			return nil, fmt.Errorf("name=%q: must be a plain file name", prefix)
 		}
-		path = filepath.Join(path, backends.DirJobFile(prefix, p.Job))
+		path = filepath.Join(path, backends.DirFile(prefix, p))
 	case err == nil && st.Mode()&fs.ModeDevice != 0 && st.Mode()&fs.ModeCharDevice == 0:
 		k = kindBlock // jobs share a device
 	case err == nil && !st.Mode().IsRegular():
@@ -78,24 +86,39 @@ func open(_ context.Context, u *url.URL, p backends.OpenParams) (backends.Target
 		return nil, err
 	}
 	if k == kindRegular {
-		path = backends.JobFile(path, p.Job)
+		path = backends.NamedFile(path, p)
 	}
 	return openPath(path, k, p)
 }
 
 func openPath(path string, k kind, p backends.OpenParams) (*Target, error) {
 	t := &Target{path: path, kind: k, direct: p.Direct, keep: p.Keep}
-	_, statErr := os.Stat(path)
+	st, statErr := os.Stat(path)
 	exists := statErr == nil
 	// In a directory the tool owns the files named after its prefix, so reusing one left by
-	// --keep is not destructive.
-	ours := k == kindDir
+	// --keep is not destructive. A name from filename_format may be anyone's file.
+	ours := k == kindDir && p.FileName == ""
+	t.ours = ours
 	if p.Write && exists && !ours && !p.AllowDestructive {
 		what := "existing file"
 		if k == kindBlock {
 			what = "block device"
 		}
 		return nil, fmt.Errorf("refusing to write to %s %s that vmstorbench did not create: pass --allow-destructive to allow it", what, path)
+	}
+	if k != kindBlock {
+		// Check before creating anything: a refused run leaves no file behind.
+		var have int64
+		if exists {
+			have = st.Size()
+		}
+		var own int64
+		if (!exists || ours || p.AllowDestructive) && p.Size > have {
+			own = p.Size - have
+		}
+		if err := checkSpace(filepath.Dir(path), own, p); err != nil {
+			return nil, err
+		}
 	}
 	flags := os.O_RDONLY
 	if p.Write || !exists {
@@ -108,6 +131,14 @@ func openPath(path string, k kind, p backends.OpenParams) (*Target, error) {
 	if p.Direct {
 		flags |= syscall.O_DIRECT
 	}
+	sf, err := syncFlag(p.SyncWrites)
+	if err != nil {
+		return nil, err
+	}
+	if p.Write {
+		flags |= sf // fio's sync=: only writes are synchronous; a read-only open needs none
+	}
+	t.syncWrites = p.SyncWrites
 	f, err := os.OpenFile(path, flags, 0o644)
 	if err != nil {
 		if p.Direct && errors.Is(err, syscall.EINVAL) {
@@ -121,6 +152,23 @@ func openPath(path string, k kind, p backends.OpenParams) (*Target, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// checkSpace refuses a run whose new bytes do not fit in dir's filesystem (statfs(2)).
+func checkSpace(dir string, own int64, p backends.OpenParams) error {
+	if own <= 0 && p.SpaceNeeded <= 0 {
+		return nil
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil {
+		return fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	bsize := int64(fs.Bsize)
+	if fs.Frsize > 0 {
+		bsize = int64(fs.Frsize)
+	}
+	s := backends.Space{Free: int64(fs.Bavail) * bsize, Size: int64(fs.Blocks) * bsize, Where: dir}
+	return backends.CheckSpace(s, own, p)
 }
 
 // prepare sizes the file: a new file is allocated to p.Size and, for a reading workload,
@@ -147,18 +195,18 @@ func (t *Target) prepare(p backends.OpenParams, existed bool) error {
 	}
 	t.size = size
 	if needLayout {
-		return t.layout(size)
+		return t.layout(size, p.LayoutProgress)
 	}
 	return nil
 }
 
 func (t *Target) ownedOrAllowed(p backends.OpenParams) bool {
-	return t.created || t.kind == kindDir || p.AllowDestructive
+	return t.created || t.ours || p.AllowDestructive
 }
 
 // layout writes the whole file with a non-compressible pattern.
-func (t *Target) layout(size int64) error {
-	if err := backends.Layout(t, 0, size, 1<<20, 1); err != nil {
+func (t *Target) layout(size int64, progress func(done, total int64)) error {
+	if err := backends.Layout(t, 0, size, 1<<20, 1, progress); err != nil {
 		return fmt.Errorf("%s: lay out bench file: %w", t.path, err)
 	}
 	if err := t.f.Sync(); err != nil {
@@ -194,6 +242,31 @@ func (t *Target) WriteAt(b []byte, off int64) (int, error) {
 // Sync is fsync(2).
 func (t *Target) Sync() error { return t.f.Sync() }
 
+// DataSync is fdatasync(2) (backends.DataSyncer, for fdatasync=N).
+func (t *Target) DataSync() error {
+	err := unix.Fdatasync(t.fd)
+	for err == unix.EINTR {
+		err = unix.Fdatasync(t.fd)
+	}
+	if err != nil {
+		return &fs.PathError{Op: "fdatasync", Path: t.path, Err: err}
+	}
+	return nil
+}
+
+// syncFlag is the open(2) flag for OpenParams.SyncWrites.
+func syncFlag(mode string) (int, error) {
+	switch mode {
+	case "":
+		return 0, nil
+	case "sync":
+		return unix.O_SYNC, nil
+	case "dsync":
+		return unix.O_DSYNC, nil
+	}
+	return 0, fmt.Errorf("sync=%q: must be sync or dsync", mode)
+}
+
 // Size is the file or device size.
 func (t *Target) Size() int64 { return t.size }
 
@@ -205,7 +278,7 @@ func (t *Target) Close() error {
 	err := t.f.Close()
 	t.f = nil
 	// Bench files inside a directory are the tool's own, even when a --keep run left them.
-	if (t.created || t.kind == kindDir) && !t.keep {
+	if (t.created || t.ours) && !t.keep {
 		if rmErr := os.Remove(t.path); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) && err == nil {
 			err = rmErr
 		}
@@ -213,11 +286,32 @@ func (t *Target) Close() error {
 	return err
 }
 
+// DropCache drops the file's or device's pages from the page cache, as fio's invalidate=1
+// does before a job: fdatasync (so dirty pages can go too), then
+// posix_fadvise(POSIX_FADV_DONTNEED). fio uses the BLKFLSBUF ioctl on block devices; it
+// needs CAP_SYS_ADMIN and some drivers (older brd ramdisks) discard their data on it, so
+// block devices get the same fadvise, which drops their page cache as well.
+func (t *Target) DropCache() (string, error) {
+	if t.direct {
+		return "direct", nil
+	}
+	if err := unix.Fdatasync(t.fd); err != nil {
+		return "", fmt.Errorf("%s: drop cache: fdatasync: %w", t.path, err)
+	}
+	if err := unix.Fadvise(t.fd, 0, 0, unix.FADV_DONTNEED); err != nil {
+		return "", fmt.Errorf("%s: drop cache: posix_fadvise DONTNEED: %w", t.path, err)
+	}
+	return "dropped (posix_fadvise DONTNEED)", nil
+}
+
 // Describe reports how the target was reached.
 func (t *Target) Describe() map[string]string {
 	d := map[string]string{"access": "kernel", "kind": string(t.kind), "security": "none"}
 	if t.direct {
 		d["direct"] = "1"
+	}
+	if t.syncWrites != "" {
+		d["sync"] = t.syncWrites // O_SYNC or O_DSYNC writes
 	}
 	return d
 }

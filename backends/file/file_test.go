@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vmstorbench/vmstorbench/backends"
 )
 
@@ -123,5 +125,43 @@ func TestDirectIOOnTmpfsIsAClearError(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "O_DIRECT") {
 		t.Fatalf("err %v, want it to name O_DIRECT", err)
+	}
+}
+
+// fio's sync= opens for O_SYNC or O_DSYNC writes; fdatasync=N needs DataSync.
+func TestSyncWritesAndDataSync(t *testing.T) {
+	for _, c := range []struct {
+		mode      string
+		want, not int
+	}{
+		{"", 0, unix.O_DSYNC},
+		{"dsync", unix.O_DSYNC, unix.O_SYNC &^ unix.O_DSYNC},
+		{"sync", unix.O_SYNC, 0},
+	} {
+		dir := t.TempDir()
+		tg, err := openURL(t, "file://"+dir, backends.OpenParams{Size: 1 << 20, Write: true, SyncWrites: c.mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fl, err := unix.FcntlInt(uintptr(tg.(*Target).fd), unix.F_GETFL, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fl&c.want != c.want || fl&c.not != 0 {
+			t.Errorf("sync=%q: open flags %#o, want %#o set and %#o clear", c.mode, fl, c.want, c.not)
+		}
+		if got := tg.(backends.Describer).Describe()["sync"]; got != c.mode {
+			t.Errorf("sync=%q: Describe says %q", c.mode, got)
+		}
+		if _, err := tg.WriteAt([]byte("durable"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := tg.(backends.DataSyncer).DataSync(); err != nil {
+			t.Fatal(err)
+		}
+		tg.Close()
+	}
+	if _, err := openURL(t, "file://"+t.TempDir(), backends.OpenParams{Size: 1 << 20, Write: true, SyncWrites: "always"}); err == nil || !strings.Contains(err.Error(), "sync=") {
+		t.Errorf("sync=always: err %v, want a sync= error", err)
 	}
 }

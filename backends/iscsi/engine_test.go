@@ -58,3 +58,25 @@ func TestIntegrationISCSIEngine(t *testing.T) {
 		}
 	})
 }
+
+// TestIntegrationISCSISyncWrites: fio's sync=sync sends every WRITE(16) with FUA, which
+// tgt and gotgt accept; fdatasync=N runs as SYNCHRONIZE CACHE.
+func TestIntegrationISCSISyncWrites(t *testing.T) {
+	eps := startServer(t, testbed.NewTgt())
+	for k, v := range eps["iscsi-tgt"].Env {
+		t.Setenv(k, v)
+	}
+	w := workloads.Workload{RW: workloads.RandWrite, Size: 1 << 20, IODepth: 4, Direct: true, SyncIO: "sync", Fdatasync: 32, Verify: "crc32c"}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := bench.Run(ctx, bench.Config{Target: eps["iscsi-tgt"].URL, Workload: w, Open: backends.OpenParams{AllowDestructive: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Complete || res.Verify.Mismatches != 0 || res.Target.Info["sync"] != "fua" {
+		t.Fatalf("complete=%v verify=%+v info=%v", res.Complete, res.Verify, res.Target.Info)
+	}
+	if res.Sync == nil || res.Sync.IOs != 8 || res.SyncCall != "sync" {
+		t.Fatalf("sync %+v by %q, want 8 SYNCHRONIZE CACHE as \"sync\"", res.Sync, res.SyncCall)
+	}
+}

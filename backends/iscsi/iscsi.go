@@ -3,7 +3,9 @@
 //
 // The LUN is a block device: Size is its capacity, offsets and lengths must be multiples of
 // its block size, and it is written only with OpenParams.AllowDestructive (--allow-destructive),
-// the rule the file backend applies to block devices.
+// the rule the file backend applies to block devices. Sync is SYNCHRONIZE CACHE(16), also
+// for fdatasync=N; fio's sync= (OpenParams.SyncWrites, sync or dsync) sets FUA on every
+// WRITE(16).
 package iscsi
 
 import (
@@ -162,13 +164,16 @@ type Target struct {
 	size      int64
 	maxIO     int64
 	writable  bool
+	fua       bool // WRITE(16) with FUA, for fio's sync=
 	desc      map[string]string
 	closeOnce sync.Once
 	closeErr  error
 }
 
 func newTarget(s *initiator.Session, c config, p backends.OpenParams) (*Target, error) {
-	t := &Target{s: s, lun: c.lun, target: c.init.TargetName, writable: p.Write}
+	// fio's sync= (O_SYNC or O_DSYNC): a LUN has no metadata of its own, so both are FUA on
+	// every WRITE(16).
+	t := &Target{s: s, lun: c.lun, target: c.init.TargetName, writable: p.Write, fua: p.SyncWrites != ""}
 	inq, err := s.Inquiry(c.lun)
 	if err != nil {
 		// Targets answer INQUIRY for a missing LUN with ILLEGAL REQUEST (tgt: LUN not
@@ -218,6 +223,9 @@ func newTarget(s *initiator.Session, c config, p backends.OpenParams) (*Target, 
 		"digest":     digestDesc(prm.HeaderDigest, prm.DataDigest),
 		"block_size": strconv.FormatInt(t.blockSize, 10),
 		"device":     strings.TrimSpace(inq.Vendor + " " + inq.Product + " " + inq.Revision),
+	}
+	if t.fua {
+		t.desc["sync"] = "fua"
 	}
 	return t, nil
 }
@@ -314,13 +322,24 @@ func (t *Target) WriteAt(p []byte, off int64) (int, error) {
 	n := int64(len(p))
 	for done := int64(0); done < n; {
 		k := min(n-done, t.maxIO)
-		if err := t.s.Write16(t.lun, uint64((off+done)/t.blockSize), uint32(k/t.blockSize), p[done:done+k]); err != nil {
+		lba, blocks := uint64((off+done)/t.blockSize), uint32(k/t.blockSize)
+		var err error
+		if t.fua {
+			err = t.s.Write16FUA(t.lun, lba, blocks, p[done:done+k])
+		} else {
+			err = t.s.Write16(t.lun, lba, blocks, p[done:done+k])
+		}
+		if err != nil {
 			return int(done), err
 		}
 		done += k
 	}
 	return int(n), nil
 }
+
+// DropCache has nothing to drop: the initiator keeps no cache, and the target's cache is out
+// of its reach.
+func (t *Target) DropCache() (string, error) { return "server cache not droppable", nil }
 
 // Sync implements backends.Target with SYNCHRONIZE CACHE(16).
 func (t *Target) Sync() error { return t.s.SynchronizeCache16(t.lun) }

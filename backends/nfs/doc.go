@@ -23,7 +23,11 @@
 // created (create=never refuses) with mode 0644 and sized to the job (sparse); for a reading
 // job it is then filled with data, as fio lays files out, so reads do not hit holes. An
 // existing file the tool did not create is written (and extended) only with
-// AllowDestructive; a file the tool created is removed on Close unless Keep.
+// AllowDestructive; a file the tool created is removed on Close unless Keep. With several
+// files per job (fio nrfiles) they are <name>.job<N>.<F>.dat, or named by filename_format
+// (not assumed to be the tool's own), and <file>.f<F> for a URL naming a file. Before a file
+// is created or extended, FSSTAT's available bytes must hold what the run needs
+// (backends.CheckSpace).
 //
 // Security: AUTH_SYS with uid=/gid= (default: this process's ids), the gid as the only
 // supplementary group. There are no secrets, so nothing is redacted from nfs:// URLs. Source
@@ -39,6 +43,8 @@
 // default; with stable=unstable they are UNSTABLE and Sync sends COMMIT, which fails if the
 // server's write verifier changed since those writes (the server restarted and may have
 // lost them). Size is GETATTR's size. There is no client cache: Direct changes nothing.
+// fio's sync= (OpenParams.SyncWrites) is what FILE_SYNC WRITEs already give; with
+// stable=unstable it is refused. fdatasync=N runs as Sync (COMMIT, a no-op with FILE_SYNC).
 //
 // Deadlines: set-up calls are bounded by the caller's context and timeout=; every later call
 // by timeout= (default 30 s). A call without reply in that time, a server that closes or

@@ -155,10 +155,60 @@ func runServerTests(t *testing.T, s nfsServer) {
 	t.Run("UnknownExport", func(t *testing.T) { testUnknownExport(t, s) })
 	t.Run("FileRules", func(t *testing.T) { testFileRules(t, s) })
 	t.Run("BenchVerify", func(t *testing.T) { testBenchVerify(t, s) })
+	t.Run("SpaceCheck", func(t *testing.T) { testSpaceCheck(t, s) })
+	t.Run("Files", func(t *testing.T) { testFiles(t, s) })
 	if s.pid != 0 {
 		t.Run("ServerHung", func(t *testing.T) { testServerHung(t, s) })
 	}
 	t.Run("ServerStopped", func(t *testing.T) { testServerStopped(t, s) })
+}
+
+// testSpaceCheck asks for twice the export's free space: the run is refused with one line
+// from FSSTAT's figures before any file is created.
+func testSpaceCheck(t *testing.T, s nfsServer) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(s.exportDir, &st); err != nil {
+		t.Fatal(err)
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	w := workloads.Workload{RW: "write", Size: 2 * free / (1 << 20) * (1 << 20)}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := bench.Run(ctx, bench.Config{Target: s.exportURL(), Workload: w})
+	if err == nil {
+		t.Fatalf("a run of %d bytes with %d free was accepted", w.Size, free)
+	}
+	msg := err.Error()
+	t.Log(msg)
+	want := "need " + backends.HumanBytes(w.Size) + " for 1 bench file(s), "
+	if !strings.Contains(msg, want) || !strings.Contains(msg, " free on "+s.url.Host+":"+path.Dir(s.url.Path)+" ") || strings.Contains(msg, "\n") {
+		t.Errorf("error %q: want one line with %q and the export", msg, want)
+	}
+	if _, err := os.Stat(filepath.Join(s.exportDir, "vmstorbench.job0.dat")); !os.IsNotExist(err) {
+		t.Errorf("refused run created its bench file: %v", err)
+	}
+}
+
+// testFiles runs two jobs of two files each (fio nrfiles) in the export's root directory:
+// four bench files during the run, none after.
+func testFiles(t *testing.T, s nfsServer) {
+	w := workloads.Workload{RW: "randrw", Size: 2 << 20, NumJobs: 2, NrFiles: 2}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := bench.Run(ctx, bench.Config{Target: s.exportURL(), Workload: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Target.Info["files"] != "2" || res.Target.Info["cache"] != "server cache not droppable" {
+		t.Errorf("target info %v", res.Target.Info)
+	}
+	if res.Read.IOs+res.Write.IOs != 2*512 {
+		t.Errorf("%d I/Os, want 2 jobs × 2 MiB / 4 KiB", res.Read.IOs+res.Write.IOs)
+	}
+	left, _ := filepath.Glob(filepath.Join(s.exportDir, "vmstorbench.job*"))
+	if len(left) != 0 {
+		t.Errorf("bench files left behind: %v", left)
+	}
 }
 
 // testReadWriteVerify writes random data at random offsets from 16 goroutines on one

@@ -155,6 +155,11 @@ func open(ctx context.Context, u *url.URL, p backends.OpenParams) (backends.Targ
 	if err != nil {
 		return nil, err
 	}
+	// fio's sync= (O_SYNC or O_DSYNC): FILE_SYNC WRITEs, the default, commit data and
+	// metadata before the reply, which satisfies both; UNSTABLE writes contradict it.
+	if p.SyncWrites != "" && p.Write && c.stable == stableUnst {
+		return nil, fmt.Errorf("sync=%s makes every write durable, but stable=unstable sends UNSTABLE WRITEs: drop stable=unstable (WRITEs are FILE_SYNC by default)", p.SyncWrites)
+	}
 	return dial(ctx, c, p)
 }
 

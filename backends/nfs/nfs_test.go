@@ -80,6 +80,14 @@ func TestRegistryRejectsUnknownOption(t *testing.T) {
 	}
 }
 
+// fio's sync= and stable=unstable contradict each other: refused before any network call.
+func TestSyncWritesRefuseUnstable(t *testing.T) {
+	_, err := backends.Open(t.Context(), "nfs://127.0.0.1:1/e/f?mountport=1&stable=unstable", backends.OpenParams{Write: true, SyncWrites: "dsync"})
+	if err == nil || !strings.Contains(err.Error(), "sync=dsync") || !strings.Contains(err.Error(), "stable=unstable") {
+		t.Fatalf("err = %v, want sync= refused with stable=unstable", err)
+	}
+}
+
 // fakeFile answers transfer's pieces from a byte slice, at most limit bytes per call, like a
 // server that returns short reads.
 type fakeFile struct {

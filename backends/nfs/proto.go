@@ -332,6 +332,29 @@ func fsinfo(c *rpcConn, root []byte, deadline time.Time) (fsInfo, error) {
 	return fi, err
 }
 
+// nfsProc3FSStat is FSSTAT (RFC 1813 3.3.18); go-nfs-client has no constant for it.
+const nfsProc3FSStat = 18
+
+// fsStat is what the backend needs from FSSTAT: total and available bytes.
+type fsStat struct {
+	tbytes, fbytes, abytes uint64
+}
+
+// fsstat asks the server for the size and free space of the filesystem holding fh.
+func fsstat(c *rpcConn, fh []byte, deadline time.Time) (fsStat, error) {
+	var fs fsStat
+	err := c.nfs(nfsProc3FSStat, "FSSTAT", deadline, func(b *xdrBuf) { b.opaque(fh) }, nil,
+		func(d *decoder) error {
+			if err := nfsStatus(d); err != nil {
+				return err
+			}
+			skipPostOpAttr(d)
+			fs.tbytes, fs.fbytes, fs.abytes = d.u64(), d.u64(), d.u64()
+			return d.err
+		})
+	return fs, err
+}
+
 // read reads up to len(dst) bytes at off straight into dst.
 func read(c *rpcConn, fh []byte, off uint64, dst []byte) (n int, eof bool, err error) {
 	err = c.nfs(nfsc.NFSProc3Read, "READ", time.Time{},

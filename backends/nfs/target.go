@@ -30,6 +30,8 @@ type target struct {
 	rmax   int
 	wmax   int
 
+	fsWhere string // host:port:/dir holding the file, for the free-space error
+
 	remove bool // remove the file on Close
 	closed atomic.Bool
 	size   atomic.Int64 // last known size
@@ -121,15 +123,18 @@ func newTarget(o *opener, c *rpcConn, root []byte, export string, p backends.Ope
 	}
 
 	if isDir {
-		t.name = backends.DirJobFile(cfg.name, p.Job)
+		t.name = backends.DirFile(cfg.name, p)
 		t.where = c.addr + ":" + path.Join(cfg.path, t.name)
-		t.remove = !p.Keep // the tool owns the files named after its prefix
+		// The tool owns the files named after its prefix; a filename_format name may be
+		// anyone's file.
+		t.remove = !p.Keep && p.FileName == ""
 	} else {
-		t.name = backends.JobFile(parts[len(parts)-1], p.Job)
+		t.name = backends.NamedFile(parts[len(parts)-1], p)
 		t.where = c.addr + ":" + path.Join(path.Dir(cfg.path), t.name)
 	}
 	t.dir = dir
-	owned := isDir
+	t.fsWhere = c.addr + ":" + path.Dir(strings.TrimPrefix(t.where, c.addr+":"))
+	owned := isDir && p.FileName == ""
 	if err := t.openFile(o, p, owned); err != nil {
 		return nil, err
 	}
@@ -159,19 +164,12 @@ func (t *target) openFile(o *opener, p backends.OpenParams, owned bool) error {
 	c := t.c
 	fh, attr, err := lookup(c, t.dir, t.name, o.deadline())
 	exists := err == nil
-	switch {
-	case isNotExist(err):
-		if !o.cfg.create {
-			return fmt.Errorf("%s does not exist (create=never)", t.where)
-		}
-		if fh, err = create(c, t.dir, t.name, 0o644, o.deadline()); err != nil {
-			return fmt.Errorf("create %s: %w", t.where, err)
-		}
-		t.remove = !p.Keep
-	case err != nil:
+	if err != nil && !isNotExist(err) {
 		return fmt.Errorf("lookup %s: %w", t.where, err)
 	}
-	t.fh = fh
+	if !exists && !o.cfg.create {
+		return fmt.Errorf("%s does not exist (create=never)", t.where)
+	}
 	var size uint64
 	if exists {
 		if attr == nil {
@@ -190,13 +188,29 @@ func (t *target) openFile(o *opener, p backends.OpenParams, owned bool) error {
 		size = attr.Filesize
 	}
 	mayResize := !exists || owned || p.AllowDestructive
-	if p.Size > 0 && size < uint64(p.Size) && mayResize {
+	grow := p.Size > 0 && size < uint64(p.Size) && mayResize
+	// Check before creating anything: a refused run leaves no file behind.
+	var own int64
+	if grow {
+		own = p.Size - int64(size)
+	}
+	if err := t.checkSpace(o, own, p); err != nil {
+		return err
+	}
+	if !exists {
+		if fh, err = create(c, t.dir, t.name, 0o644, o.deadline()); err != nil {
+			return fmt.Errorf("create %s: %w", t.where, err)
+		}
+		t.remove = !p.Keep
+	}
+	t.fh = fh
+	if grow {
 		if err := truncate(c, fh, uint64(p.Size), o.deadline()); err != nil {
 			return fmt.Errorf("set size of %s to %d: %w", t.where, p.Size, err)
 		}
 		if p.Read {
 			// As fio does: reads of a new file must hit data, not holes.
-			if err := t.layout(int64(size), p.Size); err != nil {
+			if err := t.layout(int64(size), p.Size, p.LayoutProgress); err != nil {
 				return err
 			}
 		}
@@ -207,14 +221,35 @@ func (t *target) openFile(o *opener, p backends.OpenParams, owned bool) error {
 	return nil
 }
 
+// checkSpace refuses a run whose new bytes do not fit in the free space FSSTAT reports for
+// the directory of the bench file (abytes: available to this user).
+func (t *target) checkSpace(o *opener, own int64, p backends.OpenParams) error {
+	if own <= 0 && p.SpaceNeeded <= 0 {
+		return nil
+	}
+	fs, err := fsstat(t.c, t.dir, o.deadline())
+	if err != nil {
+		return fmt.Errorf("fsstat %s: %w", t.fsWhere, err)
+	}
+	s := backends.Space{Free: clampInt64(fs.abytes), Size: clampInt64(fs.tbytes), Where: t.fsWhere}
+	return backends.CheckSpace(s, own, p)
+}
+
+func clampInt64(v uint64) int64 {
+	if v > 1<<63-1 {
+		return 1<<63 - 1
+	}
+	return int64(v)
+}
+
 // layout writes [from, to) with non-compressible data, 8 requests in flight, UNSTABLE and
 // then COMMIT, whatever stable= says: it prepares the file and is not measured.
-func (t *target) layout(from, to int64) error {
+func (t *target) layout(from, to int64, progress func(done, total int64)) error {
 	chunk := min(t.wmax, 1<<20)
 	write := backends.WriterAtFunc(func(p []byte, off int64) (int, error) {
 		return transfer(p, off, t.wmax, t.writeOp(stableUnst, nil))
 	})
-	err := backends.Layout(write, from, to, chunk, 8)
+	err := backends.Layout(write, from, to, chunk, 8, progress)
 	if err == nil {
 		_, err = commit(t.c, t.fh)
 	}
@@ -392,6 +427,10 @@ func (t *target) Close() error {
 	t.c.close()
 	return err
 }
+
+// DropCache has nothing to drop: the userspace client keeps no cache, and the server's
+// cache is out of the client's reach.
+func (t *target) DropCache() (string, error) { return "server cache not droppable", nil }
 
 // Describe reports how the target was reached.
 func (t *target) Describe() map[string]string {

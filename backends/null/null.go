@@ -12,11 +12,12 @@ import (
 
 func init() {
 	backends.Register(backends.Backend{
-		Scheme:      "null",
-		Description: "discards writes and returns reads untouched: measures the engine itself",
-		URLForms:    []string{"null://", "null://?size=1g"},
-		Options:     []backends.Option{{Name: "size", Help: "device size (fio units)", Default: "the workload's offset+size"}},
-		Open:        open,
+		Scheme:       "null",
+		Description:  "discards writes and returns reads untouched: measures the engine itself",
+		URLForms:     []string{"null://", "null://?size=1g"},
+		DiscardsData: true,
+		Options:      []backends.Option{{Name: "size", Help: "device size (fio units)", Default: "the workload's offset+size"}},
+		Open:         open,
 	})
 }
 

@@ -4,7 +4,11 @@
 // URL: smb://user@host[:port]/share/path/file?dialect=&sign=&domain=&password_file=&timeout=
 // The password comes from $VMSTORBENCH_SMB_PASSWORD or the file named by password_file=;
 // it never appears in URLs, errors, logs or results. Job 0 uses the file the URL names, job
-// n > 0 "<file>.<n>".
+// n > 0 "<file>.<n>". A URL naming a directory of the share gets the tool's own bench files
+// inside it, vmstorbench.job<N>.dat (reused if left by keep, removed on Close unless Keep);
+// several files per job (fio nrfiles) are named as in package backends (DirFile, NamedFile).
+// Before a file is created or extended, the share's free space (FileFsFullSizeInformation,
+// units available to the caller) must hold what the run needs (backends.CheckSpace).
 //
 // Bench files follow the file backend's rules: a file that does not exist is created (and
 // laid out with data when the workload reads) and removed on Close unless Keep; an existing
@@ -14,7 +18,10 @@
 // Concurrent ReadAt/WriteAt calls are pipelined on that connection (requests are matched to
 // responses by MessageId), so iodepth N keeps N requests in flight; the client keeps 2048
 // credits granted (128 MiB of requests). Calls larger than the negotiated maximum (at most
-// 1 MiB) are split and the pieces sent together. Sync is SMB2 FLUSH. There is no
+// 1 MiB) are split and the pieces sent together. Sync is SMB2 FLUSH (fdatasync=N runs as
+// Sync too: SMB has no data-only flush). fio's sync= (OpenParams.SyncWrites, sync or dsync)
+// opens the file with FILE_WRITE_THROUGH, so the server completes each WRITE only once it
+// is on stable storage (Samba honours it when "strict sync" is on, the default of current releases). There is no
 // client-side cache, so every I/O reaches the server whether or not Direct is asked for.
 //
 // Security: sign=required makes the client sign every request and verify every response;

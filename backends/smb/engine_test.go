@@ -52,3 +52,26 @@ func TestIntegrationSMBEngine(t *testing.T) {
 		}
 	})
 }
+
+// TestIntegrationSMBSyncWrites: fio's sync=dsync opens the file write-through and
+// fdatasync=N runs as FLUSH (SMB has no data-only flush).
+func TestIntegrationSMBSyncWrites(t *testing.T) {
+	_, eps, password := startSamba(t)
+	t.Setenv(PasswordEnv, password)
+	w := workloads.Workload{RW: workloads.RandWrite, Size: 1 << 20, IODepth: 4, SyncIO: "dsync", Fdatasync: 16, Verify: "md5"}
+	if err := w.Defaults().Validate(); err != nil {
+		w.Verify = "crc32c" // md5 once workloads.Validate accepts it
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := bench.Run(ctx, bench.Config{Target: eps["smb"].URL, Workload: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Complete || res.Verify.Mismatches != 0 || res.Target.Info["sync"] != "write-through" {
+		t.Fatalf("complete=%v verify=%+v info=%v", res.Complete, res.Verify, res.Target.Info)
+	}
+	if res.Sync == nil || res.Sync.IOs != 16 || res.SyncCall != "sync" {
+		t.Fatalf("sync %+v by %q, want 16 FLUSHes as \"sync\"", res.Sync, res.SyncCall)
+	}
+}

@@ -45,6 +45,7 @@ func init() {
 		URLForms: []string{
 			"smb://user@host[:port]/share/path/file",
 			"smb://user@host/share/vm.img?dialect=3.1.1&sign=required",
+			"smb://user@host/share/dir (bench files created inside)",
 		},
 		Options: []backends.Option{
 			{Name: "dialect", Help: "pin the SMB dialect: " + strings.Join(dialectNames, ", "), Default: "highest both sides support"},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"sync"
 	"time"
 
@@ -36,10 +37,13 @@ type target struct {
 	file    *smb2.File
 	size    int64
 	created bool
+	owned   bool // the file is the tool's own bench file in a directory (reused, removed)
 	keep    bool
-	neg     negotiated
-	maxRead int
-	maxWrt  int
+	// writeThrough: the file was opened with FILE_WRITE_THROUGH for fio's sync= (see openFile).
+	writeThrough bool
+	neg          negotiated
+	maxRead      int
+	maxWrt       int
 
 	// connCtx is the context of every go-smb2 call; abort cancels it and closes the socket,
 	// which ends every call in flight.
@@ -64,7 +68,7 @@ func dial(ctx context.Context, c config, password string, p backends.OpenParams)
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", c.addr, err)
 	}
-	t := &target{cfg: c, name: backends.JobFile(c.file, p.Job), raw: newWireConn(conn), keep: p.Keep}
+	t := &target{cfg: c, name: backends.NamedFile(c.file, p), raw: newWireConn(conn), keep: p.Keep}
 	t.connCtx, t.cancel = context.WithCancel(context.Background())
 	t.onTimeout = func() {
 		t.abort(fmt.Errorf("no response from %s within %v (URL option timeout=); connection closed", c.addr, c.timeout))
@@ -106,6 +110,11 @@ func dial(ctx context.Context, c config, password string, p backends.OpenParams)
 		return nil, fmt.Errorf("tree connect to share %q: %w", c.share, explain(err))
 	}
 	t.share = share.WithContext(t.connCtx)
+	if st, err := t.share.Stat(c.file); err == nil && st.IsDir() {
+		// A directory: one bench file per job (and file) inside it, which the tool owns.
+		// A filename_format name may be anyone's file: only the tool's own names are owned.
+		t.name, t.owned = path.Join(c.file, backends.DirFile("vmstorbench", p)), p.FileName == ""
+	}
 	from, err := t.openFile(p)
 	if err != nil {
 		return nil, err
@@ -115,7 +124,7 @@ func dial(ctx context.Context, c config, password string, p backends.OpenParams)
 	t.maxWrt = clampIO(t.neg.maxWrite)
 	stopSetupWatch() // laying out a large file may take long; each write has its own limit
 	if from < t.size {
-		if err := t.layout(from, t.size); err != nil {
+		if err := t.layout(from, t.size, p.LayoutProgress); err != nil {
 			return nil, fmt.Errorf("lay out %q: %w", t.name, err)
 		}
 	}
@@ -133,7 +142,7 @@ func (t *target) discard() {
 	timer := time.AfterFunc(closeTimeout, func() { t.abort(errOpenFailed) })
 	defer timer.Stop()
 	_ = t.file.Close()
-	if t.created && !t.keep {
+	if (t.created || t.owned) && !t.keep {
 		_ = t.share.Remove(t.name)
 	}
 }
@@ -145,19 +154,26 @@ func (t *target) discard() {
 // It returns where layout has to start (t.size when there is nothing to lay out).
 func (t *target) openFile(p backends.OpenParams) (layoutFrom int64, err error) {
 	where := fmt.Sprintf("%q on share %q", t.name, t.cfg.share)
+	// fio's sync= (O_SYNC or O_DSYNC): SMB has one per-open equivalent for both, the
+	// FILE_WRITE_THROUGH create option (the go-smb2 copy maps os.O_SYNC to it); the server
+	// then completes a WRITE only once it is on stable storage. Reads need none.
+	wt := 0
+	if p.SyncWrites != "" && p.Write {
+		wt, t.writeThrough = os.O_SYNC, true
+	}
 	if !p.Write {
 		t.file, err = t.share.OpenFile(t.name, os.O_RDONLY, 0)
 	} else {
 		err = os.ErrNotExist // try to create it first
 	}
 	if errors.Is(err, os.ErrNotExist) {
-		t.file, err = t.share.OpenFile(t.name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		t.file, err = t.share.OpenFile(t.name, os.O_RDWR|os.O_CREATE|os.O_EXCL|wt, 0o644)
 		t.created = err == nil
 		if errors.Is(err, os.ErrExist) { // it exists: only a writing job gets here
-			if !p.AllowDestructive {
+			if !p.AllowDestructive && !t.owned {
 				return 0, fmt.Errorf("%s exists and was not created by vmstorbench: refusing to write to it without --allow-destructive", where)
 			}
-			t.file, err = t.share.OpenFile(t.name, os.O_RDWR, 0)
+			t.file, err = t.share.OpenFile(t.name, os.O_RDWR|wt, 0)
 		}
 	}
 	if err != nil {
@@ -170,6 +186,9 @@ func (t *target) openFile(p backends.OpenParams) (layoutFrom int64, err error) {
 	t.size = st.Size()
 	layoutFrom = t.size
 	if t.size < p.Size && (t.created || p.Write) {
+		if err := t.checkSpace(p.Size-t.size, p); err != nil {
+			return 0, err
+		}
 		if err := t.file.Truncate(p.Size); err != nil {
 			return 0, fmt.Errorf("set size of %s to %d: %w", where, p.Size, err)
 		}
@@ -181,13 +200,26 @@ func (t *target) openFile(p backends.OpenParams) (layoutFrom int64, err error) {
 	return layoutFrom, nil
 }
 
+// checkSpace refuses a run whose new bytes do not fit in the share's free space
+// (FileFsFullSizeInformation: the allocation units available to the caller).
+func (t *target) checkSpace(own int64, p backends.OpenParams) error {
+	where := `\\` + t.cfg.host + `\` + t.cfg.share
+	fs, err := t.share.Statfs("")
+	if err != nil {
+		return fmt.Errorf("statfs %s: %w", where, err)
+	}
+	bs := fs.BlockSize()
+	s := backends.Space{Free: int64(fs.AvailableBlockCount() * bs), Size: int64(fs.TotalBlockCount() * bs), Where: where}
+	return backends.CheckSpace(s, own, p)
+}
+
 // layoutInFlight is how many 1 MiB writes layout keeps in flight.
 const layoutInFlight = 8
 
 // layout fills [from, to) with an incompressible pattern so that reads read data rather than
 // holes, and flushes it.
-func (t *target) layout(from, to int64) error {
-	if err := backends.Layout(t, from, to, maxIO, layoutInFlight); err != nil {
+func (t *target) layout(from, to int64, progress func(done, total int64)) error {
+	if err := backends.Layout(t, from, to, maxIO, layoutInFlight, progress); err != nil {
 		return err
 	}
 	return t.Sync()
@@ -320,6 +352,10 @@ func (t *target) Sync() error {
 // Size is the usable size: the job's size, or the file's when the job did not say.
 func (t *target) Size() int64 { return t.size }
 
+// DropCache has nothing to drop: go-smb2 keeps no cache, and the server's cache is out of
+// the client's reach.
+func (t *target) DropCache() (string, error) { return "server cache not droppable", nil }
+
 // Describe reports what was negotiated, not what the URL asked for.
 func (t *target) Describe() map[string]string {
 	d := map[string]string{"access": "userspace", "security": t.neg.createSecurity}
@@ -328,6 +364,9 @@ func (t *target) Describe() map[string]string {
 	}
 	if d["security"] == "" {
 		d["security"] = "unknown"
+	}
+	if t.writeThrough {
+		d["sync"] = "write-through"
 	}
 	return d
 }
@@ -368,7 +407,7 @@ func (t *target) close() error {
 		}
 	}
 	step("close", t.file.Close)
-	if t.created && !t.keep {
+	if (t.created || t.owned) && !t.keep {
 		step("remove", func() error { return t.share.Remove(t.name) })
 	}
 	step("tree disconnect", t.share.Umount)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"maps"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -271,9 +270,17 @@ func runOne(ctx context.Context, o *runOptions, j plannedJob, target targetRef, 
 		pl = newProgressLine(stderr, backends.RedactString(target.url), cfg.Workload.Name)
 		cfg.Progress = pl.update
 	}
+	var ll *layoutLine
+	if !o.quiet {
+		ll = &layoutLine{w: stderr, tty: showProgress}
+		cfg.LayoutProgress = ll.update
+	}
 	r, err := bench.Run(ctx, cfg)
 	if pl != nil {
 		pl.done()
+	}
+	if ll != nil {
+		ll.finish()
 	}
 	return r, err
 }
@@ -307,9 +314,21 @@ func runJobSet(ctx context.Context, o *runOptions, jobs []plannedJob, target *ta
 			specs[i].Config.Progress = wp.job(k)
 		}
 	}
+	// Jobs that run together lay out their files together: each tells what it laid out in
+	// one line when it is recorded, never a shared terminal line.
+	layouts := make([]*layoutLine, len(specs))
+	for i := range specs {
+		if !o.quiet {
+			layouts[i] = &layoutLine{w: stderr}
+			specs[i].Config.LayoutProgress = layouts[i].update
+		}
+	}
 	// Results are recorded in the file's job order, as fio reports its jobs, not in the
 	// order concurrent jobs happened to end.
 	for _, res := range jobset.Run(ctx, specs) {
+		if l := layouts[res.Index]; l != nil {
+			l.finish()
+		}
 		if err := record(res.Run, res.Err, targets[res.Index]); err != nil {
 			return err
 		}
@@ -344,6 +363,56 @@ func jobConfig(o *runOptions, j plannedJob, target targetRef, labels map[string]
 	}
 }
 
+// layoutLine shows bench-file layout as fio does ("laying out 1.0 GiB: 42%") on a terminal,
+// and one line when it is over otherwise.
+type layoutLine struct {
+	w          io.Writer
+	tty        bool
+	start      time.Time
+	lastShown  time.Time
+	lastPct    int64
+	done, size int64
+	end        time.Time // when the last byte was laid out
+}
+
+func (l *layoutLine) update(done, total int64) {
+	if l.start.IsZero() {
+		// From the first report, not from when the job was planned: a job of a set may
+		// wait for a stonewall before it lays anything out.
+		l.start = time.Now()
+	}
+	l.done, l.size = done, total
+	if done == total {
+		l.end = time.Now()
+	}
+	if !l.tty || total <= 0 {
+		return
+	}
+	pct := 100 * done / total
+	now := time.Now()
+	if pct == l.lastPct && now.Sub(l.lastShown) < 250*time.Millisecond {
+		return
+	}
+	l.lastPct, l.lastShown = pct, now
+	fmt.Fprintf(l.w, "\r\033[Klaying out %s: %d%%", backends.HumanBytes(total), pct)
+}
+
+// finish clears the terminal line, or tells a log what layout wrote and how long it took.
+func (l *layoutLine) finish() {
+	if l.size == 0 {
+		return
+	}
+	if l.tty {
+		fmt.Fprint(l.w, "\r\033[K")
+		return
+	}
+	if l.done < l.size {
+		fmt.Fprintf(l.w, "layout stopped after %s of %s\n", backends.HumanBytes(l.done), backends.HumanBytes(l.size))
+		return
+	}
+	fmt.Fprintf(l.w, "laid out %s in %.1f s\n", backends.HumanBytes(l.size), l.end.Sub(l.start).Seconds())
+}
+
 // planJobs builds the workloads: a job file's jobs, or one workload from --profile and the
 // flags, with flags and --fio applied on top in both cases.
 func planJobs(cmd *cobra.Command, o *runOptions, args []string, haveTargets bool) ([]plannedJob, error) {
@@ -374,15 +443,19 @@ func planJobs(cmd *cobra.Command, o *runOptions, args []string, haveTargets bool
 			_, given := pj.Options["size"]
 			pl := plannedJob{w: w, sizeGiven: given || sizeGiven, fromFile: true,
 				stonewall: pj.Stonewall, newGroup: pj.NewGroup, groupReporting: pj.GroupReporting}
-			if pj.Workload.Filename != "" {
-				abs, err := filepath.Abs(pj.Workload.Filename)
-				if err != nil {
-					return nil, err
+			if haveTargets {
+				if n := pj.TargetNote(); n != "" {
+					notes = append(notes, n)
 				}
-				pl.target = "file://" + abs
-			}
-			if !haveTargets && pl.target == "" {
-				return nil, fmt.Errorf("%s: job %q has no filename= and no --target was given", args[0], pj.Section)
+			} else {
+				// filename= (or directory=) is the target: a local path only, never a
+				// host:port or an engine's name created as a local file.
+				if pl.target, err = pj.FileTarget(); err != nil {
+					return nil, fmt.Errorf("%s:%d: job %q: %w", args[0], pj.Line, pj.Section, err)
+				}
+				if pl.target == "" {
+					return nil, fmt.Errorf("%s: job %q has no filename= or directory= and no --target was given", args[0], pj.Section)
+				}
 			}
 			for _, n := range append(pj.Notes, notes...) {
 				fmt.Fprintf(cmd.ErrOrStderr(), "note: %s: %s\n", pj.Section, n)

@@ -425,6 +425,11 @@ func (fs *Share) OpenFile(name string, flag int, perm os.FileMode) (*File, error
 		CreateOptions:        smb2.FILE_SYNCHRONOUS_IO_NONALERT,
 		Mapping:              fs.mapping,
 	}
+	// vmstorbench: O_SYNC asks for FILE_WRITE_THROUGH, so that every WRITE on the handle
+	// completes only once the server has it on stable storage (fio's sync=).
+	if flag&os.O_SYNC != 0 {
+		req.CreateOptions |= smb2.FILE_WRITE_THROUGH
+	}
 
 	f, err := fs.createFile(name, req, true)
 	if err != nil {

@@ -427,7 +427,23 @@ func (s *Session) Read16(lun, lba uint64, blocks uint32, buf []byte) error {
 
 // Write16 writes buf (blocks × block size bytes) at lba.
 func (s *Session) Write16(lun, lba uint64, blocks uint32, buf []byte) error {
+	return s.write16(lun, lba, blocks, buf, false)
+}
+
+// Write16FUA is Write16 with FUA (force unit access, SBC-3): the target completes the
+// command only once the data is on stable media, as O_SYNC/O_DSYNC writes do.
+func (s *Session) Write16FUA(lun, lba uint64, blocks uint32, buf []byte) error {
+	return s.write16(lun, lba, blocks, buf, true)
+}
+
+// cdbFUA is the FUA bit of byte 1 of WRITE(16).
+const cdbFUA = 0x08
+
+func (s *Session) write16(lun, lba uint64, blocks uint32, buf []byte, fua bool) error {
 	cdb := rw16(opWrite16, lba, blocks)
+	if fua {
+		cdb[1] |= cdbFUA
+	}
 	res, err := s.run(lun, cdb[:], buf, true)
 	if err != nil {
 		return err

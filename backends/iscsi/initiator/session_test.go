@@ -304,3 +304,40 @@ func TestSessionClose(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+// TestWrite16FUA: Write16FUA sets FUA in the CDB (fio's sync=), Write16 does not, and the
+// data lands either way.
+func TestWrite16FUA(t *testing.T) {
+	f := newFakeTarget(t)
+	var flags []byte
+	var mu sync.Mutex
+	f.hook = func(f *fakeTarget, h *header, cdb []byte) bool {
+		if cdb[0] == opWrite16 {
+			mu.Lock()
+			flags = append(flags, cdb[1])
+			mu.Unlock()
+		}
+		return false
+	}
+	s, err := f.dial(Config{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	buf := bytes.Repeat([]byte{0xa5}, 512)
+	if err := s.Write16FUA(0, 1, 1, buf); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write16(0, 2, 1, buf); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 1024)
+	if err := s.Read16(0, 1, 2, got); err != nil || !bytes.Equal(got, bytes.Repeat([]byte{0xa5}, 1024)) {
+		t.Fatalf("read back: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(flags) != 2 || flags[0]&cdbFUA == 0 || flags[1]&cdbFUA != 0 {
+		t.Errorf("WRITE(16) byte 1 %#x, want FUA then none", flags)
+	}
+}
