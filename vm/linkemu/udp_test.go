@@ -87,7 +87,7 @@ func TestUDPRelayDelay(t *testing.T) {
 }
 
 func TestUDPRelayRate(t *testing.T) {
-	// 1 MB/s: 200 datagrams of 1000 bytes sent at once (within the queue's 256 KiB) take
+	// 1 MB/s: 200 datagrams of 1000 bytes sent at once (within the queue's 1 MiB) take
 	// 0.2 s to cross.
 	a, b, r, fa, _ := udpPair(t, Link{Name: "t", Bandwidth: 1_000_000})
 	payload := make([]byte, 1000)
@@ -113,12 +113,12 @@ func TestUDPRelayRate(t *testing.T) {
 		t.Errorf("200 kB at 1 MB/s took %v, want ~200 ms", d)
 	}
 	// Beyond the queue, a burst is dropped, not queued without bound.
-	for i := 0; i < 600; i++ {
+	for i := 0; i < 1500; i++ {
 		a.WriteToUDP(payload, fa)
 	}
 	time.Sleep(50 * time.Millisecond)
 	if r.Stats().Dropped[0] == 0 {
-		t.Errorf("600 kB burst into a 256 KiB queue: nothing dropped")
+		t.Errorf("1.5 MB burst into a 1 MiB queue: nothing dropped")
 	}
 }
 
