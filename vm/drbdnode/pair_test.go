@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/backends/drbd/drbdstate"
+	"github.com/vmstorbench/vmstorbench/results"
 	"github.com/vmstorbench/vmstorbench/vm/guest"
 	"github.com/vmstorbench/vmstorbench/vm/internal/vmtest"
 )
@@ -171,5 +174,33 @@ func TestNBDExportFromHost(t *testing.T) {
 	got := call(t, p.Nodes[1].Control, drbdstate.Request{Op: "read", Offset: 5 << 20, Length: 64 << 10}).Data
 	if !bytes.Equal(got, bytes.Repeat([]byte{0x5a}, 64<<10)) {
 		t.Fatal("node B's disk does not hold what was written through node A's export")
+	}
+}
+
+// TestBackendInNode runs the drbd:// backend inside the nodes, where it reads a real DRBD as
+// on any DRBD 8.4 host: /proc/drbd for the state, drbdsetup-84 show and net-options for the
+// protocol; on the Secondary it refuses with the reason.
+func TestBackendInNode(t *testing.T) {
+	p := sharedPair(t)
+	for _, proto := range []string{"B", "C"} {
+		r := call(t, p.Nodes[0].Control, drbdstate.Request{Op: "run", URL: "drbd:///dev/drbd0?resource=r0&protocol=" + proto, RuntimeMS: 1000})
+		var res results.Run
+		if err := json.Unmarshal(r.Result, &res); err != nil {
+			t.Fatal(err)
+		}
+		rep := res.Replication
+		if rep == nil || rep.Protocol != proto || rep.Source != "/proc/drbd" || rep.Start.Role != "Primary" || rep.End.Protocol != proto || len(rep.Samples) < 4 {
+			t.Fatalf("protocol %s: %+v", proto, rep)
+		}
+		if res.Write == nil || rep.SentBytes < res.Write.Bytes || res.Target.Info["security"] != "protocol "+proto || res.Target.Info["drbd_version"] != "8.4.11" {
+			t.Errorf("protocol %s: sent %d for %+v, info %v", proto, rep.SentBytes, res.Write, res.Target.Info)
+		}
+		t.Logf("in node a, protocol %s: %.0f IOPS, mean %.2f ms, %.2f GiB sent per GiB written", proto, res.Write.IOPS, res.Write.Lat.Mean/1e6, rep.SentPerGiBWritten/(1<<30))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := drbdstate.Call(ctx, p.Nodes[1].Control, drbdstate.Request{Op: "run", URL: "drbd:///dev/drbd0", RuntimeMS: 500})
+	if err == nil || !strings.Contains(err.Error(), "role is Secondary, not Primary") {
+		t.Errorf("on the secondary: %v", err)
 	}
 }

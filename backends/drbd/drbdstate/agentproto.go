@@ -34,6 +34,9 @@ type Request struct {
 	Device    string `json:"device,omitempty"`
 	RuntimeMS int    `json:"runtime_ms,omitempty"`
 	Count     int    `json:"count,omitempty"`
+	// URL is for "run": a short vmstorbench run in the node on a drbd:// URL, which tests the
+	// drbd backend's own state reading (/proc/drbd, drbdsetup-84) against a real DRBD.
+	URL string `json:"url,omitempty"`
 }
 
 // Response is a node agent's answer.
@@ -44,6 +47,8 @@ type Response struct {
 	Data []byte            `json:"data,omitempty"`
 	// Figures are a bench's or probe's results: "iops", "p50_ns", "mean_ns", "p99_ns", "n".
 	Figures map[string]float64 `json:"figures,omitempty"`
+	// Result is the result document of a "run".
+	Result json.RawMessage `json:"result,omitempty"`
 	// Ready is true once the node is set up (the primary exports its device); SetupError
 	// says why its set-up failed.
 	Ready      bool   `json:"ready,omitempty"`

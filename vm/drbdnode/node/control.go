@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/vmstorbench/vmstorbench/backends"
+	_ "github.com/vmstorbench/vmstorbench/backends/drbd"
 	"github.com/vmstorbench/vmstorbench/backends/drbd/drbdstate"
 	_ "github.com/vmstorbench/vmstorbench/backends/file"
 	"github.com/vmstorbench/vmstorbench/vm/nbdexport"
@@ -145,6 +146,12 @@ func (n *Node) handle(ctx context.Context, req drbdstate.Request) (resp drbdstat
 			return fail(err)
 		}
 		resp.Figures = f
+	case "run":
+		b, err := runURL(ctx, req.URL, req.RuntimeMS)
+		if err != nil {
+			return fail(err)
+		}
+		resp.Result = b
 	case "probe":
 		f, err := n.probe(ctx, req.Count, req.Length)
 		if err != nil {

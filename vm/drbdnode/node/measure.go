@@ -2,10 +2,12 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/backends"
@@ -41,6 +43,26 @@ func benchDevice(ctx context.Context, device string, runtimeMS int) (map[string]
 	d := res.Write
 	return map[string]float64{"iops": d.IOPS, "n": float64(d.IOs), "mean_ns": d.Lat.Mean,
 		"p50_ns": float64(d.Lat.Percentiles["50.000000"]), "p99_ns": float64(d.Lat.Percentiles["99.000000"])}, nil
+}
+
+// runURL runs 4 KiB random writes at QD1 for runtimeMS on url (a drbd:// URL: the backend
+// then reads this node's /proc/drbd and runs its drbdsetup-84 as on any DRBD host) and
+// returns the result document.
+func runURL(ctx context.Context, url string, runtimeMS int) ([]byte, error) {
+	if !strings.HasPrefix(url, "drbd://") {
+		return nil, fmt.Errorf("run: %q is not a drbd:// URL", url)
+	}
+	if runtimeMS <= 0 || runtimeMS > 60_000 {
+		return nil, fmt.Errorf("run: runtime %d ms: want 1 to 60000", runtimeMS)
+	}
+	w := workloads.Workload{RW: "randwrite", Size: 16 << 20, Direct: true, IODepth: 1, TimeBased: true,
+		Runtime: time.Duration(runtimeMS) * time.Millisecond, BS: [2]workloads.BlockSize{workloads.Fixed(4096), workloads.Fixed(4096)}}
+	res, err := bench.Run(ctx, bench.Config{Target: url, Workload: w, Interval: 200 * time.Millisecond,
+		Open: backends.OpenParams{AllowDestructive: true}})
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(res)
 }
 
 // serveEcho echoes whatever arrives on the replication address's echo port.

@@ -70,6 +70,11 @@ func Run(ctx context.Context, cfg Config) error {
 		n.cfg.Bin = "/bin"
 	}
 	t0 := time.Now()
+	// The kernel starts init with no PATH: the drbd backend finds drbdsetup-84 on it, as on
+	// any DRBD host.
+	if os.Getenv("PATH") == "" {
+		os.Setenv("PATH", n.cfg.Bin+":/sbin:/usr/sbin:/usr/bin")
+	}
 	for _, d := range []string{"/var/lib/drbd", "/var/run/drbd", "/run/drbd", "/var/lock", "/tmp"} {
 		_ = os.MkdirAll(d, 0o755)
 	}
