@@ -2,13 +2,16 @@ package drbdnode
 
 import (
 	"context"
+	"encoding/json"
 	"net/url"
+	"os"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/backends"
 	_ "github.com/vmstorbench/vmstorbench/backends/all"
+	"github.com/vmstorbench/vmstorbench/backends/drbd/drbdstate"
 	"github.com/vmstorbench/vmstorbench/bench"
 	"github.com/vmstorbench/vmstorbench/results"
 	"github.com/vmstorbench/vmstorbench/workloads"
@@ -78,25 +81,30 @@ func TestRunProtocolSwitch(t *testing.T) {
 	}
 }
 
-// TestZNodesDie runs last (it breaks the shared pair): the peer's QEMU is killed during a
-// run, which goes on on the primary and records the disconnect; then the primary's, which
-// ends the next run with an error within seconds and a partial result.
-func TestZNodesDie(t *testing.T) {
-	needNBD(t)
+// TestZPeerDies breaks the shared pair, so it runs after the others: the peer's QEMU is
+// killed during a run in node A (the drbd backend reading the node's own DRBD), which goes
+// on on the primary once DRBD gives up on the peer, and records the disconnect and its time.
+func TestZPeerDies(t *testing.T) {
 	p := sharedPair(t)
-	ctx := context.Background()
+	// The run opens the device (a drbdsetup-84 show, slow under TCG) before it measures.
 	go func() {
-		time.Sleep(1500 * time.Millisecond)
+		time.Sleep(3 * time.Second)
 		syscall.Kill(p.Nodes[1].VM.PID(), syscall.SIGKILL)
 	}()
-	res, err := runOn(ctx, endpoint(t, p, "drbd-c"), randWrite(12*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	r, err := drbdstate.Call(ctx, p.Nodes[0].Control, drbdstate.Request{Op: "run", URL: "drbd:///dev/drbd0?resource=r0", RuntimeMS: 12000})
 	if err != nil {
 		t.Fatalf("run with the peer killed: %v", err)
 	}
+	var res results.Run
+	if err := json.Unmarshal(r.Result, &res); err != nil {
+		t.Fatal(err)
+	}
 	rep := res.Replication
 	at := rep.Disconnected()
-	if at < time.Second.Nanoseconds() || rep.End.Connection == "Connected" || rep.End.Role != "Primary" {
-		t.Fatalf("peer killed at 1.5 s: disconnect at %v, end state %+v, events %+v", time.Duration(at), rep.End, rep.Events)
+	if !res.Complete || at < 0 || rep.End.Connection == "Connected" || rep.End.Role != "Primary" {
+		t.Fatalf("peer killed: complete %v, disconnect at %v, end %+v, events %+v", res.Complete, time.Duration(at), rep.End, rep.Events)
 	}
 	var after int64
 	for _, pt := range res.Series.Points {
@@ -104,18 +112,38 @@ func TestZNodesDie(t *testing.T) {
 			after += pt.Write.IOs
 		}
 	}
+	if os.Getenv("VMSTORBENCH_DRBD_DEBUG") != "" {
+		for _, pt := range res.Series.Points {
+			if pt.Write != nil {
+				t.Logf("t=%v writes %d max %.1f ms", time.Duration(pt.TNS), pt.Write.IOs, float64(pt.Write.LatMax)/1e6)
+			}
+		}
+		for _, s := range rep.Samples {
+			t.Logf("sample t=%v %s %s/%s %s", time.Duration(s.TNS), s.Connection, s.Role, s.PeerRole, s.Error)
+		}
+	}
 	if after == 0 {
 		t.Errorf("no writes after the disconnect at %v: the primary should stay writable", time.Duration(at))
 	}
-	t.Logf("disconnect seen at %v, %d writes after it, events %+v", time.Duration(at), after, rep.Events)
+	t.Logf("peer killed: disconnect seen at %v, %d writes after it, longest write %.1f s, events %+v",
+		time.Duration(at).Round(time.Millisecond), after, float64(res.Write.Lat.Max)/1e9, rep.Events)
+}
 
-	// The primary dies: the run ends with an error in seconds and a partial result.
+// TestZZPrimaryDies kills node A's QEMU during a run from the host: the run ends with an
+// error within seconds and a partial result with the I/O done and the state read.
+func TestZZPrimaryDies(t *testing.T) {
+	needNBD(t)
+	p := sharedPair(t)
+	if p.Nodes[0].VM.Exited() {
+		t.Fatal("node a is gone already")
+	}
 	go func() {
 		time.Sleep(time.Second)
 		syscall.Kill(p.Nodes[0].VM.PID(), syscall.SIGKILL)
 	}()
 	start := time.Now()
-	res, err = runOn(ctx, endpoint(t, p, "drbd-c")+"&allow_degraded=1", randWrite(30*time.Second))
+	// The peer is gone (TestZPeerDies): the pair is degraded, measured anyway.
+	res, err := runOn(context.Background(), endpoint(t, p, "drbd-c")+"&allow_degraded=1", randWrite(30*time.Second))
 	took := time.Since(start)
 	if err == nil || res == nil || res.Complete {
 		t.Fatalf("primary killed: err %v, result %v", err, res != nil)
@@ -123,8 +151,8 @@ func TestZNodesDie(t *testing.T) {
 	if took > 15*time.Second {
 		t.Errorf("primary killed at 1 s: the run took %v to end", took)
 	}
-	if res.Write == nil || res.Write.IOs == 0 || res.Replication == nil {
-		t.Errorf("partial result without its I/O or state: %+v", res.Replication)
+	if res.Write == nil || res.Write.IOs == 0 || res.Replication == nil || res.Labels["degraded"] == "" {
+		t.Errorf("partial result without its I/O, state or degraded label: %+v %v", res.Replication, res.Labels)
 	}
 	t.Logf("primary killed: run ended after %v: %v", took.Round(time.Millisecond), err)
 }

@@ -217,7 +217,10 @@ func (n *Node) setup(ctx context.Context) error {
 		{"", "drbdsetup-84", []string{"new-minor", Resource, minor, "0"}},
 		{"", "drbdmeta", []string{minor, "v08", Disk, "internal", "apply-al"}},
 		{"", "drbdsetup-84", []string{"attach", minor, Disk, Disk, "internal"}},
-		{"", "drbdsetup-84", []string{"connect", Resource, n.localAddr(), n.peerAddr(), "--protocol=" + n.cfg.Protocol}},
+		// A dead peer is noticed in seconds rather than DRBD's default 10 s ping interval (a
+		// write then hung 12 s and more): pings every 2 s, 1 s to answer, 2 s for any ack.
+		{"", "drbdsetup-84", []string{"connect", Resource, n.localAddr(), n.peerAddr(), "--protocol=" + n.cfg.Protocol,
+			"--ping-int=2", "--ping-timeout=10", "--timeout=20", "--connect-int=2"}},
 	}
 	for _, s := range steps {
 		if _, err := n.run(ctx, s.stdin, s.tool, s.args...); err != nil {
