@@ -50,7 +50,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCmd(), newReportCmd(), newBackendsCmd(), newProfilesCmd(), newTestbedCmd(),
-		newVMCmd(), newMigrateCmd(), newAgentCmd(), newCompareCmd(), newSuiteCmd())
+		newVMCmd(), newMigrateCmd(), newAgentCmd(), newNodeCmd(), newCompareCmd(), newSuiteCmd())
 	return root
 }
 

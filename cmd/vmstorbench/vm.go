@@ -17,6 +17,7 @@ import (
 	"github.com/vmstorbench/vmstorbench/results"
 	"github.com/vmstorbench/vmstorbench/testbed"
 	"github.com/vmstorbench/vmstorbench/vm/agent"
+	"github.com/vmstorbench/vmstorbench/vm/drbdnode/node"
 	"github.com/vmstorbench/vmstorbench/vm/guest"
 	"github.com/vmstorbench/vmstorbench/vm/linkemu"
 	"github.com/vmstorbench/vmstorbench/vm/migrate"
@@ -135,6 +136,23 @@ func newAgentCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.Modules, "modules", "", "file listing kernel modules to load first")
 	cmd.Flags().BoolVar(&o.Init, "init", false, "run as the guest's first process: mount /proc, /sys, /dev and power off at the end")
 	return cmd
+}
+
+// newNodeCmd is the agent of a testbed DRBD node, started by the node guest's kernel: the
+// fallback node agent when no source tree is at hand to build vm/internal/drbdnode.
+func newNodeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                "node",
+		Short:              "Agent of a testbed DRBD node (runs inside the node guest)",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if code := node.Main(args, cmd.ErrOrStderr()); code != 0 {
+				return fmt.Errorf("node agent exited with status %d", code)
+			}
+			return nil
+		},
+	}
 }
 
 type migrateOptions struct {

@@ -32,8 +32,10 @@ func BuildImage(ctx context.Context, o ImageOptions) (*guest.Image, error) {
 	}
 	agent := o.Agent
 	if agent == "" {
+		// The small node agent from the source tree, else this binary when it is static
+		// (vmstorbench has the node command too).
 		var err error
-		if agent, err = guest.BuildAgent(ctx, o.CacheDir, AgentPackage); err != nil {
+		if agent, err = guest.AgentBinary(ctx, o.CacheDir, AgentPackage); err != nil {
 			return nil, fmt.Errorf("DRBD node agent: %w", err)
 		}
 	}
