@@ -11,6 +11,8 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vmstorbench/vmstorbench/backends"
 	_ "github.com/vmstorbench/vmstorbench/backends/drbd"
 	"github.com/vmstorbench/vmstorbench/backends/drbd/drbdstate"
@@ -33,7 +35,7 @@ func (n *Node) serveNBD() error {
 		t.Close()
 		return fmt.Errorf("nbd port: %w", err)
 	}
-	if _, err := nbdexport.ServeListener(ln, t, ExportName, false); err != nil {
+	if _, err := nbdexport.ServeListener(quickAckListener{ln.(*net.TCPListener)}, t, ExportName, false); err != nil {
 		t.Close()
 		return err
 	}
@@ -193,4 +195,44 @@ func directIO(path string, off int64, b []byte, write bool) error {
 		return fmt.Errorf("%s at %d: %w", path, off, err)
 	}
 	return nil
+}
+
+// quickAckListener hands out connections that acknowledge every read at once. QEMU's user
+// network (slirp) sends a request of more than one segment to the guest a segment at a time
+// and waits for each ACK; the guest's delayed ACK (up to 40 ms) then stalled every 4 KiB
+// write from the host (measured: protocol A 24 ms, C 54 ms per write through the export,
+// against 1 and 4 ms in the node). Linux leaves quick-ACK mode on its own, so it is set
+// again after every read.
+type quickAckListener struct{ *net.TCPListener }
+
+func (l quickAckListener) Accept() (net.Conn, error) {
+	c, err := l.TCPListener.AcceptTCP()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := c.SyscallConn()
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	qc := &quickAckConn{TCPConn: c, raw: raw}
+	qc.quickAck()
+	return qc, nil
+}
+
+type quickAckConn struct {
+	*net.TCPConn
+	raw syscall.RawConn
+}
+
+func (c *quickAckConn) quickAck() {
+	_ = c.raw.Control(func(fd uintptr) {
+		_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, unix.TCP_QUICKACK, 1)
+	})
+}
+
+func (c *quickAckConn) Read(b []byte) (int, error) {
+	n, err := c.TCPConn.Read(b)
+	c.quickAck()
+	return n, err
 }
