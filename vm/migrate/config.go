@@ -91,6 +91,25 @@ type Config struct {
 	// the guest runs it ("inside and outside"), opened with OutsideOpen.
 	OutsideTarget string
 	OutsideOpen   backends.OpenParams
+	// Storage is how the disk gets to the destination: StorageShared (default: both QEMUs
+	// open the same image), StorageCopy, StorageTwoPhase or StorageMirror.
+	Storage string
+	// To is where the destination's image goes for a method that moves the disk: a backend
+	// URL, an image or a directory (a new image is made in it); "" is a new image in a
+	// scratch directory, removed afterwards. ToOptions open it (Size is the source's).
+	To        string
+	ToOptions DiskOptions
+	// DiskLink shapes the disk stream between the hypervisors (nil: the same shape as Link;
+	// both nil: an unshaped relay that only counts the bytes). It is a link of its own: the
+	// RAM stream's link does not share its bandwidth.
+	DiskLink *linkemu.Link
+	// NoImageCheck skips comparing the destination image with the source's at switchover
+	// (the comparison keeps the VM stopped; its time is reported and left out of the
+	// disruption time, but the guest's longest stall includes it).
+	NoImageCheck bool
+	// WattsPerCore is the power of one busy logical CPU for the energy estimate (default
+	// DefaultWattsPerCore).
+	WattsPerCore float64
 	// CheckMemory starts the destination paused and compares guest RAM of both sides before
 	// it continues (pre-copy and stop-and-copy only).
 	CheckMemory bool
@@ -174,6 +193,15 @@ func (c *Config) defaults() error {
 	}
 	if c.MaxBandwidth < 0 || c.DowntimeLimit < 0 {
 		return errors.New("max-bandwidth and downtime-limit must not be negative")
+	}
+	if c.WattsPerCore < 0 {
+		return fmt.Errorf("--watts-per-core %g: must not be negative", c.WattsPerCore)
+	}
+	if c.WattsPerCore == 0 {
+		c.WattsPerCore = DefaultWattsPerCore
+	}
+	if err := c.checkStorage(); err != nil {
+		return err
 	}
 	if c.Logf == nil {
 		c.Logf = func(string, ...any) {}

@@ -75,6 +75,18 @@ func (s *scenario) assemble(mig *results.Migration, wres, readBack *agent.Result
 	}
 	mig.Notes = append(mig.Notes, s.notes...)
 	s.mu.Unlock()
+	mig.Traffic = s.traffic()
+	for _, t := range mig.Traffic {
+		if t.Link == linkDisk {
+			mig.DiskTransferredB = t.UpB + t.DownB
+		}
+	}
+	if s.cpu != nil {
+		mig.Cost = s.cpu.cost(cfg.WattsPerCore)
+	}
+	if mig.Storage == "" {
+		mig.Storage = cfg.Storage
+	}
 	if in := mig.Integrity; in != nil {
 		if readBack != nil && readBack.Run != nil {
 			in.ReadBack = readBack.Run.Verify
