@@ -121,6 +121,9 @@ type Config struct {
 	Labels  map[string]string
 	Profile string
 	Command []string
+
+	// validateOnly: Validate's check, without the image and the disk.
+	validateOnly bool
 }
 
 // Status is the live state shown on the terminal.
@@ -133,11 +136,19 @@ type Status struct {
 	Detail string
 }
 
+// Validate checks the choices that need neither the guest image nor the disk (mode,
+// storage method, security, their combinations), so that a command refuses a combination
+// QEMU or the mode cannot do before it builds, opens or starts anything.
+func (c Config) Validate() error {
+	c.validateOnly = true
+	return c.defaults()
+}
+
 func (c *Config) defaults() error {
-	if c.Image == nil {
+	if c.Image == nil && !c.validateOnly {
 		return errors.New("migrate: no guest image")
 	}
-	if c.Disk == nil {
+	if c.Disk == nil && !c.validateOnly {
 		return errors.New("migrate: no disk")
 	}
 	if c.Accel == "" {

