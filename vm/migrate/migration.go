@@ -287,6 +287,14 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 		default:
 			s.span(mig, "ram-precopy", ramStart, ramEnd, 0)
 		}
+		if cfg.Storage == StoragePull {
+			// The guest runs on the destination; the migration ends when it no longer
+			// needs the source's disk.
+			if err := s.pullDisk(ctx, mig); err != nil {
+				return err
+			}
+			end = time.Now()
+		}
 		mig.MigrationTimeMS = ms(end.Sub(start))
 	default:
 		s.abandon(mig)

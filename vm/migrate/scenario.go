@@ -114,7 +114,9 @@ type scenario struct {
 	mirrorStarted bool
 	mirrorDone    bool
 	jobEvents     chan jobEvent
-	cpu           *cpuMeter
+	// closePullExport closes the source's export for the pull (once).
+	closePullExport func() error
+	cpu             *cpuMeter
 
 	mu          sync.Mutex
 	links       []countedLink

@@ -31,7 +31,7 @@ const (
 	// migrates and the mirror completes at switchover.
 	StorageMirror = "mirror"
 	// StoragePull: the destination starts at once on a copy-on-read overlay backed by the
-	// source's disk over NBD and pulls the rest with block-stream (not implemented yet).
+	// source's disk over NBD and pulls the rest with block-stream (pull.go).
 	StoragePull = "pull"
 )
 
@@ -56,14 +56,15 @@ func (c *Config) checkStorage() error {
 			return errors.New("--to names where the disk goes: it needs --storage copy, two-phase or mirror (shared storage does not move the disk)")
 		}
 		return nil
-	case StorageCopy, StorageTwoPhase, StorageMirror:
-	case StoragePull:
-		return errors.New("--storage pull is not implemented yet: use copy, two-phase or mirror")
+	case StorageCopy, StorageTwoPhase, StorageMirror, StoragePull:
 	default:
 		return fmt.Errorf("--storage %q: must be one of shared, copy, two-phase, mirror, pull", c.Storage)
 	}
 	if c.Mode == ModeNone {
 		return fmt.Errorf("--storage %s moves the disk with the VM: it needs a migration (--mode precopy, postcopy or stopcopy)", c.Storage)
+	}
+	if c.Storage == StoragePull && c.Mode == ModeStopcopy {
+		return errors.New("--storage pull starts the destination at once and fetches the disk afterwards; stop-and-copy keeps the guest stopped for the whole RAM transfer, which defeats it: use --mode precopy or postcopy")
 	}
 	if c.Storage == StorageCopy && c.Mode == ModePostcopy {
 		return errors.New("--storage copy stops the VM for the whole copy, so its RAM moves while it is stopped: post-copy has nothing to gain there; use --mode precopy or stopcopy")
@@ -122,6 +123,26 @@ func (s *scenario) traffic() []results.LinkTraffic {
 		}
 	}
 	return out
+}
+
+// diskLinkShape is the disk stream's link: DiskLink, else Link's shape, else none (a relay).
+func (s *scenario) diskLinkShape() *linkemu.Link {
+	if s.cfg.DiskLink != nil {
+		return s.cfg.DiskLink
+	}
+	return s.cfg.Link
+}
+
+// diskTraffic is what the disk link has carried so far each way.
+func (s *scenario) diskTraffic() (up, down int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.links {
+		if l.name == linkDisk {
+			return l.p.Bytes()
+		}
+	}
+	return 0, 0
 }
 
 // diskBytes is what the disk link has carried so far towards the destination (0 when the
@@ -216,7 +237,7 @@ func (s *scenario) prepareStorage(ctx context.Context, mig *results.Migration) e
 	case dstLen > srcLen:
 		return fmt.Errorf("--to %s: the destination image has %d bytes, the source %d: the guest's disk would change size; give a directory (a new image is made) or an image of the same size", dst.URL, dstLen, srcLen)
 	}
-	if cfg.Storage != StorageMirror {
+	if cfg.Storage == StorageCopy || cfg.Storage == StorageTwoPhase {
 		if why := dst.readable(); why != "" {
 			return fmt.Errorf("--storage %s --to %s: %s; use --access nbd", cfg.Storage, dst.URL, why)
 		}
@@ -225,6 +246,12 @@ func (s *scenario) prepareStorage(ctx context.Context, mig *results.Migration) e
 	s.imageLen = srcLen
 	s.dstDrive = dst.Drive
 	mig.DestinationDisk, mig.DestinationAccess = redactDrive(dst.Drive.File), dst.Access
+	if cfg.Storage == StoragePull {
+		if err := s.preparePull(ctx, dst); err != nil {
+			return err
+		}
+		mig.DestinationAccess = "qcow2 overlay (copy-on-read) on " + dst.Access + ", backed by the source image over NBD until the pull ends"
+	}
 	if mig.DestinationDisk == "" {
 		mig.DestinationDisk = dst.URL
 	}
@@ -266,10 +293,7 @@ func checkFileDestination(u *url.URL, src *Disk, need int64) error {
 // two-phase), each behind the disk link.
 func (s *scenario) setupDiskTransfer(ctx context.Context) error {
 	cfg := s.cfg
-	link := cfg.DiskLink
-	if link == nil {
-		link = cfg.Link
-	}
+	link := s.diskLinkShape()
 	switch cfg.Storage {
 	case StorageMirror:
 		port, err := testbed.FreePort()
@@ -497,6 +521,12 @@ var testCorruptDestination int64 = -1
 // abandon is the way back when the migration did not complete: the disk transfer stopped,
 // the guest running on the source.
 func (s *scenario) abandon(mig *results.Migration) {
+	if mig.Outcome == OutcomeCompleted {
+		// The destination runs the guest (a pull that failed after the switchover): the
+		// source must never run it again.
+		mig.GuestOn = "destination"
+		return
+	}
 	if s.src == nil || s.src.vm == nil || s.src.vm.Exited() {
 		return
 	}

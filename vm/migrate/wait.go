@@ -137,7 +137,8 @@ func (s *scenario) pump(ctx context.Context) {
 // eventSink records a side's QMP events with their arrival time.
 func (s *scenario) eventSink(name string) func(qemu.Event) {
 	return func(ev qemu.Event) {
-		if name == "source" && strings.HasPrefix(ev.Name, "BLOCK_JOB_") {
+		// The mirror runs on the source, the pull on the destination.
+		if strings.HasPrefix(ev.Name, "BLOCK_JOB_") {
 			s.onJobEvent(ev)
 		}
 		detail := ""
