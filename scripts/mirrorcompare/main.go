@@ -103,7 +103,9 @@ func destination(dir string, link *linkemu.Link, size int64) (string, func(), er
 		return "", nil, err
 	}
 	ctx := context.Background()
-	vm, err := qemu.Start(ctx, qemu.Config{Name: "dst", Dir: dir, Accel: "tcg", MemoryMiB: 32, Paused: true,
+	// -incoming as the migration's destination: its disk is not the guest device's yet, so the
+	// export may write it.
+	vm, err := qemu.Start(ctx, qemu.Config{Name: "dst", Dir: dir, Accel: "tcg", MemoryMiB: 32, Paused: true, Incoming: "defer",
 		Drive: &qemu.Drive{File: img, Format: "raw", Direct: true}}, nil)
 	if err != nil {
 		return "", nil, err

@@ -326,7 +326,13 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 	}
 
 	// The migration.
-	if cfg.Mode == ModeNone {
+	if cfg.Mode == ModeNone && cfg.Storage == StorageMirror {
+		mig.Outcome = OutcomeNone
+		if err := s.moveDisk(ctx, mig); err != nil {
+			s.abandon(mig)
+			return partial(err)
+		}
+	} else if cfg.Mode == ModeNone {
 		mig.Outcome = OutcomeNone
 		mig.StartNS = int64(time.Since(s.t0))
 		mig.EndNS = mig.StartNS

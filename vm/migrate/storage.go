@@ -28,7 +28,8 @@ const (
 	StorageTwoPhase = "two-phase"
 	// StorageMirror: QEMU mirrors the disk to the destination QEMU's NBD export while the VM
 	// runs (drive-mirror, as libvirt's --copy-storage-all and QEMU's iotest 194), then RAM
-	// migrates and the mirror completes at switchover.
+	// migrates and the mirror completes at switchover. With ModeNone the VM stays and only
+	// its disk moves: mirrored straight into the destination image, then pivoted (move.go).
 	StorageMirror = "mirror"
 	// StoragePull: the destination starts at once on a copy-on-read overlay backed by the
 	// source's disk over NBD and pulls the rest with block-stream (pull.go).
@@ -60,8 +61,8 @@ func (c *Config) checkStorage() error {
 	default:
 		return fmt.Errorf("--storage %q: must be one of shared, copy, two-phase, mirror, pull", c.Storage)
 	}
-	if c.Mode == ModeNone {
-		return fmt.Errorf("--storage %s moves the disk with the VM: it needs a migration (--mode precopy, postcopy or stopcopy)", c.Storage)
+	if c.Mode == ModeNone && c.Storage != StorageMirror {
+		return fmt.Errorf("--storage %s moves the disk with the VM: it needs a migration (--mode precopy, postcopy or stopcopy); --mode none moves only the disk, with --storage mirror", c.Storage)
 	}
 	if c.Storage == StoragePull && c.Mode == ModeStopcopy {
 		return errors.New("--storage pull starts the destination at once and fetches the disk afterwards; stop-and-copy keeps the guest stopped for the whole RAM transfer, which defeats it: use --mode precopy or postcopy")

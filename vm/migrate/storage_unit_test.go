@@ -154,7 +154,7 @@ func TestStorageRefusals(t *testing.T) {
 	}{
 		{Config{Storage: StoragePull, Mode: ModeStopcopy}, "pull"},
 		{Config{Storage: StorageCopy, Mode: ModePostcopy}, "post-copy"},
-		{Config{Storage: StorageMirror, Mode: ModeNone}, "needs a migration"},
+		{Config{Storage: StorageCopy, Mode: ModeNone}, "needs a migration"},
 		{Config{Storage: "rsync"}, "must be one of"},
 		{Config{To: "/tmp"}, "--to"},
 		{Config{Storage: StorageMirror, Mode: ModePostcopy, CheckMemory: true}, "post-copy"},
@@ -165,8 +165,10 @@ func TestStorageRefusals(t *testing.T) {
 			t.Errorf("%+v: %v; want an error about %q", c.cfg, err, c.want)
 		}
 	}
-	if err := (Config{Storage: StorageTwoPhase, Mode: ModeStopcopy}).Validate(); err != nil {
-		t.Errorf("two-phase with stop-and-copy refused: %v", err)
+	for _, ok := range []Config{{Storage: StorageTwoPhase, Mode: ModeStopcopy}, {Storage: StorageMirror, Mode: ModeNone}, {Storage: StoragePull, Mode: ModePostcopy}} {
+		if err := ok.Validate(); err != nil {
+			t.Errorf("%s with %s refused: %v", ok.Storage, ok.Mode, err)
+		}
 	}
 }
 
