@@ -100,7 +100,11 @@ func (s *scenario) mirrorUntilReady(ctx context.Context, mig *results.Migration,
 				s.mirrorDone = true
 				return false, fmt.Errorf("migrate: the mirror ended before it was ready (%d of %d bytes copied): %s", ev.Offset, ev.Len, orUnknown(ev.Error))
 			case "BLOCK_JOB_ERROR":
-				s.note(fmt.Sprintf("mirror: I/O error on %s (action %s)", ev.Op, ev.Action))
+				// One per failed request: the first says it.
+				if !s.jobErrorNoted {
+					s.jobErrorNoted = true
+					s.note(fmt.Sprintf("mirror: I/O error on %s (action %s)", ev.Op, ev.Action))
+				}
 			}
 		case <-tick.C:
 			j, err := s.queryJob(ctx)

@@ -101,7 +101,8 @@ func (s *scenario) pullDisk(ctx context.Context, mig *results.Migration) error {
 		select {
 		case ev := <-s.jobEvents:
 			if ev.Device != pullJobID || (ev.name != "BLOCK_JOB_COMPLETED" && ev.name != "BLOCK_JOB_CANCELLED") {
-				if ev.name == "BLOCK_JOB_ERROR" {
+				if ev.name == "BLOCK_JOB_ERROR" && !s.jobErrorNoted {
+					s.jobErrorNoted = true
 					s.note(fmt.Sprintf("disk pull: I/O error on %s (action %s)", ev.Op, ev.Action))
 				}
 				continue

@@ -113,6 +113,7 @@ type scenario struct {
 	switchedDisk  bool
 	mirrorStarted bool
 	mirrorDone    bool
+	jobErrorNoted bool
 	jobEvents     chan jobEvent
 	// closePullExport closes the source's export for the pull (once).
 	closePullExport func() error

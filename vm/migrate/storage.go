@@ -100,8 +100,15 @@ func (s *scenario) startLink(name string, l *linkemu.Link, upstream string) (str
 	s.links = append(s.links, countedLink{name: name, shape: map[bool]string{true: shape.Name}[l != nil], p: p})
 	s.mu.Unlock()
 	s.cleanup(func() error { p.Stop(); return nil })
+	if name == linkDisk && testDiskLinkStarted != nil {
+		testDiskLinkStarted(p.Stop)
+	}
 	return p.Addr(), nil
 }
+
+// testDiskLinkStarted, when set (by tests), receives the function that stops the disk link,
+// to cut it in the middle of a transfer.
+var testDiskLinkStarted func(stop func())
 
 // traffic reads every counted link.
 func (s *scenario) traffic() []results.LinkTraffic {

@@ -211,3 +211,45 @@ func TestIntegrationStorageMoveDisk(t *testing.T) {
 	}
 	t.Logf("disk moved in %.0f ms, VM stopped %.0f ms for the pivot and the check (%.0f ms without the check), phases %+v", m.MigrationTimeMS, m.PauseMS, m.DisruptionMS, m.Phases)
 }
+
+// TestIntegrationStorageMirrorLinkDies cuts the disk link while the mirror copies: the run
+// must end with an error within seconds, the VM still running on the source (said in the
+// result), the partial figures kept.
+func TestIntegrationStorageMirrorLinkDies(t *testing.T) {
+	img := vmtest.Image(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	disk, err := migrate.OpenDisk(ctx, "file://"+t.TempDir(), migrate.DiskOptions{Size: storageDisk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer disk.Close()
+	var cut func()
+	defer migrate.OnDiskLink(func(stop func()) { cut = stop })()
+	var cutAt time.Time
+	res, err := migrate.Run(ctx, migrate.Config{
+		Image: img, Accel: "tcg", Disk: disk, Workload: testWorkload(), Storage: migrate.StorageMirror,
+		DiskLink: &linkemu.Link{Name: "slow", Bandwidth: 4_000_000},
+		At:       time.Second, After: time.Second, Deadline: 30 * time.Second, Logf: t.Logf,
+		Progress: func(st migrate.Status) {
+			if st.Detail == "disk mirror" && st.Percent > 5 && cutAt.IsZero() {
+				cutAt = time.Now()
+				cut()
+			}
+		},
+	})
+	if err == nil || cutAt.IsZero() {
+		t.Fatalf("error %v after cutting the link at %v", err, cutAt)
+	}
+	if took := time.Since(cutAt); took > 15*time.Second {
+		t.Errorf("the run took %s to end after the link was cut", took)
+	}
+	t.Logf("ended %s after the cut: %v", time.Since(cutAt).Round(time.Millisecond), err)
+	if res == nil || res.Migration == nil || res.Run.Complete {
+		t.Fatalf("no partial result, or marked complete: %+v", res)
+	}
+	m := res.Migration
+	if m.GuestOn != "source" || m.Completions == 0 || m.DiskTransferredB == 0 {
+		t.Errorf("guest on %q, %d completions, disk link %d bytes; notes %v", m.GuestOn, m.Completions, m.DiskTransferredB, m.Notes)
+	}
+}
