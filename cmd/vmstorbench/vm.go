@@ -190,6 +190,9 @@ guest's I/O per 100 ms as timestamped on the host, and downtime seen both ways.
   vmstorbench migrate --target file:///var/tmp --mode postcopy --link wan
   vmstorbench migrate --target testbed:nfs-ganesha --check-memory   (after 'vmstorbench testbed up')
   vmstorbench migrate --target smb://bench@127.0.0.1:4450/vms --security tls-verify-peer
+  vmstorbench migrate --target file:///var/tmp --storage mirror --link lan   (no shared storage)
+  vmstorbench migrate --target file:///var/tmp --storage copy --to file:///srv/b
+  vmstorbench migrate --target file:///mnt/nas-a --mode none --storage mirror --to file:///mnt/nas-b   (move the disk only)
 
 QEMU opens file:// images itself; other backends are served to it over an NBD export
 inside vmstorbench (--access nbd forces that for file:// too). KVM is tried (--accel auto)
