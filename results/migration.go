@@ -94,6 +94,9 @@ type Migration struct {
 	// credentials), DestinationAccess how QEMU opens it.
 	DestinationDisk   string `json:"destination_disk,omitempty"`
 	DestinationAccess string `json:"destination_access,omitempty"`
+	// MirrorCopyMode is the mirror's copy-mode, "background" or "write-blocking" (mirror
+	// only).
+	MirrorCopyMode string `json:"mirror_copy_mode,omitempty"`
 	// MigrationTimeMS is from the command (StartNS) until the destination no longer needs
 	// the source: the migration completed and, for pull, the disk stream ended.
 	MigrationTimeMS float64 `json:"migration_time_ms"`

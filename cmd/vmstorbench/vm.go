@@ -173,6 +173,7 @@ type migrateOptions struct {
 	diskLink         string
 	checkImage       bool
 	wattsPerCore     float64
+	mirrorCopyMode   string
 }
 
 // newMigrateCmd is "migrate": the workload inside a guest that is live-migrated.
@@ -240,6 +241,7 @@ and TCG used when it does not boot the guest.`,
 	f.StringVar(&o.to, "to", "", "where the disk goes (--storage copy, two-phase, mirror): a directory (a new image is made), an image, or any backend URL; default a new image in a scratch directory")
 	f.StringVar(&o.diskLink, "disk-link", "", "emulated link for the disk stream between the hypervisors (default: the shape of --link, as a link of its own; unshaped but counted without --link)")
 	f.BoolVar(&o.checkImage, "check-image", true, "compare the destination image with the source's block by block at switchover (the VM stays stopped meanwhile; the time is reported and left out of the disruption)")
+	f.StringVar(&o.mirrorCopyMode, "mirror-copy-mode", "background", "--storage mirror: background (new writes copied later, in 64 KiB chunks; may never converge when the guest writes faster than the link) | write-blocking (each guest write waits until the destination has it too)")
 	f.Float64Var(&o.wattsPerCore, "watts-per-core", migrate.DefaultWattsPerCore, "power of one busy logical CPU for the energy estimate (default: Cloud Carbon Footprint's AWS average max watts per vCPU, from SPECpower results); the estimate is CPU-seconds × this")
 	return cmd
 }
@@ -298,7 +300,7 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 	// A method the mode cannot do is refused before anything is built or started.
 	if err := (migrate.Config{
 		Mode: o.mode, Security: o.security, CheckMemory: o.checkMemory, Accel: o.accel,
-		Storage: o.storage, To: o.to, WattsPerCore: o.wattsPerCore,
+		Storage: o.storage, To: o.to, WattsPerCore: o.wattsPerCore, MirrorCopyMode: o.mirrorCopyMode,
 	}).Validate(); err != nil {
 		return err
 	}
@@ -390,7 +392,7 @@ func migrateOnce(ctx context.Context, o *migrateOptions, img *guest.Image, w wor
 		Security: o.security, Link: link, StorageLink: storageLink, CheckMemory: o.checkMemory,
 		OutsideTarget: o.outside, OutsideOpen: backends.OpenParams{AllowDestructive: o.allowDestructive, Keep: o.keep},
 		Storage: o.storage, To: o.to, ToOptions: migrate.DiskOptions{Access: o.access, AllowDestructive: o.allowDestructive, Keep: o.keep},
-		DiskLink: diskLink, NoImageCheck: !o.checkImage, WattsPerCore: o.wattsPerCore,
+		DiskLink: diskLink, NoImageCheck: !o.checkImage, WattsPerCore: o.wattsPerCore, MirrorCopyMode: o.mirrorCopyMode,
 		Logf: logf, Labels: labels, Profile: o.profile, Command: redactArgs(os.Args),
 	}
 	start := time.Now()

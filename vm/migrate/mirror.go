@@ -76,7 +76,7 @@ func (s *scenario) mirrorUntilReady(ctx context.Context, mig *results.Migration,
 	start, b0 := time.Now(), s.diskBytes()
 	args := map[string]any{
 		"job-id": mirrorJobID, "device": "disk0", "target": s.mirrorTarget,
-		"format": "raw", "mode": "existing", "sync": "full",
+		"format": "raw", "mode": "existing", "sync": "full", "copy-mode": s.cfg.MirrorCopyMode,
 		// A write the target refuses fails the job at once (the default is the same; said
 		// here because the run's error handling relies on it).
 		"on-target-error": "report",
@@ -85,6 +85,7 @@ func (s *scenario) mirrorUntilReady(ctx context.Context, mig *results.Migration,
 		return false, fmt.Errorf("migrate: drive-mirror: %w", s.src.check(err))
 	}
 	s.mirrorStarted = true
+	mig.MirrorCopyMode = s.cfg.MirrorCopyMode
 	tick := time.NewTicker(queryMigrateEvery)
 	defer tick.Stop()
 	var last blockJob

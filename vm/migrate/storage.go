@@ -254,6 +254,9 @@ func (s *scenario) prepareStorage(ctx context.Context, mig *results.Migration) e
 	s.imageLen = srcLen
 	s.dstDrive = dst.Drive
 	mig.DestinationDisk, mig.DestinationAccess = redactDrive(dst.Drive.File), dst.Access
+	if cfg.Security != SecurityNone {
+		s.note("the disk stream is not encrypted: --security applies to the RAM stream only (QEMU's NBD TLS is not set up)")
+	}
 	if cfg.Storage == StoragePull {
 		if err := s.preparePull(ctx, dst); err != nil {
 			return err
