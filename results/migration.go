@@ -121,7 +121,8 @@ type Migration struct {
 	// switchover (non-shared methods).
 	ImageCheck *ImageCheck `json:"image_check,omitempty"`
 	// GuestOn is where the guest runs at the end: "destination", or "source" when the
-	// migration did not complete (the VM kept running there).
+	// migration did not complete (the VM kept running there), or "source, on the
+	// destination image" after a disk move without migration (mode none, mirror).
 	GuestOn string `json:"guest_on,omitempty"`
 
 	// Completions is how many completions the host received; DroppedCompletions how many
@@ -258,7 +259,10 @@ type LinkTraffic struct {
 	// a counting relay only).
 	Link  string `json:"link"`
 	Shape string `json:"shape,omitempty"`
-	// UpB is towards the destination (or the storage server), DownB back.
+	// UpB is from the side that connects to the side that listens, DownB back: for "ram"
+	// and "disk" the source's QEMU (or vmstorbench's copy sender) to the destination,
+	// except for pull, where the destination reads from the source's export (the data is
+	// DownB); for "storage" the hypervisors to the storage server.
 	UpB   int64 `json:"up_bytes"`
 	DownB int64 `json:"down_bytes"`
 }
