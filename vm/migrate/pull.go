@@ -31,7 +31,7 @@ const pullJobID = "vsb-pull"
 // makes the destination image a copy-on-read overlay backed by it.
 func (s *scenario) preparePull(ctx context.Context, dst *Disk) error {
 	if dst.path == "" {
-		return fmt.Errorf("--storage pull needs a local destination (--to a directory or an image path): the overlay is a qcow2 file, and %s is not one", dst.URL)
+		return fmt.Errorf("--storage pull needs a local destination image (--to a directory or an image path): the overlay is a qcow2 file, and %s is reached through %s", dst.URL, dst.Access)
 	}
 	src := s.cfg.Disk
 	t := src.target

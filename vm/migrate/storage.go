@@ -227,6 +227,11 @@ func (s *scenario) prepareStorage(ctx context.Context, mig *results.Migration) e
 	}
 	o := cfg.ToOptions
 	o.Size = srcLen
+	if cfg.Storage == StoragePull && u.Scheme == "file" {
+		// The overlay is a qcow2 file the destination QEMU opens itself (--access nbd is
+		// for the source here).
+		o.Access = AccessAuto
+	}
 	dst, err := OpenDisk(ctx, to, o)
 	if err != nil {
 		return fmt.Errorf("--to %s: %w", backends.Redact(u), err)
