@@ -110,25 +110,38 @@ func groupKey(r *Run) string {
 	return r.Job.Set + "\x00" + strconv.Itoa(r.Job.Group)
 }
 
-// hoistGlobals moves the options that all entries share, with the same value, from their
-// job options to the global options, as fio shows a job file's [global] section. Result
-// documents do not record which options came from [global], so this needs two different
-// jobs of a job file; otherwise nothing is hoisted (a single job or workload keeps all its
-// options, as fio prints a command-line job).
+// hoistGlobals moves options from the entries' job options to the global options, as fio
+// shows a job file's [global] section: the options the file's [global] set (recorded in
+// each run's JobInfo.Global), where every entry has the same value. Documents written
+// before that was recorded fall back to the options that two or more different jobs of a
+// job file share; a single job or workload without a [global] keeps all its options, as fio
+// prints a command-line job.
 func hoistGlobals(runs []*Run, jobs []fioJob) object {
+	if len(jobs) == 0 {
+		return object{}
+	}
 	distinct := map[[2]string]bool{}
+	var fromFile map[string]bool
 	for _, r := range runs {
 		if r.Job == nil {
 			return object{}
 		}
 		distinct[[2]string{r.Job.Set, strconv.Itoa(r.Job.Index)}] = true
+		if r.Job.Global != nil {
+			if fromFile == nil {
+				fromFile = map[string]bool{}
+			}
+			for _, k := range r.Job.Global {
+				fromFile[k] = true
+			}
+		}
 	}
-	if len(distinct) < 2 || len(jobs) < 2 {
+	if fromFile == nil && (len(distinct) < 2 || len(jobs) < 2) {
 		return object{}
 	}
 	global := object{}
 	for _, f := range jobs[0].JobOptions {
-		if f.key == "name" {
+		if f.key == "name" || (fromFile != nil && !fromFile[f.key]) {
 			continue
 		}
 		shared := true

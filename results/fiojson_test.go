@@ -436,3 +436,52 @@ func readClatCSV(t *testing.T, name string) (rows int, sums map[string]int64) {
 	}
 	return rows, sums
 }
+
+// TestFioJSONGlobalOptionsFromGlobalSection: with the job file's [global] recorded, the
+// global options are exactly those of its options that every job has with the same value,
+// even for a single job, and options the jobs merely share stay with each job.
+func TestFioJSONGlobalOptionsFromGlobalSection(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		runs []*Run
+		want []string // keys of "global options"
+	}{
+		{"one job without [global]", jobFileRuns()[1:2], nil},
+		{"one job with [global]", jobFileRuns()[1:2], []string{"rw"}},
+		{"several jobs with [global]", jobFileRuns(), []string{"rw"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, r := range c.runs {
+				r.Job.Global = c.want
+			}
+			var buf bytes.Buffer
+			if err := WriteFioJSON(&buf, c.runs); err != nil {
+				t.Fatal(err)
+			}
+			var doc struct {
+				Global map[string]string `json:"global options"`
+				Jobs   []struct {
+					JobOptions map[string]string `json:"job options"`
+				} `json:"jobs"`
+			}
+			if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+				t.Fatal(err)
+			}
+			var keys []string
+			for k := range doc.Global {
+				keys = append(keys, k)
+			}
+			if fmt.Sprint(keys) != fmt.Sprint(c.want) && !(len(keys) == 0 && len(c.want) == 0) {
+				t.Errorf("global options %v, want keys %v", doc.Global, c.want)
+			}
+			for _, j := range doc.Jobs {
+				if _, dup := j.JobOptions["rw"]; dup == (len(c.want) > 0) {
+					t.Errorf("job options %v with global %v", j.JobOptions, doc.Global)
+				}
+				if j.JobOptions["filename"] == "" {
+					t.Errorf("filename hoisted though [global] did not set it: %v", j.JobOptions)
+				}
+			}
+		})
+	}
+}

@@ -82,6 +82,49 @@ type Migration struct {
 	OutsideStartNS int64          `json:"outside_start_ns,omitempty"`
 	StorageLink    *MigrationLink `json:"storage_link,omitempty"`
 
+	// Storage is how the disk reached the destination: "shared" (both QEMUs open the same
+	// image), "copy" (the VM stopped while the whole image is streamed), "two-phase" (copied
+	// live, then the changed blocks found by checksums across the link and sent while the VM
+	// is stopped), "mirror" (QEMU mirrors the disk to the destination's NBD export while the
+	// VM runs) or "pull" (the destination runs at once on a copy-on-read overlay backed by
+	// the source over NBD and streams the rest). Empty in results older than this field:
+	// shared.
+	Storage string `json:"storage,omitempty"`
+	// DestinationDisk is the destination's image for every method but shared (no
+	// credentials), DestinationAccess how QEMU opens it.
+	DestinationDisk   string `json:"destination_disk,omitempty"`
+	DestinationAccess string `json:"destination_access,omitempty"`
+	// MirrorCopyMode is the mirror's copy-mode, "background" or "write-blocking" (mirror
+	// only).
+	MirrorCopyMode string `json:"mirror_copy_mode,omitempty"`
+	// MigrationTimeMS is from the command (StartNS) until the destination no longer needs
+	// the source: the migration completed and, for pull, the disk stream ended.
+	MigrationTimeMS float64 `json:"migration_time_ms"`
+	// DisruptionMS is how long the VM ran nowhere: the source's STOP event (or vmstorbench's
+	// stop command) to the destination's RESUME event, less the pauses of vmstorbench's own
+	// checks (MemoryCheck.PauseNS, ImageCheck.PauseNS), which a real migration would not
+	// have. Next to QEMUDowntimeMS (QEMU's own figure) and LongestStallMS (seen in the guest).
+	DisruptionMS float64 `json:"disruption_ms"`
+	// Phases are the stages of the migration on the timeline: "disk-bulk-copy",
+	// "disk-deltas", "disk-final-sync", "ram-precopy", "downtime", "postcopy", "disk-pull".
+	// They may overlap (a mirror keeps copying during the RAM pre-copy).
+	Phases []MigrationSpan `json:"phases,omitempty"`
+	// Traffic is what each emulated link or counting relay carried, counted where the bytes
+	// pass: "ram" (the migration stream), "disk" (the disk stream between the hypervisors),
+	// "storage" (hypervisors to the storage). Links without a relay are not listed.
+	Traffic []LinkTraffic `json:"traffic,omitempty"`
+	// DiskTransferredB is the disk stream's bytes in both directions (Traffic "disk").
+	DiskTransferredB int64 `json:"disk_transferred_bytes,omitempty"`
+	// Cost is the CPU time the migration took and an energy estimate from it.
+	Cost *MigrationCost `json:"cost,omitempty"`
+	// ImageCheck compares the destination's image with the source's, block by block, at
+	// switchover (non-shared methods).
+	ImageCheck *ImageCheck `json:"image_check,omitempty"`
+	// GuestOn is where the guest runs at the end: "destination", or "source" when the
+	// migration did not complete (the VM kept running there), or "source, on the
+	// destination image" after a disk move without migration (mode none, mirror).
+	GuestOn string `json:"guest_on,omitempty"`
+
 	// Completions is how many completions the host received; DroppedCompletions how many
 	// the guest could not send.
 	Completions        int64    `json:"completions"`
@@ -198,4 +241,63 @@ type MemoryCheck struct {
 	FirstAddresses []int64 `json:"first_differing_addresses,omitempty"`
 	// PauseNS is how long the check kept the guest paused (added to its downtime).
 	PauseNS int64 `json:"pause_ns"`
+}
+
+// MigrationSpan is one stage of a migration on the run's timeline (host time since the
+// workload started).
+type MigrationSpan struct {
+	Name    string `json:"name"`
+	StartNS int64  `json:"start_ns"`
+	EndNS   int64  `json:"end_ns"`
+	// Bytes is what the stage moved, when known (the disk stages).
+	Bytes int64 `json:"bytes,omitempty"`
+}
+
+// LinkTraffic is the bytes one link carried during the run, counted on the link.
+type LinkTraffic struct {
+	// Link is "ram", "disk" or "storage"; Shape the emulated link's preset ("" unshaped:
+	// a counting relay only).
+	Link  string `json:"link"`
+	Shape string `json:"shape,omitempty"`
+	// UpB is from the side that connects to the side that listens, DownB back: for "ram"
+	// and "disk" the source's QEMU (or vmstorbench's copy sender) to the destination,
+	// except for pull, where the destination reads from the source's export (the data is
+	// DownB); for "storage" the hypervisors to the storage server.
+	UpB   int64 `json:"up_bytes"`
+	DownB int64 `json:"down_bytes"`
+}
+
+// MigrationCost is what the migration cost in CPU, measured from /proc/PID/stat (user +
+// system time) between the migration's start and its end (MigrationTimeMS), and an energy
+// estimate derived from it.
+type MigrationCost struct {
+	// WallNS is the interval measured.
+	WallNS int64 `json:"wall_ns"`
+	// CPU-seconds of the source QEMU, the destination QEMU and the vmstorbench process (its
+	// helpers run in it: link emulators, NBD exports, copy streams; its bookkeeping too).
+	// Each QEMU includes running the guest (TCG emulates it on the host's CPU).
+	SourceCPUS      float64 `json:"source_cpu_s"`
+	DestinationCPUS float64 `json:"destination_cpu_s"`
+	HelpersCPUS     float64 `json:"helpers_cpu_s"`
+	TotalCPUS       float64 `json:"total_cpu_s"`
+	// WattsPerCore is the assumed power of one busy core; EnergyJ = TotalCPUS × WattsPerCore.
+	// An estimate, not a measurement: no power meter is read.
+	WattsPerCore     float64 `json:"watts_per_core"`
+	EnergyEstimateJ  float64 `json:"energy_estimate_j"`
+	EnergyEstimateOf string  `json:"energy_estimate_basis"`
+}
+
+// ImageCheck is the destination image compared with the source image block by block.
+type ImageCheck struct {
+	// When is "switchover" (both images final, the VM stopped) or another moment named.
+	When      string `json:"when"`
+	BlockSize int64  `json:"block_size"`
+	Blocks    int64  `json:"blocks"`
+	// DifferingBlocks counts the blocks whose contents differ; Differing lists their
+	// offsets (the first maxima; all of them are counted).
+	DifferingBlocks int64   `json:"differing_blocks"`
+	Differing       []int64 `json:"differing_offsets,omitempty"`
+	// PauseNS is how long the check kept the VM stopped (not counted in DisruptionMS).
+	PauseNS int64  `json:"pause_ns"`
+	Error   string `json:"error,omitempty"`
 }

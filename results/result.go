@@ -87,6 +87,9 @@ type JobInfo struct {
 	// GroupReporting (fio group_reporting) asks reports to sum the job with the jobs before
 	// it in its group, and its numjobs jobs with each other.
 	GroupReporting bool `json:"group_reporting,omitempty"`
+	// Global names the options (fio's canonical names) the job file's [global] sections set
+	// for this job; fio-json shows them as "global options".
+	Global []string `json:"global,omitempty"`
 }
 
 // JobStats are the figures of one of a run's numjobs jobs.

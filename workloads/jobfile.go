@@ -39,6 +39,9 @@ type Job struct {
 	// GroupReporting (fio group_reporting) reports the job's group as one entry, its jobs
 	// (numjobs clones included) summed.
 	GroupReporting bool
+	// Global names the options (canonical names, sorted) that the [global] sections before
+	// the job set, so that fio-json can show them as fio shows its "global options".
+	Global []string
 }
 
 // ParseJobFile parses a fio job file. name is used in errors ("job.fio:12: ...").
@@ -156,6 +159,7 @@ func parseJobFile(name string, r io.Reader, lookup func(string) (string, bool)) 
 			continue
 		}
 		jobs = append(jobs, Job{Workload: w, Section: sec.name, Line: sec.line, Options: s.options, Notes: s.notes,
+			Global:    slices.Sorted(maps.Keys(global.options)),
 			Stonewall: s.stonewall, NewGroup: s.newGroup, GroupReporting: s.groupReporting})
 	}
 	if len(errs) > 0 {

@@ -440,3 +440,14 @@ func TestTimeBasedWithoutRuntime(t *testing.T) {
 		t.Errorf("time_based %v, notes %q", jobs[0].Workload.TimeBased, jobs[0].Notes)
 	}
 }
+
+// TestJobGlobalNames: each job records the options the [global] sections before it set.
+func TestJobGlobalNames(t *testing.T) {
+	jobs, err := parseTest("[global]\nbs=4k\nreadwrite=randread\n[a]\nsize=1m\n[global]\niodepth=4\n[b]\nsize=1m\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(jobs[0].Global, " ") + "|" + strings.Join(jobs[1].Global, " "); got != "bs rw|bs iodepth rw" {
+		t.Errorf("globals %s", got)
+	}
+}

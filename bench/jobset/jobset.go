@@ -31,6 +31,8 @@ type Job struct {
 	NewGroup  bool
 	// GroupReporting is fio's group_reporting: reports sum the job with its group.
 	GroupReporting bool
+	// Global names the options the job file's [global] set (recorded in the result).
+	Global []string
 }
 
 // Result is the outcome of one job: its run (nil when it failed before measuring, or was
@@ -81,7 +83,7 @@ func Run(ctx context.Context, jobs []Job) []Result {
 			cfg := jobs[i].Config
 			cfg.FirstJob = next[cfg.Target]
 			next[cfg.Target] += max(cfg.Workload.NumJobs, 1)
-			info := &results.JobInfo{Name: jobs[i].Name, Set: set, Group: groups[i], Index: i, GroupReporting: jobs[i].GroupReporting}
+			info := &results.JobInfo{Name: jobs[i].Name, Set: set, Group: groups[i], Index: i, GroupReporting: jobs[i].GroupReporting, Global: jobs[i].Global}
 			if info.Name == "" {
 				info.Name = cfg.Workload.Name
 			}

@@ -130,6 +130,7 @@ type plannedJob struct {
 	// the group semantics of its stonewall, new_group and group_reporting.
 	fromFile                            bool
 	stonewall, newGroup, groupReporting bool
+	global                              []string // options the file's [global] set
 }
 
 func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
@@ -298,6 +299,7 @@ func runJobSet(ctx context.Context, o *runOptions, jobs []plannedJob, target *ta
 		specs[i] = jobset.Job{
 			Config:    jobConfig(o, j, targets[i], labels),
 			Stonewall: j.stonewall, NewGroup: j.newGroup, GroupReporting: j.groupReporting,
+			Global: j.global,
 		}
 	}
 	// One progress line per group: the jobs that run together show their sum on it.
@@ -442,7 +444,7 @@ func planJobs(cmd *cobra.Command, o *runOptions, args []string, haveTargets bool
 			}
 			_, given := pj.Options["size"]
 			pl := plannedJob{w: w, sizeGiven: given || sizeGiven, fromFile: true,
-				stonewall: pj.Stonewall, newGroup: pj.NewGroup, groupReporting: pj.GroupReporting}
+				stonewall: pj.Stonewall, newGroup: pj.NewGroup, groupReporting: pj.GroupReporting, global: pj.Global}
 			if haveTargets {
 				if n := pj.TargetNote(); n != "" {
 					notes = append(notes, n)

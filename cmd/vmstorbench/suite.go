@@ -594,7 +594,7 @@ func runPlanned(ctx context.Context, s *suite.Suite, pr suite.Run, o *suiteOptio
 		postcopyAfter: sc.PostcopyAfter, postcopyIters: sc.PostcopyIterations,
 		security: sc.Security, checkMemory: sc.CheckMemory, accel: sc.Accel, memory: sc.MemoryMiB,
 		access: sc.Access, noVerify: !sc.Verify, allowDestructive: pr.Endpoint.AllowDestructive,
-		quiet: !live,
+		quiet: !live, checkImage: true,
 	}
 	if sc.Outside {
 		out, err := suite.OutsideURL(target.url)
@@ -603,7 +603,7 @@ func runPlanned(ctx context.Context, s *suite.Suite, pr suite.Run, o *suiteOptio
 		}
 		mo.outside = out
 	}
-	res, err := migrateOnce(ctx, mo, img, w, sc.DiskSize, sc.MaxBandwidth, sc.LinkSpec, sc.StorageLinkSpec, labels, live, logf, stderr)
+	res, err := migrateOnce(ctx, mo, img, w, sc.DiskSize, sc.MaxBandwidth, sc.LinkSpec, sc.StorageLinkSpec, nil, labels, live, logf, stderr)
 	if res == nil {
 		return nil, err
 	}

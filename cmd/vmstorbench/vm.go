@@ -186,6 +186,12 @@ type migrateOptions struct {
 	allowDestructive bool
 	labels           []string
 	testbedDir       string
+	storage          string
+	to               string
+	diskLink         string
+	checkImage       bool
+	wattsPerCore     float64
+	mirrorCopyMode   string
 }
 
 // newMigrateCmd is "migrate": the workload inside a guest that is live-migrated.
@@ -203,6 +209,9 @@ guest's I/O per 100 ms as timestamped on the host, and downtime seen both ways.
   vmstorbench migrate --target file:///var/tmp --mode postcopy --link wan
   vmstorbench migrate --target testbed:nfs-ganesha --check-memory   (after 'vmstorbench testbed up')
   vmstorbench migrate --target smb://bench@127.0.0.1:4450/vms --security tls-verify-peer
+  vmstorbench migrate --target file:///var/tmp --storage mirror --link lan   (no shared storage)
+  vmstorbench migrate --target file:///var/tmp --storage copy --to file:///srv/b
+  vmstorbench migrate --target file:///mnt/nas-a --mode none --storage mirror --to file:///mnt/nas-b   (move the disk only)
 
 QEMU opens file:// images itself; other backends are served to it over an NBD export
 inside vmstorbench (--access nbd forces that for file:// too). KVM is tried (--accel auto)
@@ -246,6 +255,12 @@ and TCG used when it does not boot the guest.`,
 	f.BoolVar(&o.allowDestructive, "allow-destructive", false, "allow using an existing image or device as the guest's disk (it is overwritten)")
 	f.StringArrayVar(&o.labels, "label", nil, "key=value label stored in the results (repeatable)")
 	f.StringVar(&o.testbedDir, "testbed-state", testbed.DefaultDir(), "state directory of the testbed for testbed:NAME targets")
+	f.StringVar(&o.storage, "storage", migrate.StorageShared, "how the disk gets to the destination: shared (both open the same image) | copy (stop, copy the image, continue) | two-phase (copy live, then send the changed blocks found by checksums) | mirror (QEMU mirrors the disk to the destination's NBD export while the VM runs)")
+	f.StringVar(&o.to, "to", "", "where the disk goes (--storage copy, two-phase, mirror): a directory (a new image is made), an image, or any backend URL; default a new image in a scratch directory")
+	f.StringVar(&o.diskLink, "disk-link", "", "emulated link for the disk stream between the hypervisors (default: the shape of --link, as a link of its own; unshaped but counted without --link)")
+	f.BoolVar(&o.checkImage, "check-image", true, "compare the destination image with the source's block by block at switchover (the VM stays stopped meanwhile; the time is reported and left out of the disruption)")
+	f.StringVar(&o.mirrorCopyMode, "mirror-copy-mode", "background", "--storage mirror: background (new writes copied later, in 64 KiB chunks; may never converge when the guest writes faster than the link) | write-blocking (each guest write waits until the destination has it too)")
+	f.Float64Var(&o.wattsPerCore, "watts-per-core", migrate.DefaultWattsPerCore, "power of one busy logical CPU for the energy estimate (default: Cloud Carbon Footprint's AWS average max watts per vCPU, from SPECpower results); the estimate is CPU-seconds × this")
 	return cmd
 }
 
@@ -282,11 +297,11 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 			return fmt.Errorf("--max-bandwidth %q: want bytes/s like 100m", o.maxBandwidth)
 		}
 	}
-	var link, storageLink *linkemu.Link
+	var link, storageLink, diskLink *linkemu.Link
 	for _, l := range []struct {
 		spec string
 		dst  **linkemu.Link
-	}{{o.link, &link}, {o.storageLink, &storageLink}} {
+	}{{o.link, &link}, {o.storageLink, &storageLink}, {o.diskLink, &diskLink}} {
 		if l.spec != "" {
 			parsed, err := linkemu.Parse(l.spec)
 			if err != nil {
@@ -299,6 +314,13 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 		if _, err := lookupTarget(o.outside); err != nil {
 			return fmt.Errorf("--outside: %w", err)
 		}
+	}
+	// A method the mode cannot do is refused before anything is built or started.
+	if err := (migrate.Config{
+		Mode: o.mode, Security: o.security, CheckMemory: o.checkMemory, Accel: o.accel,
+		Storage: o.storage, To: o.to, WattsPerCore: o.wattsPerCore, MirrorCopyMode: o.mirrorCopyMode,
+	}).Validate(); err != nil {
+		return err
 	}
 	if !o.noSave {
 		if err := ensureWritableDir(o.resultsDir); err != nil {
@@ -326,7 +348,7 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 	var runs []*migrate.Result
 	var failures, corrupt int
 	for rep := 0; rep < o.repeat && ctx.Err() == nil; rep++ {
-		res, err := migrateOnce(ctx, o, img, w, diskSize, maxBW, link, storageLink, labels, live, logf, stderr)
+		res, err := migrateOnce(ctx, o, img, w, diskSize, maxBW, link, storageLink, diskLink, labels, live, logf, stderr)
 		if res != nil {
 			res.Run.Repeat, res.Run.Repeats = rep, o.repeat
 			if !o.noSave {
@@ -375,7 +397,7 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 }
 
 func migrateOnce(ctx context.Context, o *migrateOptions, img *guest.Image, w workloads.Workload, diskSize, maxBW int64,
-	link, storageLink *linkemu.Link, labels map[string]string, live bool, logf func(string, ...any), stderr io.Writer) (*migrate.Result, error) {
+	link, storageLink, diskLink *linkemu.Link, labels map[string]string, live bool, logf func(string, ...any), stderr io.Writer) (*migrate.Result, error) {
 	disk, err := migrate.OpenDisk(ctx, o.target, migrate.DiskOptions{Size: diskSize, Access: o.access, AllowDestructive: o.allowDestructive, Keep: o.keep})
 	if err != nil {
 		return nil, err
@@ -393,6 +415,8 @@ func migrateOnce(ctx context.Context, o *migrateOptions, img *guest.Image, w wor
 		MaxBandwidth: maxBW, DowntimeLimit: o.downtimeLimit, Deadline: o.deadline,
 		Security: o.security, Link: link, StorageLink: storageLink, CheckMemory: o.checkMemory,
 		OutsideTarget: o.outside, OutsideOpen: backends.OpenParams{AllowDestructive: o.allowDestructive, Keep: o.keep},
+		Storage: o.storage, To: o.to, ToOptions: migrate.DiskOptions{Access: o.access, AllowDestructive: o.allowDestructive, Keep: o.keep},
+		DiskLink: diskLink, NoImageCheck: !o.checkImage, WattsPerCore: o.wattsPerCore, MirrorCopyMode: o.mirrorCopyMode,
 		Logf: logf, Labels: labels, Profile: o.profile, Command: redactArgs(os.Args),
 	}
 	start := time.Now()
@@ -477,6 +501,27 @@ func printMigration(w io.Writer, r *migrate.Result) {
 		fmt.Fprintf(w, "   post-copy requests %d", m.PostcopyReqs)
 	}
 	fmt.Fprintf(w, "   boot %.1f s\n", float64(m.BootNS)/1e9)
+	if m.Storage != "" && m.Storage != migrate.StorageShared {
+		fmt.Fprintf(w, "  storage    %s to %s (%s)   migration %.0f ms   disruption %.0f ms   disk stream %.1f MB\n", m.Storage, m.DestinationDisk, m.DestinationAccess, m.MigrationTimeMS, m.DisruptionMS, float64(m.DiskTransferredB)/1e6)
+	}
+	for _, p := range m.Phases {
+		fmt.Fprintf(w, "    %-16s %8.0f ms .. %8.0f ms", p.Name, float64(p.StartNS-m.StartNS)/1e6, float64(p.EndNS-m.StartNS)/1e6)
+		if p.Bytes > 0 {
+			fmt.Fprintf(w, "   %.1f MB", float64(p.Bytes)/1e6)
+		}
+		fmt.Fprintln(w)
+	}
+	for _, t := range m.Traffic {
+		shape := t.Shape
+		if shape == "" {
+			shape = "unshaped relay"
+		}
+		fmt.Fprintf(w, "  link %-7s (%s) %10.1f MB out, %8.1f MB back\n", t.Link, shape, float64(t.UpB)/1e6, float64(t.DownB)/1e6)
+	}
+	if c := m.Cost; c != nil {
+		fmt.Fprintf(w, "  cost       CPU %.2f s (source QEMU %.2f, destination QEMU %.2f, vmstorbench %.2f) over %.1f s   energy estimate %.0f J at %.1f W per busy core\n",
+			c.TotalCPUS, c.SourceCPUS, c.DestinationCPUS, c.HelpersCPUS, float64(c.WallNS)/1e9, c.EnergyEstimateJ, c.WattsPerCore)
+	}
 	fmt.Fprintf(w, "  %-8s %10s %10s %12s %12s %12s\n", "period", "IOPS", "MB/s", "lat mean", "lat p99", "max stall")
 	for _, p := range []struct {
 		name string
@@ -512,6 +557,21 @@ func printMigration(w io.Writer, r *migrate.Result) {
 			}
 		}
 		fmt.Fprintf(w, "  outside    the host on %s at the same time: %.0f IOPS, %.2f MB/s\n", backends.RedactString(out.Target.URL), iops, bw/1e6)
+	}
+	if ic := m.ImageCheck; ic != nil {
+		switch {
+		case ic.Error != "":
+			fmt.Fprintf(w, "  image      not compared: %s\n", ic.Error)
+		default:
+			fmt.Fprintf(w, "  image      %d of %d blocks differ between the source and destination images at %s (check kept the VM stopped %.0f ms)\n", ic.DifferingBlocks, ic.Blocks, ic.When, float64(ic.PauseNS)/1e6)
+			for i, off := range ic.Differing {
+				if i == 16 {
+					fmt.Fprintf(w, "    ... %d more in the result document\n", len(ic.Differing)-16)
+					break
+				}
+				fmt.Fprintf(w, "    block at offset %d differs\n", off)
+			}
+		}
 	}
 	if mc := m.Memory; mc != nil {
 		fmt.Fprintf(w, "  memory     %d of %d pages differ between source and destination\n", mc.DifferingPages, mc.Pages)

@@ -7,6 +7,7 @@ package linkemu
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
@@ -136,6 +137,14 @@ func (l Link) String() string {
 // Proxy is a running emulated link from a local listening address to an upstream one.
 type Proxy struct {
 	p *toxiproxy.Proxy
+	// counters are the upstream (client to upstream) and downstream byte counters.
+	counters [2]*counterToxic
+}
+
+// Bytes returns the bytes the link has carried so far: upstream (from the clients that
+// connected to Addr towards upstream) and downstream (back), over all connections.
+func (p *Proxy) Bytes() (up, down int64) {
+	return p.counters[0].n.Load(), p.counters[1].n.Load()
 }
 
 // Start listens on 127.0.0.1 (a free port) and forwards every connection to upstream
@@ -169,6 +178,9 @@ func Start(l Link, upstream string) (*Proxy, error) {
 			chain = append(chain, fmt.Sprintf(`{"name":"latency_%s","type":"latency","stream":%q,"attributes":{"latency":%d,"jitter":%d}}`,
 				stream, stream, l.Latency.Milliseconds(), l.Jitter.Milliseconds()))
 		}
+		// Last in the chain: what it counts has passed the whole link, as a capture at the
+		// far end would count it (bytes queued in the link when it is stopped are not).
+		chain = append(chain, fmt.Sprintf(`{"name":"count_%s","type":%q,"stream":%q}`, stream, counterToxicType, stream))
 		for _, t := range chain {
 			if _, err := p.Toxics.AddToxicJson(strings.NewReader(t)); err != nil {
 				p.Stop()
@@ -176,7 +188,43 @@ func Start(l Link, upstream string) (*Proxy, error) {
 			}
 		}
 	}
-	return &Proxy{p: p}, nil
+	px := &Proxy{p: p}
+	for i, stream := range []string{"upstream", "downstream"} {
+		w := p.Toxics.GetToxic("count_" + stream)
+		c, ok := w.Toxic.(*counterToxic)
+		if !ok {
+			p.Stop()
+			return nil, fmt.Errorf("link emulator: counter toxic %s is a %T", stream, w.Toxic)
+		}
+		px.counters[i] = c
+	}
+	return px, nil
+}
+
+// counterToxicType names counterToxic in toxiproxy's registry.
+const counterToxicType = "vmstorbench_counter"
+
+// counterToxic counts the bytes that pass it. toxiproxy makes one instance per toxic added
+// and keeps it for the proxy's life, shared by all its connections, so the count is the
+// proxy's total in one direction.
+type counterToxic struct {
+	n atomic.Int64
+}
+
+func (t *counterToxic) Pipe(stub *toxics.ToxicStub) {
+	for {
+		select {
+		case <-stub.Interrupt:
+			return
+		case c := <-stub.Input:
+			if c == nil {
+				stub.Close()
+				return
+			}
+			t.n.Add(int64(len(c.Data)))
+			stub.Output <- c
+		}
+	}
 }
 
 // departureToxicType names departureToxic in toxiproxy's registry of toxic types.
@@ -206,7 +254,10 @@ func (*departureToxic) Pipe(stub *toxics.ToxicStub) {
 
 // toxiproxy keeps its toxic types in a package-level registry, like database/sql drivers:
 // registered once, read-only after.
-func init() { toxics.Register(departureToxicType, new(departureToxic)) }
+func init() {
+	toxics.Register(departureToxicType, new(departureToxic))
+	toxics.Register(counterToxicType, new(counterToxic))
+}
 
 // Addr is the address to connect to instead of upstream.
 func (p *Proxy) Addr() string { return p.p.Listen }

@@ -79,6 +79,33 @@ func TestProxyHoldsTheSenderToTheRate(t *testing.T) {
 // returns a connection through the link (closed, with everything else, when the test ends).
 func dialThrough(t *testing.T, l Link, serve func(net.Conn)) net.Conn {
 	t.Helper()
+	c, _ := dialProxy(t, l, serve)
+	return c
+}
+
+// TestProxyCountsBytes checks the byte counters of each direction, shaped and unshaped.
+func TestProxyCountsBytes(t *testing.T) {
+	for _, l := range []Link{{Name: "plain"}, {Name: "shaped", Latency: time.Millisecond, Bandwidth: 50_000_000}} {
+		c, p := dialProxy(t, l, func(c net.Conn) {
+			buf := make([]byte, 1000)
+			if _, err := io.ReadFull(c, buf); err == nil {
+				c.Write(buf[:10])
+			}
+		})
+		if _, err := c.Write(make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, make([]byte, 10)); err != nil {
+			t.Fatal(err)
+		}
+		if up, down := p.Bytes(); up != 1000 || down != 10 {
+			t.Errorf("%s: counted %d up, %d down; want 1000, 10", l.Name, up, down)
+		}
+	}
+}
+
+func dialProxy(t *testing.T, l Link, serve func(net.Conn)) (net.Conn, *Proxy) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -104,5 +131,5 @@ func dialThrough(t *testing.T, l Link, serve func(net.Conn)) net.Conn {
 	}
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(30 * time.Second))
-	return c
+	return c, p
 }

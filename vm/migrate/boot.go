@@ -60,11 +60,15 @@ func (s *scenario) bootSource(ctx context.Context, objs []string) (accel, note s
 
 func (s *scenario) vmConfig(name, accel string, objs []string) qemu.Config {
 	cfg := s.cfg
+	drive := &s.drive
+	if name == "destination" {
+		drive = &s.dstDrive
+	}
 	return qemu.Config{
 		Name: name, Dir: s.dir, Binary: s.qemuBin, Accel: accel, Firmware: guest.Firmware(),
 		MemoryMiB: cfg.MemoryMiB, CPUs: cfg.CPUs,
 		Kernel: cfg.Image.Kernel, Initrd: cfg.Image.Initrd, Append: cfg.Image.Cmdline,
-		Drive: &s.drive, AgentPortName: guest.AgentPortName, Objects: objs,
+		Drive: drive, AgentPortName: guest.AgentPortName, Objects: objs,
 	}
 }
 

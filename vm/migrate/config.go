@@ -91,6 +91,32 @@ type Config struct {
 	// the guest runs it ("inside and outside"), opened with OutsideOpen.
 	OutsideTarget string
 	OutsideOpen   backends.OpenParams
+	// Storage is how the disk gets to the destination: StorageShared (default: both QEMUs
+	// open the same image), StorageCopy, StorageTwoPhase or StorageMirror.
+	Storage string
+	// To is where the destination's image goes for a method that moves the disk: a backend
+	// URL, an image or a directory (a new image is made in it); "" is a new image in a
+	// scratch directory, removed afterwards. ToOptions open it (Size is the source's).
+	To        string
+	ToOptions DiskOptions
+	// DiskLink shapes the disk stream between the hypervisors (nil: the same shape as Link;
+	// both nil: an unshaped relay that only counts the bytes). It is a link of its own: the
+	// RAM stream's link does not share its bandwidth.
+	DiskLink *linkemu.Link
+	// MirrorCopyMode is drive-mirror's copy-mode: "background" (QEMU's default: new writes
+	// are marked dirty and copied later, in chunks of the mirror's granularity, 64 KiB for a
+	// raw image) or "write-blocking" (once a region is copied, a guest write to it completes
+	// only when the target has it too). Background never converges when the guest dirties
+	// chunks faster than the link moves them: 4 KiB random writes over the WAN preset did not
+	// in 30 s.
+	MirrorCopyMode string
+	// NoImageCheck skips comparing the destination image with the source's at switchover
+	// (the comparison keeps the VM stopped; its time is reported and left out of the
+	// disruption time, but the guest's longest stall includes it).
+	NoImageCheck bool
+	// WattsPerCore is the power of one busy logical CPU for the energy estimate (default
+	// DefaultWattsPerCore).
+	WattsPerCore float64
 	// CheckMemory starts the destination paused and compares guest RAM of both sides before
 	// it continues (pre-copy and stop-and-copy only).
 	CheckMemory bool
@@ -102,6 +128,9 @@ type Config struct {
 	Labels  map[string]string
 	Profile string
 	Command []string
+
+	// validateOnly: Validate's check, without the image and the disk.
+	validateOnly bool
 }
 
 // Status is the live state shown on the terminal.
@@ -114,11 +143,19 @@ type Status struct {
 	Detail string
 }
 
+// Validate checks the choices that need neither the guest image nor the disk (mode,
+// storage method, security, their combinations), so that a command refuses a combination
+// QEMU or the mode cannot do before it builds, opens or starts anything.
+func (c Config) Validate() error {
+	c.validateOnly = true
+	return c.defaults()
+}
+
 func (c *Config) defaults() error {
-	if c.Image == nil {
+	if c.Image == nil && !c.validateOnly {
 		return errors.New("migrate: no guest image")
 	}
-	if c.Disk == nil {
+	if c.Disk == nil && !c.validateOnly {
 		return errors.New("migrate: no disk")
 	}
 	if c.Accel == "" {
@@ -174,6 +211,22 @@ func (c *Config) defaults() error {
 	}
 	if c.MaxBandwidth < 0 || c.DowntimeLimit < 0 {
 		return errors.New("max-bandwidth and downtime-limit must not be negative")
+	}
+	if c.WattsPerCore < 0 {
+		return fmt.Errorf("--watts-per-core %g: must not be negative", c.WattsPerCore)
+	}
+	if c.WattsPerCore == 0 {
+		c.WattsPerCore = DefaultWattsPerCore
+	}
+	switch c.MirrorCopyMode {
+	case "":
+		c.MirrorCopyMode = "background"
+	case "background", "write-blocking":
+	default:
+		return fmt.Errorf("--mirror-copy-mode %q: must be background or write-blocking", c.MirrorCopyMode)
+	}
+	if err := c.checkStorage(); err != nil {
+		return err
 	}
 	if c.Logf == nil {
 		c.Logf = func(string, ...any) {}

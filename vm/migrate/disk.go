@@ -52,6 +52,11 @@ type Disk struct {
 	// Size is the disk's size in bytes.
 	Size  int64
 	close []func() error
+	// path is the local image (file access) and target the backend an NBD export or the
+	// NFS check opened: how vmstorbench itself reads and writes the image (copy methods,
+	// the image check). Neither is set for iSCSI through QEMU's own driver.
+	path   string
+	target backends.Target
 }
 
 // Close releases the disk: stops an NBD export, closes the backend, removes an image the
@@ -147,11 +152,13 @@ func (d *Disk) openFile(u *url.URL, o DiskOptions) error {
 		}
 		d.Drive = qemu.Drive{File: name, Format: "raw", Direct: true}
 		d.Size = o.Size
+		d.path = name
 	case err == nil && (st.Mode().IsRegular() || st.Mode()&fs.ModeDevice != 0):
 		if !o.AllowDestructive {
 			return fmt.Errorf("disk: %s exists and the guest will overwrite it: pass --allow-destructive, or give a directory to create a scratch image in", path)
 		}
 		d.Drive = qemu.Drive{File: path, Format: "raw", Direct: true}
+		d.path = path
 		size := st.Size()
 		if st.Mode()&fs.ModeDevice != 0 {
 			f, err := os.Open(path)
@@ -184,6 +191,7 @@ func (d *Disk) openFile(u *url.URL, o DiskOptions) error {
 		}
 		d.Drive = qemu.Drive{File: path, Format: "raw", Direct: true}
 		d.Size = o.Size
+		d.path = path
 	case err != nil:
 		return fmt.Errorf("disk: %w", err)
 	default:
@@ -210,6 +218,7 @@ func (d *Disk) openNBD(ctx context.Context, reg *backends.Registry, target strin
 	d.close = append(d.close, t.Close, exp.Close)
 	d.Drive = qemu.Drive{File: exp.URL(), Format: "raw", Direct: true}
 	d.Size = t.Size()
+	d.target = t
 	d.Access = "nbd-export (" + d.Scheme + ")"
 	return nil
 }

@@ -51,6 +51,7 @@ func (d *Disk) openNFS(ctx context.Context, reg *backends.Registry, target strin
 		}
 		d.Drive = qemu.Drive{File: native.String(), Format: "raw", Direct: true}
 		d.Size = min(size, t.Size())
+		d.target = t
 		d.Access = "nfs (QEMU libnfs)"
 		return nil
 	}

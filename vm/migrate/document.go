@@ -53,7 +53,8 @@ func (s *scenario) assemble(mig *results.Migration, wres, readBack *agent.Result
 	if len(cs) > 0 {
 		first = cs[0].T
 	}
-	migrated := cfg.Mode != ModeNone && mig.StartNS > 0 // a run can end before its migration starts
+	// A run can end before its migration (or disk move) starts.
+	migrated := (cfg.Mode != ModeNone || cfg.Storage != StorageShared) && mig.StartNS > 0
 	migEnd := mig.EndNS
 	if migEnd == 0 {
 		migEnd = endNS // the run ended during the migration
@@ -75,6 +76,18 @@ func (s *scenario) assemble(mig *results.Migration, wres, readBack *agent.Result
 	}
 	mig.Notes = append(mig.Notes, s.notes...)
 	s.mu.Unlock()
+	mig.Traffic = s.traffic()
+	for _, t := range mig.Traffic {
+		if t.Link == linkDisk {
+			mig.DiskTransferredB = t.UpB + t.DownB
+		}
+	}
+	if s.cpu != nil {
+		mig.Cost = s.cpu.cost(cfg.WattsPerCore)
+	}
+	if mig.Storage == "" {
+		mig.Storage = cfg.Storage
+	}
 	if in := mig.Integrity; in != nil {
 		if readBack != nil && readBack.Run != nil {
 			in.ReadBack = readBack.Run.Verify

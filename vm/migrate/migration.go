@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -41,6 +42,14 @@ func (s *scenario) setupMigration(ctx context.Context, incoming string) error {
 			if err := q.Execute(ctx, "migrate-set-parameters", sd.params, nil); err != nil {
 				return err
 			}
+		}
+	}
+	if cfg.Storage == StorageMirror || cfg.Storage == StorageTwoPhase {
+		// The disk's last writes move with the VM stopped and before the destination takes
+		// over: QEMU waits in "pre-switchover" until migrate-continue (as libvirt does it).
+		caps := []map[string]any{{"capability": "pause-before-switchover", "state": true}}
+		if err := s.src.vm.QMP.Execute(ctx, "migrate-set-capabilities", map[string]any{"capabilities": caps}, nil); err != nil {
+			return fmt.Errorf("migrate: pause-before-switchover: %w", err)
 		}
 	}
 	return s.dst.vm.QMP.Execute(ctx, "migrate-incoming", map[string]any{"uri": incoming}, nil)
@@ -83,16 +92,28 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 	srcQ := s.src.vm.QMP
 	start := time.Now()
 	mig.StartNS = int64(start.Sub(s.t0))
+	s.cpu = newCPUMeter(map[string]int{"source": s.src.vm.PID(), "destination": s.dst.vm.PID(), "helpers": os.Getpid()})
+	deadline := start.Add(cfg.Deadline)
+	// The disk first, for the methods that move it before RAM.
+	if ok, err := s.beforeRAM(ctx, mig, deadline); err != nil {
+		return err
+	} else if !ok {
+		s.abandon(mig)
+		mig.EndNS = int64(time.Since(s.t0))
+		s.cpu.sample()
+		return nil
+	}
 	if cfg.Mode == ModeStopcopy {
-		if err := srcQ.Execute(ctx, "stop", nil, nil); err != nil {
+		if err := s.stopSource(ctx); err != nil {
 			return err
 		}
 	}
+	ramStart := time.Now()
+	var preSwitchover time.Time
 	s.progress("migrating", 0, "")
 	if err := srcQ.Execute(ctx, "migrate", map[string]any{"uri": uri}, nil); err != nil {
 		return s.src.check(err)
 	}
-	deadline := start.Add(cfg.Deadline)
 	switched, cancelRequested, deadlineNoted := false, false, false
 	var last migrateInfo
 	tick := time.NewTicker(queryMigrateEvery)
@@ -132,6 +153,18 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 				s.note("migration was cancelled (not by vmstorbench)")
 			}
 			done = true
+		case "pre-switchover":
+			// The VM is stopped, its disk still active: move the disk's last writes, check
+			// the images, then let the destination take over.
+			if preSwitchover.IsZero() {
+				preSwitchover = now
+				if err := s.atSwitchover(ctx, mig); err != nil {
+					return err
+				}
+				if err := srcQ.Execute(ctx, "migrate-continue", map[string]any{"state": "pre-switchover"}, nil); err != nil {
+					return fmt.Errorf("migrate: migrate-continue: %w", s.src.check(err))
+				}
+			}
 		}
 		if done {
 			break
@@ -203,6 +236,7 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 		if err := s.waitStatus(ctx, s.dst, time.Minute, func(st string) bool { return st != "inmigrate" }, "has loaded the incoming migration"); err != nil {
 			return err
 		}
+		s.stopDiskExport(ctx)
 		if cfg.CheckMemory {
 			s.progress("migrating", 100, "comparing guest memory")
 			mc, err := s.checkMemory(ctx)
@@ -226,8 +260,44 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 		resume, okResume := s.event("destination", "RESUME", "", start)
 		if okStop && okResume && resume.After(stop) {
 			mig.PauseMS = ms(resume.Sub(stop))
+			s.span(mig, "downtime", stop, resume, 0)
+			checks := time.Duration(0)
+			if mig.Memory != nil {
+				checks += time.Duration(mig.Memory.PauseNS)
+			}
+			if mig.ImageCheck != nil {
+				checks += time.Duration(mig.ImageCheck.PauseNS)
+			}
+			mig.DisruptionMS = max(ms(resume.Sub(stop)-checks), 0)
 		}
+		// RAM: pre-copy while the guest ran (until QEMU stopped it or post-copy began), or
+		// all of it with the guest stopped (stop-and-copy, copy).
+		ramEnd := end
+		if okStop && stop.After(ramStart) {
+			ramEnd = stop
+		}
+		switch {
+		case s.srcStopped:
+			s.span(mig, "ram-copy", ramStart, end, mig.TransferredB)
+		case switched:
+			s.span(mig, "ram-precopy", ramStart, start.Add(time.Duration(mig.SwitchoverNS-mig.StartNS)), 0)
+			if okResume {
+				s.span(mig, "postcopy", resume, end, 0)
+			}
+		default:
+			s.span(mig, "ram-precopy", ramStart, ramEnd, 0)
+		}
+		if cfg.Storage == StoragePull {
+			// The guest runs on the destination; the migration ends when it no longer
+			// needs the source's disk.
+			if err := s.pullDisk(ctx, mig); err != nil {
+				return err
+			}
+			end = time.Now()
+		}
+		mig.MigrationTimeMS = ms(end.Sub(start))
 	default:
+		s.abandon(mig)
 		// The guest stays on the source: make sure it runs (stop-and-copy stopped it).
 		if st, err := s.src.vm.Status(ctx); err == nil && st != "running" {
 			if err := s.src.vm.QMP.Execute(ctx, "cont", nil, nil); err != nil {
@@ -239,6 +309,7 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 		}
 	}
 	mig.EndNS = int64(end.Sub(s.t0))
+	s.cpu.sample()
 	return nil
 }
 

@@ -13,7 +13,6 @@ import (
 	"github.com/vmstorbench/vmstorbench/results"
 	"github.com/vmstorbench/vmstorbench/testbed"
 	"github.com/vmstorbench/vmstorbench/vm/agent"
-	"github.com/vmstorbench/vmstorbench/vm/linkemu"
 	"github.com/vmstorbench/vmstorbench/vm/qemu"
 	"github.com/vmstorbench/vmstorbench/workloads"
 )
@@ -101,7 +100,28 @@ type scenario struct {
 	// workload is what the guest runs.
 	workload workloads.Workload
 
+	// dstDrive is the destination's disk: the same as drive on shared storage.
+	dstDrive qemu.Drive
+	// The disk's move (storage.go, mirror.go): the destination image, the length copied,
+	// where the mirror and the copy sender connect (through the disk link), and how far
+	// the move got.
+	dst0          *Disk
+	imageLen      int64
+	mirrorTarget  string
+	copyAddr      string
+	srcStopped    bool
+	switchedDisk  bool
+	mirrorStarted bool
+	mirrorDone    bool
+	jobErrorNoted bool
+	jobEvents     chan jobEvent
+	// closePullExport closes the source's export for the pull (once).
+	closePullExport func() error
+	cpu             *cpuMeter
+
 	mu          sync.Mutex
+	links       []countedLink
+	cleanups    []func() error
 	events      []timedEvent
 	notes       []string
 	connEnded   map[string]error
@@ -137,7 +157,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	s := &scenario{
 		cfg: &cfg, dir: dir, qemuBin: bin, qemuVer: qemu.Version(bin),
 		msgs: make(chan agent.Message, 4096), hellos: make(chan agent.Message, 8), results: make(chan agent.Message, 8),
-		coll: newCollector(taskWorkload), connEnded: map[string]error{},
+		coll: newCollector(taskWorkload), connEnded: map[string]error{}, jobEvents: make(chan jobEvent, 64),
 	}
 	pumpCtx, stopPump := context.WithCancel(context.Background())
 	pumpDone := make(chan struct{})
@@ -146,6 +166,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		// Stop both QEMUs first (by PID), then the pump, then remove sockets and files.
 		_ = s.src.stop()
 		_ = s.dst.stop()
+		// Then what served them: links, the copy receiver, the destination image.
+		if err := s.runCleanups(); err != nil {
+			cfg.Logf("cleaning up: %v", err)
+		}
 		stopPump()
 		<-pumpDone
 		os.RemoveAll(dir)
@@ -202,19 +226,8 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 	// The disk, through the emulated storage link if asked.
 	s.drive = cfg.Disk.Drive
 	if l := cfg.StorageLink; l != nil {
-		var proxies []*linkemu.Proxy
-		defer func() {
-			for _, p := range proxies {
-				p.Stop()
-			}
-		}()
 		drive, err := cfg.Disk.throughLink(func(upstream string) (string, error) {
-			p, err := linkemu.Start(*l, upstream)
-			if err != nil {
-				return "", err
-			}
-			proxies = append(proxies, p)
-			return p.Addr(), nil
+			return s.startLink(linkStorage, l, upstream)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("migrate: --storage-link: %w", err)
@@ -222,6 +235,10 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 		s.drive = drive
 		mig.StorageLink = &results.MigrationLink{Preset: l.Name, LatencyNS: int64(l.Latency), JitterNS: int64(l.Jitter), BandwidthBps: l.Bandwidth}
 		cfg.Logf("the disk is reached through the emulated link %s", l)
+	}
+	// Where the disk goes, when it moves: checked before anything boots.
+	if err := s.prepareStorage(ctx, mig); err != nil {
+		return nil, err
 	}
 
 	// Source: boot and wait for the agent.
@@ -254,14 +271,20 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 		uri = incoming
-		if cfg.Link != nil {
-			p, err := linkemu.Start(*cfg.Link, testbed.Addr(port))
+		// The RAM stream goes through the emulated link, or, when the disk moves too, a
+		// relay that counts its bytes apart from the disk's.
+		if cfg.Link != nil || cfg.Storage != StorageShared {
+			via, err := s.startLink(linkRAM, cfg.Link, testbed.Addr(port))
 			if err != nil {
 				return nil, err
 			}
-			defer p.Stop()
-			uri = "tcp:" + p.Addr()
-			cfg.Logf("migration goes through the emulated link %s", cfg.Link)
+			uri = "tcp:" + via
+			if cfg.Link != nil {
+				cfg.Logf("migration goes through the emulated link %s", cfg.Link)
+			}
+		}
+		if err := s.setupDiskTransfer(ctx); err != nil {
+			return nil, err
 		}
 	}
 
@@ -304,18 +327,27 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 	}
 
 	// The migration.
-	if cfg.Mode == ModeNone {
+	if cfg.Mode == ModeNone && cfg.Storage == StorageMirror {
+		mig.Outcome = OutcomeNone
+		if err := s.moveDisk(ctx, mig); err != nil {
+			s.abandon(mig)
+			return partial(err)
+		}
+	} else if cfg.Mode == ModeNone {
 		mig.Outcome = OutcomeNone
 		mig.StartNS = int64(time.Since(s.t0))
 		mig.EndNS = mig.StartNS
 	} else if err := s.migrate(ctx, mig, uri); err != nil {
+		s.abandon(mig)
 		return partial(err)
 	}
 	guestSide := s.src
 	mig.Integrity = &results.MigrationIntegrity{Where: "source"}
+	mig.GuestOn = "source"
 	if mig.Outcome == OutcomeCompleted {
 		guestSide = s.dst
 		mig.Integrity.Where = "destination"
+		mig.GuestOn = "destination"
 		// The source has nothing left to do: free its CPU for the rest of the run.
 		_ = s.src.stop()
 	} else if s.dst != nil {

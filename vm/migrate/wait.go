@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/vm/agent"
@@ -136,6 +137,10 @@ func (s *scenario) pump(ctx context.Context) {
 // eventSink records a side's QMP events with their arrival time.
 func (s *scenario) eventSink(name string) func(qemu.Event) {
 	return func(ev qemu.Event) {
+		// The mirror runs on the source, the pull on the destination.
+		if strings.HasPrefix(ev.Name, "BLOCK_JOB_") {
+			s.onJobEvent(ev)
+		}
 		detail := ""
 		if len(ev.Data) > 0 {
 			var st struct {

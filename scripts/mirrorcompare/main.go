@@ -1,0 +1,231 @@
+// Command mirrorcompare measures how fast QEMU's mirror (what `vmstorbench migrate
+// --storage mirror` uses) moves an image into a destination QEMU's NBD export, against
+// `qemu-img convert -O raw` into an export of the same kind: the same source image (random
+// data, so that neither can skip zeroes), a fresh empty destination image each time, served
+// by a destination QEMU with nbd-server-add as in the migration, optionally through an
+// emulated link. The two alternate over the rounds; each destination is compared with the
+// source afterwards. It prints MB/s of each round, the best of each and the ratio
+// mirror / convert.
+//
+//	mirrorcompare [-size 256m] [-rounds 3] [-link lan]
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/vmstorbench/vmstorbench/testbed"
+	"github.com/vmstorbench/vmstorbench/vm/linkemu"
+	"github.com/vmstorbench/vmstorbench/vm/qemu"
+	"github.com/vmstorbench/vmstorbench/workloads/units"
+)
+
+func main() {
+	sizeFlag := flag.String("size", "256m", "image size")
+	rounds := flag.Int("rounds", 3, "rounds (each runs both)")
+	linkSpec := flag.String("link", "", "emulated link between source and destination (lan, wan, a spec); default unshaped")
+	flag.Parse()
+	size, err := units.ParseSize(*sizeFlag)
+	if err != nil {
+		fail(err)
+	}
+	var link *linkemu.Link
+	if *linkSpec != "" {
+		l, err := linkemu.Parse(*linkSpec)
+		if err != nil {
+			fail(err)
+		}
+		link = &l
+	}
+	dir, err := os.MkdirTemp("/var/tmp", "vsb-mc-")
+	if err != nil {
+		fail(err)
+	}
+	defer os.RemoveAll(dir)
+	src := filepath.Join(dir, "src.img")
+	if err := randomImage(src, size); err != nil {
+		fail(err)
+	}
+	var best [2]float64
+	names := [2]string{"mirror", "qemu-img convert"}
+	for r := 1; r <= *rounds; r++ {
+		for i, f := range []func(string, string, *linkemu.Link, int64) (time.Duration, error){mirror, convert} {
+			d, err := f(dir, src, link, size)
+			if err != nil {
+				fail(fmt.Errorf("%s: %w", names[i], err))
+			}
+			mbps := float64(size) / d.Seconds() / 1e6
+			best[i] = max(best[i], mbps)
+			fmt.Printf("round %d  %-17s %8.0f ms  %7.1f MB/s\n", r, names[i], float64(d)/1e6, mbps)
+		}
+	}
+	shape := "unshaped relay"
+	if link != nil {
+		shape = link.String()
+	}
+	fmt.Printf("%d MiB into a destination QEMU's NBD export over %s, best of %d: mirror %.1f MB/s, qemu-img convert %.1f MB/s, ratio mirror/convert %.2f\n",
+		size>>20, shape, *rounds, best[0], best[1], best[0]/best[1])
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "mirrorcompare:", err)
+	os.Exit(1)
+}
+
+func randomImage(path string, size int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.CopyN(f, rand.Reader, size)
+	return err
+}
+
+// destination starts a QEMU (no guest: paused, no kernel) with a new empty image of size,
+// exports it over NBD like the migration's destination, and returns the export's URL
+// (through the link) and a stop function.
+func destination(dir string, link *linkemu.Link, size int64) (string, func(), error) {
+	img := filepath.Join(dir, "dst.img")
+	os.Remove(img)
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		return "", nil, err
+	}
+	if err := os.Truncate(img, size); err != nil {
+		return "", nil, err
+	}
+	ctx := context.Background()
+	// -incoming as the migration's destination: its disk is not the guest device's yet, so the
+	// export may write it.
+	vm, err := qemu.Start(ctx, qemu.Config{Name: "dst", Dir: dir, Accel: "tcg", MemoryMiB: 32, Paused: true, Incoming: "defer",
+		Drive: &qemu.Drive{File: img, Format: "raw", Direct: true}}, nil)
+	if err != nil {
+		return "", nil, err
+	}
+	var proxy *linkemu.Proxy
+	stop := func() {
+		if proxy != nil {
+			proxy.Stop()
+		}
+		vm.Stop()
+	}
+	port, err := testbed.FreePort()
+	if err != nil {
+		stop()
+		return "", nil, err
+	}
+	addr := map[string]any{"type": "inet", "data": map[string]any{"host": "127.0.0.1", "port": fmt.Sprint(port)}}
+	if err := vm.QMP.Execute(ctx, "nbd-server-start", map[string]any{"addr": addr}, nil); err != nil {
+		stop()
+		return "", nil, err
+	}
+	if err := vm.QMP.Execute(ctx, "nbd-server-add", map[string]any{"device": "disk0", "writable": true}, nil); err != nil {
+		stop()
+		return "", nil, err
+	}
+	shape := linkemu.Link{Name: "relay"}
+	if link != nil {
+		shape = *link
+	}
+	// Both go through the same kind of relay, as in the migration.
+	if proxy, err = linkemu.Start(shape, testbed.Addr(port)); err != nil {
+		stop()
+		return "", nil, err
+	}
+	return "nbd://" + proxy.Addr() + "/disk0", stop, nil
+}
+
+// same checks the destination against the source.
+func same(dir, src string) error {
+	a, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "dst.img"))
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(a, b) {
+		return fmt.Errorf("the destination image differs from the source")
+	}
+	return nil
+}
+
+func convert(dir, src string, link *linkemu.Link, size int64) (time.Duration, error) {
+	url, stop, err := destination(dir, link, size)
+	if err != nil {
+		return 0, err
+	}
+	defer stop()
+	start := time.Now()
+	// -n: the export exists; -t/-T none: O_DIRECT on the source, as QEMU's cache=none.
+	out, err := exec.Command("qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", "-T", "none", src, url).CombinedOutput()
+	d := time.Since(start)
+	if err != nil {
+		return 0, fmt.Errorf("%v: %s", err, out)
+	}
+	stop()
+	return d, same(dir, src)
+}
+
+func mirror(dir, src string, link *linkemu.Link, size int64) (time.Duration, error) {
+	url, stop, err := destination(dir, link, size)
+	if err != nil {
+		return 0, err
+	}
+	defer stop()
+	ctx := context.Background()
+	vm, err := qemu.Start(ctx, qemu.Config{Name: "src", Dir: dir, Accel: "tcg", MemoryMiB: 32, Paused: true,
+		Drive: &qemu.Drive{File: src, Format: "raw", Direct: true}}, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer vm.Stop()
+	start := time.Now()
+	args := map[string]any{"job-id": "m", "device": "disk0", "target": url, "format": "raw", "mode": "existing", "sync": "full"}
+	if err := vm.QMP.Execute(ctx, "drive-mirror", args, nil); err != nil {
+		return 0, err
+	}
+	// READY: the bulk copy is done, which is what the migration waits for.
+	var d time.Duration
+	for {
+		var jobs []struct {
+			Ready bool `json:"ready"`
+		}
+		if err := vm.QMP.Execute(ctx, "query-block-jobs", nil, &jobs); err != nil {
+			return 0, err
+		}
+		if len(jobs) == 0 {
+			return 0, fmt.Errorf("the mirror ended before it was ready")
+		}
+		if jobs[0].Ready {
+			d = time.Since(start)
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := vm.QMP.Execute(ctx, "block-job-cancel", map[string]any{"device": "m"}, nil); err != nil {
+		return 0, err
+	}
+	for {
+		var jobs []struct{}
+		if err := vm.QMP.Execute(ctx, "query-block-jobs", nil, &jobs); err != nil {
+			return 0, err
+		}
+		if len(jobs) == 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	vm.Stop()
+	stop()
+	return d, same(dir, src)
+}

@@ -1,0 +1,135 @@
+package migrate
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vmstorbench/vmstorbench/results"
+)
+
+// DefaultWattsPerCore is the power assumed for one logical CPU kept busy: Cloud Carbon
+// Footprint's "average maximum watts (100% CPU utilization)" per vCPU for AWS, 3.5 W
+// (cloudcarbonfootprint.org, methodology, Appendix I: energy coefficients, derived from
+// SPECpower_ssj2008 results). /proc counts CPU time per logical CPU, as a vCPU is one.
+const DefaultWattsPerCore = 3.5
+
+// EnergyBasis says where the energy estimate comes from, in every result that has one.
+const EnergyBasis = "estimate: CPU-seconds from /proc/PID/stat × watts per busy core (default 3.5 W: Cloud Carbon Footprint's AWS max watts per vCPU); no power meter read"
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat: 100 on every Linux
+// architecture this runs on (the kernel converts to it whatever its own HZ is).
+const clockTicks = 100
+
+// cpuSeconds returns the user + system CPU time of process pid from /proc/pid/stat.
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("cpu time of pid %d: %w", pid, err)
+	}
+	return parseStatCPU(string(b))
+}
+
+// parseStatCPU reads utime and stime (fields 14 and 15) from a /proc/PID/stat line. The
+// command name (field 2) is in parentheses and may hold spaces and parentheses itself, so
+// fields are counted from the last ')'.
+func parseStatCPU(stat string) (float64, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc stat %q: no command name", truncate(stat, 80))
+	}
+	f := strings.Fields(stat[i+1:])
+	// f[0] is field 3 (state): utime is field 14, f[11]; stime f[12].
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc stat: %d fields after the command name", len(f))
+	}
+	var ticks uint64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc stat: cpu time %q: %w", s, err)
+		}
+		ticks += n
+	}
+	return float64(ticks) / clockTicks, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// cpuMeter samples the CPU time of the run's processes at the start of a migration and
+// again at its end: each QEMU must be sampled before it is stopped (its /proc entry goes
+// with it), so end is called per process as it becomes final.
+type cpuMeter struct {
+	start    time.Time
+	pids     map[string]int
+	at0, at1 map[string]float64
+	wall     time.Duration
+	errs     []string
+}
+
+// newCPUMeter samples now: names are "source", "destination" and "helpers" (this process).
+func newCPUMeter(pids map[string]int) *cpuMeter {
+	m := &cpuMeter{start: time.Now(), pids: pids, at0: map[string]float64{}, at1: map[string]float64{}}
+	for name, pid := range pids {
+		if v, err := cpuSeconds(pid); err == nil {
+			m.at0[name] = v
+		} else {
+			m.errs = append(m.errs, err.Error())
+		}
+	}
+	return m
+}
+
+// sample takes the end value of every process not sampled yet (the first call also fixes
+// the interval's end): call it when the migration is over, before any QEMU is stopped.
+func (m *cpuMeter) sample() {
+	if m == nil {
+		return
+	}
+	if m.wall == 0 {
+		m.wall = time.Since(m.start)
+	}
+	for name, pid := range m.pids {
+		if _, done := m.at1[name]; done {
+			continue
+		}
+		if _, ok := m.at0[name]; !ok {
+			continue
+		}
+		if v, err := cpuSeconds(pid); err == nil {
+			m.at1[name] = v
+		} else {
+			m.errs = append(m.errs, err.Error())
+		}
+	}
+}
+
+// cost is the result: CPU-seconds per process and the energy estimate.
+func (m *cpuMeter) cost(wattsPerCore float64) *results.MigrationCost {
+	if m == nil {
+		return nil
+	}
+	m.sample()
+	d := func(name string) float64 {
+		a, ok0 := m.at0[name]
+		b, ok1 := m.at1[name]
+		if !ok0 || !ok1 || b < a {
+			return 0
+		}
+		return b - a
+	}
+	c := &results.MigrationCost{
+		WallNS: int64(m.wall), SourceCPUS: d("source"), DestinationCPUS: d("destination"), HelpersCPUS: d("helpers"),
+		WattsPerCore: wattsPerCore, EnergyEstimateOf: EnergyBasis,
+	}
+	c.TotalCPUS = c.SourceCPUS + c.DestinationCPUS + c.HelpersCPUS
+	c.EnergyEstimateJ = c.TotalCPUS * wattsPerCore
+	return c
+}

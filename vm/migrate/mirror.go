@@ -1,0 +1,219 @@
+package migrate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/vmstorbench/vmstorbench/results"
+	"github.com/vmstorbench/vmstorbench/vm/qemu"
+)
+
+// The mirror method follows QEMU's iotest 194 and libvirt's --copy-storage-all: the
+// destination QEMU exports its empty disk over NBD (setupDiskTransfer), the source mirrors
+// its disk into that export (drive-mirror, sync=full: a bulk copy, then every new write
+// as the dirty bitmap sees it) until the job is READY, then RAM migrates. As libvirt does,
+// the migration pauses before switchover (pause-before-switchover): with the VM stopped
+// and its disk still active, the job is ended gracefully (block-job-cancel on a READY
+// mirror copies what is still dirty and ends without pivoting), and only then does the
+// migration continue. Ending the job after "completed", as 194 does with an idle guest,
+// would let the destination run before the last writes reached it.
+
+const mirrorJobID = "vsb-mirror"
+
+// blockJob is one entry of query-block-jobs.
+type blockJob struct {
+	Device string `json:"device"`
+	Type   string `json:"type"`
+	Len    int64  `json:"len"`
+	Offset int64  `json:"offset"`
+	Ready  bool   `json:"ready"`
+	Status string `json:"status"`
+	Error  string `json:"error"`
+}
+
+// jobEvent is a BLOCK_JOB_* event's data.
+type jobEvent struct {
+	name   string
+	Device string `json:"device"`
+	Len    int64  `json:"len"`
+	Offset int64  `json:"offset"`
+	Error  string `json:"error"`
+	Action string `json:"action"`
+	Op     string `json:"operation"`
+}
+
+// onJobEvent hands the source's block job events to the mirror's waits.
+func (s *scenario) onJobEvent(ev qemu.Event) {
+	var je jobEvent
+	_ = json.Unmarshal(ev.Data, &je)
+	je.name = ev.Name
+	select {
+	case s.jobEvents <- je:
+	default:
+	}
+}
+
+func (s *scenario) queryJob(ctx context.Context) (*blockJob, error) {
+	qctx, cancel := context.WithTimeout(ctx, queryMigrateTimeout)
+	defer cancel()
+	var jobs []blockJob
+	if err := s.src.vm.QMP.Execute(qctx, "query-block-jobs", nil, &jobs); err != nil {
+		return nil, s.src.check(err)
+	}
+	for i := range jobs {
+		if jobs[i].Device == mirrorJobID {
+			return &jobs[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// mirrorUntilReady starts the mirror and waits until its bulk copy is done (READY). It
+// returns false when the deadline passed first: the job is cancelled and the guest stays.
+func (s *scenario) mirrorUntilReady(ctx context.Context, mig *results.Migration, deadline time.Time) (bool, error) {
+	start, b0 := time.Now(), s.diskBytes()
+	args := map[string]any{
+		"job-id": mirrorJobID, "device": "disk0", "target": s.mirrorTarget,
+		"format": "raw", "mode": "existing", "sync": "full", "copy-mode": s.cfg.MirrorCopyMode,
+		// A write the target refuses fails the job at once (the default is the same; said
+		// here because the run's error handling relies on it).
+		"on-target-error": "report",
+	}
+	if err := s.src.vm.QMP.Execute(ctx, "drive-mirror", args, nil); err != nil {
+		return false, fmt.Errorf("migrate: drive-mirror: %w", s.src.check(err))
+	}
+	s.mirrorStarted = true
+	mig.MirrorCopyMode = s.cfg.MirrorCopyMode
+	tick := time.NewTicker(queryMigrateEvery)
+	defer tick.Stop()
+	var last blockJob
+	for {
+		select {
+		case ev := <-s.jobEvents:
+			switch ev.name {
+			case "BLOCK_JOB_READY":
+				s.span(mig, "disk-bulk-copy", start, time.Now(), s.diskBytes()-b0)
+				s.cfg.Logf("mirror ready: %d MiB sent in %s", (s.diskBytes()-b0)>>20, time.Since(start).Round(time.Millisecond))
+				return true, nil
+			case "BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED":
+				s.mirrorDone = true
+				return false, fmt.Errorf("migrate: the mirror ended before it was ready (%d of %d bytes copied): %s", ev.Offset, ev.Len, orUnknown(ev.Error))
+			case "BLOCK_JOB_ERROR":
+				// One per failed request: the first says it.
+				if !s.jobErrorNoted {
+					s.jobErrorNoted = true
+					s.note(fmt.Sprintf("mirror: I/O error on %s (action %s)", ev.Op, ev.Action))
+				}
+			}
+		case <-tick.C:
+			j, err := s.queryJob(ctx)
+			if err != nil {
+				return false, fmt.Errorf("migrate: mirror: %w", err)
+			}
+			if j == nil {
+				// Gone without an event yet: the event says why; wait for it briefly.
+				why := "no reason reported"
+				select {
+				case ev := <-s.jobEvents:
+					if ev.name == "BLOCK_JOB_READY" {
+						s.span(mig, "disk-bulk-copy", start, time.Now(), s.diskBytes()-b0)
+						return true, nil
+					}
+					why = orUnknown(ev.Error)
+				case <-time.After(2 * time.Second):
+				}
+				s.mirrorDone = true
+				return false, fmt.Errorf("migrate: the mirror job ended before it was ready (%d of %d bytes copied): %s", last.Offset, last.Len, why)
+			}
+			last = *j
+			if j.Ready {
+				s.span(mig, "disk-bulk-copy", start, time.Now(), s.diskBytes()-b0)
+				return true, nil
+			}
+			pct := -1.0
+			if j.Len > 0 {
+				pct = 100 * float64(j.Offset) / float64(j.Len)
+			}
+			s.progress("migrating", pct, "disk mirror")
+			if time.Now().After(deadline) {
+				s.note(fmt.Sprintf("the mirror was not ready after the %s deadline (%d of %d bytes): cancelled, the guest keeps running on the source", s.cfg.Deadline, j.Offset, j.Len))
+				mig.Outcome = OutcomeCancelled
+				return false, nil
+			}
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+}
+
+// completeMirror ends the READY mirror with the VM stopped: block-job-cancel on a READY
+// mirror copies what is still dirty and ends without pivoting the source to the target.
+func (s *scenario) completeMirror(ctx context.Context, mig *results.Migration) error {
+	start, b0 := time.Now(), s.diskBytes()
+	j, err := s.queryJob(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: mirror: %w", err)
+	}
+	if j == nil {
+		return fmt.Errorf("migrate: the mirror job is gone at switchover: %s", s.lastJobError())
+	}
+	if err := s.src.vm.QMP.Execute(ctx, "block-job-cancel", map[string]any{"device": mirrorJobID}, nil); err != nil {
+		return fmt.Errorf("migrate: ending the mirror: %w", s.src.check(err))
+	}
+	timeout := time.NewTimer(time.Minute)
+	defer timeout.Stop()
+	for {
+		select {
+		case ev := <-s.jobEvents:
+			if ev.name != "BLOCK_JOB_COMPLETED" && ev.name != "BLOCK_JOB_CANCELLED" {
+				continue
+			}
+			s.mirrorDone = true
+			if ev.Error != "" {
+				return fmt.Errorf("migrate: the mirror failed at switchover: %s", ev.Error)
+			}
+			if ev.Offset != ev.Len {
+				return fmt.Errorf("migrate: the mirror ended at switchover with %d of %d bytes in sync", ev.Offset, ev.Len)
+			}
+			s.span(mig, "disk-final-sync", start, time.Now(), s.diskBytes()-b0)
+			return nil
+		case <-timeout.C:
+			return fmt.Errorf("migrate: the mirror did not end within a minute of the switchover")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// lastJobError is what the last job event said, for an error message.
+func (s *scenario) lastJobError() string {
+	for {
+		select {
+		case ev := <-s.jobEvents:
+			if ev.Error != "" {
+				return ev.name + ": " + ev.Error
+			}
+		default:
+			return "no reason reported"
+		}
+	}
+}
+
+// stopDiskExport ends the destination's NBD server once the migration completed.
+func (s *scenario) stopDiskExport(ctx context.Context) {
+	if s.cfg.Storage != StorageMirror || s.dst == nil || s.dst.vm == nil {
+		return
+	}
+	if err := s.dst.vm.QMP.Execute(ctx, "nbd-server-stop", nil, nil); err != nil {
+		s.note("stopping the destination's NBD server: " + err.Error())
+	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "no reason reported"
+	}
+	return s
+}
