@@ -38,3 +38,23 @@ func TestDRBDRows(t *testing.T) {
 		t.Error("HTML lacks the DRBD row's protocol or replication figure")
 	}
 }
+
+// A run on a degraded pair is its own case, named so in the Scenario column.
+func TestDRBDDegradedApart(t *testing.T) {
+	mk := func(degraded string) *results.Run {
+		return &results.Run{
+			ID: results.NewID(), Complete: true,
+			Target:      results.Target{URL: "drbd:///dev/drbd0", Backend: "drbd", Info: map[string]string{"security": "protocol C"}},
+			Workload:    workloads.Workload{RW: "randwrite", IODepth: 1, NumJobs: 1, BS: [2]workloads.BlockSize{workloads.Fixed(4096), workloads.Fixed(4096)}},
+			Write:       &results.DirStats{IOs: 10, Bytes: 40960, IOPS: 10, Lat: lat(1e6, 1e6, 2e6, 2e6, 3e6)},
+			Replication: &results.Replication{Kind: "drbd", Protocol: "C", Degraded: degraded},
+		}
+	}
+	var b bytes.Buffer
+	if err := Render(&b, []*results.Run{mk(""), mk("not connected (WFConnection)")}, "md"); err != nil {
+		t.Fatal(err)
+	}
+	if out := b.String(); !strings.Contains(out, "host degraded") || strings.Count(out, "drbd:///dev/drbd0") != 2 {
+		t.Errorf("table:\n%s", out)
+	}
+}

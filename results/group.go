@@ -20,11 +20,17 @@ func TargetName(r *Run) string {
 	return r.Target.URL
 }
 
-// Scenario says how the workload ran: "host" for a plain run, or the migration's mode,
+// Scenario says how the workload ran: "host" for a plain run ("host degraded" on a DRBD pair
+// measured although degraded), or the migration's mode,
 // security and link ("precopy tls lan") for a run inside a migrating VM.
 func Scenario(r *Run) string {
 	m := r.Migration
 	if m == nil {
+		// A degraded replica (allow_degraded) is another case than a healthy one: reports
+		// keep them apart and say so.
+		if r.Replication != nil && r.Replication.Degraded != "" {
+			return "host degraded"
+		}
 		return "host"
 	}
 	s := m.Mode + " " + m.Security
