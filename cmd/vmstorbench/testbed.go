@@ -98,7 +98,12 @@ func testbedOptional(drbdLink string) ([]func() testbed.Server, error) {
 			return nil, fmt.Errorf("--drbd-link: %w", err)
 		}
 	}
-	return []func() testbed.Server{func() testbed.Server { return drbdnode.NewServer(link) }}, nil
+	return []func() testbed.Server{func() testbed.Server {
+		s := drbdnode.NewServer(link)
+		// The serve process's output is its log file (serve.log in the state directory).
+		s.Log = func(m string) { fmt.Fprintln(os.Stderr, m) }
+		return s
+	}}, nil
 }
 
 func testbedServe(cmd *cobra.Command, dir string, only, with []string, drbdLink string) error {
