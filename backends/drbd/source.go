@@ -161,8 +161,15 @@ func (s *localSource) SetProtocol(ctx context.Context, p string) error {
 	}
 	var err error
 	if s.v9 {
-		// DRBD 9 addresses a connection by its peer: switch every connection of the resource.
-		_, err = s.run(ctx, "net-options", s.resource, "all", "--protocol="+p)
+		// DRBD 9 addresses a connection by its peer's node id: switch every connection.
+		if len(s.conf.PeerNodeIDs) == 0 {
+			return fmt.Errorf("drbdsetup show %s: no connection to switch", s.resource)
+		}
+		for _, id := range s.conf.PeerNodeIDs {
+			if _, err = s.run(ctx, "net-options", s.resource, id, "--protocol="+p); err != nil {
+				break
+			}
+		}
 	} else {
 		_, err = s.run(ctx, "net-options", "ipv4:"+s.conf.LocalAddr, "ipv4:"+s.conf.RemoteAddr, "--protocol="+p)
 	}

@@ -15,6 +15,8 @@ type Config struct {
 	Disk       string `json:"disk,omitempty"`
 	LocalAddr  string `json:"local_addr,omitempty"`
 	RemoteAddr string `json:"remote_addr,omitempty"`
+	// PeerNodeIDs are DRBD 9's connections (net-options addresses a connection by them).
+	PeerNodeIDs []string `json:"peer_node_ids,omitempty"`
 }
 
 // maxDepth bounds section nesting: real output nests four deep.
@@ -101,6 +103,20 @@ func applyShow(c *Config, stack, stmt []string) {
 			c.RemoteAddr = addr
 		} else if c.LocalAddr == "" {
 			c.LocalAddr = addr
+		}
+	case (stmt[0] == "_this_host" || stmt[0] == "_remote_host") && parent == "path":
+		// DRBD 9: "path { _this_host ipv4 10.0.0.1:7789; _remote_host ipv4 10.0.0.2:7789; }"
+		addr := val(len(stmt) - 1)
+		if stmt[0] == "_remote_host" {
+			if c.RemoteAddr == "" {
+				c.RemoteAddr = addr
+			}
+		} else if c.LocalAddr == "" {
+			c.LocalAddr = addr
+		}
+	case stmt[0] == "_peer_node_id" && parent == "connection" && len(stmt) == 2:
+		if _, err := strconv.Atoi(stmt[1]); err == nil && len(c.PeerNodeIDs) < 32 {
+			c.PeerNodeIDs = append(c.PeerNodeIDs, stmt[1])
 		}
 	case stmt[0] == "device" && parent == "volume":
 		// "device minor 0;" or "device "/dev/drbd0" minor 0;"

@@ -3,6 +3,7 @@ package drbdstate
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -139,7 +140,7 @@ func TestParseShowSynthetic(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{Resource: "r0", Protocol: "B", Minor: 0, Disk: "/dev/vda", LocalAddr: "169.254.0.1:7789", RemoteAddr: "169.254.0.2:7789"}
-	if len(cfgs) != 1 || cfgs[0] != want {
+	if len(cfgs) != 1 || !reflect.DeepEqual(cfgs[0], want) {
 		t.Fatalf("got %+v want %+v", cfgs, want)
 	}
 	for _, bad := range []string{"resource r0 {", "}", "resource {", `resource r0 { disk "x`} {
@@ -191,5 +192,19 @@ func TestRealCaptures(t *testing.T) {
 	_, sts, err := ParseProc(read(t, "node-a-proc-protocol-a.txt"))
 	if err != nil || len(sts) != 1 || sts[0].Protocol != "A" {
 		t.Errorf("proc with protocol A: %v %+v", err, sts)
+	}
+}
+
+// DRBD 9's show: the resource name quoted, addresses in path sections, connections by peer
+// node id (written from drbd-utils 9's documented layout).
+func TestParseShow9(t *testing.T) {
+	cfgs, err := ParseShow(read(t, "show9.txt"))
+	if err != nil || len(cfgs) != 1 {
+		t.Fatalf("%v %+v", err, cfgs)
+	}
+	c := cfgs[0]
+	if c.Resource != "r0" || c.Protocol != "A" || c.Minor != 1 || c.Disk != "/dev/sdb" || c.LocalAddr != "10.0.0.1:7789" ||
+		c.RemoteAddr != "10.0.0.2:7789" || strings.Join(c.PeerNodeIDs, ",") != "1,2" {
+		t.Errorf("got %+v", c)
 	}
 }
