@@ -23,6 +23,9 @@ func TestLatencyFigures(t *testing.T) {
 		t.Skip("set VMSTORBENCH_DRBD_PERF=1 (starts three DRBD pairs, ~2 min)")
 	}
 	vmtest.RequireQEMU(t)
+	if pair != nil {
+		t.Skip("the shared pair runs: run this test alone (-run TestLatencyFigures), no more than two node guests at once")
+	}
 	ctx := context.Background()
 	img, err := BuildImage(ctx, ImageOptions{CacheDir: guest.DefaultCacheDir()})
 	if err != nil {
