@@ -186,12 +186,12 @@ func (r Request) Put(b []byte) {
 }
 
 // ErrBadRequestMagic is the error of ParseRequest on a header without the request magic.
-var ErrBadRequestMagic = errors.New("nbd: bad request magic")
+var ErrBadRequestMagic = errors.New("bad request magic")
 
 // ParseRequest decodes a request header.
 func ParseRequest(b []byte) (Request, error) {
 	if len(b) < RequestLen {
-		return Request{}, fmt.Errorf("nbd: request header of %d bytes", len(b))
+		return Request{}, fmt.Errorf("request header of %d bytes", len(b))
 	}
 	if binary.BigEndian.Uint32(b[0:]) != MagicRequest {
 		return Request{}, ErrBadRequestMagic
@@ -215,14 +215,14 @@ func PutSimpleReply(b []byte, errno uint32, handle uint64) {
 // never negotiates) and any other magic are errors.
 func ParseSimpleReply(b []byte) (errno uint32, handle uint64, err error) {
 	if len(b) < ReplyLen {
-		return 0, 0, fmt.Errorf("nbd: reply header of %d bytes", len(b))
+		return 0, 0, fmt.Errorf("reply header of %d bytes", len(b))
 	}
 	switch m := binary.BigEndian.Uint32(b[0:]); m {
 	case MagicSimpleReply:
 	case MagicStructuredReply:
-		return 0, 0, errors.New("nbd: server sent a structured reply, which was not negotiated")
+		return 0, 0, errors.New("server sent a structured reply, which was not negotiated")
 	default:
-		return 0, 0, fmt.Errorf("nbd: bad reply magic %#08x", m)
+		return 0, 0, fmt.Errorf("bad reply magic %#08x", m)
 	}
 	return binary.BigEndian.Uint32(b[4:]), binary.BigEndian.Uint64(b[8:]), nil
 }
@@ -238,10 +238,10 @@ func AppendOption(b []byte, opt uint32, data []byte) []byte {
 // ParseOptionHeader decodes a client option's header: the option and its data length.
 func ParseOptionHeader(b []byte) (opt, length uint32, err error) {
 	if len(b) < OptionHeaderLen {
-		return 0, 0, fmt.Errorf("nbd: option header of %d bytes", len(b))
+		return 0, 0, fmt.Errorf("option header of %d bytes", len(b))
 	}
 	if binary.BigEndian.Uint64(b[0:]) != MagicOption {
-		return 0, 0, errors.New("nbd: bad option magic")
+		return 0, 0, errors.New("bad option magic")
 	}
 	return binary.BigEndian.Uint32(b[8:]), binary.BigEndian.Uint32(b[12:]), nil
 }
@@ -258,10 +258,10 @@ func AppendOptionReply(b []byte, opt, typ uint32, payload []byte) []byte {
 // ParseOptionReplyHeader decodes an option reply's header.
 func ParseOptionReplyHeader(b []byte) (opt, typ, length uint32, err error) {
 	if len(b) < OptionReplyHeaderLen {
-		return 0, 0, 0, fmt.Errorf("nbd: option reply header of %d bytes", len(b))
+		return 0, 0, 0, fmt.Errorf("option reply header of %d bytes", len(b))
 	}
 	if m := binary.BigEndian.Uint64(b[0:]); m != MagicReply {
-		return 0, 0, 0, fmt.Errorf("nbd: bad option reply magic %#x", m)
+		return 0, 0, 0, fmt.Errorf("bad option reply magic %#x", m)
 	}
 	return binary.BigEndian.Uint32(b[8:]), binary.BigEndian.Uint32(b[12:]), binary.BigEndian.Uint32(b[16:]), nil
 }
@@ -326,23 +326,23 @@ func AppendInfoBlockSize(b []byte, min, preferred, max uint32) []byte {
 // know are ignored, as the protocol asks; known ones of the wrong length are errors.
 func (e *ExportInfo) ParseInfo(p []byte) error {
 	if len(p) < 2 {
-		return fmt.Errorf("nbd: NBD_REP_INFO of %d bytes", len(p))
+		return fmt.Errorf("NBD_REP_INFO of %d bytes", len(p))
 	}
 	switch t := binary.BigEndian.Uint16(p); t {
 	case InfoExport:
 		if len(p) != 12 {
-			return fmt.Errorf("nbd: NBD_INFO_EXPORT of %d bytes, want 12", len(p))
+			return fmt.Errorf("NBD_INFO_EXPORT of %d bytes, want 12", len(p))
 		}
 		e.Size, e.Flags = binary.BigEndian.Uint64(p[2:]), binary.BigEndian.Uint16(p[10:])
 	case InfoBlockSize:
 		if len(p) != 14 {
-			return fmt.Errorf("nbd: NBD_INFO_BLOCK_SIZE of %d bytes, want 14", len(p))
+			return fmt.Errorf("NBD_INFO_BLOCK_SIZE of %d bytes, want 14", len(p))
 		}
 		minB, pref, maxP := binary.BigEndian.Uint32(p[2:]), binary.BigEndian.Uint32(p[6:]), binary.BigEndian.Uint32(p[10:])
 		// The protocol: powers of two, min ≤ 64 KiB, min ≤ preferred, preferred ≥ 512,
 		// max a multiple of min (or 0xffffffff).
 		if minB == 0 || minB&(minB-1) != 0 || minB > 64<<10 || pref < minB || pref&(pref-1) != 0 || maxP < minB || (maxP != 0xffffffff && maxP%minB != 0) {
-			return fmt.Errorf("nbd: invalid block sizes from server: minimum %d, preferred %d, maximum %d", minB, pref, maxP)
+			return fmt.Errorf("invalid block sizes from server: minimum %d, preferred %d, maximum %d", minB, pref, maxP)
 		}
 		e.MinBlock, e.PreferredBlock, e.MaxPayload = minB, pref, maxP
 	}
@@ -362,16 +362,16 @@ func PutHello(b []byte, flags uint16) {
 // servers (NBDMAGIC then 0x00420281861253) are refused with an error that says so.
 func ParseHello(b []byte) (uint16, error) {
 	if len(b) < HelloLen {
-		return 0, fmt.Errorf("nbd: greeting of %d bytes", len(b))
+		return 0, fmt.Errorf("greeting of %d bytes", len(b))
 	}
 	if binary.BigEndian.Uint64(b[0:]) != MagicNBD {
-		return 0, errors.New("nbd: the server did not greet with NBDMAGIC: not an NBD server")
+		return 0, errors.New("the server did not greet with NBDMAGIC: not an NBD server")
 	}
 	if m := binary.BigEndian.Uint64(b[8:]); m != MagicOption {
 		if m == magicOldstyle {
-			return 0, errors.New("nbd: the server speaks the oldstyle handshake, which has no export names; only (fixed) newstyle is supported")
+			return 0, errors.New("the server speaks the oldstyle handshake, which has no export names; only (fixed) newstyle is supported")
 		}
-		return 0, fmt.Errorf("nbd: bad greeting magic %#x", m)
+		return 0, fmt.Errorf("bad greeting magic %#x", m)
 	}
 	return binary.BigEndian.Uint16(b[16:]), nil
 }
