@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/internal/nbdproto"
+	"github.com/vmstorbench/vmstorbench/internal/socktransport"
 )
 
 // maxInFlight bounds the requests one connection has in flight; callers beyond it wait for a
@@ -57,59 +58,82 @@ func (e *ServerError) Error() string {
 }
 
 // conn is one NBD connection in the transmission phase. Its do method is safe for
-// concurrent use: each request is tagged with its own handle, and one reader goroutine
-// matches replies to the requests in flight, in whatever order the server answers.
+// concurrent use: each request is tagged with its own handle, and replies are matched to the
+// requests in flight in whatever order the server sends them.
+//
+// Replies are read by the callers themselves, one at a time (leader/follower): a caller
+// that waits for its reply takes the read token if it is free and reads and dispatches
+// replies, for itself and for others, until its own is in; then it hands the token to
+// another waiting caller. A lone request thus never passes through another goroutine (two
+// goroutine wake-ups less per request at queue depth 1), and with many in flight one reader
+// serves them all. When requests are in flight but no caller waits to read (they are all
+// still sending), a background goroutine reads instead, so that the socket is read while
+// anything is outstanding: a server blocked sending to us must never block our sends.
 //
 // A handle is slot | generation<<32: a reply for a slot not in flight, or for an earlier use
 // of it, is a protocol violation that ends the connection. Every request has a deadline
 // (timeout from submission, checked by a watchdog); when one passes, or the connection
 // breaks, every request in flight fails at once and the connection is closed.
 type conn struct {
-	nc      net.Conn
-	br      *bufio.Reader
+	tr      socktransport.Transport
+	br      *bufio.Reader           // over tr; the read token's holder only
+	rhdr    [nbdproto.ReplyLen]byte // the read token's holder only
 	timeout time.Duration
 	epoch   time.Time
+	blocked func()         // kickBackground, bound once (a method value allocates)
+	users   sync.WaitGroup // calls of do in progress: Close releases the socket after them
 
 	wmu sync.Mutex // one writer at a time: a request's header and payload stay together
 
 	mu      sync.Mutex
 	calls   []*call
+	nactive int     // requests in flight
+	reading bool    // the read token is held
+	waitq   []*call // owners waiting for the token or their reply
 	failErr error
 	failed  chan struct{} // closed by fail
 	free    chan *call
+	bgKick  chan struct{}
 
-	readerDone chan struct{}
-	watchDone  chan struct{}
-	closeOnce  sync.Once
+	bgDone    chan struct{}
+	watchDone chan struct{}
+	closeOnce sync.Once
 }
 
 // call is one slot for a request in flight; slots are reused.
 type call struct {
 	idx     uint32
-	gen     uint32     // under conn.mu
-	typ     uint16     // under conn.mu
-	buf     []byte     // a read's destination, under conn.mu
-	start   int64      // submission time (conn.now), under conn.mu
-	active  bool       // under conn.mu: in flight
-	filling bool       // under conn.mu: the reader is copying the payload into buf
-	res     chan error // capacity 1: one result per use
+	gen     uint32        // under conn.mu
+	typ     uint16        // under conn.mu
+	buf     []byte        // a read's destination, under conn.mu
+	start   int64         // submission time (conn.now), under conn.mu
+	active  bool          // under conn.mu: in flight
+	filling bool          // under conn.mu: the token holder is copying the payload into buf
+	waiting bool          // under conn.mu: in waitq
+	res     chan error    // capacity 1: the result, sent (under conn.mu) when active ends
+	kick    chan struct{} // capacity 1: "the read token is free", to a waiting owner
 	hdr     [nbdproto.RequestLen]byte
-	vec     [2][]byte   // header and write payload, for one writev
-	bufs    net.Buffers // over vec (net.Buffers.WriteTo consumes its slice)
+	vec     [2][]byte // header and write payload, for one sendmsg
 }
 
-func newConn(nc net.Conn, br *bufio.Reader, timeout time.Duration) *conn {
+// newConn starts the transmission phase on nc, which the handshake left with nothing to
+// read. A TCP or Unix socket is used with blocking system calls (package socktransport);
+// other connections (TLS) as they are.
+func newConn(nc net.Conn, timeout time.Duration) *conn {
+	tr := socktransport.New(nc)
 	c := &conn{
-		nc: nc, br: br, timeout: timeout, epoch: time.Now(),
+		tr: tr, br: bufio.NewReaderSize(tr, readBufferSize), timeout: timeout, epoch: time.Now(),
 		calls: make([]*call, maxInFlight), failed: make(chan struct{}), free: make(chan *call, maxInFlight),
-		readerDone: make(chan struct{}), watchDone: make(chan struct{}),
+		bgKick: make(chan struct{}, 1), bgDone: make(chan struct{}), watchDone: make(chan struct{}),
+		waitq: make([]*call, 0, maxInFlight),
 	}
 	for i := range c.calls {
-		cl := &call{idx: uint32(i), res: make(chan error, 1)}
+		cl := &call{idx: uint32(i), res: make(chan error, 1), kick: make(chan struct{}, 1)}
 		c.calls[i] = cl
 		c.free <- cl
 	}
-	go c.readLoop()
+	c.blocked = c.kickBackground
+	go c.background()
 	go c.watch()
 	return c
 }
@@ -123,9 +147,30 @@ func (c *conn) err() error {
 	return c.failErr
 }
 
+// complete ends cl's request with err. c.mu must be held.
+func (c *conn) complete(cl *call, err error) {
+	cl.active, cl.filling, cl.buf = false, false, nil
+	c.nactive--
+	if cl.waiting {
+		c.unwait(cl)
+	}
+	cl.res <- err
+}
+
+// unwait removes cl from the wait queue. c.mu must be held.
+func (c *conn) unwait(cl *call) {
+	cl.waiting = false
+	for i, w := range c.waitq {
+		if w == cl {
+			c.waitq = append(c.waitq[:i], c.waitq[i+1:]...)
+			return
+		}
+	}
+}
+
 // fail ends the connection with err (the first error wins): every request in flight gets
-// err, except the one whose payload the reader is receiving (the reader completes it), and
-// the socket is closed so that the reader and blocked writers return.
+// err, except the one whose payload the token holder is receiving (it completes that one),
+// and the socket is closed so that the reader and blocked writers return.
 func (c *conn) fail(err error) {
 	c.mu.Lock()
 	if c.failErr != nil {
@@ -136,18 +181,18 @@ func (c *conn) fail(err error) {
 	close(c.failed)
 	for _, cl := range c.calls {
 		if cl.active && !cl.filling {
-			cl.active = false
-			cl.buf = nil
-			cl.res <- err
+			c.complete(cl, err)
 		}
 	}
 	c.mu.Unlock()
-	_ = c.nc.Close()
+	c.tr.Shutdown()
 }
 
 // do sends one request and waits for its reply. For a read, buf receives the payload; for
 // a write, payload is sent.
 func (c *conn) do(typ, flags uint16, off uint64, length uint32, buf, payload []byte) error {
+	c.users.Add(1)
+	defer c.users.Done()
 	var cl *call
 	select {
 	case cl = <-c.free:
@@ -163,27 +208,131 @@ func (c *conn) do(typ, flags uint16, off uint64, length uint32, buf, payload []b
 	}
 	cl.gen++
 	cl.typ, cl.buf, cl.start, cl.active = typ, buf, c.now(), true
+	c.nactive++
 	handle := uint64(cl.gen)<<32 | uint64(cl.idx)
 	c.mu.Unlock()
 
 	nbdproto.Request{Flags: flags, Type: typ, Handle: handle, Offset: off, Length: length}.Put(cl.hdr[:])
-	var err error
+	cl.vec[0], cl.vec[1] = cl.hdr[:], payload
 	c.wmu.Lock()
-	if len(payload) > 0 {
-		cl.vec[0], cl.vec[1] = cl.hdr[:], payload
-		cl.bufs = cl.vec[:]
-		_, err = cl.bufs.WriteTo(c.nc)
-		cl.vec[1] = nil
-	} else {
-		_, err = c.nc.Write(cl.hdr[:])
-	}
+	// Before the write blocks (the server does not read), make sure someone reads its
+	// replies: a server blocked sending them would never read our request.
+	err := c.tr.WriteBuffers(cl.vec[:], c.blocked)
 	c.wmu.Unlock()
+	cl.vec[1] = nil
 	if err != nil {
 		c.fail(c.connErr("send", err))
 	}
-	err = <-cl.res
+	err = c.wait(cl)
 	c.free <- cl
 	return err
+}
+
+// wait returns cl's result, reading replies itself while it holds the read token.
+func (c *conn) wait(cl *call) error {
+	for {
+		c.mu.Lock()
+		if !cl.active {
+			c.mu.Unlock()
+			err := <-cl.res
+			// A kick that crossed the completion is stale: whoever completed cl held the
+			// token after the kicker.
+			select {
+			case <-cl.kick:
+			default:
+			}
+			return err
+		}
+		if !c.reading {
+			c.reading = true
+			c.mu.Unlock()
+			for {
+				got, err := c.readOne()
+				if err != nil {
+					c.fail(err)
+					break
+				}
+				if got == cl {
+					break
+				}
+			}
+			c.release()
+			continue
+		}
+		cl.waiting = true
+		c.waitq = append(c.waitq, cl)
+		c.mu.Unlock()
+		select {
+		case err := <-cl.res: // completed (and taken off waitq) by the token holder or fail
+			select {
+			case <-cl.kick: // stale, as above
+			default:
+			}
+			return err
+		case <-cl.kick: // the token is free: try to take it
+		}
+	}
+}
+
+// release gives up the read token and passes it on: to an owner waiting for it, or, when
+// requests are in flight but nobody waits, to the background reader.
+func (c *conn) release() {
+	c.mu.Lock()
+	c.reading = false
+	if c.nactive > 0 && c.failErr == nil {
+		if n := len(c.waitq); n > 0 {
+			w := c.waitq[n-1]
+			c.waitq = c.waitq[:n-1]
+			w.waiting = false
+			select {
+			case w.kick <- struct{}{}:
+			default:
+			}
+		} else {
+			c.kickBackground()
+		}
+	}
+	c.mu.Unlock()
+}
+
+// kickBackground wakes the background reader (which reads if nobody holds the token).
+func (c *conn) kickBackground() {
+	select {
+	case c.bgKick <- struct{}{}:
+	default:
+	}
+}
+
+// background reads replies while requests are in flight and no owner waits to read.
+func (c *conn) background() {
+	defer close(c.bgDone)
+	for {
+		select {
+		case <-c.bgKick:
+		case <-c.failed:
+			return
+		}
+		c.mu.Lock()
+		if c.reading || c.nactive == 0 || c.failErr != nil {
+			c.mu.Unlock()
+			continue
+		}
+		c.reading = true
+		c.mu.Unlock()
+		for {
+			c.mu.Lock()
+			stop := c.nactive == 0 || len(c.waitq) > 0
+			c.mu.Unlock()
+			if stop {
+				break
+			}
+			if _, err := c.readOne(); err != nil {
+				c.fail(err)
+				break
+			}
+		}
+		c.release()
+	}
 }
 
 // connErr describes a broken connection; a connection we closed ourselves reports why.
@@ -197,57 +346,70 @@ func (c *conn) connErr(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// readLoop reads replies and completes their requests until the connection fails.
-func (c *conn) readLoop() {
-	defer close(c.readerDone)
-	var h [nbdproto.ReplyLen]byte
-	for {
-		if _, err := io.ReadFull(c.br, h[:]); err != nil {
-			c.fail(c.connErr("receive", err))
-			return
-		}
-		errno, handle, err := nbdproto.ParseSimpleReply(h[:])
-		if err != nil {
-			c.fail(err)
-			return
-		}
-		idx, gen := uint32(handle), uint32(handle>>32)
-		c.mu.Lock()
-		var cl *call
-		if idx < uint32(len(c.calls)) {
-			cl = c.calls[idx]
-		}
-		if cl == nil || !cl.active || cl.gen != gen {
-			c.mu.Unlock()
-			c.fail(fmt.Errorf("the server replied to handle %#x, which no request in flight has", handle))
-			return
-		}
-		if cl.typ != nbdproto.CmdRead || errno != 0 {
-			// No payload follows: a simple reply to a read that failed carries none.
-			cl.active, cl.buf = false, nil
-			c.mu.Unlock()
-			if errno != 0 {
-				cl.res <- &ServerError{Errno: errno}
-			} else {
-				cl.res <- nil
-			}
-			continue
-		}
-		cl.filling = true
-		buf := cl.buf
-		c.mu.Unlock()
-		_, err = io.ReadFull(c.br, buf)
-		c.mu.Lock()
-		cl.active, cl.filling, cl.buf = false, false, nil
-		c.mu.Unlock()
-		if err != nil {
-			err = c.connErr("receive read data", err)
-			cl.res <- err
-			c.fail(err)
-			return
-		}
-		cl.res <- nil
+// readOne reads one reply and completes its request, which it returns. Only the read
+// token's holder calls it. An error ends the connection (the caller calls fail).
+func (c *conn) readOne() (*call, error) {
+	h := c.rhdr[:]
+	if _, err := io.ReadFull(c.br, h); err != nil {
+		return nil, c.connErr("receive", err)
 	}
+	errno, handle, err := nbdproto.ParseSimpleReply(h)
+	if err != nil {
+		return nil, err
+	}
+	idx, gen := uint32(handle), uint32(handle>>32)
+	c.mu.Lock()
+	var cl *call
+	if idx < uint32(len(c.calls)) {
+		cl = c.calls[idx]
+	}
+	if cl == nil || !cl.active || cl.gen != gen {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("the server replied to handle %#x, which no request in flight has", handle)
+	}
+	if cl.typ != nbdproto.CmdRead || errno != 0 {
+		// No payload follows: a simple reply to a read that failed carries none.
+		if errno != 0 {
+			c.complete(cl, &ServerError{Errno: errno})
+		} else {
+			c.complete(cl, nil)
+		}
+		c.mu.Unlock()
+		return cl, nil
+	}
+	cl.filling = true
+	buf := cl.buf
+	c.mu.Unlock()
+	if err = c.readPayload(buf); err != nil {
+		err = c.connErr("receive read data", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.complete(cl, err)
+	if err != nil {
+		return nil, err
+	}
+	return cl, nil
+}
+
+// fullReader is implemented by transports that fill a buffer with one call.
+type fullReader interface{ ReadFull(p []byte) error }
+
+// readPayload fills buf: what the buffered reader holds, then the rest straight from the
+// transport (with one system call for the whole payload on a blocking socket).
+func (c *conn) readPayload(buf []byte) error {
+	if n := c.br.Buffered(); n > 0 {
+		k, _ := c.br.Read(buf[:min(n, len(buf))])
+		buf = buf[k:]
+	}
+	if len(buf) == 0 {
+		return nil
+	}
+	if fr, ok := c.tr.(fullReader); ok {
+		return fr.ReadFull(buf)
+	}
+	_, err := io.ReadFull(c.br, buf)
+	return err
 }
 
 // watchTick is how often the watchdog looks for overdue requests: a request fails at most
@@ -304,17 +466,22 @@ func (c *conn) close() error {
 		if c.err() == nil {
 			var h [nbdproto.RequestLen]byte
 			nbdproto.Request{Type: nbdproto.CmdDisc}.Put(h[:])
+			// A server that stopped reading must not hang Close: the write is bounded.
+			t := time.AfterFunc(min(c.timeout, 5*time.Second), c.tr.Shutdown)
 			c.wmu.Lock()
-			_ = c.nc.SetWriteDeadline(time.Now().Add(min(c.timeout, 5*time.Second)))
-			_, err = c.nc.Write(h[:])
-			c.wmu.Unlock()
-			if err != nil {
-				err = fmt.Errorf("nbd: disconnect: %w", err)
+			if werr := c.tr.WriteBuffers([][]byte{h[:]}, func() {}); werr != nil {
+				err = fmt.Errorf("nbd: disconnect: %w", werr)
 			}
+			c.wmu.Unlock()
+			t.Stop()
 		}
 		c.fail(ErrClosed)
-		<-c.readerDone
+		<-c.bgDone
 		<-c.watchDone
+		c.users.Wait()
+		if cerr := c.tr.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("nbd: close: %w", cerr)
+		}
 	})
 	return err
 }
@@ -326,16 +493,16 @@ type handshakeConfig struct {
 }
 
 // handshake runs the fixed newstyle negotiation on nc (bounded by ctx and timeout) and
-// returns the connection to use for transmission (TLS-wrapped if negotiated), a reader on
-// it, and the export's information.
-func handshake(ctx context.Context, nc net.Conn, hc handshakeConfig, timeout time.Duration) (net.Conn, *bufio.Reader, nbdproto.ExportInfo, error) {
+// returns the connection to use for transmission (TLS-wrapped if negotiated) and the
+// export's information.
+func handshake(ctx context.Context, nc net.Conn, hc handshakeConfig, timeout time.Duration) (net.Conn, nbdproto.ExportInfo, error) {
 	var info nbdproto.ExportInfo
 	deadline := time.Now().Add(timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	if err := nc.SetDeadline(deadline); err != nil {
-		return nil, nil, info, err
+		return nil, info, err
 	}
 	// A cancelled context interrupts the negotiation too.
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
@@ -344,14 +511,14 @@ func handshake(ctx context.Context, nc net.Conn, hc handshakeConfig, timeout tim
 	br := bufio.NewReaderSize(nc, readBufferSize)
 	var hello [nbdproto.HelloLen]byte
 	if _, err := io.ReadFull(br, hello[:]); err != nil {
-		return nil, nil, info, negotiationErr("greeting", err)
+		return nil, info, negotiationErr("greeting", err)
 	}
 	flags, err := nbdproto.ParseHello(hello[:])
 	if err != nil {
-		return nil, nil, info, err
+		return nil, info, err
 	}
 	if flags&nbdproto.FlagFixedNewstyle == 0 {
-		return nil, nil, info, errors.New("nbd: the server does not offer fixed newstyle negotiation (only plain newstyle); not supported")
+		return nil, info, errors.New("nbd: the server does not offer fixed newstyle negotiation (only plain newstyle); not supported")
 	}
 	clientFlags := uint32(nbdproto.FlagFixedNewstyle)
 	noZeroes := flags&nbdproto.FlagNoZeroes != 0
@@ -359,23 +526,23 @@ func handshake(ctx context.Context, nc net.Conn, hc handshakeConfig, timeout tim
 		clientFlags |= nbdproto.FlagNoZeroes
 	}
 	if _, err := nc.Write(binary.BigEndian.AppendUint32(nil, clientFlags)); err != nil {
-		return nil, nil, info, negotiationErr("client flags", err)
+		return nil, info, negotiationErr("client flags", err)
 	}
 	o := &optionIO{r: br, w: nc}
 	if hc.tls != nil {
 		typ, msg, err := o.simple(nbdproto.OptStartTLS, nil)
 		if err != nil {
-			return nil, nil, info, err
+			return nil, info, err
 		}
 		if typ != nbdproto.RepAck {
-			return nil, nil, info, fmt.Errorf("nbd: the server refused TLS (NBD_OPT_STARTTLS: %s%s); remove tls= to connect without it", nbdproto.RepName(typ), msgSuffix(msg))
+			return nil, info, fmt.Errorf("nbd: the server refused TLS (NBD_OPT_STARTTLS: %s%s); remove tls= to connect without it", nbdproto.RepName(typ), msgSuffix(msg))
 		}
 		if br.Buffered() > 0 {
-			return nil, nil, info, errors.New("nbd: the server sent data before the TLS handshake")
+			return nil, info, errors.New("nbd: the server sent data before the TLS handshake")
 		}
 		tc := tls.Client(nc, hc.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return nil, nil, info, fmt.Errorf("nbd: TLS handshake: %w", err)
+			return nil, info, fmt.Errorf("nbd: TLS handshake: %w", err)
 		}
 		nc = tc
 		br = bufio.NewReaderSize(nc, readBufferSize)
@@ -383,12 +550,15 @@ func handshake(ctx context.Context, nc net.Conn, hc handshakeConfig, timeout tim
 	}
 	info, err = o.goExport(hc.export, noZeroes)
 	if err != nil {
-		return nil, nil, info, err
+		return nil, info, err
+	}
+	if br.Buffered() > 0 {
+		return nil, info, errors.New("nbd: the server sent data after the negotiation, before any request")
 	}
 	if err := nc.SetDeadline(time.Time{}); err != nil {
-		return nil, nil, info, err
+		return nil, info, err
 	}
-	return nc, br, info, nil
+	return nc, info, nil
 }
 
 func negotiationErr(what string, err error) error {

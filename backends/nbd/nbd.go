@@ -181,7 +181,7 @@ func open(ctx context.Context, u *url.URL, p backends.OpenParams) (backends.Targ
 	if err != nil {
 		return nil, openError{fmt.Errorf("connect: %w", err)}
 	}
-	tc, br, info, err := handshake(ctx, nc, handshakeConfig{export: c.export, tls: c.tls}, c.timeout)
+	tc, info, err := handshake(ctx, nc, handshakeConfig{export: c.export, tls: c.tls}, c.timeout)
 	if err != nil {
 		nc.Close()
 		return nil, openError{err}
@@ -191,7 +191,7 @@ func open(ctx context.Context, u *url.URL, p backends.OpenParams) (backends.Targ
 		tc.Close()
 		return nil, err
 	}
-	t.c = newConn(tc, br, c.timeout)
+	t.c = newConn(tc, c.timeout)
 	return t, nil
 }
 
@@ -226,9 +226,8 @@ func newTarget(nc net.Conn, c config, info nbdproto.ExportInfo, p backends.OpenP
 	if p.Write && readOnly {
 		return nil, fmt.Errorf("export %q is read-only (the server set NBD_FLAG_READ_ONLY): a writing workload cannot run on it", c.export)
 	}
-	if p.Size > t.size {
-		return nil, fmt.Errorf("the job needs %d bytes but export %q holds %d bytes: lower size= or offset=", p.Size, c.export, t.size)
-	}
+	// p.Size is not checked: without size= the engine asks for its default (1 GiB) and then
+	// fits the region to Size; with size= it refuses a region beyond Size itself.
 	if info.MinBlock > 0 {
 		t.minBlock = int64(info.MinBlock)
 		if info.MaxPayload != 0xffffffff {
