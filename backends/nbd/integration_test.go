@@ -25,8 +25,15 @@ import (
 // Cleanup. It skips only when qemu-nbd is missing and CI is not set.
 func startQemuNBD(t testing.TB, readOnly bool) (*testbed.QemuNBD, testbed.Endpoint) {
 	t.Helper()
+	s, eps := startQemuNBDTLS(t, readOnly, false)
+	return s, eps["nbd-qemu"]
+}
+
+// startQemuNBDTLS is startQemuNBD with the TLS export too (withTLS) and all endpoints by name.
+func startQemuNBDTLS(t testing.TB, readOnly, withTLS bool) (*testbed.QemuNBD, map[string]testbed.Endpoint) {
+	t.Helper()
 	s := testbed.NewQemuNBD()
-	s.ReadOnly = readOnly
+	s.ReadOnly, s.NoTLS = readOnly, !withTLS
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	eps, err := s.Start(ctx, t.TempDir())
@@ -41,7 +48,11 @@ func startQemuNBD(t testing.TB, readOnly bool) (*testbed.QemuNBD, testbed.Endpoi
 			t.Errorf("stop qemu-nbd: %v", err)
 		}
 	})
-	return s, eps[0]
+	m := map[string]testbed.Endpoint{}
+	for _, e := range eps {
+		m[e.Name] = e
+	}
+	return s, m
 }
 
 // serveOwn exports an in-memory target of size bytes with vm/nbdexport and returns its URL.
@@ -182,6 +193,37 @@ func TestIntegrationQemuNBD(t *testing.T) {
 	t.Run("UnknownExport", func(t *testing.T) {
 		_, err := openURL(t, strings.TrimSuffix(ep.URL, "/vm")+"/nosuch", backends.OpenParams{})
 		wantErr(t, err, `no export "nosuch"`)
+	})
+}
+
+// TestIntegrationQemuNBDTLS reaches qemu-nbd --tls-creds (x509, the testbed's throw-away CA)
+// through NBD_OPT_STARTTLS.
+func TestIntegrationQemuNBDTLS(t *testing.T) {
+	_, eps := startQemuNBDTLS(t, false, true)
+	ep, ok := eps["nbd-qemu-tls"]
+	if !ok || ep.Security != "tls" {
+		t.Fatalf("endpoints %+v", eps)
+	}
+	t.Run("ReadWrite", func(t *testing.T) {
+		tg := mustOpen(t, ep.URL, rw)
+		d := tg.Describe()
+		if d["security"] != "tls" || !strings.HasPrefix(d["tls"], "TLS 1.3") {
+			t.Errorf("security %q, tls %q", d["security"], d["tls"])
+		}
+		exercise(t, tg)
+	})
+	plain := strings.Split(ep.URL, "?")[0]
+	t.Run("Required", func(t *testing.T) {
+		_, err := openURL(t, plain, backends.OpenParams{})
+		wantErr(t, err, "requires TLS", "tls=on")
+	})
+	t.Run("UnknownCA", func(t *testing.T) {
+		_, err := openURL(t, plain+"?tls=on", backends.OpenParams{})
+		wantErr(t, err, "TLS handshake", "certificate")
+	})
+	t.Run("WrongName", func(t *testing.T) {
+		_, err := openURL(t, ep.URL+"&tls_hostname=nas.example", backends.OpenParams{})
+		wantErr(t, err, "TLS handshake", "nas.example")
 	})
 }
 
