@@ -10,7 +10,10 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vmstorbench/vmstorbench/internal/nbdproto"
 	"github.com/vmstorbench/vmstorbench/internal/socktransport"
@@ -392,6 +395,38 @@ func (c *conn) readOne() (*call, error) {
 	return cl, nil
 }
 
+// quickACKConn acknowledges at once what it reads (TCP_QUICKACK after every read). Without
+// it, a server that writes a reply in two small pieces with Nagle's algorithm on (qemu-nbd
+// does so under TLS: a record for the header, one for the data) waits for our delayed ACK,
+// 40 ms, before the second: measured 44 ms per 4 KiB read through qemu-nbd --tls-creds,
+// and 0.4 ms with it.
+type quickACKConn struct {
+	*net.TCPConn
+	rc syscall.RawConn
+}
+
+// quickACK wraps a TCP connection in a quickACKConn; other connections are returned as
+// they are.
+func quickACK(nc net.Conn) net.Conn {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return nc
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nc
+	}
+	return &quickACKConn{TCPConn: tc, rc: rc}
+}
+
+func (c *quickACKConn) Read(b []byte) (int, error) {
+	n, err := c.TCPConn.Read(b)
+	_ = c.rc.Control(setQuickACK)
+	return n, err
+}
+
+func setQuickACK(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK, 1) }
+
 // fullReader is implemented by transports that fill a buffer with one call.
 type fullReader interface{ ReadFull(p []byte) error }
 
@@ -479,7 +514,8 @@ func (c *conn) close() error {
 		<-c.bgDone
 		<-c.watchDone
 		c.users.Wait()
-		if cerr := c.tr.Close(); cerr != nil && err == nil {
+		// The transport of a TLS connection was closed by fail already.
+		if cerr := c.tr.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
 			err = fmt.Errorf("nbd: close: %w", cerr)
 		}
 	})
@@ -540,7 +576,7 @@ func handshake(ctx context.Context, nc net.Conn, hc handshakeConfig, timeout tim
 		if br.Buffered() > 0 {
 			return nil, info, errors.New("nbd: the server sent data before the TLS handshake")
 		}
-		tc := tls.Client(nc, hc.tls)
+		tc := tls.Client(quickACK(nc), hc.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return nil, info, fmt.Errorf("nbd: TLS handshake: %w", err)
 		}
