@@ -86,7 +86,7 @@ type conn struct {
 	blocked func()         // kickBackground, bound once (a method value allocates)
 	users   sync.WaitGroup // calls of do in progress: Close releases the socket after them
 
-	wmu sync.Mutex // one writer at a time: a request's header and payload stay together
+	wmu sync.Mutex // one writer at a time: a request's header and payload go in one sendmsg
 
 	mu      sync.Mutex
 	calls   []*call
@@ -249,13 +249,18 @@ func (c *conn) wait(cl *call) error {
 		if !c.reading {
 			c.reading = true
 			c.mu.Unlock()
+			mine := false
 			for {
 				got, err := c.readOne()
 				if err != nil {
 					c.fail(err)
 					break
 				}
-				if got == cl {
+				mine = mine || got == cl
+				// Past our own reply, replies already in the buffer are dispatched too: their
+				// owners are woken by their results anyway, and the token is not handed to one
+				// of them (one goroutine wake-up less each).
+				if mine && c.br.Buffered() < nbdproto.ReplyLen {
 					break
 				}
 			}
