@@ -83,8 +83,8 @@ type conn struct {
 	rhdr    [nbdproto.ReplyLen]byte // the read token's holder only
 	timeout time.Duration
 	epoch   time.Time
-	blocked func()         // kickBackground, bound once (a method value allocates)
-	users   sync.WaitGroup // calls of do in progress: Close releases the socket after them
+	blocked func()       // kickBackground, bound once (a method value allocates)
+	life    sync.RWMutex // read-held by do: close frees the socket when no call uses it
 
 	wmu sync.Mutex // one writer at a time: a request's header and payload go in one sendmsg
 
@@ -194,8 +194,8 @@ func (c *conn) fail(err error) {
 // do sends one request and waits for its reply. For a read, buf receives the payload; for
 // a write, payload is sent.
 func (c *conn) do(typ, flags uint16, off uint64, length uint32, buf, payload []byte) error {
-	c.users.Add(1)
-	defer c.users.Done()
+	c.life.RLock()
+	defer c.life.RUnlock()
 	var cl *call
 	select {
 	case cl = <-c.free:
@@ -518,7 +518,10 @@ func (c *conn) close() error {
 		c.fail(ErrClosed)
 		<-c.bgDone
 		<-c.watchDone
-		c.users.Wait()
+		// Calls still in do return at once (the connection failed); later ones see the
+		// failure before they touch the socket.
+		c.life.Lock()
+		defer c.life.Unlock()
 		// The transport of a TLS connection was closed by fail already.
 		if cerr := c.tr.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
 			err = fmt.Errorf("nbd: close: %w", cerr)
