@@ -54,6 +54,10 @@ type OpenParams struct {
 	// Size is the number of bytes the job needs (offset+size of the workload). Backends that
 	// create bench files create them this large; fixed-size targets fail if they are smaller.
 	Size int64
+	// SizeIsDefault says Size is the engine's default for a new bench file (the user gave no
+	// size=): a fixed-size target (a LUN, a block device, an existing file) smaller than it
+	// is used whole instead of refused; the engine then fits the region to it.
+	SizeIsDefault bool
 	// Job is the job index (0-based); backends that create one file per job use it in the name.
 	Job int
 	// Direct asks for unbuffered I/O (O_DIRECT) where the backend has a cache to bypass.

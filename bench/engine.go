@@ -283,6 +283,7 @@ func openTargets(ctx context.Context, cfg *Config, w workloads.Workload, fp *fil
 		j, f := i/nr, i%nr
 		p := cfg.Open
 		p.Size, p.Job, p.Direct, p.Write, p.Read = fp.sizes[f], cfg.FirstJob+j, w.Direct, w.Writes(), w.Does(workloads.Read)
+		p.SizeIsDefault = cfg.Workload.Size == 0 && !fp.multi
 		p.File, p.NrFiles = f, nr
 		p.SyncWrites = w.SyncIO // fio sync=: O_SYNC/O_DSYNC or the backend's equivalent
 		if fp.names != nil {

@@ -10,6 +10,7 @@ packages=(
   nfs-ganesha nfs-ganesha-vfs rpcbind   # NFS server
   libnfs-utils                          # nfs-cp, NFS reference client
   tgt libiscsi-bin                      # iSCSI target and iscsi-perf reference
+  libnbd-bin                            # nbdcopy, NBD reference client (qemu-nbd is in qemu-utils)
   qemu-system-x86 qemu-utils qemu-block-extra busybox-static cpio xz-utils  # VM mode
   iproute2 procps
   chromium fonts-liberation2            # the HTML report's browser test; the charts' font

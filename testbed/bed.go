@@ -21,6 +21,7 @@ func Catalog() []func() Server {
 		func() Server { return NewGanesha() },
 		func() Server { return NewTgt() },
 		func() Server { return NewGotgt() },
+		func() Server { return NewQemuNBD() },
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	_ "github.com/vmstorbench/vmstorbench/backends/file"
 	_ "github.com/vmstorbench/vmstorbench/backends/iscsi"
 	_ "github.com/vmstorbench/vmstorbench/backends/mem"
+	_ "github.com/vmstorbench/vmstorbench/backends/nbd"
 	_ "github.com/vmstorbench/vmstorbench/backends/nfs"
 	_ "github.com/vmstorbench/vmstorbench/backends/null"
 	_ "github.com/vmstorbench/vmstorbench/backends/smb"

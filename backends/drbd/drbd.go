@@ -129,14 +129,22 @@ func open(ctx context.Context, u *url.URL, p backends.OpenParams) (backends.Targ
 
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if proto != "" {
-		if err := src.SetProtocol(sctx, proto); err != nil {
-			return nil, fmt.Errorf("switch to protocol %s: %w", proto, err)
-		}
-	}
 	st, err := src.State(sctx)
 	if err != nil {
 		return nil, fmt.Errorf("replication state: %w", err)
+	}
+	if proto != "" && st.Protocol != proto {
+		// DRBD passes the change to a connected peer only: a disconnected peer would keep
+		// the old protocol and refuse to reconnect.
+		if !st.Connected() {
+			return nil, fmt.Errorf("not switching %s to protocol %s while it is %s: the peer would keep protocol %s and refuse to reconnect", device, proto, orUnknown(st.Connection), orDash(st.Protocol))
+		}
+		if err := src.SetProtocol(sctx, proto); err != nil {
+			return nil, fmt.Errorf("switch to protocol %s: %w", proto, err)
+		}
+		if st, err = src.State(sctx); err != nil {
+			return nil, fmt.Errorf("replication state: %w", err)
+		}
 	}
 	if proto != "" && st.Protocol != "" && st.Protocol != proto {
 		return nil, fmt.Errorf("switched to protocol %s but DRBD reports %s", proto, st.Protocol)
@@ -203,6 +211,13 @@ func (t *Target) Describe() map[string]string {
 		d["degraded"] = t.degraded
 	}
 	return d
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }
 
 func orDash(s string) string {

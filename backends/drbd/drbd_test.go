@@ -135,3 +135,25 @@ func TestAgentSourceSwitchesProtocol(t *testing.T) {
 		t.Errorf("dead agent: %v", err)
 	}
 }
+
+// A protocol switch happens only when needed, and never on a disconnected pair (the peer
+// would keep the old protocol and refuse to reconnect).
+func TestProtocolSwitchOnlyWhenConnected(t *testing.T) {
+	f := &fakeAgent{state: drbdstate.State{Role: "Primary", PeerRole: "Unknown", Disk: "UpToDate", PeerDisk: "DUnknown",
+		Connection: "WFConnection", Replication: "Off", Protocol: "C", SyncPercent: -1}}
+	addr := f.serve(t)
+	_, err := backends.Open(context.Background(), "drbd:///dev/drbd0?nbd=127.0.0.1:1&agent="+addr+"&protocol=A&allow_degraded=1", backends.OpenParams{})
+	if err == nil || !strings.Contains(err.Error(), "not switching /dev/drbd0 to protocol A while it is WFConnection") {
+		t.Errorf("got %v", err)
+	}
+	// Already at C: no switch, on to the I/O (which fails here: no NBD server).
+	_, err = backends.Open(context.Background(), "drbd:///dev/drbd0?nbd=127.0.0.1:1&agent="+addr+"&protocol=C&allow_degraded=1", backends.OpenParams{})
+	if err == nil || strings.Contains(err.Error(), "switch") {
+		t.Errorf("got %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if strings.Join(f.ops, ",") != "state,state" {
+		t.Errorf("ops %v: no protocol switch expected", f.ops)
+	}
+}

@@ -203,6 +203,12 @@ func TestIntegrationTgt(t *testing.T) {
 		wantErr(t, err, "--allow-destructive")
 		_, err = openEndpoint(t, plain, "", backends.OpenParams{Size: testbed.ISCSILUNSize + 512})
 		wantErr(t, err, "holds 268435456 bytes")
+		// Without size= the engine's default size is a wish: the LUN is used whole.
+		if tg, err := openEndpoint(t, plain, "", backends.OpenParams{Size: testbed.ISCSILUNSize + 512, SizeIsDefault: true}); err != nil {
+			t.Errorf("default size larger than the LUN: %v", err)
+		} else {
+			tg.Close()
+		}
 		tg := mustOpen(t, plain, "")
 		_, err = tg.ReadAt(make([]byte, 4096), 100)
 		wantErr(t, err, "multiples of the LUN's 512-byte block size")

@@ -201,7 +201,7 @@ func newTarget(s *initiator.Session, c config, p backends.OpenParams) (*Target, 
 		return nil, err
 	}
 	t.blockSize, t.size = int64(capacity.BlockSize), capacity.Bytes()
-	if p.Size > t.size {
+	if p.Size > t.size && !p.SizeIsDefault {
 		return nil, fmt.Errorf("the job needs %d bytes but LUN %d of %s holds %d bytes (%d blocks of %d): lower size= or offset=", p.Size, c.lun, c.init.TargetName, t.size, capacity.Blocks, capacity.BlockSize)
 	}
 	t.maxIO = maxTransferDefault

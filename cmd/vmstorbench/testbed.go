@@ -23,7 +23,7 @@ func newTestbedCmd() *cobra.Command {
 	var dir string
 	cmd := &cobra.Command{
 		Use:   "testbed",
-		Short: "Start, inspect and stop real storage servers on loopback (Samba, NFS-Ganesha, embedded NFS)",
+		Short: "Start, inspect and stop real storage servers on loopback (Samba, NFS-Ganesha, embedded NFS, tgt, gotgt, qemu-nbd)",
 		Long: `The testbed runs real servers on 127.0.0.1, each in its own directory under the state
 directory, so that the protocols can be measured without a NAS. 'up' starts them in a
 background process and prints the target URLs; 'run --target testbed:NAME' (or --testbed for
@@ -44,7 +44,7 @@ all) uses them; 'down' stops everything it started, by PID, and removes the stat
 			return testbedUp(cmd.OutOrStdout(), dir, only, with, drbdLink)
 		},
 	}
-	up.Flags().StringSliceVar(&only, "only", nil, "start only these servers (gonfs, samba, ganesha, ..., drbd)")
+	up.Flags().StringSliceVar(&only, "only", nil, "start only these servers (gonfs, samba, ganesha, tgt, gotgt, qemu-nbd, drbd)")
 	up.Flags().StringSliceVar(&with, "with", nil, "also start these optional servers (drbd: a two-node DRBD pair of TCG guests)")
 	up.Flags().StringVar(&drbdLink, "drbd-link", "", "the DRBD pair's replication link: lan, wan or latency=…,jitter=…,bandwidth=…,loss=… (default: no added delay)")
 

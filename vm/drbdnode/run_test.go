@@ -93,7 +93,7 @@ func TestZPeerDies(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	r, err := drbdstate.Call(ctx, p.Nodes[0].Control, drbdstate.Request{Op: "run", URL: "drbd:///dev/drbd0?resource=r0", RuntimeMS: 12000})
+	r, err := drbdstate.Call(ctx, p.Nodes[0].Control, drbdstate.Request{Op: "run", URL: "drbd:///dev/drbd0?resource=r0", RuntimeMS: 16000})
 	if err != nil {
 		t.Fatalf("run with the peer killed: %v", err)
 	}

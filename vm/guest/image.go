@@ -359,7 +359,9 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 		}
 		return nil, fmt.Errorf("guest image: %w", err)
 	}
-	pruneImages(filepath.Join(o.CacheDir, "images"), keepImages)
+	// Each kind of image is pruned on its own: building a DRBD node image must not push the
+	// migration guests' images out of a cache several users share, nor the other way round.
+	pruneImages(filepath.Join(o.CacheDir, "images"), keepImages, imageKind(filepath.Base(dir)))
 	return img, nil
 }
 
@@ -382,8 +384,17 @@ func loadImage(dir string) (*Image, error) {
 	return &img, nil
 }
 
-// pruneImages removes all but the keep most recently used images.
-func pruneImages(dir string, keep int) {
+// imageKind is the variant part of an image directory's name ("drbdnode-<hash>"), "" for
+// the standard guest ("<hash>").
+func imageKind(name string) string {
+	if i := strings.LastIndexByte(name, '-'); i > 0 {
+		return name[:i]
+	}
+	return ""
+}
+
+// pruneImages removes all but the keep most recently used images of kind.
+func pruneImages(dir string, keep int, kind string) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return
@@ -394,7 +405,7 @@ func pruneImages(dir string, keep int) {
 	}
 	var imgs []aged
 	for _, e := range ents {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") || imageKind(e.Name()) != kind {
 			continue
 		}
 		if info, err := e.Info(); err == nil {

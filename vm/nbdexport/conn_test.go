@@ -15,6 +15,7 @@ import (
 
 	"github.com/vmstorbench/vmstorbench/backends"
 	"github.com/vmstorbench/vmstorbench/backends/mem"
+	"github.com/vmstorbench/vmstorbench/internal/nbdproto"
 )
 
 // testClient speaks the client side of the protocol, as far as the tests need.
@@ -40,12 +41,12 @@ func dial(t *testing.T, e *Export, name string, oldStyle bool) (*testClient, err
 	if _, err := io.ReadFull(tc.r, hello[:]); err != nil {
 		return nil, err
 	}
-	if binary.BigEndian.Uint64(hello[0:]) != magicNBD || binary.BigEndian.Uint64(hello[8:]) != magicOption {
+	if binary.BigEndian.Uint64(hello[0:]) != nbdproto.MagicNBD || binary.BigEndian.Uint64(hello[8:]) != nbdproto.MagicOption {
 		return nil, errors.New("bad server greeting")
 	}
-	tc.write(binary.BigEndian.AppendUint32(nil, flagFixedNewstyle|flagNoZeroes))
+	tc.write(binary.BigEndian.AppendUint32(nil, nbdproto.FlagFixedNewstyle|nbdproto.FlagNoZeroes))
 	if oldStyle {
-		tc.option(optExportName, []byte(name))
+		tc.option(nbdproto.OptExportName, []byte(name))
 		var b [10]byte
 		if _, err := io.ReadFull(tc.r, b[:]); err != nil {
 			return nil, err
@@ -56,15 +57,15 @@ func dial(t *testing.T, e *Export, name string, oldStyle bool) (*testClient, err
 	d := binary.BigEndian.AppendUint32(nil, uint32(len(name)))
 	d = append(d, name...)
 	d = binary.BigEndian.AppendUint16(d, 0)
-	tc.option(optGo, d)
+	tc.option(nbdproto.OptGo, d)
 	for {
 		typ, p := tc.optReply()
 		switch typ {
-		case repInfo:
-			if binary.BigEndian.Uint16(p) == infoExport {
+		case nbdproto.RepInfo:
+			if binary.BigEndian.Uint16(p) == nbdproto.InfoExport {
 				tc.size, tc.flags = binary.BigEndian.Uint64(p[2:]), binary.BigEndian.Uint16(p[10:])
 			}
-		case repAck:
+		case nbdproto.RepAck:
 			return tc, nil
 		default:
 			return nil, fmt.Errorf("option reply %#x: %s", typ, p)
@@ -80,7 +81,7 @@ func (tc *testClient) write(b []byte) {
 }
 
 func (tc *testClient) option(opt uint32, data []byte) {
-	b := binary.BigEndian.AppendUint64(nil, magicOption)
+	b := binary.BigEndian.AppendUint64(nil, nbdproto.MagicOption)
 	b = binary.BigEndian.AppendUint32(b, opt)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(data)))
 	tc.write(append(b, data...))
@@ -92,7 +93,7 @@ func (tc *testClient) optReply() (uint32, []byte) {
 	if _, err := io.ReadFull(tc.r, h[:]); err != nil {
 		tc.t.Fatal(err)
 	}
-	if binary.BigEndian.Uint64(h[0:]) != magicReply {
+	if binary.BigEndian.Uint64(h[0:]) != nbdproto.MagicReply {
 		tc.t.Fatal("bad option reply magic")
 	}
 	p := make([]byte, binary.BigEndian.Uint32(h[16:]))
@@ -104,7 +105,7 @@ func (tc *testClient) optReply() (uint32, []byte) {
 
 // send sends one request (with its payload, for writes).
 func (tc *testClient) send(typ, flags uint16, handle, off uint64, length uint32, payload []byte) {
-	b := binary.BigEndian.AppendUint32(nil, magicRequest)
+	b := binary.BigEndian.AppendUint32(nil, nbdproto.MagicRequest)
 	b = binary.BigEndian.AppendUint16(b, flags)
 	b = binary.BigEndian.AppendUint16(b, typ)
 	b = binary.BigEndian.AppendUint64(b, handle)
@@ -117,11 +118,11 @@ func (tc *testClient) send(typ, flags uint16, handle, off uint64, length uint32,
 // to each handle (reads).
 func (tc *testClient) reply(readLen map[uint64]int) (handle uint64, errno uint32, data []byte) {
 	tc.t.Helper()
-	var h [replyLen]byte
+	var h [nbdproto.ReplyLen]byte
 	if _, err := io.ReadFull(tc.r, h[:]); err != nil {
 		tc.t.Fatal(err)
 	}
-	if binary.BigEndian.Uint32(h[0:]) != magicSimpleReply {
+	if binary.BigEndian.Uint32(h[0:]) != nbdproto.MagicSimpleReply {
 		tc.t.Fatal("bad reply magic")
 	}
 	errno, handle = binary.BigEndian.Uint32(h[4:]), binary.BigEndian.Uint64(h[8:])
@@ -213,7 +214,7 @@ func TestConcurrentRequests(t *testing.T) {
 	for i := 0; i < n; i++ {
 		h := uint64(1000 + i)
 		lens[h] = 4096
-		tc.send(cmdRead, 0, h, uint64(i)*4096, 4096, nil)
+		tc.send(nbdproto.CmdRead, 0, h, uint64(i)*4096, 4096, nil)
 	}
 	seen := map[uint64]bool{}
 	for i := 0; i < n; i++ {
@@ -243,8 +244,8 @@ func TestRepliesOutOfOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc.send(cmdRead, 0, 1, 0, 4096, nil)
-	tc.send(cmdWrite, 0, 2, 4096, 4096, bytes.Repeat([]byte{7}, 4096))
+	tc.send(nbdproto.CmdRead, 0, 1, 0, 4096, nil)
+	tc.send(nbdproto.CmdWrite, 0, 2, 4096, 4096, bytes.Repeat([]byte{7}, 4096))
 	lens := map[uint64]int{1: 4096}
 	if h, errno, _ := tc.reply(lens); h != 2 || errno != 0 {
 		t.Fatalf("first reply: handle %d errno %d, want the write's (2)", h, errno)
@@ -267,27 +268,27 @@ func TestCommands(t *testing.T) {
 		syncs    int32
 	}{
 		{"flush", false, 0, func(tc *testClient) {
-			tc.send(cmdWrite, 0, 1, 0, 4096, block)
-			tc.send(cmdFlush, 0, 2, 0, 0, nil)
+			tc.send(nbdproto.CmdWrite, 0, 1, 0, 4096, block)
+			tc.send(nbdproto.CmdFlush, 0, 2, 0, 0, nil)
 		}, []uint32{0, 0}, 1},
 		{"fua write", false, 0, func(tc *testClient) {
-			tc.send(cmdWrite, cmdFlagFUA, 1, 0, 4096, block)
+			tc.send(nbdproto.CmdWrite, nbdproto.CmdFlagFUA, 1, 0, 4096, block)
 		}, []uint32{0}, 1},
 		{"beyond the end", false, 0, func(tc *testClient) {
-			tc.send(cmdWrite, 0, 1, 1<<20, 4096, block)
-			tc.send(cmdRead, 0, 2, 1<<20-512, 4096, nil)
-			tc.send(cmdRead, 0, 3, 0, 0, nil)
-		}, []uint32{errNoSpace, errInvalid, errInvalid}, 0},
+			tc.send(nbdproto.CmdWrite, 0, 1, 1<<20, 4096, block)
+			tc.send(nbdproto.CmdRead, 0, 2, 1<<20-512, 4096, nil)
+			tc.send(nbdproto.CmdRead, 0, 3, 0, 0, nil)
+		}, []uint32{nbdproto.ErrNoSpace, nbdproto.ErrInvalid, nbdproto.ErrInvalid}, 0},
 		{"read-only", true, 0, func(tc *testClient) {
-			tc.send(cmdWrite, 0, 1, 0, 4096, block)
-		}, []uint32{errPerm}, 0},
+			tc.send(nbdproto.CmdWrite, 0, 1, 0, 4096, block)
+		}, []uint32{nbdproto.ErrPerm}, 0},
 		{"backend error, connection goes on", false, 8192, func(tc *testClient) {
-			tc.send(cmdWrite, 0, 1, 8192, 4096, block)
-			tc.send(cmdWrite, 0, 2, 0, 4096, block)
-		}, []uint32{errIO, 0}, 0},
+			tc.send(nbdproto.CmdWrite, 0, 1, 8192, 4096, block)
+			tc.send(nbdproto.CmdWrite, 0, 2, 0, 4096, block)
+		}, []uint32{nbdproto.ErrIO, 0}, 0},
 		{"unknown command", false, 0, func(tc *testClient) {
 			tc.send(4 /* TRIM, not offered */, 0, 1, 0, 4096, nil)
-		}, []uint32{errInvalid}, 0},
+		}, []uint32{nbdproto.ErrInvalid}, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -304,9 +305,9 @@ func TestCommands(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantFlags := uint16(tflagHasFlags | tflagSendFlush | tflagSendFUA | tflagCanMultiConn)
+			wantFlags := uint16(nbdproto.TFlagHasFlags | nbdproto.TFlagSendFlush | nbdproto.TFlagSendFUA | nbdproto.TFlagCanMultiConn)
 			if c.readOnly {
-				wantFlags |= tflagReadOnly
+				wantFlags |= nbdproto.TFlagReadOnly
 			}
 			if tc.flags != wantFlags || tc.size != 1<<20 {
 				t.Fatalf("flags %#x size %d, want %#x %d", tc.flags, tc.size, wantFlags, 1<<20)
@@ -329,7 +330,7 @@ func TestCommands(t *testing.T) {
 				t.Fatalf("%d syncs, want %d", s, c.syncs)
 			}
 			// Disconnect: the server syncs a writable export and hangs up.
-			tc.send(cmdDisc, 0, 99, 0, 0, nil)
+			tc.send(nbdproto.CmdDisc, 0, 99, 0, 0, nil)
 			if _, err := tc.r.ReadByte(); !errors.Is(err, io.EOF) {
 				t.Fatalf("after disconnect: %v, want EOF", err)
 			}

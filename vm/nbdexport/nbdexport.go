@@ -23,6 +23,7 @@ import (
 	"sync"
 
 	"github.com/vmstorbench/vmstorbench/backends"
+	"github.com/vmstorbench/vmstorbench/internal/nbdproto"
 )
 
 // ConnWorkers is how many requests one connection serves at the same time: QEMU's NBD client
@@ -157,9 +158,9 @@ func (e *Export) handle(c net.Conn) error {
 
 // transmissionFlags are the export's flags as the client sees them.
 func (e *Export) transmissionFlags() uint16 {
-	f := uint16(tflagHasFlags | tflagSendFlush | tflagSendFUA | tflagCanMultiConn)
+	f := uint16(nbdproto.TFlagHasFlags | nbdproto.TFlagSendFlush | nbdproto.TFlagSendFUA | nbdproto.TFlagCanMultiConn)
 	if e.readOnly {
-		f |= tflagReadOnly
+		f |= nbdproto.TFlagReadOnly
 	}
 	return f
 }
@@ -167,10 +168,8 @@ func (e *Export) transmissionFlags() uint16 {
 // negotiate runs the fixed newstyle handshake. It returns true when the client chose the
 // export and transmission begins, false when the client ended the negotiation.
 func (e *Export) negotiate(r io.Reader, w io.Writer) (bool, error) {
-	var hello [18]byte
-	binary.BigEndian.PutUint64(hello[0:], magicNBD)
-	binary.BigEndian.PutUint64(hello[8:], magicOption)
-	binary.BigEndian.PutUint16(hello[16:], flagFixedNewstyle|flagNoZeroes)
+	var hello [nbdproto.HelloLen]byte
+	nbdproto.PutHello(hello[:], nbdproto.FlagFixedNewstyle|nbdproto.FlagNoZeroes)
 	if _, err := w.Write(hello[:]); err != nil {
 		return false, err
 	}
@@ -179,20 +178,20 @@ func (e *Export) negotiate(r io.Reader, w io.Writer) (bool, error) {
 		return false, err
 	}
 	clientFlags := binary.BigEndian.Uint32(cf[:])
-	if clientFlags&flagFixedNewstyle == 0 {
+	if clientFlags&nbdproto.FlagFixedNewstyle == 0 {
 		return false, errors.New("nbd export: client does not speak fixed newstyle negotiation")
 	}
-	noZeroes := clientFlags&flagNoZeroes != 0
+	noZeroes := clientFlags&nbdproto.FlagNoZeroes != 0
 	for {
-		var h [16]byte
+		var h [nbdproto.OptionHeaderLen]byte
 		if _, err := io.ReadFull(r, h[:]); err != nil {
 			return false, err
 		}
-		if binary.BigEndian.Uint64(h[0:]) != magicOption {
-			return false, errors.New("nbd export: bad option magic")
+		opt, n, err := nbdproto.ParseOptionHeader(h[:])
+		if err != nil {
+			return false, fmt.Errorf("nbd export: %w", err)
 		}
-		opt, n := binary.BigEndian.Uint32(h[8:]), binary.BigEndian.Uint32(h[12:])
-		if n > maxOptionBytes {
+		if n > nbdproto.MaxOptionBytes {
 			return false, fmt.Errorf("nbd export: option %d of %d bytes is too long", opt, n)
 		}
 		data := make([]byte, n)
@@ -200,7 +199,7 @@ func (e *Export) negotiate(r io.Reader, w io.Writer) (bool, error) {
 			return false, err
 		}
 		switch opt {
-		case optExportName:
+		case nbdproto.OptExportName:
 			// The old way to choose an export: no reply on an unknown name but a hang-up.
 			if !e.isName(string(data)) {
 				return false, fmt.Errorf("nbd export: client asked for export %q", data)
@@ -212,26 +211,26 @@ func (e *Export) negotiate(r io.Reader, w io.Writer) (bool, error) {
 			}
 			_, err := w.Write(b)
 			return err == nil, err
-		case optAbort:
-			return false, optReply(w, opt, repAck, nil)
-		case optList:
+		case nbdproto.OptAbort:
+			return false, optReply(w, opt, nbdproto.RepAck, nil)
+		case nbdproto.OptList:
 			name := binary.BigEndian.AppendUint32(nil, uint32(len(e.name)))
-			if err := optReply(w, opt, repServer, append(name, e.name...)); err != nil {
+			if err := optReply(w, opt, nbdproto.RepServer, append(name, e.name...)); err != nil {
 				return false, err
 			}
-			if err := optReply(w, opt, repAck, nil); err != nil {
+			if err := optReply(w, opt, nbdproto.RepAck, nil); err != nil {
 				return false, err
 			}
-		case optInfo, optGo:
-			name, ok := parseInfoRequest(data)
+		case nbdproto.OptInfo, nbdproto.OptGo:
+			name, _, ok := nbdproto.ParseInfoRequest(data)
 			var err error
 			switch {
 			case !ok:
-				err = optReply(w, opt, repErrInvalid, []byte("malformed request"))
+				err = optReply(w, opt, nbdproto.RepErrInvalid, []byte("malformed request"))
 			case !e.isName(name):
-				err = optReply(w, opt, repErrUnknown, []byte("no such export"))
+				err = optReply(w, opt, nbdproto.RepErrUnknown, []byte("no such export"))
 			default:
-				if err = e.sendInfo(w, opt); err == nil && opt == optGo {
+				if err = e.sendInfo(w, opt); err == nil && opt == nbdproto.OptGo {
 					return true, nil
 				}
 			}
@@ -239,7 +238,7 @@ func (e *Export) negotiate(r io.Reader, w io.Writer) (bool, error) {
 				return false, err
 			}
 		default:
-			if err := optReply(w, opt, repErrUnsup, nil); err != nil {
+			if err := optReply(w, opt, nbdproto.RepErrUnsup, nil); err != nil {
 				return false, err
 			}
 		}
@@ -248,49 +247,21 @@ func (e *Export) negotiate(r io.Reader, w io.Writer) (bool, error) {
 
 func (e *Export) isName(name string) bool { return name == e.name || name == "" }
 
-// parseInfoRequest returns the export name of an NBD_OPT_INFO/GO request: name length,
-// name, count of information requests, the requests (which this server ignores: it always
-// sends the size, flags and block sizes).
-func parseInfoRequest(d []byte) (string, bool) {
-	if len(d) < 4 {
-		return "", false
-	}
-	n := int(binary.BigEndian.Uint32(d))
-	if n > len(d)-4-2 {
-		return "", false
-	}
-	name := string(d[4 : 4+n])
-	reqs := int(binary.BigEndian.Uint16(d[4+n:]))
-	if len(d) != 4+n+2+2*reqs {
-		return "", false
-	}
-	return name, true
-}
-
 // sendInfo answers NBD_OPT_INFO/GO for the export: size and flags, block sizes, done.
 func (e *Export) sendInfo(w io.Writer, opt uint32) error {
-	exp := binary.BigEndian.AppendUint16(nil, infoExport)
-	exp = binary.BigEndian.AppendUint64(exp, uint64(e.target.Size()))
-	exp = binary.BigEndian.AppendUint16(exp, e.transmissionFlags())
-	if err := optReply(w, opt, repInfo, exp); err != nil {
+	exp := nbdproto.AppendInfoExport(nil, uint64(e.target.Size()), e.transmissionFlags())
+	if err := optReply(w, opt, nbdproto.RepInfo, exp); err != nil {
 		return err
 	}
-	bs := binary.BigEndian.AppendUint16(nil, infoBlockSize)
-	bs = binary.BigEndian.AppendUint32(bs, minBlock)
-	bs = binary.BigEndian.AppendUint32(bs, preferredBlock)
-	bs = binary.BigEndian.AppendUint32(bs, MaxRequest)
-	if err := optReply(w, opt, repInfo, bs); err != nil {
+	bs := nbdproto.AppendInfoBlockSize(nil, minBlock, preferredBlock, MaxRequest)
+	if err := optReply(w, opt, nbdproto.RepInfo, bs); err != nil {
 		return err
 	}
-	return optReply(w, opt, repAck, nil)
+	return optReply(w, opt, nbdproto.RepAck, nil)
 }
 
 func optReply(w io.Writer, opt, typ uint32, payload []byte) error {
-	b := binary.BigEndian.AppendUint64(make([]byte, 0, 20+len(payload)), magicReply)
-	b = binary.BigEndian.AppendUint32(b, opt)
-	b = binary.BigEndian.AppendUint32(b, typ)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(payload)))
-	_, err := w.Write(append(b, payload...))
+	_, err := w.Write(nbdproto.AppendOptionReply(make([]byte, 0, nbdproto.OptionReplyHeaderLen+len(payload)), opt, typ, payload))
 	return err
 }
 
@@ -312,10 +283,8 @@ type replier struct {
 }
 
 func (rp *replier) reply(handle uint64, errno uint32, data []byte) {
-	var h [replyLen]byte
-	binary.BigEndian.PutUint32(h[0:], magicSimpleReply)
-	binary.BigEndian.PutUint32(h[4:], errno)
-	binary.BigEndian.PutUint64(h[8:], handle)
+	var h [nbdproto.ReplyLen]byte
+	nbdproto.PutSimpleReply(h[:], errno, handle)
 	bufs := net.Buffers{h[:]}
 	if errno == 0 && len(data) > 0 {
 		bufs = append(bufs, data)
@@ -357,20 +326,18 @@ func (e *Export) transmit(r io.Reader, c net.Conn) error {
 		}
 	}
 	defer drain()
-	var h [requestLen]byte
+	var h [nbdproto.RequestLen]byte
 	for {
 		if _, err := io.ReadFull(r, h[:]); err != nil {
 			return err
 		}
-		if binary.BigEndian.Uint32(h[0:]) != magicRequest {
-			return errors.New("nbd export: bad request magic")
+		wr, err := nbdproto.ParseRequest(h[:])
+		if err != nil {
+			return fmt.Errorf("nbd export: %w", err)
 		}
-		rq := &request{
-			flags: binary.BigEndian.Uint16(h[4:]), typ: binary.BigEndian.Uint16(h[6:]),
-			handle: binary.BigEndian.Uint64(h[8:]), off: binary.BigEndian.Uint64(h[16:]), length: binary.BigEndian.Uint32(h[24:]),
-		}
+		rq := &request{flags: wr.Flags, typ: wr.Type, handle: wr.Handle, off: wr.Offset, length: wr.Length}
 		switch rq.typ {
-		case cmdWrite:
+		case nbdproto.CmdWrite:
 			if rq.length > MaxRequest {
 				// Its payload follows and cannot be skipped sensibly: end the connection.
 				return fmt.Errorf("nbd export: write of %d bytes is larger than the %d advertised", rq.length, MaxRequest)
@@ -381,13 +348,13 @@ func (e *Export) transmit(r io.Reader, c net.Conn) error {
 			}
 			if e.readOnly {
 				e.bufs.Put(rq.data)
-				rp.reply(rq.handle, errPerm, nil)
+				rp.reply(rq.handle, nbdproto.ErrPerm, nil)
 				continue
 			}
 			reqs <- rq
-		case cmdRead, cmdFlush:
+		case nbdproto.CmdRead, nbdproto.CmdFlush:
 			reqs <- rq
-		case cmdDisc:
+		case nbdproto.CmdDisc:
 			// Answer what is in flight, make the writes durable, hang up.
 			drain()
 			if !e.readOnly {
@@ -398,7 +365,7 @@ func (e *Export) transmit(r io.Reader, c net.Conn) error {
 			return nil
 		default:
 			// Not offered (TRIM, WRITE_ZEROES, ...): none of them carries a payload.
-			rp.reply(rq.handle, errInvalid, nil)
+			rp.reply(rq.handle, nbdproto.ErrInvalid, nil)
 		}
 		if rp.failed() {
 			return errors.New("nbd export: connection broken while replying")
@@ -417,9 +384,9 @@ func (e *Export) serve(rq *request, rp *replier) {
 	size := uint64(e.target.Size())
 	inRange := rq.length > 0 && rq.off <= size && uint64(rq.length) <= size-rq.off
 	switch rq.typ {
-	case cmdRead:
+	case nbdproto.CmdRead:
 		if !inRange || rq.length > MaxRequest {
-			rp.reply(rq.handle, errInvalid, nil)
+			rp.reply(rq.handle, nbdproto.ErrInvalid, nil)
 			return
 		}
 		buf := e.buffer(int(rq.length))
@@ -430,35 +397,35 @@ func (e *Export) serve(rq *request, rp *replier) {
 				err = io.ErrUnexpectedEOF
 			}
 			e.recordErr(fmt.Errorf("nbd export: read %d bytes at %d: %w", rq.length, rq.off, err))
-			rp.reply(rq.handle, errIO, nil)
+			rp.reply(rq.handle, nbdproto.ErrIO, nil)
 			return
 		}
 		// io.EOF with a full buffer is a complete read.
 		rp.reply(rq.handle, 0, *buf)
-	case cmdWrite:
+	case nbdproto.CmdWrite:
 		defer e.bufs.Put(rq.data)
 		if !inRange {
-			rp.reply(rq.handle, errNoSpace, nil)
+			rp.reply(rq.handle, nbdproto.ErrNoSpace, nil)
 			return
 		}
 		if _, err := e.target.WriteAt(*rq.data, int64(rq.off)); err != nil {
 			e.recordErr(fmt.Errorf("nbd export: write %d bytes at %d: %w", rq.length, rq.off, err))
-			rp.reply(rq.handle, errIO, nil)
+			rp.reply(rq.handle, nbdproto.ErrIO, nil)
 			return
 		}
-		if rq.flags&cmdFlagFUA != 0 {
+		if rq.flags&nbdproto.CmdFlagFUA != 0 {
 			if err := e.target.Sync(); err != nil {
 				e.recordErr(fmt.Errorf("nbd export: sync (FUA write at %d): %w", rq.off, err))
-				rp.reply(rq.handle, errIO, nil)
+				rp.reply(rq.handle, nbdproto.ErrIO, nil)
 				return
 			}
 		}
 		rp.reply(rq.handle, 0, nil)
-	case cmdFlush:
+	case nbdproto.CmdFlush:
 		// Every write answered before the flush has returned from WriteAt: Sync covers it.
 		if err := e.target.Sync(); err != nil {
 			e.recordErr(fmt.Errorf("nbd export: flush: %w", err))
-			rp.reply(rq.handle, errIO, nil)
+			rp.reply(rq.handle, nbdproto.ErrIO, nil)
 			return
 		}
 		rp.reply(rq.handle, 0, nil)

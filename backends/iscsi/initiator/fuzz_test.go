@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/vmstorbench/vmstorbench/internal/socktransport"
 )
 
 // The fuzz targets feed arbitrary bytes as what a target sends. Whatever arrives, the
@@ -57,7 +59,7 @@ func runReader(t *testing.T, wire []byte, hd, dd bool) (finals [3]event) {
 	p.MaxOutstandingR2T = 2
 	p.HeaderDigest, p.DataDigest = hd, dd
 	conn := &fuzzConn{r: bytes.NewReader(wire)}
-	s := newSession(&connTransport{c: conn}, bufio.NewReaderSize(conn, 4096), Config{Timeout: time.Hour, PingInterval: time.Hour}, p)
+	s := newSession(socktransport.NewConn(conn), bufio.NewReaderSize(conn, 4096), Config{Timeout: time.Hour, PingInterval: time.Hour}, p)
 	read, _ := s.acquire(kindCommand, time.Hour, []byte{opRead16})
 	read.buf = make([]byte, 4096)
 	write, _ := s.acquire(kindCommand, time.Hour, []byte{opWrite16})

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vmstorbench/vmstorbench/internal/socktransport"
 )
 
 // Config says how to reach and log in to one target.
@@ -79,7 +81,7 @@ const readBufferSize = 64 << 10
 // are written to the socket in batches (one sendmsg for what queued up meanwhile).
 type Session struct {
 	cfg    Config
-	tr     transport
+	tr     socktransport.Transport
 	params Params
 
 	// Writer state. Commands get their CmdSN and enter the send queue under wmu, so they reach
@@ -238,7 +240,7 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 		return nil, err
 	}
 	_ = conn.SetDeadline(time.Time{})
-	tr := newTransport(conn)
+	tr := socktransport.New(conn)
 	var r io.Reader = tr
 	early := br.Buffered()
 	if early > 0 {
@@ -261,7 +263,7 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 }
 
 // newSession builds a session on a transport in the full feature phase, reading from r.
-func newSession(tr transport, r io.Reader, cfg Config, p Params) *Session {
+func newSession(tr socktransport.Transport, r io.Reader, cfg Config, p Params) *Session {
 	s := &Session{
 		cfg:          cfg,
 		tr:           tr,
@@ -303,7 +305,7 @@ func (s *Session) fail(err error) {
 	s.failOnce.Do(func() {
 		s.failErr = err
 		close(s.failed)
-		s.tr.shutdown()
+		s.tr.Shutdown()
 		s.wmu.Lock()
 		s.wcond.Broadcast()
 		s.wmu.Unlock()
@@ -339,7 +341,7 @@ func (s *Session) drain() {
 		for _, t := range live {
 			t.ev <- event{final: true, err: s.failErr}
 		}
-		_ = s.tr.close()
+		_ = s.tr.Close()
 	})
 }
 
@@ -503,14 +505,14 @@ func (s *Session) flushLocked(holder bool) (held bool, err error) {
 		s.wmu.Unlock()
 		rest := batch
 		if held {
-			if rest, err = s.tr.tryWrite(batch); err == nil && len(rest) > 0 {
+			if rest, err = s.tr.TryWrite(batch); err == nil && len(rest) > 0 {
 				held = false
 				s.rtoken.Unlock()
 				s.handoff()
 			}
 		}
 		if err == nil && len(rest) > 0 {
-			err = s.tr.writeBuffers(rest, s.blocked)
+			err = s.tr.WriteBuffers(rest, s.blocked)
 		}
 		clear(batch) // drop references to callers' buffers
 		s.wmu.Lock()

@@ -106,6 +106,16 @@ func (n *Node) handle(ctx context.Context, req drbdstate.Request) (resp drbdstat
 		default:
 			return fail(fmt.Errorf("protocol %q: want A, B or C", req.Protocol))
 		}
+		// DRBD passes a protocol change to a connected peer; a disconnected one keeps its
+		// old protocol and refuses the connection when it comes back (StandAlone).
+		if st, err := State(); err != nil {
+			return fail(err)
+		} else if st.Protocol == req.Protocol {
+			resp.State = &st
+			return resp
+		} else if st.Connection != "Connected" {
+			return fail(fmt.Errorf("not switching to protocol %s while %s: the peer would keep protocol %s and refuse to reconnect", req.Protocol, st.Connection, st.Protocol))
+		}
 		if _, err := n.run(ctx, "", "drbdsetup-84", "net-options", n.localAddr(), n.peerAddr(), "--protocol="+req.Protocol); err != nil {
 			return fail(err)
 		}

@@ -96,6 +96,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	if err := n.setup(ctx); err != nil {
+		if k := kernelLogTail(6); k != "" {
+			err = fmt.Errorf("%w; kernel log: %s", err, k)
+		}
 		n.mu.Lock()
 		n.setupErr = err
 		n.mu.Unlock()
@@ -217,10 +220,12 @@ func (n *Node) setup(ctx context.Context) error {
 		{"", "drbdsetup-84", []string{"new-minor", Resource, minor, "0"}},
 		{"", "drbdmeta", []string{minor, "v08", Disk, "internal", "apply-al"}},
 		{"", "drbdsetup-84", []string{"attach", minor, Disk, Disk, "internal"}},
-		// A dead peer is noticed in seconds rather than DRBD's default 10 s ping interval (a
-		// write then hung 12 s and more): pings every 2 s, 1 s to answer, 2 s for any ack.
+		// A dead peer is noticed in seconds rather than after DRBD's default 10 s ping
+		// interval (a write then hung over 12 s): pings every 5 s, 2 s to answer, 4 s for any
+		// ack. Tighter (2 s, 1 s, 2 s) dropped the link of a live pair on this loaded host
+		// (TCG guests stall for a second and more at load 13 on 2 cores).
 		{"", "drbdsetup-84", []string{"connect", Resource, n.localAddr(), n.peerAddr(), "--protocol=" + n.cfg.Protocol,
-			"--ping-int=2", "--ping-timeout=10", "--timeout=20", "--connect-int=2"}},
+			"--ping-int=5", "--ping-timeout=20", "--timeout=40", "--connect-int=5"}},
 	}
 	for _, s := range steps {
 		if _, err := n.run(ctx, s.stdin, s.tool, s.args...); err != nil {
@@ -306,4 +311,31 @@ func State() (drbdstate.State, error) {
 		}
 	}
 	return drbdstate.State{}, errors.New("/proc/drbd: minor 0 is not configured")
+}
+
+// kernelLogTail returns the last n kernel log messages (the console is "quiet"): what the
+// kernel said when a DRBD tool failed (an OOM kill, a DRBD complaint).
+func kernelLogTail(n int) string {
+	f, err := os.OpenFile("/dev/kmsg", os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var msgs []string
+	buf := make([]byte, 8192)
+	for i := 0; i < 100000; i++ { // bounded: the ring buffer holds a few thousand records
+		k, err := f.Read(buf)
+		if err != nil || k <= 0 {
+			break
+		}
+		// "prio,seq,time,flags;message"
+		rec := string(buf[:k])
+		if _, msg, ok := strings.Cut(rec, ";"); ok {
+			msgs = append(msgs, strings.TrimSpace(msg))
+			if len(msgs) > n {
+				msgs = msgs[1:]
+			}
+		}
+	}
+	return strings.Join(msgs, " | ")
 }

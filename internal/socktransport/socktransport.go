@@ -1,4 +1,14 @@
-package initiator
+// Package socktransport moves the bytes of a request/response protocol client (the iSCSI
+// initiator, the NBD client) over a TCP or Unix socket with plain blocking system calls.
+//
+// A connection is taken out of Go's network poller and used as a blocking socket. The reason
+// is latency and CPU: with the poller, every response wakes a parked goroutine through
+// epoll, and the scheduler wakes further threads to look for work; on a small machine shared
+// with the server that cost more CPU per request than the whole protocol (measured with the
+// iSCSI initiator: ~55 µs CPU per 4 KiB read at queue depth 1 through the poller, ~11 µs with
+// blocking reads by the waiting goroutine, libiscsi ~17 µs). A blocked read is ended by
+// Shutdown(2), which is how a watchdog stops a connection.
+package socktransport
 
 import (
 	"io"
@@ -10,39 +20,36 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// transport moves bytes for a session after login.
-//
-// A TCP connection is taken out of Go's network poller and used as a blocking socket with
-// plain system calls. The reason is latency and CPU: with the poller, every response wakes a
-// parked goroutine through epoll, and the scheduler wakes further threads to look for work;
-// on a small machine shared with the target that cost more CPU per command than the whole
-// protocol (measured: ~55 µs CPU per 4 KiB read at queue depth 1 through the poller, ~11 µs
-// with blocking reads by the waiting goroutine, libiscsi ~17 µs). A blocked read is ended by
-// shutdown(2), which is how the watchdog stops a session.
-type transport interface {
+// Transport moves bytes for a connection after its handshake. Reads are done by one
+// goroutine at a time, writes by one goroutine at a time; Shutdown may be called at any time.
+type Transport interface {
 	io.Reader
-	// writeBuffers writes all of bufs or fails. Before it blocks (the socket's send buffer is
+	// WriteBuffers writes all of bufs or fails. Before it blocks (the socket's send buffer is
 	// full) it calls blocked, so that someone reads meanwhile.
-	writeBuffers(bufs [][]byte, blocked func()) error
-	// tryWrite writes what it can of bufs without blocking and returns the rest.
-	tryWrite(bufs [][]byte) ([][]byte, error)
-	// shutdown makes blocked and later reads and writes fail; it may be called at any time.
-	shutdown()
-	// close releases the transport once no read or write can be in progress.
-	close() error
+	WriteBuffers(bufs [][]byte, blocked func()) error
+	// TryWrite writes what it can of bufs without blocking and returns the rest.
+	TryWrite(bufs [][]byte) ([][]byte, error)
+	// Shutdown makes blocked and later reads and writes fail; it may be called at any time.
+	Shutdown()
+	// Close releases the transport once no read or write can be in progress.
+	Close() error
 }
 
-// newTransport returns a blocking-socket transport for TCP (and any net.Conn exposing its
-// descriptor), else one that uses the net.Conn as it is (tests' pipes).
-func newTransport(c net.Conn) transport {
+// New returns a blocking-socket transport for TCP and Unix sockets (any net.Conn exposing
+// its descriptor; c is closed, the transport holds a duplicate), else NewConn(c).
+func New(c net.Conn) Transport {
 	if sc, ok := c.(syscall.Conn); ok {
 		if t, err := newFDTransport(sc); err == nil {
 			_ = c.Close() // the duplicate keeps the socket open
 			return t
 		}
 	}
-	return &connTransport{c: c}
+	return NewConn(c)
 }
+
+// NewConn returns a transport that uses c as it is, through the poller (TLS connections,
+// tests' pipes).
+func NewConn(c net.Conn) Transport { return &connTransport{c: c} }
 
 type fdTransport struct {
 	fd        int
@@ -109,7 +116,7 @@ func (t *fdTransport) ReadFull(p []byte) error {
 // maxIOV is the most iovecs one sendmsg takes (IOV_MAX on Linux).
 const maxIOV = 1024
 
-func (t *fdTransport) writeBuffers(bufs [][]byte, blocked func()) error {
+func (t *fdTransport) WriteBuffers(bufs [][]byte, blocked func()) error {
 	rest, err := t.send(bufs, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
 	if err != nil || len(rest) == 0 {
 		return err
@@ -120,7 +127,7 @@ func (t *fdTransport) writeBuffers(bufs [][]byte, blocked func()) error {
 	return err
 }
 
-func (t *fdTransport) tryWrite(bufs [][]byte) ([][]byte, error) {
+func (t *fdTransport) TryWrite(bufs [][]byte) ([][]byte, error) {
 	return t.send(bufs, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
 }
 
@@ -174,9 +181,9 @@ func (t *fdTransport) send(bufs [][]byte, flags uintptr) ([][]byte, error) {
 	}
 }
 
-func (t *fdTransport) shutdown() { _ = unix.Shutdown(t.fd, unix.SHUT_RDWR) }
+func (t *fdTransport) Shutdown() { _ = unix.Shutdown(t.fd, unix.SHUT_RDWR) }
 
-func (t *fdTransport) close() error {
+func (t *fdTransport) Close() error {
 	var err error
 	t.closeOnce.Do(func() { err = unix.Close(t.fd) })
 	return err
@@ -191,19 +198,19 @@ type connTransport struct {
 
 func (t *connTransport) Read(p []byte) (int, error) { return t.c.Read(p) }
 
-func (t *connTransport) writeBuffers(bufs [][]byte, blocked func()) error {
+func (t *connTransport) WriteBuffers(bufs [][]byte, blocked func()) error {
 	blocked() // a net.Conn cannot tell in advance: assume any write may block
 	t.bufs = bufs
 	_, err := t.bufs.WriteTo(t.c)
 	return err
 }
 
-// tryWrite cannot know whether a net.Conn write would block: it writes nothing.
-func (t *connTransport) tryWrite(bufs [][]byte) ([][]byte, error) { return bufs, nil }
+// TryWrite cannot know whether a net.Conn write would block: it writes nothing.
+func (t *connTransport) TryWrite(bufs [][]byte) ([][]byte, error) { return bufs, nil }
 
-func (t *connTransport) shutdown() { _ = t.c.Close() }
+func (t *connTransport) Shutdown() { _ = t.c.Close() }
 
-func (t *connTransport) close() error {
+func (t *connTransport) Close() error {
 	var err error
 	t.close1.Do(func() { err = t.c.Close() })
 	return err
