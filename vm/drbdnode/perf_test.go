@@ -75,6 +75,18 @@ func TestLatencyFigures(t *testing.T) {
 			cells = append(cells, ms(get(drbdstate.Request{Op: "bench", Device: "drbd", RuntimeMS: runtime})))
 		}
 		get(drbdstate.Request{Op: "protocol", Protocol: "C"})
+		// From the host through node A's export, as a VM's disk would see the pair: direct=0
+		// (plain writes) and direct=1 (FUA on every write: a DRBD flush on both nodes).
+		for _, direct := range []bool{false, true} {
+			w := randWrite(time.Duration(runtime) * time.Millisecond)
+			w.Direct = direct
+			res, err := runOn(ctx, endpoint(t, p, "drbd-c"), w)
+			if err != nil {
+				p.Stop()
+				t.Fatal(err)
+			}
+			cells = append(cells, fmt.Sprintf("%.2f / %.2f ms", float64(res.Write.Lat.Percentiles["50.000000"])/1e6, res.Write.Lat.Mean/1e6))
+		}
 		for _, n := range []int{1, 4096} {
 			f := get(drbdstate.Request{Op: "probe", Count: 200, Length: n})
 			cells = append(cells, fmt.Sprintf("%.2f ms", f["p50_ns"]/1e6))
@@ -90,5 +102,5 @@ func TestLatencyFigures(t *testing.T) {
 		rows = append(rows, "| "+strings.Join(cells, " | ")+" |")
 		t.Log(rows[len(rows)-1])
 	}
-	t.Log("\n| link | ready | raw disk p50 / mean | C | B | A | probe 1 B p50 | probe 4 KiB p50 | relay |\n|---|---|---|---|---|---|---|---|---|\n" + strings.Join(rows, "\n"))
+	t.Log("\n| link | ready | raw disk p50 / mean | C | B | A | host C direct=0 | host C direct=1 | probe 1 B p50 | probe 4 KiB p50 | relay |\n|---|---|---|---|---|---|---|---|---|---|---|\n" + strings.Join(rows, "\n"))
 }
