@@ -32,7 +32,6 @@ type Config struct {
 	MemoryMiB int // each node's RAM (default 256: 128 is too little to load drbd)
 	// QEMU is the binary (default: found on PATH).
 	QEMU string
-	Log  func(string)
 }
 
 // Node is one running node.

@@ -37,7 +37,7 @@ func (s *Server) Start(ctx context.Context, dir string) ([]testbed.Endpoint, err
 		return nil, err
 	}
 	link := s.Link
-	p, err := Start(ctx, Config{Dir: dir, Image: img, Link: &link, Log: s.Log})
+	p, err := Start(ctx, Config{Dir: dir, Image: img, Link: &link})
 	if err != nil {
 		return nil, err
 	}

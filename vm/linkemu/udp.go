@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // UDPRelay is an emulated link between two endpoints that exchange UDP datagrams (QEMU's
@@ -127,6 +130,7 @@ func (r *UDPRelay) Close() error {
 
 func (d *udpDir) read(limit int64) {
 	defer d.relay.wg.Done()
+	raisePriority()
 	defer close(d.q)
 	l := d.relay.link
 	immediate := l.Latency == 0 && l.Jitter == 0 && l.Bandwidth == 0
@@ -191,6 +195,7 @@ func (d *udpDir) read(limit int64) {
 
 func (d *udpDir) send() {
 	defer d.relay.wg.Done()
+	raisePriority()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for p := range d.q {
@@ -203,4 +208,14 @@ func (d *udpDir) send() {
 			d.forwarded.Add(1)
 		}
 	}
+}
+
+// raisePriority gives the calling goroutine a thread of its own with a higher scheduling
+// weight (nice -10, when allowed). On a loaded host (load 12 on 2 cores here) a relay
+// thread that slept until a datagram was due woke ~7 ms late under equal weights, which is
+// the link's latency itself at lan scale. The threads sleep almost all the time, so the
+// weight costs the host nothing. Without the privilege this does nothing but pin the thread.
+func raisePriority() {
+	runtime.LockOSThread()
+	_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), -10)
 }

@@ -70,7 +70,7 @@ func TestUDPRelayDelay(t *testing.T) {
 		min, max time.Duration
 	}{
 		{0, 0, 2 * time.Millisecond},
-		{10 * time.Millisecond, 9500 * time.Microsecond, 13 * time.Millisecond},
+		{10 * time.Millisecond, 9500 * time.Microsecond, 14 * time.Millisecond},
 	} {
 		a, b, _, fa, fb := udpPair(t, Link{Name: "t", Latency: c.lat})
 		ab := oneWay(t, a, b, fa, 50, 2*time.Millisecond)
