@@ -167,6 +167,16 @@ func (c *Session) Logoff() error {
 	return c.s.logoff(c.ctx)
 }
 
+// SigningAlgorithm is the algorithm the session signs with when it signs ("AES-128-GMAC",
+// "AES-128-CMAC" or "HMAC-SHA256"), or "" for a guest or anonymous session, which has no
+// signing key. Added in vmstorbench's patched copy.
+func (c *Session) SigningAlgorithm() string {
+	if c.s.signer == nil {
+		return ""
+	}
+	return SigningAlgorithmName(c.s.signingAlgorithm)
+}
+
 // Echo sends an echo request to the server.
 func (c *Session) Echo() error {
 	return c.s.echo(c.ctx)
