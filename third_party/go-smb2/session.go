@@ -370,6 +370,15 @@ func (s *session) encrypt(pkt, c []byte) ([]byte, error) {
 	return c, nil
 }
 
+// decryptInPlace decrypts an SMB3 transform packet in its own buffer, which must have
+// AES_AUTH_TAG_LEN bytes of capacity after it, and returns the plaintext, a part of it.
+func (s *session) decryptInPlace(pkt []byte) ([]byte, error) {
+	t := smb2.TransformCodec(pkt)
+	c := pkt[len(pkt)-len(t.EncryptedData()):] // the ciphertext runs to the end
+	sealed := append(c, t.Signature()...)      // within pkt's capacity: no allocation
+	return s.decrypter.Open(c[:0], t.Nonce(s.decrypter.NonceSize()), sealed, t.AssociatedData())
+}
+
 // decrypt decrypts an SMB3 transform packet. c must be at least
 // len(EncryptedData)+len(Signature) bytes; decrypt copies the
 // ciphertext and tag into c and decrypts in-place.
