@@ -114,7 +114,7 @@ func (n *Negotiator) negotiate(ctx context.Context, t transport, a *account) (*c
 		account:             a,
 		rdone:               make(chan struct{}, 1),
 		wdone:               make(chan struct{}, 1),
-		write:               make(chan []byte, 1),
+		write:               make(chan outgoing, 1),
 		werr:                make(chan error, 1),
 	}
 
@@ -283,7 +283,8 @@ type requestResponse struct {
 	// loan is the credits borrowed from the account for this request, and zero
 	// once the request has been settled. Taken via claimLoan.
 	loan    atomic.Uint32
-	pkt     []byte // request packet
+	pkt     []byte // request packet (without pktData)
+	pktData []byte // the rest of the request, the caller's WRITE data, when sent apart
 	ctx     context.Context
 	recv    chan []byte
 	err     error
@@ -393,7 +394,7 @@ type conn struct {
 
 	rdone         chan struct{}
 	wdone         chan struct{}
-	write         chan []byte
+	write         chan outgoing
 	werr          chan error
 	recvPool      sync.Pool // reusable receive buffers
 	encodeBuf     []byte    // retained request encoding buffer; reused under conn.m
@@ -409,7 +410,8 @@ type conn struct {
 
 	useSession atomic.Bool
 
-	directReads atomic.Uint64 // READ responses received straight into the caller's buffer
+	directReads  atomic.Uint64 // READ responses received straight into the caller's buffer
+	directWrites atomic.Uint64 // WRITE requests sent from the caller's buffer
 }
 
 func (conn *conn) borrowCredits(ctx context.Context, payloadSize int) (creditCharge uint16, grantedPayloadSize int, err error) {
@@ -511,7 +513,7 @@ func (conn *conn) sendWithDst(ctx context.Context, req smb2.Packet, tc *treeConn
 	}
 
 	select {
-	case conn.write <- rr.pkt:
+	case conn.write <- outgoing{rr.pkt, rr.pktData}:
 		select {
 		case err = <-conn.werr:
 			if err != nil {
@@ -524,6 +526,12 @@ func (conn *conn) sendWithDst(ctx context.Context, req smb2.Packet, tc *treeConn
 		case <-ctx.Done():
 			if _, ok := conn.outstandingRequests.pop(rr.msgId); ok {
 				conn.refundCredits(rr.claimLoan())
+			}
+			if rr.pktData != nil {
+				// The sender may still be writing from the caller's buffer: the
+				// caller must not get it back before the write ends (or fails, when
+				// the connection is closed).
+				<-conn.werr
 			}
 
 			return nil, ctx.Err()
@@ -545,6 +553,13 @@ func (conn *conn) sendWithDst(ctx context.Context, req smb2.Packet, tc *treeConn
 	}
 
 	return rr, nil
+}
+
+// outgoing is one message for the sender: head, then data when not nil. A large WRITE is
+// sent as its encoded header and fixed body plus the caller's buffer, without copying the
+// buffer into the encoding (vmstorbench's patched copy).
+type outgoing struct {
+	head, data []byte
 }
 
 // compoundEntry describes a single request within a compound.
@@ -732,7 +747,7 @@ func (conn *conn) sendCompound(ctx context.Context, entries []compoundEntry) ([]
 	}
 
 	select {
-	case conn.write <- wirePkt:
+	case conn.write <- outgoing{head: wirePkt}:
 		select {
 		case err := <-conn.werr:
 			if err != nil {
@@ -799,6 +814,15 @@ func (conn *conn) makeRequestResponse(ctx context.Context, req smb2.Packet, tc *
 	}
 
 	needed := req.Size()
+	encrypt := s != nil && (s.sessionFlags&smb2.SMB2_SESSION_FLAG_ENCRYPT_DATA != 0 || (tc != nil && tc.shareFlags&smb2.SMB2_SHAREFLAG_ENCRYPT_DATA != 0))
+	var data []byte
+	if w, ok := req.(*smb2.WriteRequest); ok && !encrypt && len(w.Data) >= directMinLen && len(w.WriteChannelInfo) == 0 {
+		// Encode header and fixed body only (Encode copies as much of the data as fits:
+		// none) and send the caller's buffer after them.
+		data = w.Data
+		needed -= len(data)
+		conn.directWrites.Add(1)
+	}
 	if cap(conn.encodeBuf) < needed {
 		conn.encodeBuf = make([]byte, needed)
 	}
@@ -809,7 +833,7 @@ func (conn *conn) makeRequestResponse(ctx context.Context, req smb2.Packet, tc *
 
 	if s != nil {
 		if _, ok := req.(*smb2.SessionSetupRequest); !ok {
-			if s.sessionFlags&smb2.SMB2_SESSION_FLAG_ENCRYPT_DATA != 0 || (tc != nil && tc.shareFlags&smb2.SMB2_SHAREFLAG_ENCRYPT_DATA != 0) {
+			if encrypt {
 				needed := 52 + len(pkt) + AES_AUTH_TAG_LEN
 				if cap(s.encryptBuf) < needed {
 					s.encryptBuf = make([]byte, needed)
@@ -827,8 +851,10 @@ func (conn *conn) makeRequestResponse(ctx context.Context, req smb2.Packet, tc *
 					}
 					return nil, &InternalError{err.Error()}
 				}
-			} else {
-				if conn.mustSign(s.sessionFlags, req) {
+			} else if conn.mustSign(s.sessionFlags, req) {
+				if data != nil {
+					s.signParts(pkt, data)
+				} else {
 					pkt = s.sign(pkt)
 				}
 			}
@@ -839,6 +865,7 @@ func (conn *conn) makeRequestResponse(ctx context.Context, req smb2.Packet, tc *
 		msgId:         msgId,
 		creditRequest: hdr.CreditRequestResponse,
 		pkt:           pkt,
+		pktData:       data,
 		ctx:           ctx,
 		recv:          make(chan []byte, 1),
 		dst:           dst,
@@ -887,8 +914,13 @@ func (conn *conn) runSender() {
 		select {
 		case <-conn.wdone:
 			return
-		case pkt := <-conn.write:
-			_, err := conn.t.Write(pkt)
+		case out := <-conn.write:
+			var err error
+			if out.data == nil {
+				_, err = conn.t.Write(out.head)
+			} else {
+				_, err = conn.t.WriteParts(out.head, out.data)
+			}
 
 			conn.werr <- err
 		}

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"encoding/binary"
 	"net"
 	"strings"
 	"testing"
@@ -175,4 +176,106 @@ func newCCM(key []byte) cipher.AEAD {
 		panic(err)
 	}
 	return a
+}
+
+// fakeWriteServer checks each WRITE request it gets (signature with verifier when not nil,
+// data against want at the request's offset) and answers with a WRITE response counting
+// the bytes (signed with verifier too), or closes the connection on a mismatch, recording
+// it in bad.
+func fakeWriteServer(t transport, want []byte, sessionID uint64, verifier messageSigner, bad chan<- string) {
+	defer t.Close()
+	buf := make([]byte, 2<<20)
+	for {
+		n, err := t.ReadSize()
+		if err != nil {
+			return
+		}
+		if _, err := t.Read(buf[:n]); err != nil {
+			return
+		}
+		req := buf[:n]
+		p := smb2.PacketCodec(req)
+		if verifier != nil {
+			got := bytes.Clone(p.Signature())
+			p.SetSignature(zero[:])
+			if !bytes.Equal(verifier.sum(req, false), got) || p.Flags()&smb2.SMB2_FLAGS_SIGNED == 0 {
+				bad <- "bad signature"
+				return
+			}
+		}
+		w := smb2.WriteRequestDecoder(p.Data())
+		off, length := int(w.Offset()), int(w.Length())
+		if int(w.DataOffset())+length != n || !bytes.Equal(req[w.DataOffset():], want[off:off+length]) {
+			bad <- "data differs"
+			return
+		}
+		res := make([]byte, 64+16)
+		rp := smb2.PacketCodec(res)
+		rp.SetProtocolId()
+		rp.SetStructureSize()
+		rp.SetCommand(smb2.SMB2_WRITE)
+		rp.SetFlags(smb2.SMB2_FLAGS_SERVER_TO_REDIR)
+		rp.SetMessageId(p.MessageId())
+		rp.SetSessionId(sessionID)
+		rp.SetCreditResponse(p.CreditRequest())
+		binary.LittleEndian.PutUint16(res[64:], 17)
+		binary.LittleEndian.PutUint32(res[68:], uint32(length))
+		if verifier != nil {
+			rp.SetFlags(rp.Flags() | smb2.SMB2_FLAGS_SIGNED)
+			rp.SetSignature(verifier.sum(res, true))
+		}
+		if _, err := t.Write(res); err != nil {
+			return
+		}
+	}
+}
+
+// TestWriteParts writes 4 KiB to 1 MiB, unsigned and signed with each algorithm: large
+// WRITEs go out as header plus the caller's buffer, and the server must see the same
+// message (data and signature) as when it was one buffer.
+func TestWriteParts(t *testing.T) {
+	const sessionID = 0x78
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(i*7 + i>>9)
+	}
+	for _, alg := range []uint16{0xffff, SigningAESGMAC, SigningAESCMAC, SigningHMACSHA256} {
+		name := "unsigned"
+		if alg != 0xffff {
+			name = SigningAlgorithmName(alg)
+		}
+		for _, size := range []int{4096, directMinLen - 1, directMinLen, 300<<10 + 5, 1 << 20} {
+			clientConn, serverConn := net.Pipe()
+			c, cleanup := newBenchConn(clientConn)
+			s := &session{conn: c, sessionId: sessionID}
+			var server messageSigner
+			if alg != 0xffff {
+				c.requireSigning = true
+				signer, verifier, err := newSigners(alg, []byte("0123456789abcdef"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.signer, s.verifier = signer, verifier
+				server, _, _ = newSigners(alg, []byte("0123456789abcdef"))
+			}
+			c.session.Store(s)
+			c.useSession.Store(true)
+			bad := make(chan string, 1)
+			go fakeWriteServer(direct(serverConn), data, sessionID, server, bad)
+			f := newBenchFile(c)
+			n, err := f.writeAt(data[:size], 0)
+			cleanup()
+			if direct := c.directWrites.Load(); (direct > 0) != (size >= directMinLen) {
+				t.Errorf("%s, %d bytes: %d requests sent from the caller's buffer", name, size, direct)
+			}
+			select {
+			case b := <-bad:
+				t.Errorf("%s, %d bytes: server: %s", name, size, b)
+			default:
+				if err != nil || n != size {
+					t.Errorf("%s, %d bytes: n=%d err=%v", name, size, n, err)
+				}
+			}
+		}
+	}
 }

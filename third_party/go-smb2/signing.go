@@ -258,6 +258,14 @@ func (s *session) sign(pkt []byte) []byte {
 	return pkt
 }
 
+// signParts signs a request held as head (a multiple of 16 bytes) and data, in head.
+func (s *session) signParts(head, data []byte) {
+	p := smb2.PacketCodec(head)
+	p.SetFlags(p.Flags() | smb2.SMB2_FLAGS_SIGNED)
+	p.SetSignature(zero[:])
+	p.SetSignature(s.signer.sumParts(head, data, false))
+}
+
 // verify checks the signature of a response in place. The message is left as received.
 func (s *session) verify(pkt []byte) bool {
 	if s.verifier == nil || len(pkt) < 64 {
