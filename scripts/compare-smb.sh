@@ -19,6 +19,10 @@
 # `time`) less that of the same command moving a 4 KiB file (start-up, logon, tree connect),
 # ours is the benchmark's cpu-µs/op (the process's getrusage over the timed requests). With
 # 1 MiB requests, CPU per 1,000 I/Os is CPU per GiB x 1000/1024.
+# With VSB=1 (the default) each round also runs the product itself, `vmstorbench run` (rw=write
+# then rw=read, bs=1m, iodepth=INFLIGHT, size=SIZE_MIB), and takes its rate and the CPU time
+# from the result document (read.bw_bytes_per_s or write's, cpu.user_ns + cpu.sys_ns: the
+# process over the run, engine included).
 # Targets: throughput ratio >= 0.9, CPU ratio (ours / smbclient) <= 1.1, at every level.
 #
 #   scripts/compare-smb.sh            # needs root, samba, smbclient, go
@@ -30,6 +34,7 @@ SIZE_MIB=${SIZE_MIB:-256}
 INFLIGHT=${INFLIGHT:-8}
 IOPS_TIME=${IOPS_TIME:-2s} # 0: skip the random-read IOPS
 LEVELS=${LEVELS:-none signed-gmac signed-cmac encrypted}
+VSB=${VSB:-1}
 
 cd "$(dirname "$0")/.."
 for tool in smbclient go; do
@@ -50,6 +55,7 @@ trap cleanup EXIT
 
 go build -o "$work/sambaserve" ./backends/smb/internal/sambaserve
 go test -c -o "$work/smb.test" ./backends/smb
+[ "$VSB" = 1 ] && go build -o "$work/vmstorbench" ./cmd/vmstorbench
 
 "$work/sambaserve" -dir "$work/samba" -env "$work/env" &
 server_pid=$!
@@ -98,6 +104,20 @@ ours_run() { # ours_run BENCH-REGEX BENCHTIME -> raw benchmark lines (uses url)
 		grep '^BenchmarkSMB/' || { echo "compare-smb: benchmark $1 on $url failed" >&2; exit 1; }
 }
 
+# vsb_run RW -> "MBPS CPU_S_PER_GIB" of one `vmstorbench run` over the file, from its result
+# document (uses url, with the file renamed).
+vsb_run() {
+	local doc
+	doc=$(VMSTORBENCH_SMB_PASSWORD=$VMSTORBENCH_SMB_PASSWORD "$work/vmstorbench" run --target "${url/ours.img/vsb.img}" \
+		--rw "$1" --bs 1m --iodepth "$INFLIGHT" --size "${SIZE_MIB}m" --json --no-save 2>"$work/vsb.err") ||
+		{ echo "compare-smb: vmstorbench run --rw $1 on $url failed: $(cat "$work/vsb.err")" >&2; exit 1; }
+	awk -v m="$SIZE_MIB" '
+		!bw && /"bw_bytes_per_s"/ { gsub(/[^0-9.e+]/, "", $2); bw = $2 }
+		/"user_ns"/ { gsub(/[^0-9]/, "", $2); u = $2 }
+		/"sys_ns"/ { gsub(/[^0-9]/, "", $2); s = $2 }
+		END { printf "%.1f %.4f", bw / 1e6, (u + s) / 1e9 * 1024 / m }' FS=: <<<"$doc"
+}
+
 metric() { # metric NAME UNIT < benchmark lines
 	awk -v n="$1" -v u="$2" 'index($1, n) { for (i = 2; i <= NF; i++) if ($(i) == u) print $(i-1) }' | tail -1
 }
@@ -133,6 +153,12 @@ for level in $LEVELS; do
 		printf '%-6s %14s %14s %16s %16s | %21s %10s %10s %10s\n' "$r" "$put" "$get" "$ow" "$or" "$putcpu" "$getcpu" "$owcpu" "$orcpu"
 		R[$level,put]+=" $put" R[$level,get]+=" $get" R[$level,ow]+=" $ow" R[$level,or]+=" $or"
 		R[$level,putcpu]+=" $putcpu" R[$level,getcpu]+=" $getcpu" R[$level,owcpu]+=" $owcpu" R[$level,orcpu]+=" $orcpu"
+		if [ "$VSB" = 1 ]; then
+			read -r vw vwcpu <<<"$(vsb_run write)"
+			read -r vr vrcpu <<<"$(vsb_run read)"
+			printf '%-6s %14s %14s %16s %16s | %21s %10s %10s %10s\n' "" "" "" "run: $vw" "run: $vr" "" "" "$vwcpu" "$vrcpu"
+			R[$level,vw]+=" $vw" R[$level,vr]+=" $vr" R[$level,vwcpu]+=" $vwcpu" R[$level,vrcpu]+=" $vrcpu"
+		fi
 	done
 done
 
@@ -152,6 +178,24 @@ for level in $LEVELS; do
 			l, sp, ow, ow / sp, sg, or, or / sg, cp, cw, cw / cp, cg, cr, cr / cg
 	}'
 done
+
+if [ "$VSB" = 1 ]; then
+	echo
+	echo "ours through \`vmstorbench run\` (rate and CPU from the result document), against smbclient:"
+	echo
+	echo "| level | vmstorbench write | ratio to put | vmstorbench read | ratio to get | CPU/GiB write | ratio | CPU/GiB read | ratio |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	for level in $LEVELS; do
+		awk -v l="$level" \
+			-v sp="$(best <<<"${R[$level,put]}")" -v vw="$(best <<<"${R[$level,vw]}")" \
+			-v sg="$(best <<<"${R[$level,get]}")" -v vr="$(best <<<"${R[$level,vr]}")" \
+			-v cp="$(least <<<"${R[$level,putcpu]}")" -v cw="$(least <<<"${R[$level,vwcpu]}")" \
+			-v cg="$(least <<<"${R[$level,getcpu]}")" -v cr="$(least <<<"${R[$level,vrcpu]}")" 'BEGIN {
+			printf "| %s | %.0f MB/s | %.2f | %.0f MB/s | %.2f | %.3f s | %.2f | %.3f s | %.2f |\n",
+				l, vw, vw / sp, vr, vr / sg, cw, cw / cp, cr, cr / cg
+		}'
+	done
+fi
 
 if [ "$IOPS_TIME" != 0 ]; then
 	echo
