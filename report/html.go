@@ -275,7 +275,7 @@ func dirTables(cases []*results.Case, wls workloadIndex) []htmlTable {
 			hr := htmlRow{
 				Target:       redactedTargetName(first),
 				Backend:      dash(first.Target.Backend),
-				Security:     dash(first.Target.Info["security"]),
+				Security:     dash(securityLabel(first)),
 				Workload:     rw.c.WorkloadName(),
 				WorkloadID:   wls.id(first),
 				WorkloadDesc: rw.c.Workload(),

@@ -297,7 +297,7 @@ func tableLayout(rows []row, u tableUnits, level, maxText int, sharedWorkload bo
 	if !compact {
 		text("Target", func(rw row) string { return targetName(rw.c.Runs[0]) })
 		text("Backend", func(rw row) string { return rw.c.Runs[0].Target.Backend })
-		text("Security", func(rw row) string { return dash(rw.c.Runs[0].Target.Info["security"]) })
+		text("Security", func(rw row) string { return dash(securityLabel(rw.c.Runs[0])) })
 		if !sharedWorkload {
 			text("Workload", func(rw row) string { return workloadName(rw.c) })
 		}
@@ -305,7 +305,7 @@ func tableLayout(rows []row, u tableUnits, level, maxText int, sharedWorkload bo
 		text("Target", func(rw row) string {
 			first := rw.c.Runs[0]
 			second := []string{first.Target.Backend}
-			if sec := first.Target.Info["security"]; sec != "" {
+			if sec := securityLabel(first); sec != "" {
 				second = append(second, sec)
 			}
 			if !sharedWorkload {
@@ -602,4 +602,15 @@ func runDirs(runs []*results.Run) []runDir {
 		}
 	}
 	return out
+}
+
+// securityLabel is the security level a run's backend reported, with the signing algorithm
+// when it reported one ("signed (GMAC)"): signing with AES-CMAC and with AES-GMAC cost very
+// differently, and the target's name does not always say which.
+func securityLabel(r *results.Run) string {
+	sec := r.Target.Info["security"]
+	if alg := r.Target.Info["signing"]; sec != "" && alg != "" {
+		return sec + " (" + strings.TrimPrefix(alg, "AES-128-") + ")"
+	}
+	return sec
 }
