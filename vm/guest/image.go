@@ -304,7 +304,13 @@ func loadImage(dir string) (*Image, error) {
 	return &img, nil
 }
 
-// pruneImages removes all but the keep most recently used images.
+// pruneGrace is how long an image stays after its last use whatever keep says: another
+// process (a suite, a test binary built from another tree) may be booting it right now, and
+// a pruned image fails its boots mid-suite.
+const pruneGrace = time.Hour
+
+// pruneImages removes all but the keep most recently used images, sparing any used within
+// pruneGrace.
 func pruneImages(dir string, keep int) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -325,7 +331,9 @@ func pruneImages(dir string, keep int) {
 	}
 	sort.Slice(imgs, func(i, j int) bool { return imgs[i].t.After(imgs[j].t) })
 	for i := keep; i < len(imgs); i++ {
-		_ = os.RemoveAll(imgs[i].path)
+		if time.Since(imgs[i].t) > pruneGrace {
+			_ = os.RemoveAll(imgs[i].path)
+		}
 	}
 }
 
