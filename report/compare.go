@@ -156,7 +156,8 @@ func side(m results.Metric, s results.Summary, ok bool) string {
 	return out
 }
 
-// metricValue renders a value in the metric's base unit (I/O/s, B/s, ns) with its unit;
+// metricValue renders a value in the metric's base unit (I/O/s, B/s, ns, bytes,
+// CPU-seconds, joules) with its unit;
 // latencies pick ns, µs, ms or s to stay short, since one column holds every metric.
 func metricValue(m results.Metric, v float64) string {
 	switch m.Unit {
@@ -164,6 +165,11 @@ func metricValue(m results.Metric, v float64) string {
 		return humanCount(v) + " IOPS"
 	case "MB/s":
 		return sig3(v/1e6) + " MB/s"
+	case "MB": // bytes
+		u := pickUnit(byteUnits, []float64{v})
+		return sig3(v/u.size) + " " + u.name
+	case "s", "J": // CPU-seconds, joules
+		return sig3(v) + " " + m.Unit
 	}
 	return humanNS(v)
 }

@@ -85,15 +85,17 @@ type htmlPage struct {
 	Incomplete        []htmlIncomplete
 	IncompleteHeading string
 	Tables            []htmlTable
-	Repeated          bool
-	Charts            []htmlFigure
-	ChartsNote        string
-	Migrations        []htmlMigration
-	Extra             []htmlExtra
-	Workloads         []htmlWorkload
-	Commands          []htmlCommand
-	Hosts             []htmlHost
-	RunList           []htmlRun
+	// MigrationTables are the "Migrations" table and the VEE '07 layouts (migration.go).
+	MigrationTables []*grid
+	Repeated        bool
+	Charts          []htmlFigure
+	ChartsNote      string
+	Migrations      []htmlMigration
+	Extra           []htmlExtra
+	Workloads       []htmlWorkload
+	Commands        []htmlCommand
+	Hosts           []htmlHost
+	RunList         []htmlRun
 }
 
 type htmlExtra struct {
@@ -149,6 +151,10 @@ func buildPage(runs []*results.Run, opt HTMLOptions, charts chartSource) *htmlPa
 		p.Repeated = p.Repeated || len(c.Runs) > 1
 	}
 	p.Tables = dirTables(cases, wls)
+	if g, _ := migrationGrid(cases, redactedTargetName); g != nil {
+		g.ID = "migrations-summary" // "migrations" is the per-run section
+		p.MigrationTables = append([]*grid{g}, veeGrids(cases, redactedTargetName)...)
+	}
 	p.Charts, p.ChartsNote = figures(runs, charts)
 	for _, r := range runs {
 		if r.Migration != nil {
@@ -278,7 +284,7 @@ func dirTables(cases []*results.Case, wls workloadIndex) []htmlTable {
 			hr := htmlRow{
 				Target:       redactedTargetName(first),
 				Backend:      dash(first.Target.Backend),
-				Security:     dash(first.Target.Info["security"]),
+				Security:     dash(securityLabel(first)),
 				Workload:     rw.c.WorkloadName(),
 				WorkloadID:   wls.id(first),
 				WorkloadDesc: rw.c.Workload(),

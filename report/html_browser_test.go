@@ -144,6 +144,14 @@ func TestHTMLInChromium(t *testing.T) {
 	if !strings.Contains(dom, "<h1>Browser test</h1>") {
 		t.Fatalf("DOM after rendering lacks the page:\n%s", tail(dom, 2000))
 	}
+	// The migration summary table and the migration chart are on the rendered page.
+	migTable := regexp.MustCompile(`(?s)<table class="grid" data-table="migrations-summary">.*?QEMU downtime \(ms\).*?<td class="num">12\.5</td>.*?</table>`)
+	if !migTable.MatchString(dom) {
+		t.Errorf("DOM lacks the migration summary table")
+	}
+	if !regexp.MustCompile(`(?s)<figure class="chart" id="fig-migration-downtime-stall">\s*<svg .*?</svg>`).MatchString(dom) {
+		t.Errorf("DOM lacks the migration downtime chart")
+	}
 	figs := regexp.MustCompile(`(?s)<figure class="chart" id="[^"]+">(.*?)</figure>`).FindAllStringSubmatch(dom, -1)
 	if len(figs) != len(charts) {
 		t.Fatalf("DOM has %d chart figures, want %d", len(figs), len(charts))

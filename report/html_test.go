@@ -167,6 +167,10 @@ func TestWriteHTML(t *testing.T) {
 		"±", "median of 2 runs", // the repeated case: median, spread and range
 		`id="migration-1"`, "QEMU downtime", "12.5 ms", "41.2 ms", "187 ms", "Longest workload stall",
 		"2048 blocks checked (crc32c), 0 mismatches", "7 of 65536 pages", "nbd://127.0.0.1:10809/vm?token=REDACTED",
+		// The migration summary table and the downtime chart.
+		`<a href="#migrations-summary">Migration summary</a>`, `<h3 id="migrations-summary">Migrations</h3>`, `data-table="migrations-summary"`,
+		`<th class="num">QEMU downtime (ms)</th>`, `<td class="num">12.5</td>`, `<td class="num">187</td>`, `<td class=" bad">7 differing pages</td>`,
+		"Migration downtime: QEMU&#39;s figure and the longest stall the workload saw, by scenario",
 		"<h2>Comparison with last week</h2>", `<p id="cmp">no regression: 4 checks passed</p>`,
 		"<h3 id=\"wl-1\">rand-read-4k</h3>", "rw=randread\nbs=4k\nsize=4m\niodepth=4\n",
 		"--target=iscsi://127.0.0.1:3260/iqn.2026-01.lab:t/0?secret=REDACTED", "--smb-password REDACTED", "&#39;rw=randread bs=4k&#39;",
@@ -318,5 +322,41 @@ func TestHTMLMarksVerifyFailed(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("page lacks %q", want)
 		}
+	}
+}
+
+// TestHTMLMigrationSummary: the migration table and the VEE '07 layout on the page, as the
+// text formats have them (one definition of each table), and the downtime chart.
+func TestHTMLMigrationSummary(t *testing.T) {
+	runs := veeRuns()
+	out := pageOf(t, runs, HTMLOptions{Title: "wide-area"})
+	cases := results.Group(runs)
+	g, _ := migrationGrid(cases, redactedTargetName)
+	vee := veeGrids(cases, redactedTargetName)
+	if g == nil || len(vee) != 1 {
+		t.Fatalf("grids: %v, %d VEE", g, len(vee))
+	}
+	for _, grid := range append([]*grid{g}, vee...) {
+		for _, h := range grid.Header {
+			if !strings.Contains(out, ">"+template.HTMLEscapeString(h)+"</th>") {
+				t.Errorf("page lacks header %q of %s", h, grid.Title)
+			}
+		}
+		for _, row := range grid.Rows {
+			for _, c := range row {
+				if !strings.Contains(out, ">"+template.HTMLEscapeString(c.Text)+"</td>") {
+					t.Errorf("page lacks cell %q of %s", c.Text, grid.Title)
+				}
+			}
+		}
+	}
+	for _, s := range []string{`data-table="migrations-summary"`, `data-table="vee-1"`, "VEE &#39;07 layout (Bradford et al., Table 2)",
+		`title="median of 3 runs; min 4.00, max 4.08">4.04</td>`, "Migration downtime: QEMU&#39;s figure"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("page lacks %q", s)
+		}
+	}
+	if m := externalRef.FindAllString(out, 5); m != nil {
+		t.Errorf("page refers outside itself: %q", m)
 	}
 }

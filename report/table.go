@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -43,7 +44,10 @@ type TableOptions struct {
 func RenderTable(w io.Writer, runs []*results.Run, format string, opt TableOptions) error {
 	switch format {
 	case "table", "md":
-		return renderTable(w, rowsOf(runs), format == "md", opt.Width)
+		if err := renderTable(w, rowsOf(runs), format == "md", opt.Width); err != nil {
+			return err
+		}
+		return renderMigrationText(w, runs, format == "md", opt.Width)
 	case "csv":
 		return renderCSV(w, runs)
 	}
@@ -74,12 +78,7 @@ func rowsOf(runs []*results.Run) []row {
 
 // counted are the runs whose figures a row shows: the complete ones, or when none completed,
 // all of them (a single interrupted run still shows what it measured, marked INCOMPLETE).
-func (rw row) counted() []*results.Run {
-	if ok := rw.c.Complete(); len(ok) > 0 {
-		return ok
-	}
-	return rw.c.Runs
-}
+func (rw row) counted() []*results.Run { return countedRuns(rw.c) }
 
 // summary is metric m of the row's direction over its counted runs.
 func (rw row) summary(m results.Metric) (results.Summary, bool) {
@@ -227,13 +226,16 @@ var (
 
 // pickUnit returns the smallest unit in which every value stays below 1000, so a column
 // reads "34.0" (ms) rather than "34047" (µs).
-func pickUnit(units []unit, values []float64) unit {
+func pickUnit(units []unit, values []float64) unit { return pickUnitBelow(units, values, 999.5) }
+
+// pickUnitBelow returns the smallest unit in which every value stays below limit.
+func pickUnitBelow(units []unit, values []float64, limit float64) unit {
 	top := 0.0
 	for _, v := range values {
 		top = max(top, math.Abs(v))
 	}
 	for _, u := range units[:len(units)-1] {
-		if top/u.size < 999.5 {
+		if top/u.size < limit {
 			return u
 		}
 	}
@@ -297,7 +299,7 @@ func tableLayout(rows []row, u tableUnits, level, maxText int, sharedWorkload bo
 	if !compact {
 		text("Target", func(rw row) string { return targetName(rw.c.Runs[0]) })
 		text("Backend", func(rw row) string { return rw.c.Runs[0].Target.Backend })
-		text("Security", func(rw row) string { return dash(rw.c.Runs[0].Target.Info["security"]) })
+		text("Security", func(rw row) string { return dash(securityLabel(rw.c.Runs[0])) })
 		if !sharedWorkload {
 			text("Workload", func(rw row) string { return workloadName(rw.c) })
 		}
@@ -305,7 +307,7 @@ func tableLayout(rows []row, u tableUnits, level, maxText int, sharedWorkload bo
 		text("Target", func(rw row) string {
 			first := rw.c.Runs[0]
 			second := []string{first.Target.Backend}
-			if sec := first.Target.Info["security"]; sec != "" {
+			if sec := securityLabel(first); sec != "" {
 				second = append(second, sec)
 			}
 			if !sharedWorkload {
@@ -539,10 +541,17 @@ var csvHeader = []string{"run_id", "start", "target", "backend", "security", "wo
 	"lat_p99.9_ns", "lat_max_ns", "errors", "verify_mismatches", "complete", "error"}
 
 // renderCSV writes one record per run and direction (repeats are not aggregated: CSV is for
-// people who do their own statistics).
+// people who do their own statistics). With migration runs every record also has the
+// migration columns (migrationCSVHeader, empty for a run on the host), and each VEE '07
+// layout follows as a block of its own (header and rows) after an empty line.
 func renderCSV(w io.Writer, runs []*results.Run) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write(csvHeader); err != nil {
+	migrations := slices.ContainsFunc(runs, func(r *results.Run) bool { return r.Migration != nil })
+	header := csvHeader
+	if migrations {
+		header = append(slices.Clip(header), migrationCSVHeader()...)
+	}
+	if err := cw.Write(header); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
 	i64 := func(v int64) string { return strconv.FormatInt(v, 10) }
@@ -579,8 +588,21 @@ func renderCSV(w io.Writer, runs []*results.Run) error {
 			verify = i64(r.Verify.Mismatches)
 		}
 		rec = append(rec, verify, strconv.FormatBool(r.Complete), r.Error)
+		if migrations {
+			rec = append(rec, migrationCSV(r)...)
+		}
 		if err := cw.Write(rec); err != nil {
 			return fmt.Errorf("report: %w", err)
+		}
+	}
+	// The VEE '07 layouts follow as blocks of their own, after an empty line.
+	for _, g := range veeGrids(results.Group(runs), targetName) {
+		cw.Flush()
+		if _, err := io.WriteString(w, "\n"); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		if err := g.writeCSV(cw); err != nil {
+			return err
 		}
 	}
 	cw.Flush()
@@ -610,4 +632,15 @@ func runDirs(runs []*results.Run) []runDir {
 		}
 	}
 	return out
+}
+
+// securityLabel is the security level a run's backend reported, with the signing algorithm
+// when it reported one ("signed (GMAC)"): signing with AES-CMAC and with AES-GMAC cost very
+// differently, and the target's name does not always say which.
+func securityLabel(r *results.Run) string {
+	sec := r.Target.Info["security"]
+	if alg := r.Target.Info["signing"]; sec != "" && alg != "" {
+		return sec + " (" + strings.TrimPrefix(alg, "AES-128-") + ")"
+	}
+	return sec
 }

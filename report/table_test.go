@@ -322,3 +322,21 @@ func TestRenderRepeats(t *testing.T) {
 		t.Errorf("%d rows for one case, want 1", n)
 	}
 }
+
+func TestSecurityLabel(t *testing.T) {
+	for _, c := range []struct {
+		info map[string]string
+		want string
+	}{
+		{nil, ""},
+		{map[string]string{"security": "none"}, "none"},
+		{map[string]string{"security": "signed", "signing": "AES-128-GMAC"}, "signed (GMAC)"},
+		{map[string]string{"security": "signed", "signing": "HMAC-SHA256"}, "signed (HMAC-SHA256)"},
+		{map[string]string{"signing": "AES-128-CMAC"}, ""},
+	} {
+		r := &results.Run{Target: results.Target{Info: c.info}}
+		if got := securityLabel(r); got != c.want {
+			t.Errorf("securityLabel(%v) = %q, want %q", c.info, got, c.want)
+		}
+	}
+}

@@ -77,8 +77,9 @@ func (t Threshold) Applies(dir string, m Metric) bool {
 }
 
 // ParseThresholds parses a comma-separated list of thresholds such as
-// "iops<-10%,read.p99>+20%": an optional direction and a dot, a metric (see Metrics), < or >,
-// and a signed percentage. An empty string is no thresholds. Errors name the bad term.
+// "iops<-10%,read.p99>+20%,downtime>+20%": an optional direction and a dot (not for a
+// migration metric), a metric (see Metrics and MigrationMetrics), < or >, and a signed
+// percentage. An empty string is no thresholds. Errors name the bad term.
 func ParseThresholds(s string) ([]Threshold, error) {
 	var out []Threshold
 	for _, term := range strings.Split(s, ",") {
@@ -105,8 +106,11 @@ func parseThreshold(term string) (Threshold, error) {
 	if strings.HasPrefix(limit, "=") {
 		return Threshold{}, fmt.Errorf("use %s, not %s= (a change equal to the limit never fails)", t.Op, t.Op)
 	}
+	migrationPrefix := false
 	if dir, rest, ok := strings.Cut(name, "."); ok && slices.Contains(directions, strings.ToLower(dir)) {
 		t.Dir, name = strings.ToLower(dir), rest
+	} else if ok && strings.EqualFold(dir, MigrationDir) {
+		name, migrationPrefix = rest, true // "migration.downtime" is "downtime"
 	}
 	if name == "" {
 		return Threshold{}, errors.New("no metric before " + t.Op)
@@ -114,6 +118,12 @@ func parseThreshold(term string) (Threshold, error) {
 	m, err := MetricByName(name)
 	if err != nil {
 		return Threshold{}, err
+	}
+	if migrationPrefix && !m.Migration {
+		return Threshold{}, fmt.Errorf("%s is not a figure of the migration (those are %s)", m.Name, strings.Join(metricNames(MigrationMetrics), ", "))
+	}
+	if m.Migration && t.Dir != "" {
+		return Threshold{}, fmt.Errorf("%s is a figure of the migration, not of %ss: write %s%s...", m.Name, t.Dir, m.Name, t.Op)
 	}
 	t.Metric = m
 	num, ok := strings.CutSuffix(limit, "%")
@@ -372,15 +382,24 @@ func Compare(base, cand []*Run, opt CompareOptions) (*Comparison, error) {
 				}
 			}
 		}
+		type dirMetrics struct {
+			dir     string
+			metrics []Metric
+		}
+		var todo []dirMetrics
 		for _, dir := range unionDirs(cc.Base.Dirs(), cc.Cand.Dirs()) {
-			for _, m := range Metrics {
-				ch := compareMetric(cc.Base.Values(dir, m), cc.Cand.Values(dir, m), alpha)
+			todo = append(todo, dirMetrics{dir, Metrics})
+		}
+		todo = append(todo, dirMetrics{MigrationDir, MigrationMetrics}) // none without migrations
+		for _, dm := range todo {
+			for _, m := range dm.metrics {
+				ch := compareMetric(cc.Base.Values(dm.dir, m), cc.Cand.Values(dm.dir, m), alpha)
 				if ch == nil {
 					continue
 				}
-				ch.Dir, ch.Metric = dir, m
+				ch.Dir, ch.Metric = dm.dir, m
 				for i, t := range opt.Thresholds {
-					if t.Applies(dir, m) {
+					if t.Applies(dm.dir, m) {
 						used[i] = true
 						ch.Checks = append(ch.Checks, check(ch, t))
 					}

@@ -22,7 +22,8 @@ func TargetName(r *Run) string {
 
 // Scenario says how the workload ran: "host" for a plain run ("host degraded" on a DRBD pair
 // measured although degraded), or the migration's mode,
-// security and link ("precopy tls lan") for a run inside a migrating VM.
+// security, link and storage method ("precopy tls lan", "precopy none wan mirror") for a
+// run inside a migrating VM.
 func Scenario(r *Run) string {
 	m := r.Migration
 	if m == nil {
@@ -33,11 +34,39 @@ func Scenario(r *Run) string {
 		}
 		return "host"
 	}
-	s := m.Mode + " " + m.Security
-	if m.Link != nil && m.Link.Preset != "" {
-		s += " " + m.Link.Preset
+	link := ""
+	if m.Link != nil {
+		link = m.Link.Preset
+	}
+	return ScenarioName(m.Mode, m.Security, link, m.Storage, m.MirrorCopyMode)
+}
+
+// ScenarioName names a migration scenario: mode and security, the link preset when there
+// is one, the storage method unless it is shared (as in results older than the field),
+// and a mirror's copy mode unless it is the default background.
+func ScenarioName(mode, security, link, storage, mirrorCopyMode string) string {
+	s := mode + " " + security
+	if link != "" {
+		s += " " + link
+	}
+	if storage != "" && storage != StorageShared {
+		s += " " + storage
+		if storage == "mirror" && mirrorCopyMode != "" && mirrorCopyMode != "background" {
+			s += " " + mirrorCopyMode
+		}
 	}
 	return s
+}
+
+// StorageShared is Migration.Storage for both QEMUs opening one image (also when empty).
+const StorageShared = "shared"
+
+// StorageOf is a migration's storage method, "shared" for results older than the field.
+func StorageOf(m *Migration) string {
+	if m == nil || m.Storage == "" {
+		return StorageShared
+	}
+	return m.Storage
 }
 
 // CaseKey identifies what a run measured: the same target, workload and scenario. Runs
@@ -127,14 +156,19 @@ func (c *Case) Dirs() []string {
 	return out
 }
 
-// Values returns metric m of direction dir for every complete run that has it.
+// Values returns metric m of direction dir for every complete run that has it. A migration
+// metric (Metric.Migration) has no direction: dir is ignored.
 func (c *Case) Values(dir string, m Metric) []float64 {
+	return MetricValues(c.Complete(), dir, m)
+}
+
+// MetricValues returns metric m of direction dir (ignored for a migration metric) for every
+// run of runs that has it.
+func MetricValues(runs []*Run, dir string, m Metric) []float64 {
 	var out []float64
-	for _, r := range c.Complete() {
-		if s := r.DirStats(dir); s != nil {
-			if v, ok := m.Of(s); ok {
-				out = append(out, v)
-			}
+	for _, r := range runs {
+		if v, ok := m.OfRun(r, dir); ok {
+			out = append(out, v)
 		}
 	}
 	return out
@@ -175,22 +209,49 @@ func (r *Run) DirStats(dir string) *DirStats {
 	return nil
 }
 
-// Metric is one figure of a direction's stats that reports plot and compare checks.
+// Metric is one figure that reports plot and compare checks: of a direction's stats
+// (iops, latency...), or of a run's migration (downtime, bytes, CPU-seconds...).
 type Metric struct {
-	// Name is how users spell it: iops, bw, mean, p50, p99, p99.9, max.
+	// Name is how users spell it: iops, bw, mean, p50, p99, p99.9, max; downtime, pause,
+	// stall, ... (MigrationMetrics).
 	Name string
 	// Label and Unit are for axes and tables; Scale converts the stored base unit
-	// (I/O/s, B/s, ns) to Unit.
+	// (I/O/s, B/s, ns, bytes, CPU-seconds, joules) to Unit.
 	Label string
 	Unit  string
 	Scale float64
-	// HigherIsBetter is true for throughput, false for latency.
+	// HigherIsBetter is true for throughput, false for latency, times, bytes and cost.
 	HigherIsBetter bool
-	of             func(*DirStats) (float64, bool)
+	// Migration is true for a figure of the run's migration (Run.Migration), which belongs
+	// to no direction: compare reports it under the pseudo-direction MigrationDir.
+	Migration bool
+	of        func(*DirStats) (float64, bool)
+	ofMig     func(*Migration) (float64, bool)
 }
 
-// Of returns the metric's value in base units (I/O/s, B/s, ns).
-func (m Metric) Of(s *DirStats) (float64, bool) { return m.of(s) }
+// MigrationDir is the direction compare and reports give migration metrics.
+const MigrationDir = "migration"
+
+// Of returns a direction metric's value in base units (I/O/s, B/s, ns); a migration
+// metric has none in a direction's stats.
+func (m Metric) Of(s *DirStats) (float64, bool) {
+	if m.of == nil || s == nil {
+		return 0, false
+	}
+	return m.of(s)
+}
+
+// OfRun returns the metric's value for a run: of direction dir's stats, or for a migration
+// metric of the run's migration (dir ignored).
+func (m Metric) OfRun(r *Run, dir string) (float64, bool) {
+	if m.Migration {
+		if r.Migration == nil || m.ofMig == nil {
+			return 0, false
+		}
+		return m.ofMig(r.Migration)
+	}
+	return m.Of(r.DirStats(dir))
+}
 
 func latMetric(name, label string, f func(Latency) (float64, bool)) Metric {
 	return Metric{Name: name, Label: label, Unit: "µs", Scale: 1e-3, of: func(s *DirStats) (float64, bool) {
@@ -221,22 +282,110 @@ var Metrics = []Metric{
 	latMetric("max", "max latency", func(l Latency) (float64, bool) { return float64(l.Max), true }),
 }
 
-// MetricByName finds a metric ("iops", "p99", ...; "lat" is "mean").
+// msMetric is a migration duration stored in milliseconds; base unit ns, shown in ms.
+func msMetric(name, label string, f func(*Migration) (float64, bool)) Metric {
+	return Metric{Name: name, Label: label, Unit: "ms", Scale: 1e-6, Migration: true,
+		ofMig: func(m *Migration) (float64, bool) {
+			v, ok := f(m)
+			return v * 1e6, ok
+		}}
+}
+
+// migrated reports whether a migration ran to completion (mode none migrates nothing).
+func migrated(m *Migration) bool { return m.Outcome == "completed" && m.Mode != "none" }
+
+// moved reports whether the run moved the VM or its disk to completion, and recorded the
+// storage-method figures (results older than them have no migration time).
+func moved(m *Migration) bool { return m.Outcome == "completed" && m.MigrationTimeMS > 0 }
+
+// linkBytes is what the named links carried, both ways; false when none was counted.
+func linkBytes(m *Migration, links ...string) (float64, bool) {
+	n, ok := int64(0), false
+	for _, t := range m.Traffic {
+		if slices.Contains(links, t.Link) {
+			n, ok = n+t.UpB+t.DownB, true
+		}
+	}
+	return float64(n), ok
+}
+
+// ramBytes is the migration stream's bytes: counted on the link, else QEMU's own figure.
+func ramBytes(m *Migration) (float64, bool) {
+	if v, ok := linkBytes(m, "ram"); ok {
+		return v, true
+	}
+	return float64(m.TransferredB), m.TransferredB > 0
+}
+
+// MigrationMetrics are the figures of a live migration (Run.Migration), one definition for
+// the migration tables, charts and compare. Durations are in ns, bytes in bytes. Figures of
+// the switchover (downtime, pause, stall, total, setup) need a completed migration; the
+// storage method's (disruption, migration_time) a completed move recorded with them.
+var MigrationMetrics = []Metric{
+	msMetric("downtime", "QEMU downtime", func(m *Migration) (float64, bool) { return m.QEMUDowntimeMS, migrated(m) }),
+	msMetric("pause", "host-seen pause", func(m *Migration) (float64, bool) { return m.PauseMS, migrated(m) }),
+	msMetric("stall", "longest workload stall", func(m *Migration) (float64, bool) { return m.LongestStallMS, migrated(m) }),
+	msMetric("total", "QEMU total time", func(m *Migration) (float64, bool) { return m.TotalTimeMS, migrated(m) }),
+	msMetric("setup", "QEMU setup time", func(m *Migration) (float64, bool) { return m.SetupTimeMS, migrated(m) }),
+	msMetric("disruption", "disruption time", func(m *Migration) (float64, bool) { return m.DisruptionMS, moved(m) }),
+	msMetric("migration_time", "migration time", func(m *Migration) (float64, bool) { return m.MigrationTimeMS, moved(m) }),
+	{Name: "ram_bytes", Label: "RAM link bytes", Unit: "MB", Scale: 1e-6, Migration: true, ofMig: ramBytes},
+	{Name: "disk_bytes", Label: "disk link bytes", Unit: "MB", Scale: 1e-6, Migration: true,
+		ofMig: func(m *Migration) (float64, bool) {
+			if StorageOf(m) == StorageShared {
+				return 0, false
+			}
+			return linkBytes(m, "disk")
+		}},
+	{Name: "wire_bytes", Label: "bytes on the wire", Unit: "MB", Scale: 1e-6, Migration: true,
+		ofMig: func(m *Migration) (float64, bool) {
+			ram, ok := ramBytes(m)
+			disk, _ := linkBytes(m, "disk")
+			return ram + disk, ok
+		}},
+	{Name: "cpu_s", Label: "CPU-seconds", Unit: "s", Scale: 1, Migration: true,
+		ofMig: func(m *Migration) (float64, bool) {
+			if m.Cost == nil {
+				return 0, false
+			}
+			return m.Cost.TotalCPUS, true
+		}},
+	{Name: "joules", Label: "energy estimate", Unit: "J", Scale: 1, Migration: true,
+		ofMig: func(m *Migration) (float64, bool) {
+			if m.Cost == nil {
+				return 0, false
+			}
+			return m.Cost.EnergyEstimateJ, true
+		}},
+}
+
+// AllMetrics are the direction metrics and then the migration metrics.
+var AllMetrics = append(slices.Clip(Metrics), MigrationMetrics...)
+
+// metricAliases are other spellings MetricByName accepts.
+var metricAliases = map[string]string{"lat": "mean", "qemu_downtime": "downtime", "longest_stall": "stall",
+	"energy": "joules", "cpu": "cpu_s"}
+
+// MetricByName finds a metric ("iops", "p99", "downtime", ...; "lat" is "mean").
 func MetricByName(name string) (Metric, error) {
 	name = strings.ToLower(strings.TrimSpace(name))
-	if name == "lat" {
-		name = "mean"
+	if a, ok := metricAliases[name]; ok {
+		name = a
 	}
-	for _, m := range Metrics {
+	for _, m := range AllMetrics {
 		if m.Name == name {
 			return m, nil
 		}
 	}
-	names := make([]string, len(Metrics))
-	for i, m := range Metrics {
+	return Metric{}, fmt.Errorf("unknown metric %q (metrics: %s)", name, strings.Join(metricNames(AllMetrics), ", "))
+}
+
+func metricNames(ms []Metric) []string {
+	names := make([]string, len(ms))
+	for i, m := range ms {
 		names[i] = m.Name
 	}
-	return Metric{}, fmt.Errorf("unknown metric %q (metrics: %s)", name, strings.Join(names, ", "))
+	return names
 }
 
 // Summary is the median and range of a metric over repeats.

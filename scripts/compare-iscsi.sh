@@ -11,8 +11,10 @@
 # MiB/s = IOPS × the request size. The summary gives each tool's median and the median of the
 # per-round ratios: the two runs of a round are back to back, so their ratio is the least
 # disturbed by other load on a shared machine. Target: ratio >= 0.9. It also gives the CPU
-# time each initiator spends per read (iscsi-perf: its process's user+system time over its
-# reads; ours: BenchmarkRead's cpu-us/op), which other load disturbs much less than IOPS.
+# time each initiator spends (iscsi-perf: its process's user+system time over its reads;
+# ours: BenchmarkRead's cpu-us/op, the process's getrusage over the timed reads) per 1,000
+# reads and per GiB read, and their ratio (ours / iscsi-perf; target <= 1.1), which other
+# load disturbs much less than IOPS.
 #
 # With GOTGT=1 the same cases run against the gotgt target too (started from the compiled
 # test binary in its testbed child mode), for the record.
@@ -165,14 +167,16 @@ for t in "${targets[@]}"; do
 		q=$(echo "${rall[$name]}" | median)
 		pc=$(echo "${pcpu[$name]}" | median)
 		oc=$(echo "${ocpu[$name]}" | median)
+		# CPU per 1,000 reads in ms equals CPU per read in µs; per GiB it scales by the read size.
 		summary+=("$(awk -v t="$tname" -v n="$name" -v p="$p" -v o="$o" -v q="$q" -v b="$bytes" -v pc="$pc" -v oc="$oc" 'BEGIN {
-			printf "%-6s %-14s %8d IOPS %7.1f MiB/s %6.1f µs   %8d IOPS %7.1f MiB/s %6.1f µs   %5.2f",
-				t, n, p, p * b / 1048576, pc, o, o * b / 1048576, oc, q }')")
+			printf "%-6s %-14s %8d IOPS %7.1f MiB/s %6.1f ms %6.3f s   %8d IOPS %7.1f MiB/s %6.1f ms %6.3f s   %5.2f  %5.2f",
+				t, n, p, p * b / 1048576, pc, pc * 1073741824 / b / 1e6, o, o * b / 1048576, oc, oc * 1073741824 / b / 1e6, q, (pc > 0 ? oc / pc : 0) }')")
 	done
 	unset pall oall rall pcpu ocpu
 done
 
 echo
-echo "medians of $ROUNDS rounds (µs: CPU time per read; ratio: median of the per-round IOPS ratios):"
-printf '%-6s %-14s %-37s   %-37s   %5s\n' target case "iscsi-perf (libiscsi)" "vmstorbench (Go initiator)" ratio
+echo "medians of $ROUNDS rounds (ms: initiator user+system CPU per 1,000 reads; s: per GiB read;"
+echo "ratio: median of the per-round IOPS ratios; CPU ratio: ours / iscsi-perf):"
+printf '%-6s %-14s %-51s   %-51s   %5s  %5s\n' target case "iscsi-perf (libiscsi)" "vmstorbench (Go initiator)" ratio "CPU"
 printf '%s\n' "${summary[@]}"

@@ -1,23 +1,40 @@
 #!/usr/bin/env bash
-# compare-smb.sh: sequential throughput of smbclient and of vmstorbench's smb backend on the
-# same Samba share, in one run, with the ratio; plus the backend's 4 KiB random-read IOPS.
+# compare-smb.sh: sequential throughput and client CPU of smbclient and of vmstorbench's smb
+# backend on the same Samba share, at each SMB security level, in one run, with the ratios;
+# plus the backend's 4 KiB random-read IOPS.
 #
-# It starts the Samba testbed (testbed.Samba through backends/smb/internal/sambaserve),
-# writes a SIZE_MIB file with `smbclient put` and reads it back with `smbclient get` (to
+# It starts the Samba testbed (testbed.Samba through backends/smb/internal/sambaserve: the
+# main smbd offers AES-128-GMAC signing first, a second one AES-128-CMAC only). At each level
+#   none         share bench, no signing (smbclient's default; ours without sign=)
+#   signed-gmac  share bench, every message signed; both clients negotiate AES-128-GMAC
+#   signed-cmac  the CMAC-only smbd: every message signed with AES-128-CMAC
+#   encrypted    share bench-enc ("smb encrypt = required"): AES-128-GCM
+# it writes a SIZE_MIB file with `smbclient put`, reads it back with `smbclient get` (to
 # /dev/null), and runs BenchmarkSMB (1 MiB requests, INFLIGHT in flight on one connection)
-# over the same number of bytes on the same share. ROUNDS rounds alternate the two clients;
-# the best round of each is compared (the machine is shared: best-of is the least noisy).
-# smbclient's own transfer rate is used, so its connection set-up is not counted, as ours
-# is not. MB/s are 10^6 bytes per second. Target: ratio >= 0.9.
+# over the same number of bytes on the same share. ROUNDS rounds alternate which client goes
+# first; the best round of each is compared (the machine is shared: best-of is the least
+# noisy). Throughput: smbclient's own transfer rate, so its connection set-up is not counted,
+# as ours is not; MB/s are 10^6 bytes per second. CPU: user+system seconds of the client
+# process per GiB moved, the least of the rounds; smbclient's is its process's CPU (bash's
+# `time`) less that of the same command moving a 4 KiB file (start-up, logon, tree connect),
+# ours is the benchmark's cpu-µs/op (the process's getrusage over the timed requests). With
+# 1 MiB requests, CPU per 1,000 I/Os is CPU per GiB x 1000/1024.
+# With VSB=1 (the default) each round also runs the product itself, `vmstorbench run` (rw=write
+# then rw=read, bs=1m, iodepth=INFLIGHT, size=SIZE_MIB), and takes its rate and the CPU time
+# from the result document (read.bw_bytes_per_s or write's, cpu.user_ns + cpu.sys_ns: the
+# process over the run, engine included).
+# Targets: throughput ratio >= 0.9, CPU ratio (ours / smbclient) <= 1.1, at every level.
 #
 #   scripts/compare-smb.sh            # needs root, samba, smbclient, go
-#   ROUNDS=5 SIZE_MIB=512 INFLIGHT=16 scripts/compare-smb.sh
+#   ROUNDS=5 SIZE_MIB=512 INFLIGHT=16 LEVELS="signed-gmac signed-cmac" scripts/compare-smb.sh
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
 SIZE_MIB=${SIZE_MIB:-256}
 INFLIGHT=${INFLIGHT:-8}
-IOPS_TIME=${IOPS_TIME:-2s}
+IOPS_TIME=${IOPS_TIME:-2s} # 0: skip the random-read IOPS
+LEVELS=${LEVELS:-none signed-gmac signed-cmac encrypted}
+VSB=${VSB:-1}
 
 cd "$(dirname "$0")/.."
 for tool in smbclient go; do
@@ -38,6 +55,7 @@ trap cleanup EXIT
 
 go build -o "$work/sambaserve" ./backends/smb/internal/sambaserve
 go test -c -o "$work/smb.test" ./backends/smb
+[ "$VSB" = 1 ] && go build -o "$work/vmstorbench" ./cmd/vmstorbench
 
 "$work/sambaserve" -dir "$work/samba" -env "$work/env" &
 server_pid=$!
@@ -48,56 +66,141 @@ for _ in $(seq 200); do
 done
 [ -s "$work/env" ] || { echo "compare-smb: Samba testbed not ready after 20 s" >&2; exit 1; }
 # shellcheck disable=SC1091
-. "$work/env" # SMB_PORT, SMB_URL, ..., exports VMSTORBENCH_SMB_PASSWORD
+. "$work/env" # SMB_PORT, SMB_URL, SMB_SIGNED_CMAC_PORT, ..., exports VMSTORBENCH_SMB_PASSWORD
 
 umask 077
 printf 'username = vmstorbench\npassword = %s\n' "$VMSTORBENCH_SMB_PASSWORD" >"$work/auth"
 head -c "$((SIZE_MIB << 20))" /dev/urandom >"$work/src"
+head -c 4096 /dev/urandom >"$work/tiny"
 
-smbclient_run() { # smbclient_run COMMAND -> MB/s from smbclient's "(average N kb/s)"
-	local out
-	out=$(smbclient "//127.0.0.1/bench" -p "$SMB_PORT" -A "$work/auth" -c "$1" 2>&1) ||
-		{ echo "compare-smb: smbclient -c '$1' failed: $out" >&2; exit 1; }
-	echo "$out" | sed -n 's/.*(average \([0-9.]*\) \(kb\/s\|KiloBytes\/sec\)).*/\1/p' | tail -1 |
-		awk '{ printf "%.1f", $1 * 1024 / 1e6 }'
+# level_conf LEVEL -> sets share, port, prot (smbclient's --client-protection) and url (ours)
+level_conf() {
+	case "$1" in
+	none) share=bench port=$SMB_PORT prot=off url="${SMB_URL%/*}/ours.img" ;;
+	signed-gmac) share=bench port=$SMB_PORT prot=sign url="${SMB_SIGNED_URL%/*}/ours.img?sign=required" ;;
+	signed-cmac) share=bench port=$SMB_SIGNED_CMAC_PORT prot=sign url="${SMB_SIGNED_CMAC_URL%/*}/ours.img?sign=required" ;;
+	encrypted) share=bench-enc port=$SMB_PORT prot=encrypt url="${SMB_ENCRYPTED_URL%/*}/ours.img" ;;
+	*) echo "compare-smb: unknown level $1 (none, signed-gmac, signed-cmac, encrypted)" >&2; exit 1 ;;
+	esac
 }
 
-ours_run() { # ours_run BENCH-REGEX BENCHTIME -> raw benchmark lines
-	VMSTORBENCH_SMB_BENCH_URL="${SMB_URL%/*}/ours.img" VMSTORBENCH_SMB_BENCH_SIZE="${SIZE_MIB}m" \
+# smbclient_run COMMAND -> "MBPS CPU_SECONDS": smbclient's "(average N kb/s)" in MB/s, and
+# the process's user+system seconds. Uses share, port and prot.
+smbclient_run() {
+	local out cpu
+	TIMEFORMAT='%U %S'
+	if ! { time smbclient "//127.0.0.1/$share" -p "$port" -A "$work/auth" --client-protection="$prot" -c "$1" >"$work/out" 2>&1; } 2>"$work/cpu"; then
+		echo "compare-smb: smbclient -c '$1' on //127.0.0.1:$port/$share failed: $(cat "$work/out")" >&2
+		exit 1
+	fi
+	out=$(sed -n 's/.*(average \([0-9.]*\) \(kb\/s\|KiloBytes\/sec\)).*/\1/p' "$work/out" | tail -1)
+	cpu=$(awk '{ print $1 + $2 }' "$work/cpu")
+	awk -v k="${out:-0}" -v c="$cpu" 'BEGIN { printf "%.1f %.4f", k * 1024 / 1e6, c }'
+}
+
+ours_run() { # ours_run BENCH-REGEX BENCHTIME -> raw benchmark lines (uses url)
+	VMSTORBENCH_SMB_BENCH_URL="$url" VMSTORBENCH_SMB_BENCH_SIZE="${SIZE_MIB}m" \
 		"$work/smb.test" -test.run '^$' -test.bench "$1" -test.benchtime "$2" 2>&1 |
-		grep '^BenchmarkSMB/' || { echo "compare-smb: benchmark $1 failed" >&2; exit 1; }
+		grep '^BenchmarkSMB/' || { echo "compare-smb: benchmark $1 on $url failed" >&2; exit 1; }
 }
 
-mbps() { # mbps NAME < benchmark lines
-	awk -v n="$1" 'index($1, n) { for (i = 2; i <= NF; i++) if ($(i) == "MB/s") print $(i-1) }' | tail -1
+# vsb_run RW -> "MBPS CPU_S_PER_GIB" of one `vmstorbench run` over the file, from its result
+# document (uses url, with the file renamed).
+vsb_run() {
+	local doc
+	doc=$(VMSTORBENCH_SMB_PASSWORD=$VMSTORBENCH_SMB_PASSWORD "$work/vmstorbench" run --target "${url/ours.img/vsb.img}" \
+		--rw "$1" --bs 1m --iodepth "$INFLIGHT" --size "${SIZE_MIB}m" --json --no-save 2>"$work/vsb.err") ||
+		{ echo "compare-smb: vmstorbench run --rw $1 on $url failed: $(cat "$work/vsb.err")" >&2; exit 1; }
+	awk -v m="$SIZE_MIB" '
+		!bw && /"bw_bytes_per_s"/ { gsub(/[^0-9.e+]/, "", $2); bw = $2 }
+		/"user_ns"/ { gsub(/[^0-9]/, "", $2); u = $2 }
+		/"sys_ns"/ { gsub(/[^0-9]/, "", $2); s = $2 }
+		END { printf "%.1f %.4f", bw / 1e6, (u + s) / 1e9 * 1024 / m }' FS=: <<<"$doc"
+}
+
+metric() { # metric NAME UNIT < benchmark lines
+	awk -v n="$1" -v u="$2" 'index($1, n) { for (i = 2; i <= NF; i++) if ($(i) == u) print $(i-1) }' | tail -1
 }
 
 best() { tr ' ' '\n' | grep -v '^$' | sort -g | tail -1; }
+least() { tr ' ' '\n' | grep -v '^$' | sort -g | head -1; }
+# per_gib CPU_SECONDS_OVER_THE_FILE -> CPU seconds per GiB
+per_gib() { awk -v c="$1" -v m="$SIZE_MIB" 'BEGIN { printf "%.4f", c * 1024 / m }'; }
 
-put_all= get_all= ow_all= or_all= ow1_all= or1_all=
-printf '%-6s %14s %14s %16s %16s %16s %16s\n' round "smbclient put" "smbclient get" "ours write QD$INFLIGHT" "ours read QD$INFLIGHT" "ours write QD1" "ours read QD1"
-for r in $(seq "$ROUNDS"); do
-	put=$(smbclient_run "put $work/src ref.img")
-	get=$(smbclient_run "get ref.img /dev/null")
-	lines=$(ours_run "SMB/seq(write|read)/inflight=(1|$INFLIGHT)\$" "${SIZE_MIB}x")
-	ow=$(mbps "seqwrite/inflight=$INFLIGHT-" <<<"$lines")
-	or=$(mbps "seqread/inflight=$INFLIGHT-" <<<"$lines")
-	ow1=$(mbps "seqwrite/inflight=1-" <<<"$lines")
-	or1=$(mbps "seqread/inflight=1-" <<<"$lines")
-	printf '%-6s %14s %14s %16s %16s %16s %16s\n' "$r" "$put" "$get" "$ow" "$or" "$ow1" "$or1"
-	put_all+=" $put" get_all+=" $get" ow_all+=" $ow" or_all+=" $or" ow1_all+=" $ow1" or1_all+=" $or1"
+declare -A R # R[level,metric] = space-separated values of the rounds
+for level in $LEVELS; do
+	level_conf "$level"
+	smbclient_run "put $work/tiny tiny.img" >/dev/null
+	echo
+	echo "== $level: //127.0.0.1:$port/$share, smbclient --client-protection=$prot; ours $url"
+	printf '%-6s %14s %14s %16s %16s | CPU s/GiB: %10s %10s %10s %10s\n' round "smbclient put" "smbclient get" "ours write QD$INFLIGHT" "ours read QD$INFLIGHT" "smbc put" "smbc get" "ours wr" "ours rd"
+	for r in $(seq "$ROUNDS"); do
+		run_smbclient() {
+			read -r put putcpu <<<"$(smbclient_run "put $work/src ref.img")"
+			read -r get getcpu <<<"$(smbclient_run "get ref.img /dev/null")"
+			read -r _ base <<<"$(smbclient_run "get tiny.img /dev/null")"
+			putcpu=$(per_gib "$(awk -v a="$putcpu" -v b="$base" 'BEGIN { print a - b }')")
+			getcpu=$(per_gib "$(awk -v a="$getcpu" -v b="$base" 'BEGIN { print a - b }')")
+		}
+		run_ours() {
+			lines=$(ours_run "SMB/seq(write|read)/inflight=$INFLIGHT\$" "${SIZE_MIB}x")
+			ow=$(metric "seqwrite/inflight=$INFLIGHT-" MB/s <<<"$lines")
+			or=$(metric "seqread/inflight=$INFLIGHT-" MB/s <<<"$lines")
+			owcpu=$(awk -v us="$(metric "seqwrite/inflight=$INFLIGHT-" cpu-µs/op <<<"$lines")" 'BEGIN { printf "%.4f", us * 1024 / 1e6 }')
+			orcpu=$(awk -v us="$(metric "seqread/inflight=$INFLIGHT-" cpu-µs/op <<<"$lines")" 'BEGIN { printf "%.4f", us * 1024 / 1e6 }')
+		}
+		if ((r % 2)); then run_smbclient; run_ours; else run_ours; run_smbclient; fi
+		printf '%-6s %14s %14s %16s %16s | %21s %10s %10s %10s\n' "$r" "$put" "$get" "$ow" "$or" "$putcpu" "$getcpu" "$owcpu" "$orcpu"
+		R[$level,put]+=" $put" R[$level,get]+=" $get" R[$level,ow]+=" $ow" R[$level,or]+=" $or"
+		R[$level,putcpu]+=" $putcpu" R[$level,getcpu]+=" $getcpu" R[$level,owcpu]+=" $owcpu" R[$level,orcpu]+=" $orcpu"
+		if [ "$VSB" = 1 ]; then
+			read -r vw vwcpu <<<"$(vsb_run write)"
+			read -r vr vrcpu <<<"$(vsb_run read)"
+			printf '%-6s %14s %14s %16s %16s | %21s %10s %10s %10s\n' "" "" "" "run: $vw" "run: $vr" "" "" "$vwcpu" "$vrcpu"
+			R[$level,vw]+=" $vw" R[$level,vr]+=" $vr" R[$level,vwcpu]+=" $vwcpu" R[$level,vrcpu]+=" $vrcpu"
+		fi
+	done
 done
 
-put_best=$(best <<<"$put_all") get_best=$(best <<<"$get_all")
-ow_best=$(best <<<"$ow_all") or_best=$(best <<<"$or_all")
 echo
-echo "best of $ROUNDS, $SIZE_MIB MiB, MB/s (ours: 1 MiB requests, $INFLIGHT in flight, one connection):"
-awk -v sp="$put_best" -v sg="$get_best" -v ow="$ow_best" -v or="$or_best" -v ow1="$(best <<<"$ow1_all")" -v or1="$(best <<<"$or1_all")" 'BEGIN {
-	printf "  write: smbclient %8.1f  ours %8.1f  ratio %.2f  (ours QD1 %.1f)\n", sp, ow, ow / sp, ow1
-	printf "  read:  smbclient %8.1f  ours %8.1f  ratio %.2f  (ours QD1 %.1f)\n", sg, or, or / sg, or1
-}'
+echo "best of $ROUNDS rounds, $SIZE_MIB MiB; ours: 1 MiB requests, $INFLIGHT in flight, one connection."
+echo "MB/s: best round; CPU: client user+system s/GiB, least round (per 1,000 1 MiB I/Os: x0.977)."
+echo
+echo "| level | smbclient put | ours write | ratio | smbclient get | ours read | ratio | CPU/GiB put / ours write | ratio | CPU/GiB get / ours read | ratio |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+for level in $LEVELS; do
+	awk -v l="$level" \
+		-v sp="$(best <<<"${R[$level,put]}")" -v ow="$(best <<<"${R[$level,ow]}")" \
+		-v sg="$(best <<<"${R[$level,get]}")" -v or="$(best <<<"${R[$level,or]}")" \
+		-v cp="$(least <<<"${R[$level,putcpu]}")" -v cw="$(least <<<"${R[$level,owcpu]}")" \
+		-v cg="$(least <<<"${R[$level,getcpu]}")" -v cr="$(least <<<"${R[$level,orcpu]}")" 'BEGIN {
+		printf "| %s | %.0f MB/s | %.0f MB/s | %.2f | %.0f MB/s | %.0f MB/s | %.2f | %.3f / %.3f s | %.2f | %.3f / %.3f s | %.2f |\n",
+			l, sp, ow, ow / sp, sg, or, or / sg, cp, cw, cw / cp, cg, cr, cr / cg
+	}'
+done
 
-echo
-echo "ours, 4 KiB random reads ($IOPS_TIME each):"
-ours_run 'SMB/randread4k/' "$IOPS_TIME" |
-	awk '{ for (i = 2; i <= NF; i++) if ($(i) == "IOPS") { sub(/^BenchmarkSMB\/randread4k\//, "", $1); sub(/-[0-9]+$/, "", $1); printf "  %-12s %10.0f IOPS\n", $1, $(i-1) } }'
+if [ "$VSB" = 1 ]; then
+	echo
+	echo "ours through \`vmstorbench run\` (rate and CPU from the result document), against smbclient:"
+	echo
+	echo "| level | vmstorbench write | ratio to put | vmstorbench read | ratio to get | CPU/GiB write | ratio | CPU/GiB read | ratio |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	for level in $LEVELS; do
+		awk -v l="$level" \
+			-v sp="$(best <<<"${R[$level,put]}")" -v vw="$(best <<<"${R[$level,vw]}")" \
+			-v sg="$(best <<<"${R[$level,get]}")" -v vr="$(best <<<"${R[$level,vr]}")" \
+			-v cp="$(least <<<"${R[$level,putcpu]}")" -v cw="$(least <<<"${R[$level,vwcpu]}")" \
+			-v cg="$(least <<<"${R[$level,getcpu]}")" -v cr="$(least <<<"${R[$level,vrcpu]}")" 'BEGIN {
+			printf "| %s | %.0f MB/s | %.2f | %.0f MB/s | %.2f | %.3f s | %.2f | %.3f s | %.2f |\n",
+				l, vw, vw / sp, vr, vr / sg, cw, cw / cp, cr, cr / cg
+		}'
+	done
+fi
+
+if [ "$IOPS_TIME" != 0 ]; then
+	echo
+	echo "ours, 4 KiB random reads ($IOPS_TIME each, level none):"
+	level_conf none
+	ours_run 'SMB/randread4k/' "$IOPS_TIME" |
+		awk '{ for (i = 2; i <= NF; i++) if ($(i) == "IOPS") { sub(/^BenchmarkSMB\/randread4k\//, "", $1); sub(/-[0-9]+$/, "", $1); printf "  %-12s %10.0f IOPS\n", $1, $(i-1) } }'
+fi

@@ -9,6 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vmstorbench/vmstorbench/results"
 	"github.com/vmstorbench/vmstorbench/vm/linkemu"
 )
 
@@ -23,6 +24,9 @@ var (
 	Securities     = []string{"none", "tls", "tls-verify-peer"}
 	Accesses       = []string{"auto", "native", "nbd"}
 	Accels         = []string{"auto", "kvm", "tcg"}
+	// StorageMethods are migrate's --storage values, MirrorCopyModes its --mirror-copy-mode.
+	StorageMethods  = []string{"shared", "copy", "two-phase", "mirror", "pull"}
+	MirrorCopyModes = []string{"background", "write-blocking"}
 )
 
 // Defaults of a migration scenario, as 'vmstorbench migrate' has them.
@@ -57,6 +61,18 @@ type Scenario struct {
 	CheckMemory  bool
 	// Verify writes verifiable blocks and checks them on the destination (default true).
 	Verify bool
+	// Storage is how the disk reaches the destination: one of StorageMethods (default
+	// "shared"). To is where it goes (migrate's --to: a directory, an image or a backend
+	// URL; "" a scratch image), DiskLink the disk stream's emulated link as written ("":
+	// the shape of Link), MirrorCopyMode the mirror's copy mode ("" background), NoImageCheck
+	// skips the block-by-block image check at switchover (check_image: false).
+	Storage                           string
+	To                                string
+	DiskLink                          string
+	DiskLinkSpec                      *linkemu.Link
+	MirrorCopyMode                    string
+	NoImageCheck                      bool
+	storageLine, toLine, copyModeLine int
 	// Outside: while the guest runs the workload, the host runs it too against a file beside
 	// the VM's image on the same backend (OutsideURL), so reports show both ("inside and
 	// outside").
@@ -67,21 +83,22 @@ type Scenario struct {
 func (sc *Scenario) Host() bool { return sc.Mode == ModeHost }
 
 // Name is the scenario as reports name it (results.Scenario): "host", "precopy none",
-// "postcopy tls wan".
+// "postcopy tls wan", "precopy none lan mirror".
 func (sc *Scenario) Name() string {
 	if sc.Host() {
 		return ModeHost
 	}
-	s := sc.Mode + " " + sc.Security
+	link := ""
 	if sc.LinkSpec != nil {
-		s += " " + sc.LinkSpec.Name
+		link = sc.LinkSpec.Name
 	}
-	return s
+	return results.ScenarioName(sc.Mode, sc.Security, link, sc.Storage, sc.MirrorCopyMode)
 }
 
 var scenarioKeys = []string{"mode", "security", "link", "storage_link", "at", "after", "deadline",
 	"downtime_limit", "postcopy_after", "postcopy_iterations", "max_bandwidth", "disk_size", "memory",
-	"accel", "access", "check_memory", "verify", "outside"}
+	"accel", "access", "check_memory", "verify", "outside", "storage", "to", "disk_link", "mirror_copy_mode",
+	"check_image"}
 
 func (d *decoder) scenario(n *yaml.Node) *Scenario {
 	n = resolve(n)
@@ -106,7 +123,7 @@ func (d *decoder) scenario(n *yaml.Node) *Scenario {
 			sc.Mode = d.oneOf(f, modes)
 		case "security":
 			sc.Security = d.oneOf(f, Securities)
-		case "link", "storage_link":
+		case "link", "storage_link", "disk_link":
 			s := d.str(f)
 			if s == "" {
 				continue
@@ -116,10 +133,13 @@ func (d *decoder) scenario(n *yaml.Node) *Scenario {
 				d.errorf(f.line, "%s: %v", f.key, err)
 				continue
 			}
-			if f.key == "link" {
+			switch f.key {
+			case "link":
 				sc.Link, sc.LinkSpec = s, &l
-			} else {
+			case "storage_link":
 				sc.StorageLink, sc.StorageLinkSpec = s, &l
+			default:
+				sc.DiskLink, sc.DiskLinkSpec = s, &l
 			}
 		case "at":
 			sc.At = d.duration(f)
@@ -149,6 +169,17 @@ func (d *decoder) scenario(n *yaml.Node) *Scenario {
 			sc.Verify = d.boolean(f)
 		case "outside":
 			sc.Outside = d.boolean(f)
+		case "storage":
+			sc.Storage = d.oneOf(f, StorageMethods)
+			sc.storageLine = f.line
+		case "to":
+			sc.To = d.str(f)
+			sc.toLine = f.line
+		case "mirror_copy_mode":
+			sc.MirrorCopyMode = d.oneOf(f, MirrorCopyModes)
+			sc.copyModeLine = f.line
+		case "check_image":
+			sc.NoImageCheck = !d.boolean(f)
 		default:
 			d.unknown(f, "scenario", scenarioKeys)
 		}
@@ -168,8 +199,43 @@ func (d *decoder) scenario(n *yaml.Node) *Scenario {
 	case sc.Mode == "postcopy" && sc.CheckMemory:
 		d.errorf(sc.Line, "scenario: check_memory needs the destination paused until the end, which post-copy cannot do: use precopy or stopcopy")
 		return nil
+	case !d.storageOK(sc):
+		return nil
+	}
+	if sc.Storage == "" {
+		sc.Storage = "shared"
+	}
+	if sc.Storage == "mirror" && sc.MirrorCopyMode == "" {
+		sc.MirrorCopyMode = "background"
 	}
 	return sc
+}
+
+// storageOK refuses the storage options migrate would refuse (vm/migrate's checkStorage),
+// at the line of the key that makes the combination impossible.
+func (d *decoder) storageOK(sc *Scenario) bool {
+	line := sc.storageLine
+	if line == 0 {
+		line = sc.Line
+	}
+	moves := sc.Storage != "" && sc.Storage != "shared"
+	switch {
+	case sc.To != "" && !moves:
+		d.errorf(sc.toLine, "scenario: to: names where the disk goes: it needs storage: copy, two-phase, mirror or pull (shared storage does not move the disk)")
+	case sc.DiskLink != "" && !moves:
+		d.errorf(sc.Line, "scenario: disk_link shapes the disk stream: it needs storage: copy, two-phase, mirror or pull")
+	case sc.MirrorCopyMode != "" && sc.Storage != "mirror":
+		d.errorf(sc.copyModeLine, "scenario: mirror_copy_mode applies to storage: mirror")
+	case sc.Mode == "none" && moves && sc.Storage != "mirror":
+		d.errorf(line, "scenario: storage: %s moves the disk with the VM: it needs a migration (mode: precopy, postcopy or stopcopy); mode: none moves only the disk, with storage: mirror", sc.Storage)
+	case sc.Storage == "pull" && sc.Mode == "stopcopy":
+		d.errorf(line, "scenario: storage: pull starts the destination at once and fetches the disk afterwards, which stop-and-copy defeats: use mode: precopy or postcopy")
+	case sc.Storage == "copy" && sc.Mode == "postcopy":
+		d.errorf(line, "scenario: storage: copy stops the VM for the whole copy: post-copy has nothing to gain there; use mode: precopy or stopcopy")
+	default:
+		return true
+	}
+	return false
 }
 
 func joinOr(s []string) string {
@@ -191,12 +257,12 @@ func joinOr(s []string) string {
 }
 
 // checkScenarioCases refuses two scenarios that reports would take for one (reports tell
-// scenarios apart by mode, security and link name only).
+// scenarios apart by mode, security, link name and storage method only).
 func (s *Suite) checkScenarioCases(d *decoder) {
 	seen := map[string]*Scenario{}
 	for _, sc := range s.Scenarios {
 		if first, dup := seen[sc.Name()]; dup {
-			d.errorf(sc.Line, "scenario %q is the same case as the one on line %d (reports tell scenarios apart by mode, security and link): change or drop one", sc.Name(), first.Line)
+			d.errorf(sc.Line, "scenario %q is the same case as the one on line %d (reports tell scenarios apart by mode, security, link and storage method): change or drop one", sc.Name(), first.Line)
 			continue
 		}
 		seen[sc.Name()] = sc

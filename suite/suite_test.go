@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -425,5 +426,78 @@ func TestOutsideURL(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("%s: got %q, %v; want %q", tc.target, got, err, tc.want)
 		}
+	}
+}
+
+// TestScenarioStorage: the storage method of a migration scenario and its options, valid
+// and refused with the file and line of the key.
+func TestScenarioStorage(t *testing.T) {
+	const head = "targets: [mem://]\nworkloads: [oltp]\nscenarios:\n"
+	valid := []struct {
+		name, scenarios string
+		want            []string // Scenario.Name of each
+		check           func(t *testing.T, sc []*Scenario)
+	}{
+		{"default shared", "  - {mode: precopy, link: lan}\n", []string{"precopy none lan"}, func(t *testing.T, sc []*Scenario) {
+			if sc[0].Storage != "shared" || sc[0].MirrorCopyMode != "" || sc[0].NoImageCheck {
+				t.Errorf("%+v", sc[0])
+			}
+		}},
+		{"every method", "  - {mode: precopy, link: lan, storage: copy}\n  - {mode: precopy, link: lan, storage: two-phase}\n" +
+			"  - {mode: precopy, link: lan, storage: mirror}\n  - {mode: precopy, link: lan, storage: pull}\n  - {mode: precopy, link: lan, storage: shared}\n",
+			[]string{"precopy none lan copy", "precopy none lan two-phase", "precopy none lan mirror", "precopy none lan pull", "precopy none lan"}, nil},
+		{"mirror options", "  - mode: stopcopy\n    storage: mirror\n    mirror_copy_mode: write-blocking\n    to: file:///srv/b\n    disk_link: wan\n    check_image: false\n",
+			[]string{"stopcopy none mirror write-blocking"}, func(t *testing.T, sc []*Scenario) {
+				s := sc[0]
+				if s.To != "file:///srv/b" || s.DiskLinkSpec == nil || s.DiskLinkSpec.Name != "wan" || !s.NoImageCheck || s.MirrorCopyMode != "write-blocking" {
+					t.Errorf("%+v", s)
+				}
+			}},
+		{"background mirror and write-blocking mirror are two cases", "  - {mode: precopy, storage: mirror}\n  - {mode: precopy, storage: mirror, mirror_copy_mode: write-blocking}\n",
+			[]string{"precopy none mirror", "precopy none mirror write-blocking"}, nil},
+		{"disk move without migration", "  - {mode: none, storage: mirror, to: /srv/b}\n", []string{"none none mirror"}, nil},
+	}
+	for _, tc := range valid {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Parse("suite.yaml", []byte(head+tc.scenarios), testRegistry())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, sc := range s.Scenarios {
+				names = append(names, sc.Name())
+			}
+			if !slices.Equal(names, tc.want) {
+				t.Errorf("scenarios %q, want %q", names, tc.want)
+			}
+			if tc.check != nil {
+				tc.check(t, s.Scenarios)
+			}
+		})
+	}
+	invalid := []struct{ name, scenarios, want string }{
+		{"typo in the key", "  - mode: precopy\n    storgae: copy\n", `suite.yaml:5: unknown key "storgae" in scenario (did you mean "storage"?)`},
+		{"typo in the copy mode key", "  - mode: precopy\n    storage: mirror\n    mirror_copy_mdoe: write-blocking\n", `suite.yaml:6: unknown key "mirror_copy_mdoe" in scenario (did you mean "mirror_copy_mode"?)`},
+		{"bad method", "  - mode: precopy\n    storage: rsync\n", `suite.yaml:5: storage: "rsync": must be one of shared, copy, two-phase, mirror, pull`},
+		{"bad copy mode", "  - mode: precopy\n    storage: mirror\n    mirror_copy_mode: fast\n", `suite.yaml:6: mirror_copy_mode: "fast": must be one of background, write-blocking`},
+		{"list as method", "  - mode: precopy\n    storage: [copy, mirror]\n", `suite.yaml:5: storage: want a single value, got a list`},
+		{"to without moving the disk", "  - mode: precopy\n    to: /srv/b\n", `suite.yaml:5: scenario: to: names where the disk goes: it needs storage: copy`},
+		{"copy mode without mirror", "  - mode: precopy\n    storage: copy\n    mirror_copy_mode: background\n", `suite.yaml:6: scenario: mirror_copy_mode applies to storage: mirror`},
+		{"disk link without moving the disk", "  - {mode: precopy, disk_link: wan}\n", `suite.yaml:4: scenario: disk_link shapes the disk stream`},
+		{"bad disk link", "  - {mode: precopy, storage: copy, disk_link: moon}\n", `suite.yaml:4: disk_link: link "moon": unknown preset "moon"`},
+		{"pull with stop-and-copy", "  - mode: stopcopy\n    storage: pull\n", `suite.yaml:5: scenario: storage: pull starts the destination at once`},
+		{"copy with post-copy", "  - mode: postcopy\n    storage: copy\n", `suite.yaml:5: scenario: storage: copy stops the VM for the whole copy`},
+		{"copy without migration", "  - mode: none\n    storage: copy\n", `suite.yaml:5: scenario: storage: copy moves the disk with the VM`},
+		{"host with storage", "  - mode: host\n    storage: copy\n", `suite.yaml:5: scenario: storage applies to runs in a VM`},
+		{"same method twice", "  - {mode: precopy, storage: copy}\n  - {mode: precopy, storage: copy, to: /srv/b}\n", `suite.yaml:5: scenario "precopy none copy" is the same case as the one on line 4`},
+	}
+	for _, tc := range invalid {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("suite.yaml", []byte(head+tc.scenarios), testRegistry())
+			var es Errors
+			if !errors.As(err, &es) || len(es) != 1 || !strings.HasPrefix(es[0].Error(), tc.want) {
+				t.Errorf("error %v, want one starting %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -16,7 +16,7 @@ import (
 )
 
 func TestSambaConfig(t *testing.T) {
-	conf := sambaConfig("/state", 4450, "root")
+	conf := sambaConfig("/state", 4450, "root", "")
 	for _, want := range []string{
 		"smb ports = 4450",
 		"interfaces = 127.0.0.1",
@@ -41,6 +41,30 @@ func TestSambaConfig(t *testing.T) {
 	// Encryption must be required on the encrypted share only.
 	if i, j := strings.Index(conf, "[bench-enc]"), strings.Index(conf, "smb encrypt"); j < i {
 		t.Errorf("smb encrypt appears before the encrypted share:\n%s", conf)
+	}
+}
+
+func TestSambaConfigSigning(t *testing.T) {
+	if conf := sambaConfig("/state", 4450, "root", ""); strings.Contains(conf, "signing algorithms") {
+		t.Errorf("default smb.conf restricts signing algorithms:\n%s", conf)
+	}
+	conf := sambaConfig("/state", 4450, "root", SigningCMAC)
+	i, j := strings.Index(conf, "\tserver smb3 signing algorithms = AES-128-CMAC\n"), strings.Index(conf, "[bench]")
+	if i < 0 || j < i {
+		t.Errorf("smb.conf lacks the global signing algorithms line:\n%s", conf)
+	}
+	for alg, want := range map[string]string{SigningGMAC: "gmac", SigningCMAC: "cmac", SigningHMACSHA256: "hmac-sha256"} {
+		if got, err := signingSuffix(alg); err != nil || got != want {
+			t.Errorf("signingSuffix(%s) = %q, %v", alg, got, err)
+		}
+	}
+	s := &Samba{ForcedSigning: []string{"AES-256-GMAC"}}
+	if _, err := s.Start(context.Background(), t.TempDir()); err == nil || !strings.Contains(err.Error(), "AES-256-GMAC") {
+		t.Errorf("unknown signing algorithm: %v", err)
+	}
+	ep := signingEndpoint(4451, "cmac", "pw")
+	if ep.Name != "smb-signed-cmac" || ep.Security != "signed" || !strings.HasSuffix(ep.URL, ":4451/bench/"+SambaFile+"?sign=required") {
+		t.Errorf("signingEndpoint: %+v", ep)
 	}
 }
 
@@ -106,7 +130,8 @@ func TestIntegrationSambaStartStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Stop() })
-	if len(eps) != 3 || len(s.PIDs()) != 1 {
+	// The main smbd and the one that offers AES-128-CMAC only.
+	if len(eps) != 4 || eps[3].Name != "smb-signed-cmac" || len(s.PIDs()) != 2 {
 		t.Fatalf("endpoints %v, PIDs %v", eps, s.PIDs())
 	}
 	if _, err := s.Start(ctx, dir); err == nil {
@@ -115,10 +140,12 @@ func TestIntegrationSambaStartStop(t *testing.T) {
 	password := eps[0].Env[SambaPasswordEnv]
 
 	// The password is in no file but passdb, and never in the log.
-	conf, _ := os.ReadFile(filepath.Join(dir, "smb.conf"))
-	log, _ := os.ReadFile(filepath.Join(dir, "smbd.log"))
-	if strings.Contains(string(conf)+string(log), password) {
-		t.Fatal("password written to smb.conf or the log")
+	for _, d := range []string{dir, filepath.Join(dir, "signing-cmac")} {
+		conf, _ := os.ReadFile(filepath.Join(d, "smb.conf"))
+		log, _ := os.ReadFile(filepath.Join(d, "smbd.log"))
+		if strings.Contains(string(conf)+string(log), password) {
+			t.Fatal("password written to smb.conf or the log")
+		}
 	}
 
 	// smbclient, when installed, proves the account and both shares work.
@@ -134,18 +161,31 @@ func TestIntegrationSambaStartStop(t *testing.T) {
 				t.Fatalf("smbclient on %s: %v: %s", share, err, out)
 			}
 		}
+		// The CMAC-only smbd takes the same password; smbclient, which offers GMAC first,
+		// signs with CMAC there (its debug output names the algorithm it signs with).
+		u, _ := url.Parse(eps[3].URL)
+		out, err := exec.CommandContext(ctx, smbclient, "//127.0.0.1/"+SambaShare, "-p", u.Port(), "-A", auth,
+			"--option=client min protocol=SMB3", "--client-protection=sign", "-d", "5", "-c", "ls").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "sign_algo_id=1") || strings.Contains(string(out), "sign_algo_id=2") {
+			t.Fatalf("smbclient on the CMAC-only smbd: %v: %s", err, out)
+		}
 	}
 
-	pid := s.PIDs()[0]
+	pids := s.PIDs()
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
-		t.Fatalf("smbd %d still running after Stop (%v)", pid, err)
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Fatalf("smbd %d still running after Stop (%v)", pid, err)
+		}
 	}
-	if c, err := net.DialTimeout("tcp", Addr(s.Port()), time.Second); err == nil {
-		c.Close()
-		t.Fatal("port still open after Stop")
+	for _, ep := range eps {
+		u, _ := url.Parse(ep.URL)
+		if c, err := net.DialTimeout("tcp", u.Host, time.Second); err == nil {
+			c.Close()
+			t.Fatalf("%s still open after Stop", u.Host)
+		}
 	}
 	if len(s.PIDs()) != 0 {
 		t.Fatalf("PIDs after Stop: %v", s.PIDs())

@@ -108,11 +108,13 @@ func BenchmarkSeqRead(b *testing.B) {
 	for _, depth := range []int{1, 4} {
 		b.Run(fmt.Sprintf("qd%d", depth), func(b *testing.B) {
 			b.SetBytes(seqSize)
+			cpu0 := cpuTime()
 			for b.Loop() {
 				if err := sequential(seqSize, depth, t.ReadAt); err != nil {
 					b.Fatal(err)
 				}
 			}
+			reportCPUPerGiB(b, cpuTime()-cpu0, int64(b.N)*seqSize)
 		})
 	}
 }
@@ -125,14 +127,17 @@ func BenchmarkSeqWrite(b *testing.B) {
 		for _, depth := range []int{1, 4} {
 			b.Run(fmt.Sprintf("%s/qd%d", stable, depth), func(b *testing.B) {
 				b.SetBytes(seqSize)
+				var cpu int64 // over the timed part only, like the time
 				for i := 0; b.Loop(); i++ {
 					b.StopTimer()
 					t := benchOpen(b, benchURL(u, fmt.Sprintf("seqwrite%d.img", i), "stable="+stable), backends.OpenParams{Size: seqSize, Write: true})
 					b.StartTimer()
+					cpu0 := cpuTime()
 					err := sequential(seqSize, depth, t.WriteAt)
 					if err == nil {
 						err = t.Sync()
 					}
+					cpu += cpuTime() - cpu0
 					b.StopTimer()
 					if cerr := t.Close(); err == nil {
 						err = cerr
@@ -142,8 +147,26 @@ func BenchmarkSeqWrite(b *testing.B) {
 					}
 					b.StartTimer()
 				}
+				reportCPUPerGiB(b, cpu, int64(b.N)*seqSize)
 			})
 		}
+	}
+}
+
+// cpuTime is this process's user+system CPU time in nanoseconds.
+func cpuTime() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// reportCPUPerGiB reports the client's CPU seconds per GiB moved (cpu-s/GiB), the figure
+// scripts/compare-nfs.sh sets against nfs-cp's.
+func reportCPUPerGiB(b *testing.B, cpuNS, bytes int64) {
+	if bytes > 0 {
+		b.ReportMetric(float64(cpuNS)/1e9/(float64(bytes)/(1<<30)), "cpu-s/GiB")
 	}
 }
 

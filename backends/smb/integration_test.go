@@ -33,6 +33,12 @@ func startSamba(t testing.TB) (*testbed.Samba, map[string]testbed.Endpoint, stri
 // startSambaDir is startSamba that also returns the server's state directory.
 func startSambaDir(t testing.TB) (*testbed.Samba, map[string]testbed.Endpoint, string, string) {
 	t.Helper()
+	return startSambaWith(t, testbed.NewSamba())
+}
+
+// startSambaWith is startSambaDir for a Samba configured by the caller.
+func startSambaWith(t testing.TB, s *testbed.Samba) (*testbed.Samba, map[string]testbed.Endpoint, string, string) {
+	t.Helper()
 	if _, err := testbed.LookPath("smbd", "samba"); err != nil || os.Geteuid() != 0 {
 		if err == nil {
 			err = errors.New("the Samba testbed needs root")
@@ -44,7 +50,6 @@ func startSambaDir(t testing.TB) (*testbed.Samba, map[string]testbed.Endpoint, s
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	s := testbed.NewSamba()
 	dir := t.TempDir()
 	eps, err := s.Start(ctx, dir)
 	if err != nil {
@@ -186,7 +191,7 @@ func TestIntegrationSMB(t *testing.T) {
 		}
 	}
 
-	for _, name := range []string{"smb", "smb-signed", "smb-encrypted"} {
+	for _, name := range []string{"smb", "smb-signed", "smb-signed-cmac", "smb-encrypted"} {
 		t.Run("endpoint="+name, func(t *testing.T) {
 			ep := eps[name]
 			tg := openTarget(t, ep.URL, backends.OpenParams{Size: size, Write: true})
@@ -197,13 +202,23 @@ func TestIntegrationSMB(t *testing.T) {
 			if d["security"] != ep.Security || d["dialect"] != "3.1.1" || d["access"] != "userspace" {
 				t.Fatalf("Describe() = %v, want security %s, dialect 3.1.1", d, ep.Security)
 			}
+			// The signing algorithm is recorded for the signed level only.
+			wantSigning := map[string]string{"smb-signed": "AES-128-GMAC", "smb-signed-cmac": "AES-128-CMAC"}[name]
+			if d["signing"] != wantSigning {
+				t.Fatalf("Describe() = %v, want signing %q", d, wantSigning)
+			}
 			// Samba agrees: "partial" signing is the tree connect only, which 3.1.1 signs always.
-			view := serverView(t, stateDir)
+			dir := stateDir
+			if name == "smb-signed-cmac" {
+				dir = filepath.Join(stateDir, "signing-cmac")
+			}
+			view := serverView(t, dir)
 			wantView := map[string]string{
-				"none":      "SMB3_11 - partial(AES-128-CMAC)",
-				"signed":    "SMB3_11 - AES-128-CMAC",
-				"encrypted": "SMB3_11 partial(AES-128-GCM)",
-			}[ep.Security]
+				"smb":             "SMB3_11 - partial(AES-128-GMAC)",
+				"smb-signed":      "SMB3_11 - AES-128-GMAC",
+				"smb-signed-cmac": "SMB3_11 - AES-128-CMAC",
+				"smb-encrypted":   "SMB3_11 partial(AES-128-GCM)",
+			}[name]
 			if !strings.Contains(view, wantView) {
 				t.Fatalf("smbstatus: %q, want %q", view, wantView)
 			}
@@ -227,7 +242,7 @@ func TestIntegrationSMB(t *testing.T) {
 			if _, err := tg.ReadAt(got[:1], 0); err == nil {
 				t.Fatal("read after Close succeeded")
 			}
-			if ep.Name != "smb-encrypted" { // a different directory
+			if ep.Name == "smb" || ep.Name == "smb-signed" { // other directories
 				gone(t, testbed.SambaFile)
 			}
 		})
@@ -241,6 +256,14 @@ func TestIntegrationSMB(t *testing.T) {
 				wantSec := map[string]string{"auto": "none", "required": "signed"}[sign]
 				if d := describe(tg); d["dialect"] != dialect || d["security"] != wantSec {
 					t.Fatalf("Describe() = %v, want dialect %s, security %s", d, dialect, wantSec)
+				}
+				// Only 3.1.1 negotiates the algorithm; the others sign as their dialect says.
+				wantSigning := map[string]string{"2.0.2": "HMAC-SHA256", "2.1": "HMAC-SHA256", "3.0": "AES-128-CMAC", "3.0.2": "AES-128-CMAC", "3.1.1": "AES-128-GMAC"}[dialect]
+				if sign == "auto" {
+					wantSigning = ""
+				}
+				if d := describe(tg); d["signing"] != wantSigning {
+					t.Fatalf("Describe() = %v, want signing %q", d, wantSigning)
 				}
 				buf := bytes.Repeat([]byte{7}, 200<<10)
 				if _, err := tg.WriteAt(buf, 12345); err != nil {

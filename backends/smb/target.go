@@ -42,6 +42,7 @@ type target struct {
 	// writeThrough: the file was opened with FILE_WRITE_THROUGH for fio's sync= (see openFile).
 	writeThrough bool
 	neg          negotiated
+	signing      string // the session's signing algorithm ("AES-128-GMAC", ...)
 	maxRead      int
 	maxWrt       int
 
@@ -105,6 +106,7 @@ func dial(ctx context.Context, c config, password string, p backends.OpenParams)
 		return nil, fmt.Errorf("session set-up as user %q: %w", c.user, err)
 	}
 	t.session = s.WithContext(t.connCtx)
+	t.signing = s.SigningAlgorithm()
 	share, err := t.session.Mount(`\\` + c.host + `\` + c.share)
 	if err != nil {
 		return nil, fmt.Errorf("tree connect to share %q: %w", c.share, explain(err))
@@ -367,6 +369,11 @@ func (t *target) Describe() map[string]string {
 	}
 	if t.writeThrough {
 		d["sync"] = "write-through"
+	}
+	// Which algorithm signed decides what signing costs (AES-GMAC runs in parallel like
+	// AES-GCM, AES-CMAC is a serial chain): record it where the level is "signed".
+	if d["security"] == securitySigned && t.signing != "" {
+		d["signing"] = t.signing
 	}
 	return d
 }

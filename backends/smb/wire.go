@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+
+	smb2 "github.com/cloudsoda/go-smb2"
 )
 
 // go-smb2 does not export what it negotiated (dialect, maximum I/O sizes) nor whether it
@@ -57,7 +59,7 @@ type negotiated struct {
 // wireConn also saves system calls and TCP segments. go-smb2 writes each request as two
 // writes, the 4-byte length then the message: with TCP_NODELAY that is two segments and two
 // wake-ups of the server per request, so wireConn holds the length back and sends both with
-// one writev. And it reads through a buffer, so that a small response (or several) arrive
+// one writev (a large WRITE comes through WriteBuffers, already as one vector). And it reads through a buffer, so that a small response (or several) arrive
 // in one read instead of two per response; reads larger than the buffer bypass it.
 type wireConn struct {
 	net.Conn
@@ -125,6 +127,15 @@ func (w *wireConn) Write(p []byte) (int, error) {
 	n, err := bufs.WriteTo(w.Conn) // writev
 	w.vec = [2][]byte{}            // drop the reference to p
 	return max(int(n)-len(w.pending), 0), err
+}
+
+// WriteBuffers is go-smb2's BuffersWriter (the patched copy): a large WRITE comes as the
+// transport length, the encoded header and the caller's data, written with one writev.
+func (w *wireConn) WriteBuffers(bufs *net.Buffers) (int64, error) {
+	if w.sniffing.Load() && len(*bufs) > 1 {
+		w.outbound((*bufs)[1])
+	}
+	return bufs.WriteTo(w.Conn)
 }
 
 func (w *wireConn) outbound(msg []byte) {
@@ -206,3 +217,6 @@ func (s *frameSniffer) feed(b []byte) {
 		b = b[n:]
 	}
 }
+
+// wireConn must keep go-smb2's large WRITEs at one system call.
+var _ smb2.BuffersWriter = (*wireConn)(nil)

@@ -45,8 +45,10 @@ p >= --alpha. With a single run on a side there is no noise estimate.
 
 --fail-on lists thresholds: 'iops<-10%,p99>+20%' fails when IOPS fall by more than 10 % or
 p99 latency rises by more than 20 %; 'read.iops<-5%' or 'write.p99>+10%' checks one direction.
-Metrics: iops, bw, mean, p50, p99, p99.9, max. A threshold fails when the change crosses it and
-is not within noise.
+Metrics: iops, bw, mean, p50, p99, p99.9, max; for runs in a migrating VM also downtime (QEMU's),
+pause (host-seen), stall (longest workload stall), total, setup, disruption, migration_time,
+ram_bytes, disk_bytes, wire_bytes, cpu_s, joules ('downtime>+20%', no direction). A threshold
+fails when the change crosses it and is not within noise.
 
 Exit status: 0 no regression (or no thresholds), 1 a threshold failed (or a side had no
 complete run to check it on), 2 the runs could not be compared (unreadable input, different

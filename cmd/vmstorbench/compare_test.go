@@ -258,3 +258,35 @@ func TestCompareBinaryExitStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestCompareMigrationDowntime: --fail-on 'downtime>+20%' fails a candidate whose QEMU
+// downtime rose beyond the noise of the repeats, and not one whose repeats overlap.
+func TestCompareMigrationDowntime(t *testing.T) {
+	runs := measure(t, "mem://", 3)
+	withDowntime := func(ms ...float64) string {
+		return rewrite(t, runs, func(i int, r *results.Run) {
+			r.Migration = &results.Migration{Mode: "precopy", Security: "none", Outcome: "completed", Storage: "mirror",
+				Link: &results.MigrationLink{Preset: "lan"}, QEMUDowntimeMS: ms[i], PauseMS: ms[i] + 10, LongestStallMS: 3 * ms[i]}
+		})
+	}
+	base := withDowntime(40, 42, 38)
+	for _, c := range []struct {
+		name string
+		cand string
+		code int
+		want string
+	}{
+		{"regression", withDowntime(60, 62, 58), 1, "migration downtime changed +50.0%, beyond downtime>+20%"},
+		{"noise", withDowntime(60, 30, 80), 0, "crosses downtime>+20% within noise"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out, stderr, err := runCLI(t, "compare", base, c.cand, "--fail-on", "downtime>+20%")
+			if exitCode(err) != c.code || !strings.Contains(out+stderr, c.want) {
+				t.Errorf("exit %d (%v), want %d and %q:\n%s%s", exitCode(err), err, c.code, c.want, out, stderr)
+			}
+			if !strings.Contains(out, "precopy none lan mirror") {
+				t.Errorf("the case is not named by its scenario:\n%s", out)
+			}
+		})
+	}
+}

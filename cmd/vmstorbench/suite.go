@@ -288,6 +288,21 @@ func describeScenario(sc *suite.Scenario) string {
 	if sc.MaxBandwidth > 0 {
 		s += ", max-bandwidth " + units.FormatSize(sc.MaxBandwidth) + "/s"
 	}
+	if sc.Storage != "" && sc.Storage != "shared" {
+		s += ", storage " + sc.Storage
+		if sc.MirrorCopyMode != "" {
+			s += " (" + sc.MirrorCopyMode + ")"
+		}
+		if sc.To != "" {
+			s += " to " + sc.To
+		}
+		if sc.DiskLinkSpec != nil {
+			s += ", disk link " + sc.DiskLinkSpec.String()
+		}
+		if sc.NoImageCheck {
+			s += ", no image check"
+		}
+	}
 	if !sc.Verify {
 		s += ", no verify"
 	}
@@ -594,7 +609,8 @@ func runPlanned(ctx context.Context, s *suite.Suite, pr suite.Run, o *suiteOptio
 		postcopyAfter: sc.PostcopyAfter, postcopyIters: sc.PostcopyIterations,
 		security: sc.Security, checkMemory: sc.CheckMemory, accel: sc.Accel, memory: sc.MemoryMiB,
 		access: sc.Access, noVerify: !sc.Verify, allowDestructive: pr.Endpoint.AllowDestructive,
-		quiet: !live, checkImage: true,
+		quiet: !live, checkImage: !sc.NoImageCheck,
+		storage: sc.Storage, to: sc.To, mirrorCopyMode: sc.MirrorCopyMode,
 	}
 	if sc.Outside {
 		out, err := suite.OutsideURL(target.url)
@@ -603,7 +619,7 @@ func runPlanned(ctx context.Context, s *suite.Suite, pr suite.Run, o *suiteOptio
 		}
 		mo.outside = out
 	}
-	res, err := migrateOnce(ctx, mo, img, w, sc.DiskSize, sc.MaxBandwidth, sc.LinkSpec, sc.StorageLinkSpec, nil, labels, live, logf, stderr)
+	res, err := migrateOnce(ctx, mo, img, w, sc.DiskSize, sc.MaxBandwidth, sc.LinkSpec, sc.StorageLinkSpec, sc.DiskLinkSpec, labels, live, logf, stderr)
 	if res == nil {
 		return nil, err
 	}

@@ -55,6 +55,34 @@ func TestSuiteExamples(t *testing.T) {
 		t.Errorf("nightly-nas: want targets with secrets from the environment and from a file, got %d", secrets)
 	}
 
+	// wide-area: every method that moves the disk, over LAN and WAN, one image size and
+	// workload, each scenario accepted by migrate itself.
+	wa, err := suite.Load(filepath.Join(examplesDir, "wide-area.yaml"), backends.Default)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cells []string
+	for _, sc := range wa.Scenarios {
+		cells = append(cells, sc.Link+" "+sc.Storage)
+		if sc.DiskSize != wa.Scenarios[0].DiskSize {
+			t.Errorf("wide-area: %s has a %d-byte disk, the first %d", sc.Name(), sc.DiskSize, wa.Scenarios[0].DiskSize)
+		}
+		cfg := migrate.Config{Mode: sc.Mode, Security: sc.Security, Storage: sc.Storage, To: sc.To, MirrorCopyMode: sc.MirrorCopyMode}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("wide-area: %s: migrate refuses it: %v", sc.Name(), err)
+		}
+	}
+	for _, link := range []string{"lan", "wan"} {
+		for _, method := range []string{"copy", "two-phase", "mirror", "pull"} {
+			if !slices.Contains(cells, link+" "+method) {
+				t.Errorf("wide-area: no %s over %s (has %q)", method, link, cells)
+			}
+		}
+	}
+	if len(wa.Workloads) != 1 {
+		t.Errorf("wide-area: %d workloads, want one", len(wa.Workloads))
+	}
+
 	// 'suite check' works on both without a testbed or the secrets: what is missing is a
 	// warning, an error only with --strict.
 	t.Setenv("VMSTORBENCH_SMB_PASSWORD", "")
@@ -83,6 +111,12 @@ func TestSuiteValuesMatchMigrate(t *testing.T) {
 	}
 	if want := []string{migrate.SecurityNone, migrate.SecurityTLS, migrate.SecurityTLSVerify}; !slices.Equal(suite.Securities, want) {
 		t.Errorf("suite.Securities %v, migrate has %v", suite.Securities, want)
+	}
+	if !slices.Equal(suite.StorageMethods, migrate.StorageMethods) {
+		t.Errorf("suite.StorageMethods %v, migrate has %v", suite.StorageMethods, migrate.StorageMethods)
+	}
+	if results.StorageShared != migrate.StorageShared {
+		t.Errorf("results.StorageShared %q, migrate has %q", results.StorageShared, migrate.StorageShared)
 	}
 	if want := []string{migrate.AccessAuto, migrate.AccessNative, migrate.AccessNBD}; !slices.Equal(suite.Accesses, want) {
 		t.Errorf("suite.Accesses %v, migrate has %v", suite.Accesses, want)

@@ -72,7 +72,7 @@ func TestIntegrationTestbedLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("up: %v\n%s%s", err, out, stderr)
 	}
-	for _, name := range []string{"nfs-gonfs", "smb", "smb-signed", "smb-encrypted"} {
+	for _, name := range []string{"nfs-gonfs", "smb", "smb-signed", "smb-signed-cmac", "smb-encrypted"} {
 		if !strings.Contains(out, name) {
 			t.Errorf("up: endpoint %s not listed:\n%s", name, out)
 		}
@@ -97,7 +97,7 @@ func TestIntegrationTestbedLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run --testbed: %v\n%s%s", err, out, stderr)
 	}
-	for _, name := range []string{"nfs-gonfs", "smb", "smb-signed", "smb-encrypted"} {
+	for _, name := range []string{"nfs-gonfs", "smb", "smb-signed", "smb-signed-cmac", "smb-encrypted"} {
 		if !strings.Contains(out, "| "+name+" ") {
 			t.Errorf("table has no row for %s:\n%s", name, out)
 		}
@@ -114,12 +114,21 @@ func TestIntegrationTestbedLifecycle(t *testing.T) {
 		}
 	}
 	runs, err := results.LoadAll(res)
-	if err != nil || len(runs) != 4 {
+	if err != nil || len(runs) != 5 {
 		t.Fatalf("%d results, %v", len(runs), err)
 	}
 	for _, r := range runs {
 		if !r.Complete || r.Verify == nil || r.Verify.Mismatches != 0 || r.Verify.Checked == 0 {
 			t.Errorf("%s: complete=%v verify=%+v", r.Labels["target"], r.Complete, r.Verify)
+		}
+		// Every document has the process's CPU time, and a signed SMB run says which
+		// algorithm signed it, next to the security level.
+		if r.CPU.UserNS+r.CPU.SysNS <= 0 {
+			t.Errorf("%s: no CPU time: %+v", results.TargetName(r), r.CPU)
+		}
+		want := map[string]string{"smb-signed": "AES-128-GMAC", "smb-signed-cmac": "AES-128-CMAC"}[results.TargetName(r)]
+		if got := r.Target.Info["signing"]; got != want {
+			t.Errorf("%s: signing %q, want %q (info %v)", results.TargetName(r), got, want, r.Target.Info)
 		}
 	}
 

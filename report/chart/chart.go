@@ -206,7 +206,8 @@ func (c *Chart) panels() []*plot.Plot {
 
 // All returns the standard set for a report. For each workload (and scenario), and each
 // direction it has: bars of IOPS, throughput and p99 latency per target, and the latency
-// CDF of all targets. Then a timeline per migration run, and per case (its first complete
+// CDF of all targets. Then, when there are migrations, QEMU's downtime and the longest
+// workload stall per scenario (MigrationBars); a timeline per migration run, and per case (its first complete
 // run) when there are at most 4 cases. A target has the same colour in every chart of the
 // set. Incomplete runs are left out; only incomplete runs is an error.
 func All(runs []*results.Run) ([]*Chart, error) {
@@ -268,6 +269,9 @@ func All(runs []*results.Run) ([]*Chart, error) {
 				return nil, err
 			}
 		}
+	}
+	if err := add(MigrationBars(cases)); err != nil {
+		return nil, err
 	}
 	for _, c := range complete {
 		for _, r := range c.Complete() {

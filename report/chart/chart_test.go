@@ -349,13 +349,14 @@ func TestAll(t *testing.T) {
 		}
 		got := names(charts)
 		// Per workload and direction: bars of IOPS, throughput, p99, then the CDF. The
-		// migration's workload ran on one target: a CDF, no bars.
+		// migration's workload ran on one target: a CDF, no bars; then its downtime and
+		// stall, and its timeline.
 		want := []string{
 			"bars-iops-read-oltp-4k-70-30", "bars-bw-read-oltp-4k-70-30", "bars-p99-read-oltp-4k-70-30", "cdf-read-oltp-4k-70-30",
 			"bars-iops-write-oltp-4k-70-30", "bars-bw-write-oltp-4k-70-30", "bars-p99-write-oltp-4k-70-30", "cdf-write-oltp-4k-70-30",
 			"bars-iops-read-rand-read-4k", "bars-bw-read-rand-read-4k", "bars-p99-read-rand-read-4k", "cdf-read-rand-read-4k",
 			"cdf-read-oltp-4k-70-30-precopy-tls-lan", "cdf-write-oltp-4k-70-30-precopy-tls-lan",
-			"timeline-nfs-ganesha-oltp-4k-70-30-precopy-tls-lan",
+			"migration-downtime-stall", "timeline-nfs-ganesha-oltp-4k-70-30-precopy-tls-lan",
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("charts\n%q\nwant\n%q", got, want)

@@ -23,7 +23,7 @@ func newBenchConn(netConn net.Conn) (*conn, func()) {
 		account:             openAccount(128),
 		rdone:               make(chan struct{}, 1),
 		wdone:               make(chan struct{}, 1),
-		write:               make(chan []byte, 1),
+		write:               make(chan outgoing, 1),
 		werr:                make(chan error, 1),
 		dialect:             smb2.SMB302,
 		maxReadSize:         bufSize,

@@ -96,7 +96,7 @@ func TestTryVerify(t *testing.T) {
 		requireSigning:      true,
 		dialect:             smb2.SMB302,
 	}
-	s := &session{conn: c, sessionId: sessionID, verifier: cmac.New(ciph)}
+	s := &session{conn: c, sessionId: sessionID, verifier: newHashSigner(cmac.New(ciph))}
 	c.session.Store(s)
 
 	t.Run("STATUS_PENDING should skip verification", func(t *testing.T) {

@@ -43,7 +43,7 @@ func newRollbackConn() *conn {
 	c := &conn{
 		outstandingRequests: newOutstandingRequests(),
 		account:             openAccount(128),
-		write:               make(chan []byte, 1),
+		write:               make(chan outgoing, 1),
 		werr:                make(chan error, 1),
 		dialect:             smb2.SMB302,
 		capabilities:        smb2.SMB2_GLOBAL_CAP_LARGE_MTU,
@@ -95,7 +95,7 @@ func TestSendWithRollsBackWindowOnAbandonedSend(t *testing.T) {
 
 		// Fill the single-slot write channel so the handoff in sendWith can never
 		// proceed and the outer ctx.Done() arm is the only exit.
-		c.write <- []byte{}
+		c.write <- outgoing{head: []byte{}}
 
 		// Cancel only after sendWith is blocked on the write handoff. A too-early
 		// cancel (before the early check at the top of sendWith) would instead
@@ -202,7 +202,7 @@ func TestSendCompoundRollsBackWindowOnAbandonedSend(t *testing.T) {
 		}
 
 		// Fill the write channel so the frame handoff can never proceed.
-		c.write <- []byte{}
+		c.write <- outgoing{head: []byte{}}
 
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {

@@ -30,6 +30,10 @@ func (t *deadTransport) Write(p []byte) (int, error) {
 	return 0, errors.New("dead transport")
 }
 
+func (t *deadTransport) WriteParts(head, data []byte) (int, error) {
+	return 0, errors.New("dead transport")
+}
+
 // ReadSize blocks until the transport is closed, the way a real socket with a
 // silent peer does, so the receiver goroutine stays alive until teardown.
 func (t *deadTransport) ReadSize() (int, error) {
@@ -69,7 +73,7 @@ func newTestConn(t transport) *conn {
 		account:             openAccount(128),
 		rdone:               make(chan struct{}, 1),
 		wdone:               make(chan struct{}, 1),
-		write:               make(chan []byte, 1),
+		write:               make(chan outgoing, 1),
 		werr:                make(chan error, 1),
 		dialect:             smb2.SMB302,
 		maxReadSize:         bufSize,

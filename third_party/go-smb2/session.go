@@ -1,19 +1,13 @@
 package smb2
 
 import (
-	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hmac"
-
-	"crypto/sha256"
 	"crypto/sha512"
 	"fmt"
-	"hash"
 
 	"github.com/cloudsoda/go-smb2/internal/crypto/ccm"
-	"github.com/cloudsoda/go-smb2/internal/crypto/cmac"
 	"github.com/cloudsoda/go-smb2/internal/erref"
 	"github.com/cloudsoda/go-smb2/internal/smb2"
 )
@@ -132,23 +126,25 @@ func sessionSetup(ctx context.Context, conn *conn, i Initiator) (*session, error
 
 		switch conn.dialect {
 		case smb2.SMB202, smb2.SMB210:
-			s.signer = hmac.New(sha256.New, sessionKey)
-			s.verifier = hmac.New(sha256.New, sessionKey)
-		case smb2.SMB300, smb2.SMB302:
-			signingKey := kdf(sessionKey, []byte("SMB2AESCMAC\x00"), []byte("SmbSign\x00"))
-			ciph, err := aes.NewCipher(signingKey)
+			s.signingAlgorithm = SigningHMACSHA256
+			s.signer, s.verifier, err = newSigners(SigningHMACSHA256, sessionKey)
 			if err != nil {
 				return nil, &InternalError{err.Error()}
 			}
-			s.signer = cmac.New(ciph)
-			s.verifier = cmac.New(ciph)
+		case smb2.SMB300, smb2.SMB302:
+			signingKey := kdf(sessionKey, []byte("SMB2AESCMAC\x00"), []byte("SmbSign\x00"))
+			s.signingAlgorithm = SigningAESCMAC
+			s.signer, s.verifier, err = newSigners(SigningAESCMAC, signingKey)
+			if err != nil {
+				return nil, &InternalError{err.Error()}
+			}
 
 			// s.applicationKey = kdf(sessionKey, []byte("SMB2APP\x00"), []byte("SmbRpc\x00"))
 
 			encryptionKey := kdf(sessionKey, []byte("SMB2AESCCM\x00"), []byte("ServerIn \x00"))
 			decryptionKey := kdf(sessionKey, []byte("SMB2AESCCM\x00"), []byte("ServerOut\x00"))
 
-			ciph, err = aes.NewCipher(encryptionKey)
+			ciph, err := aes.NewCipher(encryptionKey)
 			if err != nil {
 				return nil, &InternalError{err.Error()}
 			}
@@ -176,13 +172,14 @@ func sessionSetup(ctx context.Context, conn *conn, i Initiator) (*session, error
 				}
 			}
 
+			// The signing key is the same for every algorithm (MS-SMB2 3.2.5.3.1); the
+			// algorithm is the one the NEGOTIATE response chose (AES-CMAC without one).
 			signingKey := kdf(sessionKey, []byte("SMBSigningKey\x00"), s.preauthIntegrityHashValue[:])
-			ciph, err := aes.NewCipher(signingKey)
+			s.signingAlgorithm = conn.signingAlgorithmId
+			s.signer, s.verifier, err = newSigners(conn.signingAlgorithmId, signingKey)
 			if err != nil {
 				return nil, &InternalError{err.Error()}
 			}
-			s.signer = cmac.New(ciph)
-			s.verifier = cmac.New(ciph)
 
 			// s.applicationKey = kdf(sessionKey, []byte("SMBAppKey\x00"), preauthIntegrityHashValue)
 
@@ -265,10 +262,14 @@ type session struct {
 	sessionId                 uint64
 	preauthIntegrityHashValue [64]byte
 
-	signer    hash.Hash
-	verifier  hash.Hash
-	encrypter cipher.AEAD
-	decrypter cipher.AEAD
+	// signer signs requests (under conn.m), verifier checks responses (receiver
+	// goroutine); both nil for guest and anonymous sessions. signingAlgorithm says which
+	// algorithm they use.
+	signer           messageSigner
+	verifier         messageSigner
+	signingAlgorithm uint16
+	encrypter        cipher.AEAD
+	decrypter        cipher.AEAD
 
 	encryptBuf []byte // reusable ciphertext buffer; safe because conn.m serializes access
 
@@ -347,40 +348,6 @@ func (s *session) recv(rr *requestResponse) (pkt []byte, err error) {
 	return pkt, err
 }
 
-func (s *session) sign(pkt []byte) []byte {
-	p := smb2.PacketCodec(pkt)
-
-	p.SetFlags(p.Flags() | smb2.SMB2_FLAGS_SIGNED)
-
-	h := s.signer
-
-	h.Reset()
-
-	h.Write(pkt)
-
-	p.SetSignature(h.Sum(nil))
-
-	return pkt
-}
-
-func (s *session) verify(pkt []byte) (ok bool) {
-	p := smb2.PacketCodec(pkt)
-
-	signature := append([]byte{}, p.Signature()...)
-
-	p.SetSignature(zero[:])
-
-	h := s.verifier
-
-	h.Reset()
-
-	h.Write(pkt)
-
-	p.SetSignature(h.Sum(nil))
-
-	return bytes.Equal(signature, p.Signature())
-}
-
 // encrypt encrypts pkt into c. len(c) must equal 52+len(pkt)+16.
 // Returns the wire-ready packet (c re-sliced to exclude the trailing tag).
 func (s *session) encrypt(pkt, c []byte) ([]byte, error) {
@@ -401,6 +368,15 @@ func (s *session) encrypt(pkt, c []byte) ([]byte, error) {
 	c = c[:len(c)-16]
 
 	return c, nil
+}
+
+// decryptInPlace decrypts an SMB3 transform packet in its own buffer, which must have
+// AES_AUTH_TAG_LEN bytes of capacity after it, and returns the plaintext, a part of it.
+func (s *session) decryptInPlace(pkt []byte) ([]byte, error) {
+	t := smb2.TransformCodec(pkt)
+	c := pkt[len(pkt)-len(t.EncryptedData()):] // the ciphertext runs to the end
+	sealed := append(c, t.Signature()...)      // within pkt's capacity: no allocation
+	return s.decrypter.Open(c[:0], t.Nonce(s.decrypter.NonceSize()), sealed, t.AssociatedData())
 }
 
 // decrypt decrypts an SMB3 transform packet. c must be at least

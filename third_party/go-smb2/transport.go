@@ -13,6 +13,8 @@ const (
 
 type transport interface {
 	Write(p []byte) (n int, err error)
+	// WriteParts writes one message made of head and data (vmstorbench's patched copy).
+	WriteParts(head, data []byte) (n int, err error)
 	ReadSize() (size int, err error)
 	Read(p []byte) (n int, err error)
 	Close() error
@@ -22,6 +24,7 @@ type directTCP struct {
 	sb   [4]byte
 	rb   [4]byte
 	conn net.Conn
+	vec  [][]byte // WriteParts' vector, kept to save an allocation per write
 }
 
 func direct(tcpConn net.Conn) transport {
@@ -48,6 +51,36 @@ func (t *directTCP) Write(p []byte) (n int, err error) {
 	}
 
 	return n + 4, nil
+}
+
+// BuffersWriter is implemented by a net.Conn that writes several buffers with one system
+// call (writev), as *net.TCPConn does for net.Buffers; a wrapper around a TCP connection
+// implements it to keep WriteParts at one system call. Added in vmstorbench's patched copy.
+type BuffersWriter interface {
+	WriteBuffers(bufs *net.Buffers) (int64, error)
+}
+
+// WriteParts writes the transport length, head and data, with one writev when the
+// connection allows it.
+func (t *directTCP) WriteParts(head, data []byte) (n int, err error) {
+	size := len(head) + len(data)
+	if size > maxDirectTCPSize {
+		return 0, errors.New("max transport size exceeds")
+	}
+	be.PutUint32(t.sb[:], uint32(size))
+	t.vec = append(t.vec[:0], t.sb[:], head, data)
+	bufs := net.Buffers(t.vec)
+	var m int64
+	if bw, ok := t.conn.(BuffersWriter); ok {
+		m, err = bw.WriteBuffers(&bufs)
+	} else {
+		m, err = bufs.WriteTo(t.conn)
+	}
+	clear(t.vec) // drop the references to the caller's buffers
+	if err != nil {
+		return 0, err
+	}
+	return int(m), nil
 }
 
 func (t *directTCP) ReadSize() (size int, err error) {

@@ -265,6 +265,11 @@ func (tc *treeConn) send(ctx context.Context, req smb2.Packet) (rr *requestRespo
 	return tc.sendWith(ctx, req, tc, req.Header().CreditCharge)
 }
 
+// sendRead is send for a READ whose data the receiver may put straight into dst.
+func (tc *treeConn) sendRead(ctx context.Context, req *smb2.ReadRequest, dst []byte) (rr *requestResponse, err error) {
+	return tc.sendWithDst(ctx, req, tc, req.Header().CreditCharge, dst)
+}
+
 // sendRecv sends a request via send and returns its accepted response payload.
 // A server error status surfaces as the *ResponseError synthesized by accept.
 func (tc *treeConn) sendRecv(ctx context.Context, cmd uint16, req smb2.Packet) (res []byte, err error) {

@@ -393,7 +393,13 @@ func imageKind(name string) string {
 	return ""
 }
 
-// pruneImages removes all but the keep most recently used images of kind.
+// pruneGrace is how long an image stays after its last use whatever keep says: another
+// process (a suite, a test binary built from another tree) may be booting it right now, and
+// a pruned image fails its boots mid-suite.
+const pruneGrace = time.Hour
+
+// pruneImages removes all but the keep most recently used images of kind, sparing any
+// used within pruneGrace.
 func pruneImages(dir string, keep int, kind string) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -414,7 +420,9 @@ func pruneImages(dir string, keep int, kind string) {
 	}
 	sort.Slice(imgs, func(i, j int) bool { return imgs[i].t.After(imgs[j].t) })
 	for i := keep; i < len(imgs); i++ {
-		_ = os.RemoveAll(imgs[i].path)
+		if time.Since(imgs[i].t) > pruneGrace {
+			_ = os.RemoveAll(imgs[i].path)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,7 +23,7 @@ import (
 
 func main() {
 	dir := flag.String("dir", "", "state directory for smbd (created)")
-	envFile := flag.String("env", "", "file to write SMB_PORT, SMB_URL_<ENDPOINT> and the password to")
+	envFile := flag.String("env", "", "file to write SMB_PORT, <ENDPOINT>_URL, <ENDPOINT>_PORT and the password to")
 	watchStdin := flag.Bool("stdin", false, "also stop when stdin reaches end of file")
 	flag.Parse()
 	if *dir == "" || *envFile == "" {
@@ -55,6 +56,10 @@ func serve(dir, envFile string, watchStdin bool) error {
 	for _, ep := range eps {
 		name := strings.ToUpper(strings.ReplaceAll(ep.Name, "-", "_"))
 		fmt.Fprintf(&b, "%s_URL=%s\n", name, quote(ep.URL))
+		// Each forced signing algorithm has an smbd of its own: scripts need its port.
+		if u, err := url.Parse(ep.URL); err == nil {
+			fmt.Fprintf(&b, "%s_PORT=%s\n", name, u.Port())
+		}
 		for k, v := range ep.Env {
 			fmt.Fprintf(&b, "export %s=%s\n", k, quote(v))
 		}

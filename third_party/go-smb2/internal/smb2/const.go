@@ -151,6 +151,10 @@ const (
 	SMB2_ENCRYPTION_CAPABILITIES
 )
 
+// SMB2_SIGNING_CAPABILITIES negotiates the SMB 3.1.1 signing algorithm (MS-SMB2 2.2.3.1.7).
+// Added in vmstorbench's patched copy.
+const SMB2_SIGNING_CAPABILITIES = 0x0008
+
 // HashAlgorithms
 const (
 	SHA512 = 0x1
@@ -160,6 +164,13 @@ const (
 const (
 	AES128CCM = 1 << iota
 	AES128GCM
+)
+
+// SigningAlgorithms of SMB2_SIGNING_CAPABILITIES (MS-SMB2 2.2.3.1.7).
+const (
+	HMAC_SHA256 = 0x0
+	AES_CMAC    = 0x1
+	AES_GMAC    = 0x2
 )
 
 // ----------------------------------------------------------------------------

@@ -124,6 +124,28 @@ func (c *CipherContext) Encode(p []byte) {
 	}
 }
 
+// SigningContext is SMB2_SIGNING_CAPABILITIES (MS-SMB2 2.2.3.1.7): the signing
+// algorithms the client supports, most preferred first. Added in vmstorbench's patched copy.
+type SigningContext struct {
+	SigningAlgorithms []uint16
+}
+
+func (c *SigningContext) Size() int {
+	return 8 + 2 + len(c.SigningAlgorithms)*2
+}
+
+func (c *SigningContext) Encode(p []byte) {
+	le.PutUint16(p[:2], SMB2_SIGNING_CAPABILITIES)             // ContextType
+	le.PutUint16(p[2:4], uint16(2+len(c.SigningAlgorithms)*2)) // DataLength
+	le.PutUint32(p[4:8], 0)                                    // Reserved
+
+	d := p[8:]
+	le.PutUint16(d[:2], uint16(len(c.SigningAlgorithms))) // SigningAlgorithmCount
+	for i, alg := range c.SigningAlgorithms {
+		le.PutUint16(d[2+2*i:4+2*i], alg)
+	}
+}
+
 // From SMB311
 
 type NegotiateContextDecoder []byte
@@ -221,6 +243,26 @@ func (c CipherContextDataDecoder) Ciphers() []uint16 {
 		cs[i] = le.Uint16(bs[2*i : 2*i+2])
 	}
 	return cs
+}
+
+// SigningContextDataDecoder reads the data of SMB2_SIGNING_CAPABILITIES.
+type SigningContextDataDecoder []byte
+
+func (c SigningContextDataDecoder) IsInvalid() bool {
+	return len(c) < 2 || len(c) < 2+int(c.SigningAlgorithmCount())*2
+}
+
+func (c SigningContextDataDecoder) SigningAlgorithmCount() uint16 {
+	return le.Uint16(c[:2])
+}
+
+func (c SigningContextDataDecoder) SigningAlgorithms() []uint16 {
+	bs := c[2:]
+	algs := make([]uint16, c.SigningAlgorithmCount())
+	for i := range algs {
+		algs[i] = le.Uint16(bs[2*i : 2*i+2])
+	}
+	return algs
 }
 
 type QueryQuotaInfo struct {
