@@ -78,6 +78,7 @@ func TestUDPRelayDelay(t *testing.T) {
 		if len(ab) != 50 || len(ba) != 50 {
 			t.Fatalf("latency %v: got %d and %d of 50 datagrams", c.lat, len(ab), len(ba))
 		}
+		t.Logf("latency %v: median one-way %v A→B, %v B→A", c.lat, median(ab), median(ba))
 		for _, m := range []time.Duration{median(ab), median(ba)} {
 			if m < c.min || m > c.max {
 				t.Errorf("latency %v: median one-way %v, want %v–%v", c.lat, m, c.min, c.max)
