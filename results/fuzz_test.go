@@ -1,10 +1,17 @@
 package results
 
 import (
+	"bytes"
+	"compress/zlib"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"io"
+	"math"
 	"runtime"
 	"testing"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 )
 
 // FuzzDecode checks what report and compare do with result documents from anywhere: no
@@ -65,8 +72,9 @@ func useDocs(t *testing.T, docA, docB []byte) {
 			if h, err := DecodeHistogram(ds.Lat.Histogram); err == nil {
 				_ = FioBins(h)
 			}
-			_, _ = MergeLatency([]Latency{ds.Lat, ds.Lat})
-			_, _ = SumDirStats([]*DirStats{ds, ds}, r.RuntimeNS)
+			// Merging encodes a histogram (zlib): slow, and GroupReported merges job groups
+			// too, so once.
+			_, _ = MergeLatency([]Latency{ds.Lat})
 		}
 	}
 	if len(runs) == 0 {
@@ -108,6 +116,66 @@ func useDocs(t *testing.T, docA, docB []byte) {
 		}
 		if err := WriteJUnit(io.Discard, c); err != nil {
 			t.Fatalf("junit: %v", err)
+		}
+	}
+}
+
+// TestDecodeHistogramRefusesWideGeometry: a histogram header of 5 significant figures over
+// 1..MaxInt64 made DecodeHistogram allocate ~50 MiB for a string of ~80 bytes. Headers of
+// more figures than the package writes are refused before decoding; its own still decode.
+func TestDecodeHistogramRefusesWideGeometry(t *testing.T) {
+	// reheader re-encodes h's encoding with another highest trackable value.
+	reheader := func(t *testing.T, h *hdrhistogram.Histogram, highest int64) string {
+		enc, err := h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := base64.StdEncoding.DecodeString(string(enc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		z, err := zlib.NewReader(bytes.NewReader(raw[8:]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := io.ReadAll(z)
+		if err != nil {
+			t.Fatal(err)
+		}
+		binary.BigEndian.PutUint64(plain[24:], uint64(highest))
+		var zb bytes.Buffer
+		zw := zlib.NewWriter(&zb)
+		zw.Write(plain)
+		zw.Close()
+		out := binary.BigEndian.AppendUint32(append([]byte{}, raw[:4]...), uint32(zb.Len()))
+		return base64.StdEncoding.EncodeToString(append(out, zb.Bytes()...))
+	}
+	small := hdrhistogram.New(1, 1000, 5)
+	_ = small.RecordValue(7)
+	ours := NewHistogram()
+	_ = ours.RecordValue(12345)
+	for _, tc := range []struct {
+		name string
+		hdr  string
+		ok   bool
+	}{
+		{"5 figures over 1..MaxInt64", reheader(t, small, math.MaxInt64), false},
+		{"5 figures, small range", reheader(t, small, 1000), false},
+		{"the package's own, 1..MaxInt64", reheader(t, ours, math.MaxInt64), true},
+		{"the package's own", reheader(t, ours, HistHighestNS), true},
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		h, err := DecodeHistogram(tc.hdr)
+		runtime.ReadMemStats(&after)
+		if tc.ok != (err == nil) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		if err == nil && h.TotalCount() != 1 {
+			t.Errorf("%s: %d values", tc.name, h.TotalCount())
+		}
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 4<<20 {
+			t.Errorf("%s: decoding %d bytes allocated %d bytes", tc.name, len(tc.hdr), grew)
 		}
 	}
 }

@@ -9,8 +9,10 @@
 #   FUZZTIME=30s scripts/fuzz.sh        # a quick pass
 #   FUZZ='FuzzReply|FuzzQMP' scripts/fuzz.sh   # only targets matching a regexp
 #
-# FUZZPARALLEL sets go test's -parallel (fuzzing workers; default GOMAXPROCS). The fuzzers'
-# logs go to $FUZZLOGS (default: a temporary directory, named at the end).
+# FUZZPARALLEL sets go test's -parallel (fuzzing workers; default GOMAXPROCS).
+# FUZZMINIMIZETIME bounds the minimizing of each new input (default 5s; go's 60s lets the
+# slow targets, results and report, spend most of a short run minimizing). The fuzzers' logs
+# go to $FUZZLOGS (default: a temporary directory, named at the end).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
@@ -50,7 +52,8 @@ for t in "${targets[@]}"; do
 	log="$LOGS/$name.log"
 	echo "== $name ($pkg)"
 	start=$SECONDS
-	"$GO" test -run '^$' -fuzz "^$name\$" -fuzztime "$FUZZTIME" "${parallel[@]}" "$pkg" >"$log" 2>&1
+	"$GO" test -run '^$' -fuzz "^$name\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "${FUZZMINIMIZETIME:-5s}" \
+		"${parallel[@]}" "$pkg" >"$log" 2>&1
 	rc=$?
 	took=$((SECONDS - start))
 	if [ $rc -eq 0 ]; then
