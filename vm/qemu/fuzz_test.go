@@ -148,13 +148,11 @@ func runQMP(t *testing.T, input []byte) qmpOutcome {
 		select {
 		case out.greeting = <-greeting:
 		default:
-			// Nothing the client takes as a greeting in the first line: the client would
-			// wait for one until its timeout; the server hangs up instead.
+			// No whole line the client takes as a greeting: the client would wait for
+			// one until its timeout; the server hangs up instead. (A greeting without its
+			// newline is taken at the hang-up, as the scanner hands out a last line.)
 			conn.Close()
 			out.greeting = <-greeting
-			if out.greeting == nil {
-				t.Fatal("greeting accepted after the server hung up")
-			}
 			return out
 		}
 	case <-time.After(5 * time.Second):
