@@ -121,7 +121,7 @@ func useDocs(t *testing.T, docA, docB []byte) {
 }
 
 // TestDecodeHistogramRefusesWideGeometry: a histogram header of 5 significant figures over
-// 1..MaxInt64 made DecodeHistogram allocate ~50 MiB for a string of ~80 bytes. Headers of
+// 1..MaxInt64 made DecodeHistogram allocate ~50 MiB for a string of ~60 bytes. Headers of
 // more figures than the package writes are refused before decoding; its own still decode.
 func TestDecodeHistogramRefusesWideGeometry(t *testing.T) {
 	// reheader re-encodes h's encoding with another highest trackable value.

@@ -84,7 +84,7 @@ func DecodeHistogram(s string) (*hdrhistogram.Histogram, error) {
 // checkHistogramHeader refuses a histogram whose header asks for more significant figures
 // than this package writes (HistSigFigs), before hdrhistogram.Decode allocates its counts:
 // their number follows the header's geometry, and 1..MaxInt64 at 5 figures is ~50 MiB from a
-// string of ~80 bytes, in documents that report and compare read from anywhere. At 3 figures
+// string of ~60 bytes, in documents that report and compare read from anywhere. At 3 figures
 // any range stays under 0.5 MiB. What this check cannot read is left to Decode to report.
 func checkHistogramHeader(s string) error {
 	raw, err := base64.StdEncoding.DecodeString(s)

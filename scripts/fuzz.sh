@@ -61,7 +61,7 @@ for t in "${targets[@]}"; do
 	else
 		failed=$((failed + 1))
 		dir=$("$GO" list -f '{{.Dir}}' "$pkg")
-		crasher=$(sed -n 's/^ *Failing input written to \(.*\)$/\1/p' "$log" | tail -1)
+		crasher=$(sed -n 's/^[[:space:]]*Failing input written to \(.*\)$/\1/p' "$log" | tail -1)
 		if [ -n "$crasher" ]; then
 			result="FAIL ${dir#"$PWD"/}/$crasher"
 		else
