@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vmstorbench/vmstorbench/internal/nbdproto"
 )
 
 // The fuzz target plays a hostile NBD client: whatever it sends during negotiation or
@@ -88,7 +90,7 @@ func (b *nbdClient) u32(v uint32) { *b = binary.BigEndian.AppendUint32(*b, v) }
 func (b *nbdClient) u64(v uint64) { *b = binary.BigEndian.AppendUint64(*b, v) }
 
 func (b *nbdClient) option(opt uint32, data []byte) {
-	b.u64(magicOption)
+	b.u64(nbdproto.MagicOption)
 	b.u32(opt)
 	b.u32(uint32(len(data)))
 	*b = append(*b, data...)
@@ -106,7 +108,7 @@ func (b *nbdClient) goOption(opt uint32, name string, infos ...uint16) {
 }
 
 func (b *nbdClient) request(typ, flags uint16, handle, off uint64, length uint32, payload []byte) {
-	b.u32(magicRequest)
+	b.u32(nbdproto.MagicRequest)
 	b.u16(flags)
 	b.u16(typ)
 	b.u64(handle)
@@ -118,41 +120,41 @@ func (b *nbdClient) request(typ, flags uint16, handle, off uint64, length uint32
 // fuzzSeeds are sessions as QEMU's and nbd-client's negotiation and requests look.
 func fuzzSeeds() [][]byte {
 	transmission := func(b *nbdClient) {
-		b.request(cmdWrite, 0, 1, 0, 4096, bytes.Repeat([]byte{0xaa}, 4096))
-		b.request(cmdRead, 0, 2, 0, 4096, nil)
-		b.request(cmdWrite, cmdFlagFUA, 3, fuzzExportSize-512, 512, bytes.Repeat([]byte{0xbb}, 512))
-		b.request(cmdFlush, 0, 4, 0, 0, nil)
-		b.request(cmdRead, 0, 5, fuzzExportSize-512, 1024, nil) // past the end
+		b.request(nbdproto.CmdWrite, 0, 1, 0, 4096, bytes.Repeat([]byte{0xaa}, 4096))
+		b.request(nbdproto.CmdRead, 0, 2, 0, 4096, nil)
+		b.request(nbdproto.CmdWrite, nbdproto.CmdFlagFUA, 3, fuzzExportSize-512, 512, bytes.Repeat([]byte{0xbb}, 512))
+		b.request(nbdproto.CmdFlush, 0, 4, 0, 0, nil)
+		b.request(nbdproto.CmdRead, 0, 5, fuzzExportSize-512, 1024, nil) // past the end
 		b.request(4, 0, 6, 0, 4096, nil)                        // TRIM: not offered
-		b.request(cmdDisc, 0, 7, 0, 0, nil)
+		b.request(nbdproto.CmdDisc, 0, 7, 0, 0, nil)
 	}
 	var seeds [][]byte
 	// NBD_OPT_GO, as QEMU negotiates.
 	var s nbdClient
-	s.u32(flagFixedNewstyle | flagNoZeroes)
-	s.goOption(optInfo, "disk", infoBlockSize)
-	s.goOption(optGo, "disk", infoBlockSize)
+	s.u32(nbdproto.FlagFixedNewstyle | nbdproto.FlagNoZeroes)
+	s.goOption(nbdproto.OptInfo, "disk", nbdproto.InfoBlockSize)
+	s.goOption(nbdproto.OptGo, "disk", nbdproto.InfoBlockSize)
 	transmission(&s)
 	seeds = append(seeds, s)
 	// NBD_OPT_LIST, an unknown option, then the old NBD_OPT_EXPORT_NAME with zeroes.
 	s = nil
-	s.u32(flagFixedNewstyle)
-	s.option(optList, nil)
+	s.u32(nbdproto.FlagFixedNewstyle)
+	s.option(nbdproto.OptList, nil)
 	s.option(99, []byte("x"))
-	s.goOption(optGo, "other")
-	s.option(optExportName, []byte(""))
+	s.goOption(nbdproto.OptGo, "other")
+	s.option(nbdproto.OptExportName, []byte(""))
 	transmission(&s)
 	seeds = append(seeds, s)
 	// NBD_OPT_ABORT.
 	s = nil
-	s.u32(flagFixedNewstyle | flagNoZeroes)
-	s.option(optAbort, nil)
+	s.u32(nbdproto.FlagFixedNewstyle | nbdproto.FlagNoZeroes)
+	s.option(nbdproto.OptAbort, nil)
 	seeds = append(seeds, s)
 	// A write announcing more than it carries.
 	s = nil
-	s.u32(flagFixedNewstyle | flagNoZeroes)
-	s.goOption(optGo, "")
-	s.request(cmdWrite, 0, 1, 0, 65536, []byte("short"))
+	s.u32(nbdproto.FlagFixedNewstyle | nbdproto.FlagNoZeroes)
+	s.goOption(nbdproto.OptGo, "")
+	s.request(nbdproto.CmdWrite, 0, 1, 0, 65536, []byte("short"))
 	seeds = append(seeds, s)
 	return seeds
 }
@@ -197,7 +199,7 @@ func runHandle(t *testing.T, input []byte, readOnly bool) (out []byte, err error
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out = c.out.Bytes()
-	if len(out) < 18 || binary.BigEndian.Uint64(out) != magicNBD {
+	if len(out) < 18 || binary.BigEndian.Uint64(out) != nbdproto.MagicNBD {
 		t.Fatalf("no greeting: %q", out)
 	}
 	return out, err
@@ -211,7 +213,7 @@ func TestFuzzSeedsAreValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 7 requests, all answered but the last (DISC); the read carries 4096 bytes.
-	if n := bytes.Count(out, binary.BigEndian.AppendUint32(nil, magicSimpleReply)); n < 6 {
+	if n := bytes.Count(out, binary.BigEndian.AppendUint32(nil, nbdproto.MagicSimpleReply)); n < 6 {
 		t.Fatalf("%d replies", n)
 	}
 }
