@@ -6,7 +6,7 @@ GO      ?= go
 BIN     := bin/vmstorbench
 DEMO    ?= demo-out
 
-.PHONY: all deps build test test-go test-short demo demo-fresh bench compare clean
+.PHONY: all deps build test test-go test-short fuzz demo demo-fresh bench compare clean
 
 all: build
 
@@ -34,6 +34,10 @@ test-go:
 
 test-short:
 	$(GO) test -count=1 -short ./...
+
+# Every fuzz target in turn, $(FUZZTIME) each (default 10m); `go test` runs their seeds.
+fuzz:
+	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 demo: deps build
 	@scripts/demo.sh $(BIN) $(DEMO)

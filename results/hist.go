@@ -1,8 +1,13 @@
 package results
 
 import (
+	"bytes"
+	"compress/zlib"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/bits"
 
@@ -66,11 +71,39 @@ func DecodeHistogram(s string) (*hdrhistogram.Histogram, error) {
 	if s == "" {
 		return nil, errors.New("results: decode histogram: empty")
 	}
+	if err := checkHistogramHeader(s); err != nil {
+		return nil, fmt.Errorf("results: decode histogram: %w", err)
+	}
 	h, err := hdrhistogram.Decode([]byte(s))
 	if err != nil {
 		return nil, fmt.Errorf("results: decode histogram: %w", err)
 	}
 	return h, nil
+}
+
+// checkHistogramHeader refuses a histogram whose header asks for more significant figures
+// than this package writes (HistSigFigs), before hdrhistogram.Decode allocates its counts:
+// their number follows the header's geometry, and 1..MaxInt64 at 5 figures is ~50 MiB from a
+// string of ~60 bytes, in documents that report and compare read from anywhere. At 3 figures
+// any range stays under 0.5 MiB. What this check cannot read is left to Decode to report.
+func checkHistogramHeader(s string) error {
+	raw, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(raw) < 8 {
+		return nil
+	}
+	z, err := zlib.NewReader(bytes.NewReader(raw[8:]))
+	if err != nil {
+		return nil
+	}
+	defer z.Close()
+	var h [16]byte // cookie, payload length, normalizing offset, significant figures
+	if _, err := io.ReadFull(z, h[:]); err != nil {
+		return nil
+	}
+	if sig := int32(binary.BigEndian.Uint32(h[12:])); sig > HistSigFigs {
+		return fmt.Errorf("%d significant figures (this build writes %d, and reads no more)", sig, HistSigFigs)
+	}
+	return nil
 }
 
 // MergeLatency combines distributions of the same quantity (e.g. repeats) exactly: counts

@@ -109,18 +109,27 @@ func Load(path string) (*Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("results: %w", err)
 	}
+	r, err := Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("results: %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// Decode reads one result document from data, as Load does from a file.
+func Decode(data []byte) (*Run, error) {
 	var head struct {
 		Schema string `json:"schema"`
 	}
 	if err := json.Unmarshal(data, &head); err != nil {
-		return nil, fmt.Errorf("results: %s: not a JSON result: %w", path, err)
+		return nil, fmt.Errorf("not a JSON result: %w", err)
 	}
 	if err := checkSchema(head.Schema); err != nil {
-		return nil, fmt.Errorf("results: %s: %w", path, err)
+		return nil, err
 	}
 	var r Run
 	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("results: %s: %w", path, err)
+		return nil, err
 	}
 	return &r, nil
 }

@@ -235,6 +235,36 @@ func (s *Suite) check(d *decoder, reg *backends.Registry) {
 	}
 	s.checkWorkloadNames(d)
 	s.checkScenarioCases(d)
+	s.checkSize(d)
+}
+
+// maxRuns bounds the matrix: at a second per run (runs take longer) it is more than a day.
+// Without a bound a short file could ask Plan for billions of runs: 1000 repeats of a few
+// hundred targets, jobs and scenarios each.
+const maxRuns = 100_000
+
+// checkSize refuses a matrix larger than maxRuns (testbed: true counts as one target).
+func (s *Suite) checkSize(d *decoder) {
+	jobs := 0
+	for _, w := range s.Workloads {
+		jobs += len(w.Jobs)
+	}
+	targets := len(s.Targets)
+	if s.Testbed {
+		targets++
+	}
+	n := 1
+	for _, k := range []int{s.Repeats, len(s.Scenarios), jobs, targets} {
+		if k > 0 && n > maxRuns/k {
+			n = maxRuns + 1
+			break
+		}
+		n *= k
+	}
+	if n > maxRuns {
+		d.errorf(0, "the suite would run more than %d times (repeats %d x scenarios %d x jobs %d x targets %d): split it", maxRuns,
+			s.Repeats, len(s.Scenarios), jobs, targets)
+	}
 }
 
 // safeName keeps letters, digits, '.', '_' and '-', so a name can be part of a file name.

@@ -374,7 +374,9 @@ func read(c *rpcConn, fh []byte, off uint64, dst []byte) (n int, eof bool, err e
 				return fmt.Errorf("malformed reply: %d bytes (count %d) for a read of %d", size, count, len(dst))
 			}
 			d.into(dst[:size])
-			n = int(size)
+			if d.err == nil { // a reply cut short did not fill dst: report nothing read
+				n = int(size)
+			}
 			return d.err
 		})
 	return n, eof, err
@@ -399,11 +401,16 @@ func write(c *rpcConn, fh []byte, off uint64, data []byte, stable uint32) (n int
 			count := d.u32()
 			committed = d.u32()
 			d.into(verf[:])
-			if d.err == nil && count > uint32(len(data)) {
+			if d.err != nil {
+				// The count of a reply cut short is not to be trusted: as n it could exceed
+				// len(data) (io.WriterAt's callers slice by it).
+				return d.err
+			}
+			if count > uint32(len(data)) {
 				return fmt.Errorf("malformed reply: server wrote %d bytes of %d", count, len(data))
 			}
 			n = int(count)
-			return d.err
+			return nil
 		})
 	return n, committed, verf, err
 }

@@ -11,6 +11,7 @@
 package agent
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -200,9 +201,32 @@ func ReadFrame(r io.Reader) (byte, []byte, error) {
 	if n > maxFrame {
 		return 0, nil, fmt.Errorf("agent: frame type %q of %d bytes is too large (corrupt stream?)", hdr[0], n)
 	}
-	p := make([]byte, n)
-	if _, err := io.ReadFull(r, p); err != nil {
+	p, err := readPayload(r, int(n))
+	if err != nil {
 		return 0, nil, fmt.Errorf("agent: truncated frame: %w", err)
 	}
 	return hdr[0], p, nil
+}
+
+// frameChunk is the most ReadFrame allocates before the bytes have arrived.
+const frameChunk = 64 << 10
+
+// readPayload reads n bytes. A frame larger than frameChunk is read into a buffer that
+// grows with what actually arrives: a hostile or corrupt length followed by nothing would
+// otherwise cost maxFrame (64 MiB) per frame header of 5 bytes.
+func readPayload(r io.Reader, n int) ([]byte, error) {
+	if n <= frameChunk {
+		p := make([]byte, n)
+		_, err := io.ReadFull(r, p)
+		return p, err
+	}
+	var b bytes.Buffer
+	b.Grow(frameChunk)
+	if _, err := io.CopyN(&b, r, int64(n)); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return b.Bytes(), nil
 }

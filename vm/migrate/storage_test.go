@@ -37,8 +37,14 @@ func checkMoved(t *testing.T, res *migrate.Result, method string, phases ...stri
 		t.Fatalf("image check: %+v", ic)
 	}
 	// Nearly the whole image crosses (a pull skips what the guest wrote on the destination
-	// before the stream reached it).
-	if m.DiskTransferredB < storageDisk*9/10 {
+	// before the stream reached it). A mirror sends zeroed areas as zero writes without
+	// data (seen in CI: 21.7 MB of a 32 MiB image the guest had written a third of): for it
+	// the image check above is what proves the data arrived.
+	if min := int64(storageDisk * 9 / 10); method == migrate.StorageMirror {
+		if m.DiskTransferredB <= 0 {
+			t.Errorf("disk link carried %d bytes", m.DiskTransferredB)
+		}
+	} else if m.DiskTransferredB < min {
 		t.Errorf("disk link carried %d bytes, the image has %d", m.DiskTransferredB, storageDisk)
 	}
 	var ram *results.LinkTraffic
