@@ -11,6 +11,12 @@ type Migration struct {
 	// Outcome is "completed", "cancelled" (the deadline passed: the source kept running) or
 	// "failed".
 	Outcome string `json:"outcome"`
+	// Failure names what failed, when the migration failed or the run ended early: the
+	// first cause by time among the evidence vmstorbench saw (a QEMU exiting with its
+	// stderr tail, QEMU's block I/O errors, the NBD export's backend errors, the storage
+	// server refusing connections, QEMU's migration error): "destination QEMU exited at
+	// 3.2 s (signal: killed): …". Empty when nothing failed.
+	Failure string `json:"failure,omitempty"`
 	// Accel is the accelerator that ran the guests ("kvm" or "tcg"); AccelNote says why
 	// (e.g. KVM tried and unusable).
 	Accel     string `json:"accel"`

@@ -142,10 +142,22 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 		switch info.Status {
 		case "completed":
 			mig.Outcome = OutcomeCompleted
+			// From now on the destination's QEMU is the one whose exit ends the run.
+			s.setGuestOn("destination")
 			done = true
 		case "failed":
 			mig.Outcome = OutcomeFailed
-			s.note("migration failed: " + info.ErrorDesc)
+			// QEMU reports the failure a moment before the process exit that caused it
+			// (a destination killed) is reaped: wait briefly for that evidence, then name
+			// the first cause.
+			s.settle(time.Second)
+			desc := info.ErrorDesc
+			if desc == "" {
+				desc = "QEMU gave no reason"
+			}
+			s.addFault(fault{at: now, component: compMigration, what: "failed", reason: desc, secondary: true})
+			mig.Failure = s.cause()
+			s.note("migration failed: " + mig.Failure)
 			done = true
 		case "cancelled":
 			mig.Outcome = OutcomeCancelled
@@ -198,8 +210,12 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			_ = srcQ.Execute(context.Background(), "migrate_cancel", nil, nil)
-			return ctx.Err()
+			// Interrupted, or a fault (fault.go) ended the run: a source stuck on a dead
+			// server may not answer, so do not wait long for it.
+			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = srcQ.Execute(cctx, "migrate_cancel", nil, nil)
+			cancel()
+			return context.Cause(ctx)
 		}
 	}
 	end := time.Now()

@@ -546,7 +546,12 @@ func (s *scenario) abandon(mig *results.Migration) {
 	if s.src == nil || s.src.vm == nil || s.src.vm.Exited() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// A QEMU stuck on a dead storage server does not answer: do not wait long for it.
+	timeout := 10 * time.Second
+	if s.hasPrimaryFault() {
+		timeout = 2 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if s.mirrorStarted && !s.mirrorDone {
 		_ = s.src.vm.QMP.Execute(ctx, "block-job-cancel", map[string]any{"device": mirrorJobID, "force": true}, nil)

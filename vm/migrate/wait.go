@@ -122,6 +122,11 @@ func (s *scenario) pump(ctx context.Context) {
 				s.guestPhase = m.Phase.Phase
 				s.mu.Unlock()
 			case m.Result != nil:
+				if m.Result.Task == taskWorkload && m.Result.Error != "" {
+					// Evidence, not a cause: the guest's I/O failing says the disk failed,
+					// which the storage's own evidence names better when there is any.
+					s.addFault(fault{at: m.At, component: compGuest, side: strings.SplitN(m.From, "-", 2)[0], what: "workload ended with an error", reason: m.Result.Error, secondary: true})
+				}
 				select {
 				case s.results <- m:
 				default:
@@ -140,6 +145,9 @@ func (s *scenario) eventSink(name string) func(qemu.Event) {
 		// The mirror runs on the source, the pull on the destination.
 		if strings.HasPrefix(ev.Name, "BLOCK_JOB_") {
 			s.onJobEvent(ev)
+		}
+		if ev.Name == "BLOCK_IO_ERROR" {
+			s.blockIOError(name, ev)
 		}
 		detail := ""
 		if len(ev.Data) > 0 {
