@@ -149,6 +149,18 @@ func (s *scenario) hasPrimaryFault() bool {
 	return false
 }
 
+// storageFailed reports whether there is primary evidence against the storage.
+func (s *scenario) storageFailed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range s.faults {
+		if !f.secondary && f.component == compStorage {
+			return true
+		}
+	}
+	return false
+}
+
 // settle waits up to d for primary evidence: a failure QEMU reports (migration failed) often
 // arrives a moment before the process exit that caused it is reaped.
 func (s *scenario) settle(d time.Duration) {

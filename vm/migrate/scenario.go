@@ -53,7 +53,11 @@ type side struct {
 	stopping atomic.Bool
 }
 
-func (sd *side) stop() error {
+func (sd *side) stop() error { return sd.stopWith(false) }
+
+// stopWith stops the side's QEMU; hurry skips the polite "quit" over QMP, for a QEMU a fault
+// may have left unable to answer (it would cost the full QMP and grace timeouts).
+func (sd *side) stopWith(hurry bool) error {
 	if sd == nil {
 		return nil
 	}
@@ -64,7 +68,11 @@ func (sd *side) stop() error {
 	}
 	if sd.vm != nil {
 		sd.stopping.Store(true)
-		if err := sd.vm.Stop(); err != nil {
+		stop := sd.vm.Stop
+		if hurry {
+			stop = func() error { return sd.vm.Kill(time.Second) }
+		}
+		if err := stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stop %s QEMU (pid %d): %w", sd.name, sd.vm.PID(), err))
 		}
 		sd.vm = nil
@@ -194,9 +202,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		// Stop both QEMUs first (by PID, both at once: a QEMU stuck on a dead server takes
 		// its full grace period), then the pump, then remove sockets and files.
 		var wg sync.WaitGroup
+		hurry := s.storageFailed()
 		for _, sd := range []*side{s.src, s.dst} {
 			wg.Add(1)
-			go func() { defer wg.Done(); _ = sd.stop() }()
+			go func() { defer wg.Done(); _ = sd.stopWith(hurry) }()
 		}
 		wg.Wait()
 		// Then what served them: links, the copy receiver, the destination image.

@@ -546,6 +546,12 @@ func (s *scenario) abandon(mig *results.Migration) {
 	if s.src == nil || s.src.vm == nil || s.src.vm.Exited() {
 		return
 	}
+	if s.storageFailed() {
+		// Continuing the source is pointless with its disk gone, and a QEMU stuck on the
+		// dead server would only make the run wait for QMP timeouts.
+		s.note("the migration did not complete and the source was not continued: its storage failed")
+		return
+	}
 	// A QEMU stuck on a dead storage server does not answer: do not wait long for it.
 	timeout := 10 * time.Second
 	if s.hasPrimaryFault() {

@@ -330,6 +330,22 @@ func (vm *VM) Stop() error {
 	return err
 }
 
+// Kill ends QEMU without asking: SIGTERM, SIGKILL after grace. For a QEMU that cannot
+// answer "quit" (stuck on a storage server that is gone), where Stop would wait for QMP first.
+func (vm *VM) Kill(grace time.Duration) error {
+	if vm == nil {
+		return nil
+	}
+	err := vm.Proc.Stop(grace)
+	if vm.QMP != nil {
+		vm.QMP.Close()
+	}
+	for _, p := range []string{vm.Config.QMPSocket(), vm.Config.AgentSocket()} {
+		_ = os.Remove(p)
+	}
+	return err
+}
+
 // Version returns QEMU's version string ("7.2.x"), for the result document.
 func Version(bin string) string {
 	out, err := exec.Command(bin, "--version").Output()
