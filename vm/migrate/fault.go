@@ -207,8 +207,13 @@ func (s *scenario) blockIOError(sideName string, ev qemu.Event) {
 	if dev == "" {
 		dev = d.Node
 	}
+	// After a storage move the destination's disk is another image on other storage.
+	subject := s.cfg.Disk.URL
+	if sideName == "destination" && s.dst0 != nil {
+		subject = s.dst0.URL
+	}
 	s.addFault(fault{
-		at: ev.Received, component: compStorage, subject: s.cfg.Disk.URL,
+		at: ev.Received, component: compStorage, subject: subject,
 		what:   fmt.Sprintf("QEMU block I/O error on %s (%s, %s QEMU, action %s)", dev, d.Operation, sideName, d.Action),
 		reason: d.Reason,
 	})
