@@ -149,6 +149,13 @@ func (s *scenario) hasPrimaryFault() bool {
 	return false
 }
 
+// addCheckPause records a pause of vmstorbench's own (a check with the guest held paused).
+func (s *scenario) addCheckPause(from, to time.Time) {
+	s.mu.Lock()
+	s.checkPauses = append(s.checkPauses, span{int64(from.Sub(s.t0)), int64(to.Sub(s.t0))})
+	s.mu.Unlock()
+}
+
 // storageFailed reports whether there is primary evidence against the storage.
 func (s *scenario) storageFailed() bool {
 	s.mu.Lock()

@@ -144,8 +144,11 @@ type scenario struct {
 	// Fault evidence (fault.go): started is the run's start, faults what was seen,
 	// guestOn the side running the guest, cancelFault ends the run's context with the
 	// attributed cause.
-	started     time.Time
-	faults      []fault
+	started time.Time
+	faults  []fault
+	// checkPauses are the times vmstorbench held the guest paused for its own checks,
+	// left out of the workload's stall.
+	checkPauses []span
 	guestOn     string
 	cancelFault context.CancelCauseFunc
 }

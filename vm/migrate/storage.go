@@ -493,6 +493,7 @@ func (s *scenario) checkImages(ctx context.Context, mig *results.Migration) erro
 	ic := &results.ImageCheck{When: "switchover", BlockSize: imageCheckBlock}
 	defer func() {
 		ic.PauseNS = int64(time.Since(start))
+		s.addCheckPause(start, time.Now())
 		mig.ImageCheck = ic
 	}()
 	a, err := s.cfg.Disk.openData(false)
