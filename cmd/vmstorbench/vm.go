@@ -499,7 +499,17 @@ func printMigration(w io.Writer, r *migrate.Result) {
 		fmt.Fprintf(w, "   storage link %s", m.StorageLink.Preset)
 	}
 	fmt.Fprintf(w, "\n  workload %s in the guest (%s, kernel %s, %.0f MiB)\n", r.Run.Workload.Describe(), "vmstorbench agent", m.GuestKernel, float64(m.GuestMemoryB)/(1<<20))
-	fmt.Fprintf(w, "  downtime   QEMU %.0f ms   pause (host, STOP->RESUME) %.1f ms   longest I/O stall %.1f ms\n", m.QEMUDowntimeMS, m.PauseMS, m.LongestStallMS)
+	if m.Failure != "" {
+		fmt.Fprintf(w, "  failure    %s\n", m.Failure)
+	}
+	fmt.Fprintf(w, "  downtime   QEMU %.0f ms   pause (host, STOP->RESUME) %.1f ms   longest I/O stall %.1f ms", m.QEMUDowntimeMS, m.PauseMS, m.LongestStallMS)
+	if m.CheckPauseMS > 0 {
+		fmt.Fprintf(w, " (not counting %.1f ms paused for vmstorbench's checks)", m.CheckPauseMS)
+	}
+	if m.DowntimeLimitExceeded {
+		fmt.Fprintf(w, "   QEMU EXCEEDED the downtime-limit")
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  migration  total %.0f ms   setup %.0f ms   transferred %.1f MB   iterations %d", m.TotalTimeMS, m.SetupTimeMS, float64(m.TransferredB)/1e6, m.DirtySyncCount)
 	if m.PostcopyReqs > 0 {
 		fmt.Fprintf(w, "   post-copy requests %d", m.PostcopyReqs)
