@@ -227,29 +227,34 @@ func (s *scenario) blockIOError(sideName string, ev qemu.Event) {
 }
 
 // probeStorage dials the storage server every interval until ctx ends: a connection refused
-// means the server is gone (killed, crashed), which is a storage fault at once. A slow or
-// timed-out dial is not: a loaded server is not a failed one.
+// by a server that accepted one before means the server is gone (killed, crashed), which is
+// a storage fault at once. A slow or timed-out dial is not: a loaded server is not a failed
+// one. A server that never accepted (the address guessed from the URL is not where it
+// listens, e.g. NFS found through the portmapper) is not probed at all.
 func (s *scenario) probeStorage(ctx context.Context, addr string, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	reached := false
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 		var d net.Dialer
 		dctx, cancel := context.WithTimeout(ctx, interval)
 		c, err := d.DialContext(dctx, "tcp", addr)
 		cancel()
-		if err == nil {
+		switch {
+		case err == nil:
 			c.Close()
-			continue
-		}
-		if errors.Is(err, syscall.ECONNREFUSED) {
+			reached = true
+		case !reached && errors.Is(err, syscall.ECONNREFUSED):
+			return
+		case errors.Is(err, syscall.ECONNREFUSED):
 			s.addFault(fault{at: time.Now(), component: compStorage, subject: s.cfg.Disk.URL,
 				what: "server " + addr + " refuses connections", reason: "server down"})
 			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }

@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -70,5 +71,40 @@ func TestAddFaultCancels(t *testing.T) {
 			t.Errorf("cause %q does not start with the component %q", fe.Error(), tc.f.component)
 		}
 		cancel(nil)
+	}
+}
+
+// The storage probe names a server that refuses connections after it accepted them, and
+// leaves alone an address that never answered (a guessed port).
+func TestProbeStorage(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	s := &scenario{cfg: &Config{Logf: t.Logf, Disk: &Disk{URL: "nfs://127.0.0.1/x"}}, started: time.Now(), guestOn: "source", cancelFault: cancel}
+	done := make(chan struct{})
+	go func() { defer close(done); s.probeStorage(context.Background(), addr, 20*time.Millisecond) }()
+	time.Sleep(100 * time.Millisecond)
+	killed := time.Now()
+	ln.Close() // the server is gone
+	<-done
+	if took := time.Since(killed); took > time.Second {
+		t.Errorf("%s to notice", took)
+	}
+	if c := s.cause(); !strings.HasPrefix(c, "storage: nfs://127.0.0.1/x: server "+addr+" refuses connections") {
+		t.Errorf("cause %q", c)
+	}
+	if context.Cause(ctx) == nil {
+		t.Error("the run's context was not ended")
+	}
+
+	// Never reached: no fault.
+	s2 := &scenario{cfg: &Config{Logf: t.Logf, Disk: &Disk{URL: "nfs://127.0.0.1/x"}}, started: time.Now()}
+	s2.probeStorage(context.Background(), addr, 20*time.Millisecond)
+	if c := s2.cause(); c != "" {
+		t.Errorf("a server never reached was blamed: %q", c)
 	}
 }
