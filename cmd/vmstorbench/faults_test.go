@@ -211,7 +211,7 @@ func testDestinationKilled(t *testing.T) {
 	if !strings.HasPrefix(m.Failure, "destination QEMU exited at ") || !strings.Contains(m.Failure, "signal: killed") {
 		t.Errorf("failure %q: want the destination's exit named", m.Failure)
 	}
-	if !strings.Contains(fr.stderr, "vmstorbench: migrate: migration failed, the workload ran on on the source: destination QEMU exited") {
+	if !strings.Contains(fr.stderr, "vmstorbench: migrate: migration failed, the workload went on running on the source: destination QEMU exited") {
 		t.Errorf("stderr does not name the cause:\n%s", fr.stderr)
 	}
 	if fr.toExit > 15*time.Second {

@@ -40,7 +40,7 @@ const (
 	// it wins over every other failure.
 	exitVerify = 3
 	// exitMigration: migrate only: the migration failed or was cancelled (--deadline) while
-	// the workload ran on intact on the source to the end (the run is complete, the result
+	// the workload went on intact on the source to the end (the run is complete, the result
 	// says outcome failed/cancelled and why in migration.failure).
 	exitMigration = 4
 	// exitInterrupted: Ctrl-C or SIGTERM; the finished and partial results are saved.
@@ -57,7 +57,7 @@ Exit status (run, migrate, suite run; the worst run decides):
   2    bad input, refused before anything ran (flags, option values, suite file, baseline
        that cannot be compared)
   3    verify mismatches: data did not read back as written (wins over the others)
-  4    migrate: the migration failed or was cancelled while the workload ran on intact on
+  4    migrate: the migration failed or was cancelled while the workload went on intact on
        the source (result: outcome failed/cancelled, migration.failure says why)
   130  interrupted (Ctrl-C, SIGTERM); partial results saved`
 

@@ -367,7 +367,7 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 			if why == "" {
 				why = "no cause recorded"
 			}
-			fmt.Fprintf(stderr, "vmstorbench: migrate: migration %s, the workload ran on on the source: %s\n", mig.Outcome, why)
+			fmt.Fprintf(stderr, "vmstorbench: migrate: migration %s, the workload went on running on the source: %s\n", mig.Outcome, why)
 			migFailed++
 		}
 	}
