@@ -103,8 +103,11 @@ func migrationView(r *results.Run, n int) htmlMigration {
 	if s := m.LongestStall; s != nil {
 		stall += fmt.Sprintf(" (from %s to %s)", durationText(time.Duration(s.StartNS)), durationText(time.Duration(s.EndNS)))
 	}
+	if m.CheckPauseMS > 0 {
+		stall += fmt.Sprintf(", less %s vmstorbench held the guest paused for its checks", msText(m.CheckPauseMS))
+	}
 	v.Downtime = []htmlBar{
-		{Name: "QEMU downtime", Value: msText(m.QEMUDowntimeMS), Explain: "QEMU's own figure (query-migrate)"},
+		{Name: "QEMU downtime", Value: msText(m.QEMUDowntimeMS), Explain: downtimeExplain(m)},
 		{Name: "Pause seen on the host", Value: msText(m.PauseMS), Explain: "source STOP to destination RESUME"},
 		{Name: "Longest workload stall", Value: msText(m.LongestStallMS), Explain: stall},
 	}
@@ -233,4 +236,12 @@ func linkText(l *results.MigrationLink) string {
 		s += ", " + sig3(float64(l.BandwidthBps)/1e6) + " MB/s"
 	}
 	return s
+}
+
+// downtimeExplain says where QEMU's downtime comes from, and whether it broke the limit.
+func downtimeExplain(m *results.Migration) string {
+	if m.DowntimeLimitExceeded {
+		return "QEMU's own figure (query-migrate), ABOVE the downtime-limit in force"
+	}
+	return "QEMU's own figure (query-migrate)"
 }

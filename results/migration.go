@@ -11,6 +11,12 @@ type Migration struct {
 	// Outcome is "completed", "cancelled" (the deadline passed: the source kept running) or
 	// "failed".
 	Outcome string `json:"outcome"`
+	// Failure names what failed, when the migration failed or the run ended early: the
+	// first cause by time among the evidence vmstorbench saw (a QEMU exiting with its
+	// stderr tail, QEMU's block I/O errors, the NBD export's backend errors, the storage
+	// server refusing connections, QEMU's migration error): "destination QEMU exited at
+	// 3.2 s (signal: killed): …". Empty when nothing failed.
+	Failure string `json:"failure,omitempty"`
 	// Accel is the accelerator that ran the guests ("kvm" or "tcg"); AccelNote says why
 	// (e.g. KVM tried and unusable).
 	Accel     string `json:"accel"`
@@ -47,16 +53,25 @@ type Migration struct {
 	// PauseMS is the pause as seen on the host: source STOP event to destination RESUME
 	// event (for stopcopy: stop command to cont on the destination). LongestStallMS is the
 	// longest gap between two completions of the guest's workload during the migration, as
-	// timestamped on the host.
+	// timestamped on the host, less the time vmstorbench itself held the guest paused inside
+	// that gap for its checks (CheckPauseMS): a --check-memory comparison over a WAN link
+	// holds the destination for seconds, which would otherwise hide the real stall.
+	// LongestStall is the whole gap as seen.
 	QEMUDowntimeMS float64 `json:"qemu_downtime_ms"`
 	PauseMS        float64 `json:"pause_ms"`
 	LongestStallMS float64 `json:"longest_stall_ms"`
 	LongestStall   *Stall  `json:"longest_stall,omitempty"`
-	TotalTimeMS    float64 `json:"total_time_ms"`
-	SetupTimeMS    float64 `json:"setup_time_ms"`
-	TransferredB   int64   `json:"transferred_bytes"`
-	DirtySyncCount int64   `json:"dirty_sync_count"`
-	PostcopyReqs   int64   `json:"postcopy_requests,omitempty"`
+	// CheckPauseMS is how long vmstorbench's own checks (memory comparison, image check)
+	// held the guest paused during the migration, reported on its own.
+	CheckPauseMS float64 `json:"check_pause_ms,omitempty"`
+	// DowntimeLimitExceeded flags QEMU's downtime (QEMUDowntimeMS) above the downtime-limit
+	// in force (Params.DowntimeLimitMS, or QEMU's default 300 ms), pre-copy and post-copy.
+	DowntimeLimitExceeded bool    `json:"downtime_limit_exceeded,omitempty"`
+	TotalTimeMS           float64 `json:"total_time_ms"`
+	SetupTimeMS           float64 `json:"setup_time_ms"`
+	TransferredB          int64   `json:"transferred_bytes"`
+	DirtySyncCount        int64   `json:"dirty_sync_count"`
+	PostcopyReqs          int64   `json:"postcopy_requests,omitempty"`
 
 	// Before, During and After summarise the workload in the three periods (host time).
 	Before *MigrationPhase `json:"before,omitempty"`

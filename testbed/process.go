@@ -64,6 +64,19 @@ func (p *Process) Exited() bool {
 	}
 }
 
+// Done is closed when the process has ended: callers select on it to notice a crash at once
+// instead of polling Exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// ExitErr is how the process ended ("signal: killed", "exit status 1"), nil for a clean exit
+// or while it runs.
+func (p *Process) ExitErr() error {
+	if !p.Exited() {
+		return nil
+	}
+	return p.waitErr
+}
+
 // WaitPort waits until addr accepts TCP connections, the process exits (an error quoting the
 // tail of its log), or ctx ends.
 func (p *Process) WaitPort(ctx context.Context, addr string) error {

@@ -13,11 +13,9 @@ import (
 	"github.com/vmstorbench/vmstorbench/results"
 )
 
-// Exit statuses of compare: CI scripts tell "slower" from "could not compare".
-const (
-	exitRegression = 1
-	exitUsage      = 2
-)
+// compare's exit statuses, from the one table in main.go: CI scripts tell "slower" (1)
+// from "could not compare" (2, bad input).
+const exitRegression = exitFailed
 
 type compareOptions struct {
 	failOn       []string

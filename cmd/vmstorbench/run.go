@@ -134,40 +134,41 @@ type plannedJob struct {
 }
 
 func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
+	// Up to the results directory every check is of the input: refused with exitUsage.
 	if o.jsonOut {
 		o.outputFormat = "json"
 	}
 	switch o.outputFormat {
 	case "table", "md", "csv", "json", "fio-json", "json+":
 	default:
-		return fmt.Errorf("--output-format %q: must be table, md, csv, json, fio-json or json+", o.outputFormat)
+		return usage(fmt.Errorf("--output-format %q: must be table, md, csv, json, fio-json or json+", o.outputFormat))
 	}
 	if o.repeat < 1 {
-		return fmt.Errorf("--repeat %d: must be at least 1", o.repeat)
+		return usage(fmt.Errorf("--repeat %d: must be at least 1", o.repeat))
 	}
 	if o.interval < time.Millisecond {
-		return fmt.Errorf("--interval %s: must be at least 1ms", o.interval)
+		return usage(fmt.Errorf("--interval %s: must be at least 1ms", o.interval))
 	}
 	labels, err := parseLabels(o.labels)
 	if err != nil {
-		return err
+		return usage(err)
 	}
 	refs, err := resolveTestbedTargets(o.targets, o.useTestbed, o.testbedDir)
 	if err != nil {
-		return err
+		return usage(err)
 	}
 	jobs, err := planJobs(cmd, o, args, len(refs) > 0)
 	if err != nil {
-		return err
+		return usage(err)
 	}
 	for _, t := range refs {
 		if _, err := lookupTarget(t.url); err != nil {
-			return err
+			return usage(err)
 		}
 	}
 	if !o.noSave {
 		if err := ensureWritableDir(o.resultsDir); err != nil {
-			return err
+			return usage(err)
 		}
 	}
 

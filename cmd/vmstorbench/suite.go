@@ -117,7 +117,7 @@ func newSuiteCheckCmd() *cobra.Command {
 func checkSuite(cmd *cobra.Command, o *suiteOptions, path string) error {
 	s, err := suite.Load(path, backends.Default)
 	if err != nil {
-		return err
+		return usage(err)
 	}
 	var warnings []string
 	for _, p := range s.Problems(os.LookupEnv) {
@@ -382,7 +382,7 @@ func runSuite(cmd *cobra.Command, o *suiteOptions, path string) error {
 	baselineDir := s.Baseline
 	switch {
 	case o.noBaseline && o.baseline != "":
-		return errors.New("give --baseline or --no-baseline, not both")
+		return usage(errors.New("give --baseline or --no-baseline, not both"))
 	case o.noBaseline:
 		baselineDir = ""
 	case o.baseline != "":
@@ -460,7 +460,7 @@ func runSuite(cmd *cobra.Command, o *suiteOptions, path string) error {
 	plan := s.Plan(eps)
 	fmt.Fprintf(progress, "suite %s: %d runs into %s\n", s.Name, len(plan), outDir)
 	var runs []*results.Run
-	failed, corrupt := 0, 0
+	failed, corrupt, migFailed := 0, 0, 0
 	for _, pr := range plan {
 		if ctx.Err() != nil {
 			break
@@ -473,12 +473,15 @@ func runSuite(cmd *cobra.Command, o *suiteOptions, path string) error {
 			}
 			runs = append(runs, r)
 		}
-		switch {
-		case r != nil && r.Outcome() == results.StatusVerifyFailed:
+		// Each run is classed as migrate and run class theirs (main.go's runExit).
+		switch runExit(r, runMigration(r), err) {
+		case exitVerify:
 			failed++
 			corrupt++
-		case err != nil:
+		case exitFailed:
 			failed++
+		case exitMigration:
+			migFailed++
 		}
 		fmt.Fprintf(progress, "%s → %s\n", pr, runOutcome(r, err))
 	}
@@ -557,6 +560,9 @@ func runSuite(cmd *cobra.Command, o *suiteOptions, path string) error {
 	if len(msgs) > 0 {
 		return &exitError{code: exitRegression, err: errors.New(strings.Join(msgs, "; "))}
 	}
+	if migFailed > 0 {
+		return &exitError{code: exitMigration, err: fmt.Errorf("the migration did not complete in %d of %d runs (see above)", migFailed, len(plan))}
+	}
 	return nil
 }
 
@@ -627,6 +633,14 @@ func runPlanned(ctx context.Context, s *suite.Suite, pr suite.Run, o *suiteOptio
 	return res.Run, err
 }
 
+// runMigration is r's migration section, nil for plain runs.
+func runMigration(r *results.Run) *results.Migration {
+	if r == nil {
+		return nil
+	}
+	return r.Migration
+}
+
 // runOutcome is the end of a progress line: the figures, or the error.
 func runOutcome(r *results.Run, err error) string {
 	var parts []string
@@ -644,6 +658,9 @@ func runOutcome(r *results.Run, err error) string {
 		}
 		if m := r.Migration; m != nil {
 			parts = append(parts, fmt.Sprintf("migration %s, downtime %.0f ms", m.Outcome, m.QEMUDowntimeMS))
+			if m.Failure != "" {
+				parts = append(parts, "failure: "+m.Failure)
+			}
 		}
 	}
 	if err != nil {

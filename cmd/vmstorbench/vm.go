@@ -241,7 +241,7 @@ and TCG used when it does not boot the guest.`,
 	f.StringVar(&o.link, "link", "", "emulated link between the hypervisors: lan, wan, or latency=20ms,jitter=5ms,bandwidth=100mbit")
 	f.StringVar(&o.storageLink, "storage-link", "", "emulated link between the hypervisors and the storage (NBD export or iSCSI disks): lan, wan, or a spec as for --link")
 	f.StringVar(&o.outside, "outside", "", "also run the workload on the host against this target (another file or LUN of the backend) while the guest runs it")
-	f.BoolVar(&o.checkMemory, "check-memory", false, "start the destination paused and compare guest RAM of both sides before it continues")
+	f.BoolVar(&o.checkMemory, "check-memory", false, "start the destination paused and compare guest RAM of both sides before it continues (precopy, stopcopy; refused with --mode postcopy, whose destination must run before it holds all RAM: post-copy runs verify the disk instead, the workload's own verify pass and the read-back on the destination)")
 	f.StringVar(&o.accel, "accel", "auto", "auto (KVM if it boots the guest, else TCG) | kvm | tcg")
 	f.IntVar(&o.memory, "memory", 256, "guest memory in MiB")
 	f.StringVar(&o.diskSize, "disk-size", "32m", "size of the scratch image created in a directory target, and at most the region the guest uses of an existing image or LUN")
@@ -265,36 +265,37 @@ and TCG used when it does not boot the guest.`,
 }
 
 func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
+	// Everything up to the guest image is checking input: refused with exitUsage.
 	ctx := cmd.Context()
 	stderr := cmd.ErrOrStderr()
 	if o.target == "" {
-		return errors.New("no target: give --target (a directory for a scratch image, e.g. --target file:///var/tmp)")
+		return usage(errors.New("no target: give --target (a directory for a scratch image, e.g. --target file:///var/tmp)"))
 	}
 	if o.repeat < 1 {
-		return fmt.Errorf("--repeat %d: must be at least 1", o.repeat)
+		return usage(fmt.Errorf("--repeat %d: must be at least 1", o.repeat))
 	}
 	// testbed:NAME as for run, for the guest's disk and the outside workload.
 	refs, err := resolveTestbedTargets([]string{o.target, o.outside}, false, o.testbedDir)
 	if err != nil {
-		return err
+		return usage(err)
 	}
 	o.target, o.outside = refs[0].url, refs[1].url
 	labels, err := parseLabels(o.labels)
 	if err != nil {
-		return err
+		return usage(err)
 	}
 	w, err := migrateWorkload(cmd, o)
 	if err != nil {
-		return err
+		return usage(err)
 	}
 	diskSize, err := units.ParseSize(o.diskSize)
 	if err != nil || diskSize <= 0 {
-		return fmt.Errorf("--disk-size %q: want a size like 64m", o.diskSize)
+		return usage(fmt.Errorf("--disk-size %q: want a size like 64m", o.diskSize))
 	}
 	var maxBW int64
 	if o.maxBandwidth != "" {
 		if maxBW, err = units.ParseSize(o.maxBandwidth); err != nil || maxBW <= 0 {
-			return fmt.Errorf("--max-bandwidth %q: want bytes/s like 100m", o.maxBandwidth)
+			return usage(fmt.Errorf("--max-bandwidth %q: want bytes/s like 100m", o.maxBandwidth))
 		}
 	}
 	var link, storageLink, diskLink *linkemu.Link
@@ -305,14 +306,14 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 		if l.spec != "" {
 			parsed, err := linkemu.Parse(l.spec)
 			if err != nil {
-				return err
+				return usage(err)
 			}
 			*l.dst = &parsed
 		}
 	}
 	if o.outside != "" {
 		if _, err := lookupTarget(o.outside); err != nil {
-			return fmt.Errorf("--outside: %w", err)
+			return usage(fmt.Errorf("--outside: %w", err))
 		}
 	}
 	// A method the mode cannot do is refused before anything is built or started.
@@ -320,11 +321,11 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 		Mode: o.mode, Security: o.security, CheckMemory: o.checkMemory, Accel: o.accel,
 		Storage: o.storage, To: o.to, WattsPerCore: o.wattsPerCore, MirrorCopyMode: o.mirrorCopyMode,
 	}).Validate(); err != nil {
-		return err
+		return usage(err)
 	}
 	if !o.noSave {
 		if err := ensureWritableDir(o.resultsDir); err != nil {
-			return err
+			return usage(err)
 		}
 	}
 	live := !o.quiet && isTerminal(stderr)
@@ -346,7 +347,8 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 	}
 
 	var runs []*migrate.Result
-	var failures, corrupt int
+	var failures, corrupt, migFailed int
+	exit := exitOK
 	for rep := 0; rep < o.repeat && ctx.Err() == nil; rep++ {
 		res, err := migrateOnce(ctx, o, img, w, diskSize, maxBW, link, storageLink, diskLink, labels, live, logf, stderr)
 		if res != nil {
@@ -359,14 +361,32 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 				logf("saved %s", path)
 			}
 			runs = append(runs, res)
-			if res.Run.Outcome() == results.StatusVerifyFailed {
-				fmt.Fprintf(stderr, "vmstorbench: migrate: %s\n", res.Run.Verify.Problem())
-				corrupt++
-			}
 		}
-		if err != nil {
+		var mig *results.Migration
+		var run *results.Run
+		if res != nil {
+			mig, run = res.Migration, res.Run
+		}
+		class := runExit(run, mig, err)
+		exit = worseExit(exit, class)
+		// Each failure is told as it happens, on stderr, the cause first.
+		switch {
+		case class == exitVerify:
+			fmt.Fprintf(stderr, "vmstorbench: migrate: %s\n", res.Run.Verify.Problem())
+			corrupt++
+		case class == exitFailed:
+			if err == nil {
+				err = errors.New(res.Run.Problem())
+			}
 			fmt.Fprintf(stderr, "vmstorbench: migrate: %v\n", err)
 			failures++
+		case class == exitMigration:
+			why := mig.Failure
+			if why == "" {
+				why = "no cause recorded"
+			}
+			fmt.Fprintf(stderr, "vmstorbench: migrate: migration %s, the workload went on running on the source: %s\n", mig.Outcome, why)
+			migFailed++
 		}
 	}
 	out := cmd.OutOrStdout()
@@ -390,8 +410,10 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 		return &exitError{code: exitInterrupted, err: errors.New("interrupted")}
 	case corrupt > 0:
 		return &exitError{code: exitVerify, err: fmt.Errorf("verify failed in %d of %d migration runs: data did not read back as written (see above)", corrupt, o.repeat)}
-	case failures > 0:
+	case exit == exitFailed:
 		return &exitError{code: exitFailed, err: fmt.Errorf("%d of %d migration runs failed (see above)", failures, o.repeat)}
+	case exit == exitMigration:
+		return &exitError{code: exitMigration, err: fmt.Errorf("the migration did not complete in %d of %d runs (see above)", migFailed, o.repeat)}
 	}
 	return nil
 }
@@ -495,7 +517,17 @@ func printMigration(w io.Writer, r *migrate.Result) {
 		fmt.Fprintf(w, "   storage link %s", m.StorageLink.Preset)
 	}
 	fmt.Fprintf(w, "\n  workload %s in the guest (%s, kernel %s, %.0f MiB)\n", r.Run.Workload.Describe(), "vmstorbench agent", m.GuestKernel, float64(m.GuestMemoryB)/(1<<20))
-	fmt.Fprintf(w, "  downtime   QEMU %.0f ms   pause (host, STOP->RESUME) %.1f ms   longest I/O stall %.1f ms\n", m.QEMUDowntimeMS, m.PauseMS, m.LongestStallMS)
+	if m.Failure != "" {
+		fmt.Fprintf(w, "  failure    %s\n", m.Failure)
+	}
+	fmt.Fprintf(w, "  downtime   QEMU %.0f ms   pause (host, STOP->RESUME) %.1f ms   longest I/O stall %.1f ms", m.QEMUDowntimeMS, m.PauseMS, m.LongestStallMS)
+	if m.CheckPauseMS > 0 {
+		fmt.Fprintf(w, " (not counting %.1f ms paused for vmstorbench's checks)", m.CheckPauseMS)
+	}
+	if m.DowntimeLimitExceeded {
+		fmt.Fprintf(w, "   QEMU EXCEEDED the downtime-limit")
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  migration  total %.0f ms   setup %.0f ms   transferred %.1f MB   iterations %d", m.TotalTimeMS, m.SetupTimeMS, float64(m.TransferredB)/1e6, m.DirtySyncCount)
 	if m.PostcopyReqs > 0 {
 		fmt.Fprintf(w, "   post-copy requests %d", m.PostcopyReqs)

@@ -80,6 +80,7 @@ func (s *scenario) startSource(ctx context.Context, accel string, objs []string,
 		return agent.Message{}, err
 	}
 	s.src = &side{name: "source", vm: vm}
+	s.watchQEMU(s.src)
 	connName := "source-" + accel
 	conn, err := agent.Dial(ctx, connName, vcfg.AgentSocket(), s.msgs)
 	if err != nil {
@@ -120,6 +121,7 @@ func (s *scenario) startDestination(ctx context.Context, accel string, objs []st
 		return err
 	}
 	s.dst = &side{name: "destination", vm: vm}
+	s.watchQEMU(s.dst)
 	conn, err := agent.Dial(ctx, "destination", vcfg.AgentSocket(), s.msgs)
 	if err != nil {
 		return err

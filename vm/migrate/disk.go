@@ -57,6 +57,28 @@ type Disk struct {
 	// the image check). Neither is set for iSCSI through QEMU's own driver.
 	path   string
 	target backends.Target
+	// export is the NBD export serving the disk (nbd access), whose backend errors name the
+	// storage as the cause of a failed run.
+	export *nbdexport.Export
+	// server is the storage server's host:port ("" for local files): a run probes it to
+	// tell a server that is gone (connection refused) from one that is slow.
+	server string
+}
+
+// serverAddr is the TCP address of the server behind a network target, with the scheme's
+// usual port when the URL gives none.
+func serverAddr(u *url.URL) string {
+	if u.Host == "" || u.Scheme == "file" {
+		return ""
+	}
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := map[string]string{"nfs": "2049", "iscsi": "3260", "smb": "445", "nbd": "10809"}[u.Scheme]
+	if port == "" {
+		return ""
+	}
+	return net.JoinHostPort(u.Hostname(), port)
 }
 
 // Close releases the disk: stops an NBD export, closes the backend, removes an image the
@@ -99,7 +121,7 @@ func OpenDisk(ctx context.Context, target string, o DiskOptions) (*Disk, error) 
 	default:
 		return nil, fmt.Errorf("--access %q: must be auto, native or nbd", access)
 	}
-	d := &Disk{URL: backends.Redact(u), Scheme: u.Scheme}
+	d := &Disk{URL: backends.Redact(u), Scheme: u.Scheme, server: serverAddr(u)}
 	open := func() error { return d.openNBD(ctx, reg, target, o) }
 	if access != AccessNBD {
 		switch u.Scheme {
@@ -219,6 +241,7 @@ func (d *Disk) openNBD(ctx context.Context, reg *backends.Registry, target strin
 	d.Drive = qemu.Drive{File: exp.URL(), Format: "raw", Direct: true}
 	d.Size = t.Size()
 	d.target = t
+	d.export = exp
 	d.Access = "nbd-export (" + d.Scheme + ")"
 	return nil
 }

@@ -66,9 +66,15 @@ func (s *scenario) assemble(mig *results.Migration, wres, readBack *agent.Result
 		mig.During = phaseStats(cs, mig.StartNS, migEnd)
 		mig.After = phaseStats(cs, migEnd, endNS)
 	}
-	if st := longestStall(cs, mig.StartNS, migEnd); st != nil && migrated {
+	s.mu.Lock()
+	pauses := append([]span(nil), s.checkPauses...)
+	s.mu.Unlock()
+	if st, n := longestStall(cs, mig.StartNS, migEnd, pauses); st != nil && migrated {
 		mig.LongestStall = st
-		mig.LongestStallMS = ms(time.Duration(st.EndNS - st.StartNS))
+		mig.LongestStallMS = ms(time.Duration(n))
+	}
+	for _, p := range pauses {
+		mig.CheckPauseMS += ms(time.Duration(p.to - p.from))
 	}
 	s.mu.Lock()
 	for _, e := range s.events {

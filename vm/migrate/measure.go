@@ -220,20 +220,32 @@ func phaseStats(cs []hostCompletion, start, end int64) *results.MigrationPhase {
 	return p
 }
 
+// span is an interval in ns since the scenario's time zero.
+type span struct{ from, to int64 }
+
 // longestStall is the longest gap between consecutive completions that overlaps
-// [from, to]: a stall that began before the migration ended counts whole.
-func longestStall(cs []hostCompletion, from, to int64) *results.Stall {
+// [from, to]: a stall that began before the migration ended counts whole. A gap's length
+// leaves out its overlap with deliberate pauses (vmstorbench's checks, not the migration's
+// doing); the gap returned is whole, with that length.
+func longestStall(cs []hostCompletion, from, to int64, deliberate []span) (*results.Stall, int64) {
 	var best *results.Stall
+	bestLen := int64(-1)
 	for i := 1; i < len(cs); i++ {
 		a, b := cs[i-1].T, cs[i].T
 		if b < from || a > to {
 			continue
 		}
-		if best == nil || b-a > best.EndNS-best.StartNS {
-			best = &results.Stall{StartNS: a, EndNS: b}
+		n := b - a
+		for _, p := range deliberate {
+			if o := min(b, p.to) - max(a, p.from); o > 0 {
+				n -= o
+			}
+		}
+		if n > bestLen {
+			best, bestLen = &results.Stall{StartNS: a, EndNS: b}, n
 		}
 	}
-	return best
+	return best, bestLen
 }
 
 // arrivals describes what arrived from each connection, relative to t0.

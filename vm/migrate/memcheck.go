@@ -44,6 +44,7 @@ func (s *scenario) checkMemory(ctx context.Context) (*results.MemoryCheck, error
 	mc, err := comparePages(paths[0], paths[1], 4096)
 	if mc != nil {
 		mc.PauseNS = int64(time.Since(start))
+		s.addCheckPause(start, time.Now())
 	}
 	return mc, err
 }

@@ -55,6 +55,9 @@ func (s *scenario) setupMigration(ctx context.Context, incoming string) error {
 	return s.dst.vm.QMP.Execute(ctx, "migrate-incoming", map[string]any{"uri": incoming}, nil)
 }
 
+// qemuDefaultDowntimeLimitMS is QEMU's downtime-limit when none is set.
+const qemuDefaultDowntimeLimitMS = 300
+
 // migrateInfo is query-migrate's reply.
 type migrateInfo struct {
 	Status           string `json:"status"`
@@ -142,10 +145,22 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 		switch info.Status {
 		case "completed":
 			mig.Outcome = OutcomeCompleted
+			// From now on the destination's QEMU is the one whose exit ends the run.
+			s.setGuestOn("destination")
 			done = true
 		case "failed":
 			mig.Outcome = OutcomeFailed
-			s.note("migration failed: " + info.ErrorDesc)
+			// QEMU reports the failure a moment before the process exit that caused it
+			// (a destination killed) is reaped: wait briefly for that evidence, then name
+			// the first cause.
+			s.settle(time.Second)
+			desc := info.ErrorDesc
+			if desc == "" {
+				desc = "QEMU gave no reason"
+			}
+			s.addFault(fault{at: now, component: compMigration, what: "failed", reason: desc, secondary: true})
+			mig.Failure = s.cause()
+			s.note("migration failed: " + mig.Failure)
 			done = true
 		case "cancelled":
 			mig.Outcome = OutcomeCancelled
@@ -189,6 +204,9 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 				deadlineNoted = true
 			} else {
 				s.note(fmt.Sprintf("migration not converged after the %s deadline: cancelled, the guest keeps running on the source", cfg.Deadline))
+				mig.Failure = fmt.Sprintf("migration not converged within the %s deadline: cancelled by vmstorbench", cfg.Deadline)
+				// The destination ends itself when its incoming stream is cut: expected.
+				s.dst.stopping.Store(true)
 				if err := srcQ.Execute(ctx, "migrate_cancel", nil, nil); err != nil {
 					return err
 				}
@@ -198,8 +216,12 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			_ = srcQ.Execute(context.Background(), "migrate_cancel", nil, nil)
-			return ctx.Err()
+			// Interrupted, or a fault (fault.go) ended the run: a source stuck on a dead
+			// server may not answer, so do not wait long for it.
+			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = srcQ.Execute(cctx, "migrate_cancel", nil, nil)
+			cancel()
+			return context.Cause(ctx)
 		}
 	}
 	end := time.Now()
@@ -219,6 +241,18 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 
 	mig.TotalTimeMS = float64(last.TotalTime)
 	mig.QEMUDowntimeMS = float64(last.Downtime)
+	if mig.Outcome == OutcomeCompleted && cfg.Mode != ModeStopcopy {
+		// The limit QEMU was asked to keep (its default when none was set): stop-and-copy
+		// has none, vmstorbench stops the guest itself.
+		limit := float64(qemuDefaultDowntimeLimitMS)
+		if cfg.DowntimeLimit > 0 {
+			limit = float64(cfg.DowntimeLimit.Milliseconds())
+		}
+		if mig.QEMUDowntimeMS > limit {
+			mig.DowntimeLimitExceeded = true
+			s.note(fmt.Sprintf("QEMU's downtime %.0f ms exceeded the downtime-limit of %.0f ms", mig.QEMUDowntimeMS, limit))
+		}
+	}
 	mig.SetupTimeMS = float64(last.SetupTime)
 	if r := last.RAM; r != nil {
 		mig.TransferredB, mig.DirtySyncCount, mig.PostcopyReqs = r.Transferred, r.DirtySyncCount, r.PostcopyRequests

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/backends"
@@ -47,9 +48,16 @@ type side struct {
 	name string
 	vm   *qemu.VM
 	conn *agent.Conn
+	// stopping is set before vmstorbench ends this QEMU itself, so that its exit is not
+	// taken for a fault.
+	stopping atomic.Bool
 }
 
-func (sd *side) stop() error {
+func (sd *side) stop() error { return sd.stopWith(false) }
+
+// stopWith stops the side's QEMU; hurry skips the polite "quit" over QMP, for a QEMU a fault
+// may have left unable to answer (it would cost the full QMP and grace timeouts).
+func (sd *side) stopWith(hurry bool) error {
 	if sd == nil {
 		return nil
 	}
@@ -59,7 +67,12 @@ func (sd *side) stop() error {
 		sd.conn = nil
 	}
 	if sd.vm != nil {
-		if err := sd.vm.Stop(); err != nil {
+		sd.stopping.Store(true)
+		stop := sd.vm.Stop
+		if hurry {
+			stop = func() error { return sd.vm.Kill(time.Second) }
+		}
+		if err := stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stop %s QEMU (pid %d): %w", sd.name, sd.vm.PID(), err))
 		}
 		sd.vm = nil
@@ -127,6 +140,17 @@ type scenario struct {
 	connEnded   map[string]error
 	guestPhase  string
 	lastPercent float64
+
+	// Fault evidence (fault.go): started is the run's start, faults what was seen,
+	// guestOn the side running the guest, cancelFault ends the run's context with the
+	// attributed cause.
+	started time.Time
+	faults  []fault
+	// checkPauses are the times vmstorbench held the guest paused for its own checks,
+	// left out of the workload's stall.
+	checkPauses []span
+	guestOn     string
+	cancelFault context.CancelCauseFunc
 }
 
 type timedEvent struct {
@@ -158,14 +182,35 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		cfg: &cfg, dir: dir, qemuBin: bin, qemuVer: qemu.Version(bin),
 		msgs: make(chan agent.Message, 4096), hellos: make(chan agent.Message, 8), results: make(chan agent.Message, 8),
 		coll: newCollector(taskWorkload), connEnded: map[string]error{}, jobEvents: make(chan jobEvent, 64),
+		started: time.Now(), guestOn: "source",
 	}
+	// The scenario runs under a context that a fault ends (fault.go): a storage server gone
+	// or the guest's QEMU exiting stops every wait at once, with the cause.
+	fctx, cancelFault := context.WithCancelCause(ctx)
+	defer cancelFault(nil)
+	s.cancelFault = cancelFault
 	pumpCtx, stopPump := context.WithCancel(context.Background())
 	pumpDone := make(chan struct{})
 	go func() { defer close(pumpDone); s.pump(pumpCtx) }()
+	if exp := cfg.Disk.export; exp != nil {
+		exp.OnError(func(err error) {
+			s.addFault(fault{at: time.Now(), component: compStorage, subject: cfg.Disk.URL, what: "NBD export's backend failed", reason: err.Error()})
+		})
+		defer exp.OnError(nil)
+	}
+	if cfg.Disk.server != "" {
+		go s.probeStorage(pumpCtx, cfg.Disk.server, 250*time.Millisecond)
+	}
 	defer func() {
-		// Stop both QEMUs first (by PID), then the pump, then remove sockets and files.
-		_ = s.src.stop()
-		_ = s.dst.stop()
+		// Stop both QEMUs first (by PID, both at once: a QEMU stuck on a dead server takes
+		// its full grace period), then the pump, then remove sockets and files.
+		var wg sync.WaitGroup
+		hurry := s.storageFailed()
+		for _, sd := range []*side{s.src, s.dst} {
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = sd.stopWith(hurry) }()
+		}
+		wg.Wait()
 		// Then what served them: links, the copy receiver, the destination image.
 		if err := s.runCleanups(); err != nil {
 			cfg.Logf("cleaning up: %v", err)
@@ -174,7 +219,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		<-pumpDone
 		os.RemoveAll(dir)
 	}()
-	res, err := s.run(ctx)
+	res, err := s.run(fctx)
+	if err != nil && ctx.Err() == nil {
+		// The first error line names what failed, from the evidence (fault.go).
+		var fe *FaultError
+		if errors.As(err, &fe) {
+			if fe.Err == nil {
+				fe.Err = err
+			}
+		} else if c := s.cause(); c != "" {
+			err = &FaultError{Cause: c, Err: err}
+		}
+	}
+	if res != nil && res.Migration != nil && res.Migration.Failure == "" && (err != nil || res.Migration.Outcome == OutcomeFailed) {
+		res.Migration.Failure = s.cause()
+	}
 	if res != nil && res.Run != nil {
 		if err != nil && res.Run.Error == "" {
 			res.Run.Error = err.Error()
@@ -313,7 +372,10 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 	// From here on the host has measured something: a run that ends early (a server gone,
 	// QEMU failing, Ctrl-C) keeps the timeline and QEMU's figures, marked incomplete.
 	partial := func(err error) (*Result, error) {
-		if ctx.Err() != nil {
+		var fe *FaultError
+		if errors.As(context.Cause(ctx), &fe) {
+			err = &FaultError{Cause: fe.Cause, Err: err}
+		} else if ctx.Err() != nil {
 			err = fmt.Errorf("run interrupted: %w", context.Cause(ctx))
 		}
 		s.note(fmt.Sprintf("the run ended early: %v (guest phase %q; %s)", err, s.phase(), s.coll.arrivals(s.t0)))
@@ -345,6 +407,7 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 	mig.Integrity = &results.MigrationIntegrity{Where: "source"}
 	mig.GuestOn = "source"
 	if mig.Outcome == OutcomeCompleted {
+		s.setGuestOn("destination")
 		guestSide = s.dst
 		mig.Integrity.Where = "destination"
 		mig.GuestOn = "destination"

@@ -493,6 +493,7 @@ func (s *scenario) checkImages(ctx context.Context, mig *results.Migration) erro
 	ic := &results.ImageCheck{When: "switchover", BlockSize: imageCheckBlock}
 	defer func() {
 		ic.PauseNS = int64(time.Since(start))
+		s.addCheckPause(start, time.Now())
 		mig.ImageCheck = ic
 	}()
 	a, err := s.cfg.Disk.openData(false)
@@ -546,7 +547,18 @@ func (s *scenario) abandon(mig *results.Migration) {
 	if s.src == nil || s.src.vm == nil || s.src.vm.Exited() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if s.storageFailed() {
+		// Continuing the source is pointless with its disk gone, and a QEMU stuck on the
+		// dead server would only make the run wait for QMP timeouts.
+		s.note("the migration did not complete and the source was not continued: its storage failed")
+		return
+	}
+	// A QEMU stuck on a dead storage server does not answer: do not wait long for it.
+	timeout := 10 * time.Second
+	if s.hasPrimaryFault() {
+		timeout = 2 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if s.mirrorStarted && !s.mirrorDone {
 		_ = s.src.vm.QMP.Execute(ctx, "block-job-cancel", map[string]any{"device": mirrorJobID, "force": true}, nil)

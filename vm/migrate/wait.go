@@ -47,6 +47,10 @@ func (s *scenario) waitResult(ctx context.Context, task int, timeout time.Durati
 	var brokenSince time.Time
 	poll := time.NewTicker(250 * time.Millisecond)
 	defer poll.Stop()
+	// A guest whose disk does no I/O at all for hangTimeout while a task runs is hung (the
+	// issue saw a read-back stall 60 s after a failed migration): say so with what QEMU
+	// shows, instead of waiting out a timeout sized for slow storage.
+	lastOps, lastChange, lastSample := int64(-1), time.Now(), time.Time{}
 	for {
 		select {
 		case m := <-s.results:
@@ -54,6 +58,20 @@ func (s *scenario) waitResult(ctx context.Context, task int, timeout time.Durati
 				return m.Result, nil
 			}
 		case <-poll.C:
+			if time.Since(lastSample) >= hangSample {
+				lastSample = time.Now()
+				if n, err := diskOps(ctx, sd); err == nil {
+					if n != lastOps {
+						lastOps, lastChange = n, time.Now()
+					} else if time.Since(lastChange) > hangTimeout {
+						st, _ := sd.vm.Status(ctx)
+						err := fmt.Errorf("guest on the %s: hung: its disk did no I/O for %s while task %d ran (guest phase %q, QEMU status %s, %d I/Os since QEMU started); console: %s",
+							sd.name, hangTimeout, task, s.phase(), st, n, lastLine(sd.vm.Console()))
+						s.addFault(fault{at: lastChange, component: compGuest, side: sd.name, what: "hung", reason: fmt.Sprintf("no disk I/O for %s", hangTimeout), secondary: true})
+						return nil, err
+					}
+				}
+			}
 			if sd.vm.Exited() {
 				return nil, fmt.Errorf("migrate: %s QEMU exited: %s; console: %s", sd.name, sd.vm.Log(), lastLine(sd.vm.Console()))
 			}
@@ -79,6 +97,33 @@ func (s *scenario) waitResult(ctx context.Context, task int, timeout time.Durati
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// How often waitResult samples the guest's disk, and how long without any I/O is a hang.
+const (
+	hangSample  = time.Second
+	hangTimeout = 15 * time.Second
+)
+
+// diskOps is the guest's disk operations so far (QEMU's block statistics).
+func diskOps(ctx context.Context, sd *side) (int64, error) {
+	var stats []struct {
+		Stats struct {
+			Rd int64 `json:"rd_operations"`
+			Wr int64 `json:"wr_operations"`
+			Fl int64 `json:"flush_operations"`
+		} `json:"stats"`
+	}
+	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := sd.vm.QMP.Execute(qctx, "query-blockstats", nil, &stats); err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, st := range stats {
+		n += st.Stats.Rd + st.Stats.Wr + st.Stats.Fl
+	}
+	return n, nil
 }
 
 // sleep waits d, calling tick every 200 ms (live display).
@@ -122,6 +167,11 @@ func (s *scenario) pump(ctx context.Context) {
 				s.guestPhase = m.Phase.Phase
 				s.mu.Unlock()
 			case m.Result != nil:
+				if m.Result.Task == taskWorkload && m.Result.Error != "" {
+					// Evidence, not a cause: the guest's I/O failing says the disk failed,
+					// which the storage's own evidence names better when there is any.
+					s.addFault(fault{at: m.At, component: compGuest, side: strings.SplitN(m.From, "-", 2)[0], what: "workload ended with an error", reason: m.Result.Error, secondary: true})
+				}
 				select {
 				case s.results <- m:
 				default:
@@ -140,6 +190,9 @@ func (s *scenario) eventSink(name string) func(qemu.Event) {
 		// The mirror runs on the source, the pull on the destination.
 		if strings.HasPrefix(ev.Name, "BLOCK_JOB_") {
 			s.onJobEvent(ev)
+		}
+		if ev.Name == "BLOCK_IO_ERROR" {
+			s.blockIOError(name, ev)
 		}
 		detail := ""
 		if len(ev.Data) > 0 {

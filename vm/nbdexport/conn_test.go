@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -364,5 +365,35 @@ func TestNegotiation(t *testing.T) {
 		if err == nil && tc.size != 1<<20 {
 			t.Fatalf("size %d", tc.size)
 		}
+	}
+}
+
+// TestOnError: a backend error reaches the OnError hook as it happens (a migration run names
+// the storage from it), besides being answered EIO and kept for Err.
+func TestOnError(t *testing.T) {
+	g := newGateTarget(t, 1<<20, 1)
+	g.failAt = 8192
+	e, err := Serve(g, "disk", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	heard := make(chan error, 4)
+	e.OnError(func(err error) { heard <- err })
+	tc, err := dial(t, e, "disk", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.send(nbdproto.CmdWrite, 0, 1, 8192, 4096, bytes.Repeat([]byte{1}, 4096))
+	if _, errno, _ := tc.reply(nil); errno != nbdproto.ErrIO {
+		t.Fatalf("errno %d, want EIO", errno)
+	}
+	select {
+	case err := <-heard:
+		if !strings.Contains(err.Error(), "injected write error") {
+			t.Errorf("hook heard %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the hook heard nothing")
 	}
 }

@@ -53,6 +53,17 @@ type Export struct {
 	conns map[net.Conn]struct{}
 	errs  []error
 	wg    sync.WaitGroup
+	// onErr, when set, hears every backend error as it happens: a migration run attributes
+	// a stalled disk to its server from it within moments, not at a timeout.
+	onErr func(error)
+}
+
+// OnError sets f to be called (from the serving goroutine, so it must not block) with every
+// error the backend returns.
+func (e *Export) OnError(f func(error)) {
+	e.mu.Lock()
+	e.onErr = f
+	e.mu.Unlock()
 }
 
 // Serve exports target under name on a free port of 127.0.0.1. readOnly refuses writes. A
@@ -142,7 +153,11 @@ func (e *Export) recordErr(err error) {
 	if len(e.errs) < maxRecordedErrors {
 		e.errs = append(e.errs, err)
 	}
+	f := e.onErr
 	e.mu.Unlock()
+	if f != nil {
+		f(err)
+	}
 }
 
 // handle serves one connection: negotiation, then transmission until the client

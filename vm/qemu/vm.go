@@ -267,6 +267,21 @@ func (vm *VM) PID() int { return vm.Proc.PID() }
 // Exited reports whether QEMU has ended.
 func (vm *VM) Exited() bool { return vm.Proc.Exited() }
 
+// Done is closed when QEMU has ended (for whatever reason).
+func (vm *VM) Done() <-chan struct{} { return vm.Proc.Done() }
+
+// ExitReason says how QEMU ended ("signal: killed", "exit status 1", "exit status 0"), ""
+// while it runs.
+func (vm *VM) ExitReason() string {
+	if !vm.Proc.Exited() {
+		return ""
+	}
+	if err := vm.Proc.ExitErr(); err != nil {
+		return err.Error()
+	}
+	return "exit status 0"
+}
+
 // Log returns the tail of QEMU's own log (its stderr), for error messages.
 func (vm *VM) Log() string { return strings.TrimSpace(testbed.TailLog(vm.Proc.LogPath, 800)) }
 
@@ -306,6 +321,22 @@ func (vm *VM) Stop() error {
 		}
 	}
 	err := vm.Proc.Stop(3 * time.Second)
+	if vm.QMP != nil {
+		vm.QMP.Close()
+	}
+	for _, p := range []string{vm.Config.QMPSocket(), vm.Config.AgentSocket()} {
+		_ = os.Remove(p)
+	}
+	return err
+}
+
+// Kill ends QEMU without asking: SIGTERM, SIGKILL after grace. For a QEMU that cannot
+// answer "quit" (stuck on a storage server that is gone), where Stop would wait for QMP first.
+func (vm *VM) Kill(grace time.Duration) error {
+	if vm == nil {
+		return nil
+	}
+	err := vm.Proc.Stop(grace)
 	if vm.QMP != nil {
 		vm.QMP.Close()
 	}
