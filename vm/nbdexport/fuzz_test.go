@@ -125,7 +125,7 @@ func fuzzSeeds() [][]byte {
 		b.request(nbdproto.CmdWrite, nbdproto.CmdFlagFUA, 3, fuzzExportSize-512, 512, bytes.Repeat([]byte{0xbb}, 512))
 		b.request(nbdproto.CmdFlush, 0, 4, 0, 0, nil)
 		b.request(nbdproto.CmdRead, 0, 5, fuzzExportSize-512, 1024, nil) // past the end
-		b.request(4, 0, 6, 0, 4096, nil)                        // TRIM: not offered
+		b.request(4, 0, 6, 0, 4096, nil)                                 // TRIM: not offered
 		b.request(nbdproto.CmdDisc, 0, 7, 0, 0, nil)
 	}
 	var seeds [][]byte
