@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"slices"
 	"strconv"
@@ -290,22 +289,9 @@ func (t *Target) ReadAt(p []byte, off int64) (int, error) {
 	if err := t.aligned("read", off, len(p)); err != nil {
 		return 0, err
 	}
-	if off >= t.size {
-		return 0, io.EOF
-	}
-	n := int64(len(p))
-	var eof error
-	if off+n > t.size {
-		n, eof = t.size-off, io.EOF
-	}
-	for done := int64(0); done < n; {
-		k := min(n-done, t.maxIO)
-		if err := t.s.Read16(t.lun, uint64((off+done)/t.blockSize), uint32(k/t.blockSize), p[done:done+k]); err != nil {
-			return int(done), err
-		}
-		done += k
-	}
-	return int(n), eof
+	return t.device().ReadAt(p, off, func(b []byte, o int64) error {
+		return t.s.Read16(t.lun, uint64(o/t.blockSize), uint32(int64(len(b))/t.blockSize), b)
+	})
 }
 
 // WriteAt implements io.WriterAt.
@@ -316,25 +302,17 @@ func (t *Target) WriteAt(p []byte, off int64) (int, error) {
 	if err := t.aligned("write", off, len(p)); err != nil {
 		return 0, err
 	}
-	if off+int64(len(p)) > t.size {
-		return 0, fmt.Errorf("iscsi: write of %d bytes at offset %d goes beyond the end of the LUN (%d bytes)", len(p), off, t.size)
-	}
-	n := int64(len(p))
-	for done := int64(0); done < n; {
-		k := min(n-done, t.maxIO)
-		lba, blocks := uint64((off+done)/t.blockSize), uint32(k/t.blockSize)
-		var err error
+	return t.device().WriteAt(p, off, func(b []byte, o int64) error {
+		lba, blocks := uint64(o/t.blockSize), uint32(int64(len(b))/t.blockSize)
 		if t.fua {
-			err = t.s.Write16FUA(t.lun, lba, blocks, p[done:done+k])
-		} else {
-			err = t.s.Write16(t.lun, lba, blocks, p[done:done+k])
+			return t.s.Write16FUA(t.lun, lba, blocks, b)
 		}
-		if err != nil {
-			return int(done), err
-		}
-		done += k
-	}
-	return int(n), nil
+		return t.s.Write16(t.lun, lba, blocks, b)
+	})
+}
+
+func (t *Target) device() backends.BlockDevice {
+	return backends.BlockDevice{Scheme: "iscsi", What: "the LUN", Size: t.size, MaxIO: t.maxIO}
 }
 
 // DropCache has nothing to drop: the initiator keeps no cache, and the target's cache is out

@@ -25,7 +25,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -306,25 +305,12 @@ func (t *Target) ReadAt(p []byte, off int64) (int, error) {
 	if err := t.check("read", off, len(p)); err != nil {
 		return 0, err
 	}
-	if off >= t.size {
-		if len(p) == 0 {
-			return 0, nil
+	return t.device().ReadAt(p, off, func(b []byte, o int64) error {
+		if err := t.c.do(nbdproto.CmdRead, 0, uint64(o), uint32(len(b)), b, nil); err != nil {
+			return fmt.Errorf("nbd: read %d bytes at %d: %w", len(b), o, err)
 		}
-		return 0, io.EOF
-	}
-	n := int64(len(p))
-	var eof error
-	if off+n > t.size {
-		n, eof = t.size-off, io.EOF
-	}
-	for done := int64(0); done < n; {
-		k := min(n-done, t.maxIO)
-		if err := t.c.do(nbdproto.CmdRead, 0, uint64(off+done), uint32(k), p[done:done+k], nil); err != nil {
-			return int(done), fmt.Errorf("nbd: read %d bytes at %d: %w", k, off+done, err)
-		}
-		done += k
-	}
-	return int(n), eof
+		return nil
+	})
 }
 
 // WriteAt implements io.WriterAt.
@@ -335,27 +321,29 @@ func (t *Target) WriteAt(p []byte, off int64) (int, error) {
 	if err := t.check("write", off, len(p)); err != nil {
 		return 0, err
 	}
-	if off+int64(len(p)) > t.size {
-		return 0, fmt.Errorf("nbd: write of %d bytes at offset %d goes beyond the end of the export (%d bytes)", len(p), off, t.size)
-	}
 	var flags uint16
 	if t.fua {
 		flags = nbdproto.CmdFlagFUA
 	}
-	n := int64(len(p))
-	for done := int64(0); done < n; {
-		k := min(n-done, t.maxIO)
-		if err := t.c.do(nbdproto.CmdWrite, flags, uint64(off+done), uint32(k), nil, p[done:done+k]); err != nil {
-			return int(done), fmt.Errorf("nbd: write %d bytes at %d: %w", k, off+done, err)
+	n, err := t.device().WriteAt(p, off, func(b []byte, o int64) error {
+		if err := t.c.do(nbdproto.CmdWrite, flags, uint64(o), uint32(len(b)), nil, b); err != nil {
+			return fmt.Errorf("nbd: write %d bytes at %d: %w", len(b), o, err)
 		}
-		done += k
+		return nil
+	})
+	if err != nil {
+		return n, err
 	}
 	if t.flushAll && n > 0 {
 		if err := t.flush(); err != nil {
 			return 0, err
 		}
 	}
-	return int(n), nil
+	return n, nil
+}
+
+func (t *Target) device() backends.BlockDevice {
+	return backends.BlockDevice{Scheme: "nbd", What: "the export", Size: t.size, MaxIO: t.maxIO}
 }
 
 // Sync implements backends.Target with NBD_CMD_FLUSH; an export that offers no FLUSH has
