@@ -1,14 +1,10 @@
 package iscsi
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"math/rand/v2"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -89,49 +85,7 @@ func exercise(t *testing.T, tg *Target) {
 	if tg.Size() != testbed.ISCSILUNSize {
 		t.Fatalf("Size %d, want %d", tg.Size(), testbed.ISCSILUNSize)
 	}
-	const workers, perWorker = 32, 12
-	bs := tg.BlockSize()
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			r := rand.New(rand.NewPCG(uint64(w), 42))
-			// Each worker owns the stripe of offsets ≡ w (mod workers), so writes never overlap.
-			for i := 0; i < perWorker; i++ {
-				sizes := []int64{bs, 4096, 65536, 300 * 1024, 1 << 20}
-				n := sizes[r.IntN(len(sizes))]
-				slot := int64(r.IntN(int(tg.Size()/(1<<20)/workers)))*workers + int64(w)
-				off := slot << 20
-				buf := make([]byte, n)
-				for j := range buf {
-					buf[j] = byte(r.Uint32())
-				}
-				if _, err := tg.WriteAt(buf, off); err != nil {
-					errs <- fmt.Errorf("write %d at %d: %w", n, off, err)
-					return
-				}
-				got := make([]byte, n)
-				if _, err := tg.ReadAt(got, off); err != nil {
-					errs <- fmt.Errorf("read %d at %d: %w", n, off, err)
-					return
-				}
-				if !bytes.Equal(got, buf) {
-					errs <- fmt.Errorf("read back %d bytes at %d: data differ", n, off)
-					return
-				}
-			}
-		}(w)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	if err := tg.Sync(); err != nil {
-		t.Errorf("Sync: %v", err)
-	}
+	backendtest.RoundTrip(t, tg, tg.BlockSize())
 }
 
 func TestIntegrationTgt(t *testing.T) {
