@@ -1,15 +1,11 @@
 package iscsi
 
 import (
-	"math/rand/v2"
 	"os"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/vmstorbench/vmstorbench/backends"
+	"github.com/vmstorbench/vmstorbench/backends/backendtest"
 	"github.com/vmstorbench/vmstorbench/testbed"
 )
 
@@ -40,47 +36,6 @@ func BenchmarkRead(b *testing.B) {
 		{"4k-rand-qd32", 4096, 32, true},
 		{"1m-seq-qd8", 1 << 20, 8, false},
 	} {
-		b.Run(c.name, func(b *testing.B) {
-			blocks := tg.Size() / c.bs
-			var next, seq atomic.Int64
-			var wg sync.WaitGroup
-			errs := make(chan error, c.qd)
-			b.SetBytes(c.bs)
-			b.ReportAllocs()
-			b.ResetTimer()
-			start, cpu0 := time.Now(), cpuTime()
-			for g := 0; g < c.qd; g++ {
-				wg.Add(1)
-				go func(g int) {
-					defer wg.Done()
-					buf := make([]byte, c.bs)
-					r := rand.New(rand.NewPCG(uint64(g), uint64(time.Now().UnixNano())))
-					for next.Add(1) <= int64(b.N) {
-						i := (seq.Add(1) - 1) % blocks
-						if c.random {
-							i = r.Int64N(blocks)
-						}
-						if _, err := tg.ReadAt(buf, i*c.bs); err != nil {
-							errs <- err
-							return
-						}
-					}
-				}(g)
-			}
-			wg.Wait()
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "IOPS")
-			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/1e3, "cpu-us/op")
-			close(errs)
-			for err := range errs {
-				b.Fatal(err)
-			}
-		})
+		b.Run(c.name, func(b *testing.B) { backendtest.BenchRead(b, tg, c.bs, c.qd, c.random) })
 	}
-}
-
-// cpuTime is the user and system CPU time of the process so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -2,15 +2,11 @@ package nbd
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"os"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/vmstorbench/vmstorbench/backends"
+	"github.com/vmstorbench/vmstorbench/backends/backendtest"
 )
 
 // BenchmarkRead measures 4 KiB random reads through the Target as the engine drives it: qd
@@ -25,44 +21,6 @@ func BenchmarkRead(b *testing.B) {
 	}
 	tg := mustOpen(b, raw, backends.OpenParams{Read: true})
 	for _, qd := range []int{1, 16} {
-		b.Run(fmt.Sprintf("4k-rand-qd%d", qd), func(b *testing.B) {
-			const bs = 4096
-			blocks := tg.Size() / bs
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			errs := make(chan error, qd)
-			b.SetBytes(bs)
-			b.ReportAllocs()
-			b.ResetTimer()
-			start, cpu0 := time.Now(), cpuTime()
-			for g := 0; g < qd; g++ {
-				wg.Add(1)
-				go func(g int) {
-					defer wg.Done()
-					buf := make([]byte, bs)
-					r := rand.New(rand.NewPCG(uint64(g), uint64(time.Now().UnixNano())))
-					for next.Add(1) <= int64(b.N) {
-						if _, err := tg.ReadAt(buf, r.Int64N(blocks)*bs); err != nil {
-							errs <- err
-							return
-						}
-					}
-				}(g)
-			}
-			wg.Wait()
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "IOPS")
-			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/1e3, "cpu-us/op")
-			close(errs)
-			for err := range errs {
-				b.Fatal(err)
-			}
-		})
+		b.Run(fmt.Sprintf("4k-rand-qd%d", qd), func(b *testing.B) { backendtest.BenchRead(b, tg, 4096, qd, true) })
 	}
-}
-
-// cpuTime is the user and system CPU time of the process so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
