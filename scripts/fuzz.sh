@@ -9,6 +9,8 @@
 #   FUZZTIME=30s scripts/fuzz.sh        # a quick pass
 #   FUZZ='FuzzReply|FuzzQMP' scripts/fuzz.sh   # only targets matching a regexp
 #
+# -timeout 0: go test's default 10-minute test timeout would otherwise end a 10-minute fuzz run
+# with a panic just as it finishes.
 # FUZZPARALLEL sets go test's -parallel (fuzzing workers; default GOMAXPROCS).
 # FUZZMINIMIZETIME bounds the minimizing of each new input (default 5s; go's 60s lets the
 # slow targets, results and report, spend most of a short run minimizing). The fuzzers' logs
@@ -52,7 +54,7 @@ for t in "${targets[@]}"; do
 	log="$LOGS/$name.log"
 	echo "== $name ($pkg)"
 	start=$SECONDS
-	"$GO" test -run '^$' -fuzz "^$name\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "${FUZZMINIMIZETIME:-5s}" \
+	"$GO" test -timeout 0 -run '^$' -fuzz "^$name\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "${FUZZMINIMIZETIME:-5s}" \
 		"${parallel[@]}" "$pkg" >"$log" 2>&1
 	rc=$?
 	took=$((SECONDS - start))
