@@ -420,9 +420,16 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 
 func migrateOnce(ctx context.Context, o *migrateOptions, img *guest.Image, w workloads.Workload, diskSize, maxBW int64,
 	link, storageLink, diskLink *linkemu.Link, labels map[string]string, live bool, logf func(string, ...any), stderr io.Writer) (*migrate.Result, error) {
-	disk, err := migrate.OpenDisk(ctx, o.target, migrate.DiskOptions{Size: diskSize, Access: o.access, AllowDestructive: o.allowDestructive, Keep: o.keep})
+	drbd, err := openDRBDMigration(ctx, o.target, diskSize, storageLink, o)
 	if err != nil {
 		return nil, err
+	}
+	defer drbd.close(logf)
+	disk := &migrate.Disk{}
+	if drbd == nil {
+		if disk, err = migrate.OpenDisk(ctx, o.target, migrate.DiskOptions{Size: diskSize, Access: o.access, AllowDestructive: o.allowDestructive, Keep: o.keep}); err != nil {
+			return nil, err
+		}
 	}
 	defer func() {
 		if err := disk.Close(); err != nil {
@@ -441,6 +448,7 @@ func migrateOnce(ctx context.Context, o *migrateOptions, img *guest.Image, w wor
 		DiskLink: diskLink, NoImageCheck: !o.checkImage, WattsPerCore: o.wattsPerCore, MirrorCopyMode: o.mirrorCopyMode,
 		Logf: logf, Labels: labels, Profile: o.profile, Command: redactArgs(os.Args),
 	}
+	drbd.apply(&cfg)
 	start := time.Now()
 	if !o.quiet {
 		cfg.Progress = phasePrinter(stderr, live, o.mode, start)
@@ -550,6 +558,7 @@ func printMigration(w io.Writer, r *migrate.Result) {
 		}
 		fmt.Fprintf(w, "  link %-7s (%s) %10.1f MB out, %8.1f MB back\n", t.Link, shape, float64(t.UpB)/1e6, float64(t.DownB)/1e6)
 	}
+	printReplication(w, m.Replication)
 	if c := m.Cost; c != nil {
 		fmt.Fprintf(w, "  cost       CPU %.2f s (source QEMU %.2f, destination QEMU %.2f, vmstorbench %.2f) over %.1f s   energy estimate %.0f J at %.1f W per busy core\n",
 			c.TotalCPUS, c.SourceCPUS, c.DestinationCPUS, c.HelpersCPUS, float64(c.WallNS)/1e9, c.EnergyEstimateJ, c.WattsPerCore)

@@ -130,6 +130,10 @@ type scenario struct {
 	jobEvents     chan jobEvent
 	// closePullExport closes the source's export for the pull (once).
 	closePullExport func() error
+	// A replicated disk's role changes (replica.go): the destination's replica promoted,
+	// the switchover done (read by the storage probe too).
+	replicaPromoted bool
+	replicaSwitched atomic.Bool
 	cpu             *cpuMeter
 
 	mu          sync.Mutex
@@ -323,6 +327,9 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 		incoming := "tcp:" + testbed.Addr(port)
+		if err := s.replicaPrepare(ctx, mig); err != nil {
+			return nil, err
+		}
 		if err := s.startDestination(ctx, accel, dstObjs); err != nil {
 			return nil, err
 		}
@@ -352,6 +359,7 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 	if err := s.src.conn.SendTask(agent.Task{ID: taskWorkload, Target: GuestDisk, Workload: w, Interval: time.Second, Stream: !cfg.NoStream, FlushEvery: cfg.FlushEvery}); err != nil {
 		return nil, err
 	}
+	s.replicaSample(ctx, mig, "workload start")
 	var outside chan outsideResult
 	stopOutside := func() {}
 	if cfg.OutsideTarget != "" {
@@ -399,7 +407,7 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 		mig.Outcome = OutcomeNone
 		mig.StartNS = int64(time.Since(s.t0))
 		mig.EndNS = mig.StartNS
-	} else if err := s.migrate(ctx, mig, uri); err != nil {
+	} else if err := s.migrateReplicated(ctx, mig, uri); err != nil {
 		s.abandon(mig)
 		return partial(err)
 	}
@@ -413,6 +421,9 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 		mig.GuestOn = "destination"
 		// The source has nothing left to do: free its CPU for the rest of the run.
 		_ = s.src.stop()
+		if err := s.replicaSwitchover(ctx, mig); err != nil {
+			s.note(err.Error())
+		}
 	} else if s.dst != nil {
 		_ = s.dst.stop()
 	}
@@ -441,6 +452,7 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 		return s.assemble(mig, &agent.Result{Task: taskWorkload, Error: err.Error()}, nil, endNS), err
 	}
 	endNS := int64(stopAt.Sub(s.t0))
+	s.replicaSample(ctx, mig, "end")
 	if wres.Run != nil && wres.Run.Verify != nil {
 		v := wres.Run.Verify
 		cfg.Logf("workload stopped: result %s later, its verify pass checked %d blocks (%d mismatches)", time.Since(stopAt).Round(time.Millisecond), v.Checked, v.Mismatches)
