@@ -25,6 +25,9 @@ type MigrationReplication struct {
 	BeforeB int64 `json:"before_bytes"`
 	DuringB int64 `json:"during_bytes"`
 	AfterB  int64 `json:"after_bytes"`
+	// Note says how the replication differed from the endpoint's settings while migrating
+	// (DRBD runs dual-primary with protocol C only).
+	Note string `json:"note,omitempty"`
 	// Error is set when a role change or a sample failed.
 	Error string `json:"error,omitempty"`
 }

@@ -94,6 +94,9 @@ func printReplication(w io.Writer, r *results.MigrationReplication) {
 	}
 	fmt.Fprintf(w, "  replica    %s protocol %s, %s to %s, replication link %s: %s before, %s during the migration, %s after\n",
 		r.Kind, r.Protocol, r.Source, r.Destination, link, mb(r.BeforeB), mb(r.DuringB), mb(r.AfterB))
+	if r.Note != "" {
+		fmt.Fprintf(w, "    note: %s\n", r.Note)
+	}
 	for _, st := range r.Steps {
 		var nodes []string
 		for _, n := range st.Nodes {

@@ -109,6 +109,10 @@ func twoPrimaries(node int, on bool) step {
 
 func role(node int, op string) step { return step{node, drbdstate.Request{Op: op}} }
 
+func protocol(node int, p string) step {
+	return step{node, drbdstate.Request{Op: "protocol", Protocol: p}}
+}
+
 // BeforeMigrate sets the run's replication link and protocol, then goes dual-primary:
 // allow-two-primaries on both nodes (a net option DRBD compares on connect), B promoted
 // and its export started.
@@ -127,23 +131,30 @@ func (r *Replica) BeforeMigrate(ctx context.Context) ([]results.ReplicaNodeState
 		}
 		r.mu.Unlock()
 	}
-	pre := []step{}
-	if r.Protocol != "" {
-		pre = append(pre, step{0, drbdstate.Request{Op: "protocol", Protocol: r.Protocol}})
-	}
-	return r.steps(ctx, append(pre, twoPrimaries(0, true), twoPrimaries(1, true), role(1, "primary"))...)
+	// DRBD 8.4 refuses allow-two-primaries with protocol A or B ("Failure: (139) Protocol C
+	// required"): the pair runs C while both nodes are Primary.
+	return r.steps(ctx, protocol(0, "C"), twoPrimaries(0, true), twoPrimaries(1, true), role(1, "primary"))
 }
 
-// AfterSwitchover demotes A (its export closed first: the source QEMU is gone) and turns
-// two-primaries off; B stays Primary.
+// AfterSwitchover demotes A (its export closed first: the source QEMU is gone), turns
+// two-primaries off and goes back to the run's protocol; B stays Primary.
 func (r *Replica) AfterSwitchover(ctx context.Context) ([]results.ReplicaNodeState, error) {
-	return r.steps(ctx, role(0, "secondary"), twoPrimaries(1, false), twoPrimaries(0, false))
+	return r.steps(ctx, append([]step{role(0, "secondary"), twoPrimaries(1, false), twoPrimaries(0, false)}, r.backToProtocol(1)...)...)
 }
 
-// Abort demotes B (its export closed: the destination QEMU is gone) and turns two-primaries
-// off: A alone is Primary, as before the migration.
+// Abort demotes B (its export closed: the destination QEMU is gone), turns two-primaries
+// off and goes back to the run's protocol: A alone is Primary, as before the migration.
 func (r *Replica) Abort(ctx context.Context) ([]results.ReplicaNodeState, error) {
-	return r.steps(ctx, role(1, "secondary"), twoPrimaries(0, false), twoPrimaries(1, false))
+	return r.steps(ctx, append([]step{role(1, "secondary"), twoPrimaries(0, false), twoPrimaries(1, false)}, r.backToProtocol(0)...)...)
+}
+
+// backToProtocol switches the pair (through node i) from dual-primary's C back to the run's
+// protocol.
+func (r *Replica) backToProtocol(i int) []step {
+	if r.Protocol == "" || r.Protocol == "C" {
+		return nil
+	}
+	return []step{protocol(i, r.Protocol)}
 }
 
 // Counters reads both nodes' states (a node that does not answer is an error in its state).
@@ -166,6 +177,9 @@ func (r *Replica) Counters(ctx context.Context) ([]results.ReplicaNodeState, err
 // Describe is the result's replication section as the run starts.
 func (r *Replica) Describe() results.MigrationReplication {
 	rep := results.MigrationReplication{Kind: "drbd", Protocol: r.Protocol, Source: "a", Destination: "b", BeforeB: -1, DuringB: -1, AfterB: -1}
+	if r.Protocol != "" && r.Protocol != "C" {
+		rep.Note = "DRBD allows two primaries with protocol C only: the pair ran protocol C from node b's promotion (before the destination QEMU started) to the switchover, protocol " + r.Protocol + " before and after"
+	}
 	if l := r.Link; l != nil {
 		rep.Link = &results.MigrationLink{Preset: l.Name, LatencyNS: int64(l.Latency), JitterNS: int64(l.Jitter), BandwidthBps: l.Bandwidth}
 	}
