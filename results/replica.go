@@ -63,28 +63,50 @@ type ReplicaSample struct {
 	Nodes []ReplicaNodeState `json:"nodes"`
 }
 
-// Summarise computes BeforeB, DuringB and AfterB from the samples.
+// Summarise computes BeforeB, DuringB and AfterB from the samples. DRBD's counters may
+// restart when the connection is renegotiated: a counter lower than in the sample before
+// counts from zero, so the samples taken around each role change keep what was sent.
 func (r *MigrationReplication) Summarise() {
-	sent := map[string]int64{}
-	for _, s := range r.Samples {
-		total, ok := int64(0), true
-		for _, n := range s.Nodes {
-			if n.Error != "" {
-				ok = false
-			}
-			total += n.SentB
-		}
-		if ok {
-			sent[s.Point] = total
+	index := map[string]int{}
+	for i, s := range r.Samples {
+		if _, seen := index[s.Point]; !seen {
+			index[s.Point] = i
 		}
 	}
 	between := func(a, b string) int64 {
-		x, okA := sent[a]
-		y, okB := sent[b]
-		if !okA || !okB || y < x {
+		i, okA := index[a]
+		j, okB := index[b]
+		if !okA || !okB || j < i {
 			return -1
 		}
-		return y - x
+		var total int64
+		for k := i; k <= j; k++ {
+			for _, n := range r.Samples[k].Nodes {
+				if n.Error != "" {
+					return -1
+				}
+			}
+			if k == i {
+				continue
+			}
+			for _, n := range r.Samples[k].Nodes {
+				prev, found := int64(0), false
+				for _, p := range r.Samples[k-1].Nodes {
+					if p.Node == n.Node {
+						prev, found = p.SentB, true
+					}
+				}
+				switch {
+				case !found:
+					return -1
+				case n.SentB >= prev:
+					total += n.SentB - prev
+				default:
+					total += n.SentB // restarted
+				}
+			}
+		}
+		return total
 	}
 	r.BeforeB = between("workload start", "migration start")
 	r.DuringB = between("migration start", "migration end")

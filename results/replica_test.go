@@ -28,9 +28,15 @@ func TestMigrationReplicationSummarise(t *testing.T) {
 			{Point: "migration end", Nodes: nodes(30, 0, false)},
 			{Point: "end", Nodes: nodes(40, 0, true)},
 		}, 10, 20, -1},
-		{"counters restarted", []ReplicaSample{
+		{"counters restarted by a role change", []ReplicaSample{
 			{Point: "workload start", Nodes: nodes(50, 0, false)},
+			{Point: "before dual-primary", Nodes: nodes(80, 0, false)},
+			{Point: "after dual-primary", Nodes: nodes(0, 0, false)},
 			{Point: "migration start", Nodes: nodes(10, 0, false)},
+		}, 40, -1, -1},
+		{"a node missing", []ReplicaSample{
+			{Point: "workload start", Nodes: nodes(50, 0, false)[:1]},
+			{Point: "migration start", Nodes: nodes(60, 0, false)},
 		}, -1, -1, -1},
 	} {
 		r := MigrationReplication{Samples: c.samples}

@@ -73,6 +73,9 @@ func TestMigrateDualPrimary(t *testing.T) {
 	}
 	if r.BeforeB <= 0 || r.DuringB <= 0 || r.AfterB <= 0 {
 		t.Errorf("replication bytes before %d, during %d, after %d: the guest wrote in each period", r.BeforeB, r.DuringB, r.AfterB)
+		for _, sm := range r.Samples {
+			t.Logf("sample %-22s t=%v %+v", sm.Point, time.Duration(sm.TNS), sm.Nodes)
+		}
 	}
 	if res.Run.Target.Info["security"] != "protocol C" || m.DestinationDisk != rep.ExportURL(1) {
 		t.Errorf("target info %v, destination disk %q", res.Run.Target.Info, m.DestinationDisk)

@@ -178,7 +178,7 @@ func (r *Replica) Counters(ctx context.Context) ([]results.ReplicaNodeState, err
 func (r *Replica) Describe() results.MigrationReplication {
 	rep := results.MigrationReplication{Kind: "drbd", Protocol: r.Protocol, Source: "a", Destination: "b", BeforeB: -1, DuringB: -1, AfterB: -1}
 	if r.Protocol != "" && r.Protocol != "C" {
-		rep.Note = "DRBD allows two primaries with protocol C only: the pair ran protocol C from node b's promotion (when the destination QEMU started, before the workload) to the switchover, protocol " + r.Protocol + " after it"
+		rep.Note = "DRBD allows two primaries with protocol C only: the pair ran protocol C from node b's promotion (right before the migration) to the switchover, protocol " + r.Protocol + " before and after"
 	}
 	if l := r.Link; l != nil {
 		rep.Link = &results.MigrationLink{Preset: l.Name, LatencyNS: int64(l.Latency), JitterNS: int64(l.Jitter), BandwidthBps: l.Bandwidth}

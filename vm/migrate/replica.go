@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/results"
+	"github.com/vmstorbench/vmstorbench/testbed"
 	"github.com/vmstorbench/vmstorbench/vm/qemu"
 )
 
@@ -49,23 +50,51 @@ func ReplicaDisk(nbdURL string, size int64, access string) (*Disk, error) {
 		URL: nbdURL, Scheme: "nbd", Size: size, server: serverAddr(u)}, nil
 }
 
+// replicaDestination starts the destination for a replicated disk, right before the
+// migration (the destination QEMU opens its replica at once, which must be writable by
+// then: the replicas are dual-primary only while migrating), and returns the migration
+// URI. Without Config.Replica (or without a migration) it returns uri as it is.
+func (s *scenario) replicaDestination(ctx context.Context, mig *results.Migration, accel string, objs []string, uri string) (string, error) {
+	cfg := s.cfg
+	if cfg.Replica == nil || cfg.Mode == ModeNone {
+		return uri, nil
+	}
+	port, err := testbed.FreePort()
+	if err != nil {
+		return "", err
+	}
+	incoming := "tcp:" + testbed.Addr(port)
+	if err := s.replicaPrepare(ctx, mig); err != nil {
+		return "", err
+	}
+	if err := s.startDestination(ctx, accel, objs); err != nil {
+		return "", err
+	}
+	if err := s.setupMigration(ctx, incoming); err != nil {
+		return "", err
+	}
+	if cfg.Link == nil {
+		return incoming, nil
+	}
+	via, err := s.startLink(linkRAM, cfg.Link, testbed.Addr(port))
+	if err != nil {
+		return "", err
+	}
+	cfg.Logf("migration goes through the emulated link %s", cfg.Link)
+	return "tcp:" + via, nil
+}
+
 // replicaPrepare, before the destination QEMU starts, puts the destination on its own
-// replica and makes that writable. Nothing happens without Config.Replica.
+// replica and makes that writable.
 func (s *scenario) replicaPrepare(ctx context.Context, mig *results.Migration) error {
 	cfg := s.cfg
-	if cfg.Replica == nil {
-		return nil
-	}
 	if cfg.DestDisk == nil {
 		return errors.New("migrate: a replicated disk needs the destination's replica (Config.DestDisk)")
 	}
 	if cfg.Storage != StorageShared || cfg.StorageLink != nil {
 		return fmt.Errorf("migrate: the disk is replicated on both hosts: it does not move (--storage %s) and no storage link applies (the replication link does)", cfg.Storage)
 	}
-	rep := cfg.Replica.Describe()
-	s.mu.Lock()
-	mig.Replication = &rep
-	s.mu.Unlock()
+	s.replicaSection(mig)
 	s.dstDrive = cfg.DestDisk.Drive
 	mig.DestinationDisk, mig.DestinationAccess = redactDrive(cfg.DestDisk.Drive.File), cfg.DestDisk.Access
 	s.cleanup(func() error {
@@ -80,12 +109,26 @@ func (s *scenario) replicaPrepare(ctx context.Context, mig *results.Migration) e
 	return s.replicaStep(ctx, mig, "dual-primary", cfg.Replica.BeforeMigrate)
 }
 
+// replicaSection starts the result's replication section (once).
+func (s *scenario) replicaSection(mig *results.Migration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if mig.Replication == nil {
+		rep := s.cfg.Replica.Describe()
+		mig.Replication = &rep
+	}
+}
+
 // replicaStep runs one role change and records it.
 func (s *scenario) replicaStep(ctx context.Context, mig *results.Migration, name string, f func(context.Context) ([]results.ReplicaNodeState, error)) error {
+	// DRBD's counters may restart when a role change renegotiates the connection: samples
+	// right before and after it keep the traffic counted (MigrationReplication.Summarise).
+	s.replicaSample(ctx, mig, "before "+name)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, replicaTimeout)
 	defer cancel()
 	nodes, err := f(ctx)
+	defer s.replicaSample(ctx, mig, "after "+name)
 	step := results.ReplicaStep{Name: name, TNS: s.sinceT0(start), DurationNS: int64(time.Since(start)), Nodes: nodes}
 	if err != nil {
 		step.Error = err.Error()
@@ -104,9 +147,10 @@ func (s *scenario) replicaStep(ctx context.Context, mig *results.Migration, name
 // replicaSample records the replicas' counters at a point of the run (no-op without a
 // replica); a failed read is recorded, not fatal.
 func (s *scenario) replicaSample(ctx context.Context, mig *results.Migration, point string) {
-	if s.cfg.Replica == nil || mig.Replication == nil {
+	if s.cfg.Replica == nil {
 		return
 	}
+	s.replicaSection(mig)
 	at := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, replicaTimeout)
 	defer cancel()

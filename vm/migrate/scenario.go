@@ -321,15 +321,12 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 
 	// Destination: waiting for the incoming migration.
 	uri := ""
-	if cfg.Mode != ModeNone {
+	if cfg.Mode != ModeNone && cfg.Replica == nil { // a replicated disk's destination starts later (replica.go)
 		port, err := testbed.FreePort()
 		if err != nil {
 			return nil, err
 		}
 		incoming := "tcp:" + testbed.Addr(port)
-		if err := s.replicaPrepare(ctx, mig); err != nil {
-			return nil, err
-		}
 		if err := s.startDestination(ctx, accel, dstObjs); err != nil {
 			return nil, err
 		}
@@ -393,6 +390,9 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 		return s.assemble(mig, &agent.Result{Task: taskWorkload, Error: err.Error()}, nil, int64(time.Since(s.t0))), err
 	}
 	if err := s.sleep(ctx, cfg.At, func() { s.progress("warming", -1, "") }); err != nil {
+		return partial(err)
+	}
+	if uri, err = s.replicaDestination(ctx, mig, accel, dstObjs, uri); err != nil {
 		return partial(err)
 	}
 
