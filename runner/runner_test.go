@@ -180,7 +180,8 @@ func goDeps(t *testing.T, pkg string) []string {
 
 // The dependency direction: the guest agent, built into every guest image and booted under
 // TCG, pulls in no orchestration (it would bring vm/migrate and QEMU control into the
-// guest); runner renders no reports.
+// guest); runner renders no reports; suite parses and plans only, so `suite check` stays
+// light.
 func TestDependencyDirection(t *testing.T) {
 	const mod = "github.com/vmstorbench/vmstorbench/"
 	for _, c := range []struct {
@@ -190,6 +191,7 @@ func TestDependencyDirection(t *testing.T) {
 		{"../vm/internal/guestagent", mod + "vm/agent", []string{mod + "runner", mod + "suiterun"}},
 		{"../vm/agent", mod + "bench", []string{mod + "runner", mod + "suiterun"}},
 		{".", mod + "bench", []string{mod + "report", mod + "suiterun"}},
+		{"../suite", mod + "workloads", []string{mod + "runner", mod + "suiterun", mod + "vm/migrate"}},
 	} {
 		deps := goDeps(t, c.pkg)
 		if !slices.Contains(deps, c.must) {
