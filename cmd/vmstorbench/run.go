@@ -16,7 +16,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/vmstorbench/vmstorbench/backends"
-	"github.com/vmstorbench/vmstorbench/bench/jobset"
 	"github.com/vmstorbench/vmstorbench/internal/progress"
 	"github.com/vmstorbench/vmstorbench/report"
 	"github.com/vmstorbench/vmstorbench/results"
@@ -260,52 +259,48 @@ func runOne(ctx context.Context, o *runOptions, j runner.Job, target runner.Targ
 	return r, err
 }
 
-// runJobSet runs a job file's jobs as one set (jobset.Run): all against target when it is
-// non-nil, else each against its own filename=. record is called for each job, in order.
+// runJobSet runs a job file's jobs as one set (runner.RunJobSet): all against target when
+// it is non-nil, else each against its own filename=. record is called for each job, in order.
 func runJobSet(ctx context.Context, o *runOptions, jobs []runner.Job, target *runner.Target, labels map[string]string, showProgress bool, stderr io.Writer, record func(*results.Run, error, runner.Target) error) error {
-	specs := make([]jobset.Job, len(jobs))
-	targets := make([]runner.Target, len(jobs))
+	set := make([]runner.SetJob, len(jobs))
 	for i, j := range jobs {
-		targets[i] = runner.Target{URL: j.Target}
+		t := runner.Target{URL: j.Target}
 		if target != nil {
-			targets[i] = *target
+			t = *target
 		}
-		specs[i] = jobset.Job{
-			Config:    hostSpec(o, j, targets[i], labels).BenchConfig(),
-			Stonewall: j.Stonewall, NewGroup: j.NewGroup, GroupReporting: j.GroupReporting,
-			Global: j.Global,
-		}
+		set[i] = runner.SetJob{HostSpec: hostSpec(o, j, t, labels),
+			Stonewall: j.Stonewall, NewGroup: j.NewGroup, GroupReporting: j.GroupReporting, Global: j.Global}
 	}
 	// One progress line per group: the jobs that run together show their sum on it.
-	for _, wave := range jobset.Waves(specs) {
+	for _, wave := range runner.SetWaves(set) {
 		if !showProgress {
 			break
 		}
-		name := specs[wave[0]].Config.Workload.Name
+		name := set[wave[0]].Workload.Name
 		if len(wave) > 1 {
 			name = fmt.Sprintf("%d jobs", len(wave))
 		}
-		wp := progress.NewWave(progress.NewLine(stderr, backends.RedactString(targets[wave[0]].URL), name), len(wave))
+		wp := progress.NewWave(progress.NewLine(stderr, backends.RedactString(set[wave[0]].Target.URL), name), len(wave))
 		for k, i := range wave {
-			specs[i].Config.Progress = wp.Job(k)
+			set[i].Hooks.Progress = wp.Job(k)
 		}
 	}
 	// Jobs that run together lay out their files together: each tells what it laid out in
 	// one line when it is recorded, never a shared terminal line.
-	layouts := make([]*progress.Layout, len(specs))
-	for i := range specs {
+	layouts := make([]*progress.Layout, len(set))
+	for i := range set {
 		if !o.quiet {
 			layouts[i] = progress.NewLayout(stderr, false)
-			specs[i].Config.LayoutProgress = layouts[i].Update
+			set[i].Hooks.Layout = layouts[i].Update
 		}
 	}
 	// Results are recorded in the file's job order, as fio reports its jobs, not in the
 	// order concurrent jobs happened to end.
-	for _, res := range jobset.Run(ctx, specs) {
+	for _, res := range runner.RunJobSet(ctx, set) {
 		if l := layouts[res.Index]; l != nil {
 			l.Finish()
 		}
-		if err := record(res.Run, res.Err, targets[res.Index]); err != nil {
+		if err := record(res.Run, res.Err, set[res.Index].Target); err != nil {
 			return err
 		}
 	}
