@@ -37,6 +37,9 @@ type Driver interface {
 	// its methods say so until then. It is pair-level, not a verb of one guest, because
 	// libvirt starts the destination itself (Prepare/Perform/Finish).
 	Migrate(ctx context.Context, src Guest, dst Spec, p Params) (Migration, Guest, error)
+	// Supports says whether the driver's guests and migrations offer an optional
+	// capability, so that a run refuses what needs it before anything boots.
+	Supports(c Capability) bool
 }
 
 // Spec describes a guest driver-neutrally; each driver renders it (QEMU command line,
@@ -248,6 +251,27 @@ type Event struct {
 	Name     string
 	Data     json.RawMessage
 	Received time.Time
+}
+
+// Capability names an optional capability (Driver.Supports).
+type Capability string
+
+const (
+	// CapMemoryDump: guests are MemoryDumpers (--check-memory).
+	CapMemoryDump Capability = "memory dump"
+	// CapSwitchover: migrations are Switchovers (Params.PauseBeforeSwitchover).
+	CapSwitchover Capability = "pause before switchover"
+	// CapBlockJobs: the driver's guests expose the hypervisor's block jobs (QEMU's QMP, see
+	// vm/hv/qemu.QEMUGuest): the storage methods copy, two-phase, mirror and pull.
+	CapBlockJobs Capability = "block jobs"
+)
+
+// Require returns Unsupported(d, what) unless d supports c.
+func Require(d Driver, c Capability, what string) error {
+	if d.Supports(c) {
+		return nil
+	}
+	return Unsupported(d, what)
 }
 
 // Optional capabilities, found by type assertion.
