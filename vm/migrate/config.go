@@ -17,11 +17,11 @@ import (
 	"github.com/vmstorbench/vmstorbench/workloads"
 )
 
-// Migration modes.
+// Migration modes (hv's: the drivers take them as they are).
 const (
-	ModePrecopy  = "precopy"
-	ModePostcopy = "postcopy"
-	ModeStopcopy = "stopcopy"
+	ModePrecopy  = hv.ModePrecopy
+	ModePostcopy = hv.ModePostcopy
+	ModeStopcopy = hv.ModeStopcopy
 	// ModeNone runs the workload in the guest without migrating it: the baseline.
 	ModeNone = "none"
 )

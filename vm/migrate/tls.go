@@ -5,13 +5,14 @@ import (
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/internal/x509creds"
+	"github.com/vmstorbench/vmstorbench/vm/hv"
 )
 
-// Security levels of the migration stream.
+// Security levels of the migration stream (hv's: the drivers take them as they are).
 const (
-	SecurityNone       = "none"            // plain TCP
-	SecurityTLS        = "tls"             // TLS; the source checks the destination's certificate
-	SecurityTLSVerify  = "tls-verify-peer" // TLS; the destination checks the source's certificate too
+	SecurityNone       = hv.SecurityNone
+	SecurityTLS        = hv.SecurityTLS
+	SecurityTLSVerify  = hv.SecurityTLSVerify
 	tlsCertLifetime    = 24 * time.Hour
 	tlsServerDirName   = "tls-server"
 	tlsClientDirName   = "tls-client"
