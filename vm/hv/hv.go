@@ -29,13 +29,24 @@ type Driver interface {
 	// Boot starts a guest from spec and returns once the hypervisor runs it (the guest's
 	// agent may still be booting: dial AgentSocket and wait for its hello).
 	Boot(ctx context.Context, spec Spec) (Guest, error)
-	// Migrate prepares the migration of src to a destination described by dst: the
-	// destination is ready to receive (QEMU: started with an incoming listener on
-	// p.Listen; libvirt: nothing yet, virDomainMigrate3 starts it) when it returns. The
-	// transfer begins with Migration.Start. The returned Guest is the destination; under
-	// libvirt it exists on the destination host only once the migration has started, and
-	// its methods say so until then. It is pair-level, not a verb of one guest, because
-	// libvirt starts the destination itself (Prepare/Perform/Finish).
+	// Migrate prepares the migration of src to a destination described by dst and returns
+	// the destination Guest: when it returns, the destination's hypervisor runs, receives
+	// on p.Listen, and its AgentSocket accepts connections (the scenario connects to the
+	// destination's agent before the guest moves, so that nothing the agent sends after
+	// the switchover is lost). The transfer begins with Migration.Start.
+	//
+	// It is pair-level, not a verb of one guest, because libvirt starts the destination
+	// itself. QEMU: the destination is started with -incoming defer, then
+	// migrate-incoming. libvirt (go-libvirt speaks the RPC protocol, so the client can run
+	// the v3 protocol steps itself, as virsh does for a non-peer-to-peer migration):
+	// Migrate = DomainMigrateBegin3Params on the source + DomainMigratePrepare3Params on the
+	// destination (which starts the destination QEMU, listening); Start =
+	// DomainMigratePerform3Params, then DomainMigrateFinish3Params and
+	// DomainMigrateConfirm3Params (the steps virDomainMigrate3 runs); Poll =
+	// DomainGetJobStats.
+	//
+	// On error a non-nil Guest is returned when the destination was started: the caller
+	// stops it.
 	Migrate(ctx context.Context, src Guest, dst Spec, p Params) (Migration, Guest, error)
 	// Supports says whether the driver's guests and migrations offer an optional
 	// capability, so that a run refuses what needs it before anything boots.
