@@ -9,7 +9,7 @@ import (
 
 	"github.com/vmstorbench/vmstorbench/results"
 	"github.com/vmstorbench/vmstorbench/testbed"
-	"github.com/vmstorbench/vmstorbench/vm/qemu"
+	"github.com/vmstorbench/vmstorbench/vm/hv"
 )
 
 // Replica is a VM disk replicated between the source's and the destination's host (DRBD):
@@ -46,7 +46,7 @@ func ReplicaDisk(nbdURL string, size int64, access string) (*Disk, error) {
 	if size <= 0 {
 		return nil, errors.New("replica disk: size must be positive")
 	}
-	return &Disk{Drive: qemu.Drive{File: nbdURL, Format: "raw", Direct: true}, Access: access,
+	return &Disk{Drive: hv.Disk{File: nbdURL, Format: "raw", Direct: true}, Access: access,
 		URL: nbdURL, Scheme: "nbd", Size: size, server: serverAddr(u)}, nil
 }
 
@@ -54,7 +54,7 @@ func ReplicaDisk(nbdURL string, size int64, access string) (*Disk, error) {
 // migration (the destination QEMU opens its replica at once, which must be writable by
 // then: the replicas are dual-primary only while migrating), and returns the migration
 // URI. Without Config.Replica (or without a migration) it returns uri as it is.
-func (s *scenario) replicaDestination(ctx context.Context, mig *results.Migration, accel string, objs []string, uri string) (string, error) {
+func (s *scenario) replicaDestination(ctx context.Context, mig *results.Migration, accel string, uri string) (string, error) {
 	cfg := s.cfg
 	if cfg.Replica == nil || cfg.Mode == ModeNone {
 		return uri, nil
@@ -63,25 +63,22 @@ func (s *scenario) replicaDestination(ctx context.Context, mig *results.Migratio
 	if err != nil {
 		return "", err
 	}
-	incoming := "tcp:" + testbed.Addr(port)
+	listen := testbed.Addr(port)
 	if err := s.replicaPrepare(ctx, mig); err != nil {
 		return "", err
 	}
-	if err := s.startDestination(ctx, accel, objs); err != nil {
-		return "", err
-	}
-	if err := s.setupMigration(ctx, incoming); err != nil {
+	if err := s.prepareMigration(ctx, accel, listen); err != nil {
 		return "", err
 	}
 	if cfg.Link == nil {
-		return incoming, nil
+		return listen, nil
 	}
-	via, err := s.startLink(linkRAM, cfg.Link, testbed.Addr(port))
+	via, err := s.startLink(linkRAM, cfg.Link, listen)
 	if err != nil {
 		return "", err
 	}
 	cfg.Logf("migration goes through the emulated link %s", cfg.Link)
-	return "tcp:" + via, nil
+	return via, nil
 }
 
 // replicaPrepare, before the destination QEMU starts, puts the destination on its own
