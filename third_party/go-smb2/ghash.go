@@ -14,7 +14,7 @@ type ghashKey struct {
 // newGHASHKey returns the key for H = E(K, 0^128), or nil when the CPU lacks AVX-512 and
 // VPCLMULQDQ (the caller then uses crypto/cipher).
 func newGHASHKey(h *[16]byte) *ghashKey {
-	if !ghashAVX512 {
+	if !avx512Crypto {
 		return nil
 	}
 	k := new(ghashKey)

@@ -19,9 +19,9 @@ DATA ghashPoly<>+0(SB)/8, $0x0000000000000001
 DATA ghashPoly<>+8(SB)/8, $0xc200000000000000
 GLOBL ghashPoly<>(SB), RODATA|NOPTR, $16
 
-// func ghashAVX512Supported() bool
-// AVX-512 F, BW and VL, VPCLMULQDQ, and an OS that saves the ZMM state.
-TEXT ·ghashAVX512Supported(SB), NOSPLIT, $0-1
+// func avx512CryptoSupported() bool
+// AVX-512 F, BW and VL, VPCLMULQDQ, VAES and AES-NI, and an OS that saves the ZMM state.
+TEXT ·avx512CryptoSupported(SB), NOSPLIT, $0-1
 	XORL  AX, AX
 	XORL  CX, CX
 	CPUID
@@ -44,6 +44,13 @@ TEXT ·ghashAVX512Supported(SB), NOSPLIT, $0-1
 	CMPL  BX, $0xc0010000
 	JNE   no
 	BTL   $10, CX // VPCLMULQDQ
+	JCC   no
+	BTL   $9, CX // VAES
+	JCC   no
+	MOVL  $1, AX
+	XORL  CX, CX
+	CPUID
+	BTL   $25, CX // AES-NI
 	JCC   no
 	MOVB  $1, ret+0(FP)
 	RET
@@ -228,4 +235,159 @@ done:
 	VPSHUFB X15, X8, X8
 	VMOVDQU X8, (CX)
 	VZEROUPPER
+	RET
+
+// AES-128 key expansion step (Go's _expand_key_128, crypto/internal/fips140/aes): X0 the
+// previous round key, X1 AESKEYGENASSIST's output, X4 zero on the first use; stores the
+// next round key at (BX) and advances BX.
+#define expandKey128(rcon) \
+	AESKEYGENASSIST $rcon, X0, X1 \
+	PSHUFD $0xff, X1, X1          \
+	SHUFPS $0x10, X0, X4          \
+	PXOR   X4, X0                 \
+	SHUFPS $0x8c, X0, X4          \
+	PXOR   X4, X0                 \
+	PXOR   X1, X0                 \
+	MOVUPS X0, (BX)               \
+	ADDQ   $16, BX
+
+// func aes128ExpandKey(rk *[176]byte, key *[16]byte)
+TEXT ·aes128ExpandKey(SB), NOSPLIT, $0-16
+	MOVQ   rk+0(FP), BX
+	MOVQ   key+8(FP), AX
+	MOVUPS (AX), X0
+	MOVUPS X0, (BX)
+	ADDQ   $16, BX
+	PXOR   X4, X4
+	expandKey128(0x01)
+	expandKey128(0x02)
+	expandKey128(0x04)
+	expandKey128(0x08)
+	expandKey128(0x10)
+	expandKey128(0x20)
+	expandKey128(0x40)
+	expandKey128(0x80)
+	expandKey128(0x1b)
+	expandKey128(0x36)
+	RET
+
+// func aes128EncryptBlock(rk *[176]byte, dst, src *[16]byte)
+TEXT ·aes128EncryptBlock(SB), NOSPLIT, $0-24
+	MOVQ       rk+0(FP), DI
+	MOVQ       dst+8(FP), DX
+	MOVQ       src+16(FP), SI
+	VMOVDQU    (SI), X0
+	VPXOR      (DI), X0, X0
+	VAESENC    16(DI), X0, X0
+	VAESENC    32(DI), X0, X0
+	VAESENC    48(DI), X0, X0
+	VAESENC    64(DI), X0, X0
+	VAESENC    80(DI), X0, X0
+	VAESENC    96(DI), X0, X0
+	VAESENC    112(DI), X0, X0
+	VAESENC    128(DI), X0, X0
+	VAESENC    144(DI), X0, X0
+	VAESENCLAST 160(DI), X0, X0
+	VMOVDQU    X0, (DX)
+	VZEROUPPER
+	RET
+
+DATA ctrLanes<>+0(SB)/8, $0
+DATA ctrLanes<>+8(SB)/8, $0
+DATA ctrLanes<>+16(SB)/8, $1
+DATA ctrLanes<>+24(SB)/8, $0
+DATA ctrLanes<>+32(SB)/8, $2
+DATA ctrLanes<>+40(SB)/8, $0
+DATA ctrLanes<>+48(SB)/8, $3
+DATA ctrLanes<>+56(SB)/8, $0
+GLOBL ctrLanes<>(SB), RODATA|NOPTR, $64
+
+DATA ctrFour<>+0(SB)/8, $4
+DATA ctrFour<>+8(SB)/8, $0
+GLOBL ctrFour<>(SB), RODATA|NOPTR, $16
+
+// aesRound applies one AES round with key k to Z4-Z7.
+#define aesRound(k) \
+	VAESENC k, Z4, Z4 \
+	VAESENC k, Z5, Z5 \
+	VAESENC k, Z6, Z6 \
+	VAESENC k, Z7, Z7
+
+// func aes128CTRAVX512(rk *[176]byte, ctr *[16]byte, dst, src []byte)
+// GCM's counter mode (the last 32 bits of the counter block count, big-endian, and wrap)
+// over the first len(src)&^255 bytes of src, 16 blocks per iteration with VAES; *ctr is
+// the first block's counter on entry and the next one on return.
+TEXT ·aes128CTRAVX512(SB), NOSPLIT, $0-64
+	MOVQ rk+0(FP), DI
+	MOVQ ctr+8(FP), CX
+	MOVQ dst_base+16(FP), DX
+	MOVQ src_base+40(FP), SI
+	MOVQ src_len+48(FP), BX
+	ANDQ $-256, BX
+	JZ   ctrDone
+
+	VBROADCASTI32X4 ghashBswapMask<>(SB), Z31
+	VBROADCASTI32X4 (DI), Z20
+	VBROADCASTI32X4 16(DI), Z21
+	VBROADCASTI32X4 32(DI), Z22
+	VBROADCASTI32X4 48(DI), Z23
+	VBROADCASTI32X4 64(DI), Z24
+	VBROADCASTI32X4 80(DI), Z25
+	VBROADCASTI32X4 96(DI), Z26
+	VBROADCASTI32X4 112(DI), Z27
+	VBROADCASTI32X4 128(DI), Z28
+	VBROADCASTI32X4 144(DI), Z29
+	VBROADCASTI32X4 160(DI), Z30
+	VBROADCASTI32X4 ctrFour<>(SB), Z2
+
+	// Counter blocks byte-reversed, so that the counter is the low dword of each lane:
+	// Z8 holds counters c, c+1, c+2, c+3.
+	VBROADCASTI32X4 (CX), Z8
+	VPSHUFB         Z31, Z8, Z8
+	VPADDD          ctrLanes<>(SB), Z8, Z8
+
+ctrLoop:
+	VPADDD  Z2, Z8, Z9
+	VPADDD  Z2, Z9, Z10
+	VPADDD  Z2, Z10, Z11
+	VPSHUFB Z31, Z8, Z4
+	VPSHUFB Z31, Z9, Z5
+	VPSHUFB Z31, Z10, Z6
+	VPSHUFB Z31, Z11, Z7
+	VPADDD  Z2, Z11, Z8
+	VPXORQ  Z20, Z4, Z4
+	VPXORQ  Z20, Z5, Z5
+	VPXORQ  Z20, Z6, Z6
+	VPXORQ  Z20, Z7, Z7
+	aesRound(Z21)
+	aesRound(Z22)
+	aesRound(Z23)
+	aesRound(Z24)
+	aesRound(Z25)
+	aesRound(Z26)
+	aesRound(Z27)
+	aesRound(Z28)
+	aesRound(Z29)
+	VAESENCLAST Z30, Z4, Z4
+	VAESENCLAST Z30, Z5, Z5
+	VAESENCLAST Z30, Z6, Z6
+	VAESENCLAST Z30, Z7, Z7
+	VPXORQ      (SI), Z4, Z4
+	VPXORQ      64(SI), Z5, Z5
+	VPXORQ      128(SI), Z6, Z6
+	VPXORQ      192(SI), Z7, Z7
+	VMOVDQU64   Z4, (DX)
+	VMOVDQU64   Z5, 64(DX)
+	VMOVDQU64   Z6, 128(DX)
+	VMOVDQU64   Z7, 192(DX)
+	ADDQ        $256, SI
+	ADDQ        $256, DX
+	SUBQ        $256, BX
+	JNZ         ctrLoop
+
+	VPSHUFB X31, X8, X8
+	VMOVDQU X8, (CX)
+	VZEROUPPER
+
+ctrDone:
 	RET

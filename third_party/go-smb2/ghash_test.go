@@ -13,7 +13,7 @@ import (
 // (crypto/cipher's GCM, and sumParts' combination of two GMACs), under one key.
 func gmacSignerPair(t testing.TB) (fast, std *gmacSigner) {
 	t.Helper()
-	if !ghashAVX512 {
+	if !avx512Crypto {
 		t.Skip("CPU without AVX-512 VPCLMULQDQ: GMAC signing uses crypto/cipher only")
 	}
 	key := make([]byte, 16)
