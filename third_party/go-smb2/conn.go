@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha512"
 	"crypto/subtle"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"slices"
@@ -1489,16 +1488,8 @@ func (conn *conn) readDirectEncrypted(g *gcmAES128, rr *requestResponse, msg []b
 	}
 	t := smb2.TransformCodec(msg)
 	j0, _ := gcmCounters(t.Nonce(g.NonceSize()))
-	var acc, lens, want [16]byte
-	g.gh.update(&acc, t.AssociatedData())
-	g.gh.update(&acc, msg[transformHeadLen:]) // a multiple of 16 bytes
-	g.gh.update(&acc, data)
-	binary.BigEndian.PutUint64(lens[:8], uint64(len(t.AssociatedData()))*8)
-	binary.BigEndian.PutUint64(lens[8:], uint64(directHeadLen+dataLen)*8)
-	ghashBlocksAVX512(&g.gh.tbl, &acc, lens[:])
-	var ej0 [16]byte
-	aes128EncryptBlock(&g.rk, &ej0, &j0)
-	subtle.XORBytes(want[:], acc[:], ej0[:])
+	var want [16]byte
+	g.tag(&want, &j0, t.AssociatedData(), msg[transformHeadLen:], data)
 	if subtle.ConstantTimeCompare(want[:], t.Signature()) != 1 {
 		// The head was decrypted before it was authenticated: clear what it named.
 		rr.head = [directHeadLen]byte{}

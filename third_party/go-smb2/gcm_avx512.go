@@ -65,13 +65,16 @@ func (g *gcmAES128) xorKeyStream(ctr *[16]byte, dst, src []byte) {
 	}
 }
 
-// tag computes GCM's tag over aad and ciphertext c.
-func (g *gcmAES128) tag(out *[16]byte, j0 *[16]byte, aad, c []byte) {
+// tag computes GCM's tag over aad and the ciphertext head followed by c, without joining
+// them (the receiver holds a READ response's head and data apart); len(head) is a multiple
+// of 16.
+func (g *gcmAES128) tag(out *[16]byte, j0 *[16]byte, aad, head, c []byte) {
 	var acc, lens, ej0 [16]byte
 	g.gh.update(&acc, aad)
+	g.gh.update(&acc, head)
 	g.gh.update(&acc, c)
 	binary.BigEndian.PutUint64(lens[:8], uint64(len(aad))*8)
-	binary.BigEndian.PutUint64(lens[8:], uint64(len(c))*8)
+	binary.BigEndian.PutUint64(lens[8:], uint64(len(head)+len(c))*8)
 	ghashBlocksAVX512(&g.gh.tbl, &acc, lens[:])
 	aes128EncryptBlock(&g.rk, &ej0, j0)
 	subtle.XORBytes(out[:], acc[:], ej0[:])
@@ -83,7 +86,7 @@ func (g *gcmAES128) Seal(dst, nonce, plaintext, additionalData []byte) []byte {
 	c := out[:len(plaintext)]
 	g.xorKeyStream(&ctr, c, plaintext)
 	var t [16]byte
-	g.tag(&t, &j0, additionalData, c)
+	g.tag(&t, &j0, additionalData, nil, c)
 	copy(out[len(plaintext):], t[:])
 	return ret
 }
@@ -95,7 +98,7 @@ func (g *gcmAES128) Open(dst, nonce, ciphertext, additionalData []byte) ([]byte,
 	j0, ctr := gcmCounters(nonce)
 	c, got := ciphertext[:len(ciphertext)-gcmTagSize], ciphertext[len(ciphertext)-gcmTagSize:]
 	var want [16]byte
-	g.tag(&want, &j0, additionalData, c)
+	g.tag(&want, &j0, additionalData, nil, c)
 	if subtle.ConstantTimeCompare(want[:], got) != 1 {
 		return nil, errGCMOpen
 	}
