@@ -194,41 +194,27 @@ for level in $LEVELS; do
 	}'
 done
 
-if [ -n "$BEFORE" ]; then
+# side_table TITLE NAME W RD: a table of the rounds' series R[level,W], R[level,RD] (rates)
+# and R[level,Wcpu], R[level,RDcpu] against smbclient's put and get.
+side_table() {
 	echo
-	echo "BEFORE ($BEFORE), its BenchmarkSMB in the same rounds, against smbclient:"
+	echo "$1, against smbclient:"
 	echo
-	echo "| level | before write | ratio to put | before read | ratio to get | CPU/GiB write | ratio | CPU/GiB read | ratio |"
+	echo "| level | $2 write | ratio to put | $2 read | ratio to get | CPU/GiB write | ratio | CPU/GiB read | ratio |"
 	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for level in $LEVELS; do
 		awk -v l="$level" \
-			-v sp="$(best <<<"${R[$level,put]}")" -v vw="$(best <<<"${R[$level,bw]}")" \
-			-v sg="$(best <<<"${R[$level,get]}")" -v vr="$(best <<<"${R[$level,br]}")" \
-			-v cp="$(least <<<"${R[$level,putcpu]}")" -v cw="$(least <<<"${R[$level,bwcpu]}")" \
-			-v cg="$(least <<<"${R[$level,getcpu]}")" -v cr="$(least <<<"${R[$level,brcpu]}")" 'BEGIN {
+			-v sp="$(best <<<"${R[$level,put]}")" -v vw="$(best <<<"${R[$level,$3]}")" \
+			-v sg="$(best <<<"${R[$level,get]}")" -v vr="$(best <<<"${R[$level,$4]}")" \
+			-v cp="$(least <<<"${R[$level,putcpu]}")" -v cw="$(least <<<"${R[$level,${3}cpu]}")" \
+			-v cg="$(least <<<"${R[$level,getcpu]}")" -v cr="$(least <<<"${R[$level,${4}cpu]}")" 'BEGIN {
 			printf "| %s | %.0f MB/s | %.2f | %.0f MB/s | %.2f | %.3f s | %.2f | %.3f s | %.2f |\n",
 				l, vw, vw / sp, vr, vr / sg, cw, cw / cp, cr, cr / cg
 		}'
 	done
-fi
-
-if [ "$VSB" = 1 ]; then
-	echo
-	echo "ours through \`vmstorbench run\` (rate and CPU from the result document), against smbclient:"
-	echo
-	echo "| level | vmstorbench write | ratio to put | vmstorbench read | ratio to get | CPU/GiB write | ratio | CPU/GiB read | ratio |"
-	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-	for level in $LEVELS; do
-		awk -v l="$level" \
-			-v sp="$(best <<<"${R[$level,put]}")" -v vw="$(best <<<"${R[$level,vw]}")" \
-			-v sg="$(best <<<"${R[$level,get]}")" -v vr="$(best <<<"${R[$level,vr]}")" \
-			-v cp="$(least <<<"${R[$level,putcpu]}")" -v cw="$(least <<<"${R[$level,vwcpu]}")" \
-			-v cg="$(least <<<"${R[$level,getcpu]}")" -v cr="$(least <<<"${R[$level,vrcpu]}")" 'BEGIN {
-			printf "| %s | %.0f MB/s | %.2f | %.0f MB/s | %.2f | %.3f s | %.2f | %.3f s | %.2f |\n",
-				l, vw, vw / sp, vr, vr / sg, cw, cw / cp, cr, cr / cg
-		}'
-	done
-fi
+}
+[ -z "$BEFORE" ] || side_table "BEFORE ($BEFORE), its BenchmarkSMB in the same rounds" before bw br
+[ "$VSB" != 1 ] || side_table "ours through \`vmstorbench run\` (rate and CPU from the result document)" vmstorbench vw vr
 
 if [ "$IOPS_TIME" != 0 ]; then
 	echo
