@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -54,10 +55,15 @@ type blockServer struct {
 	errs []error
 }
 
-func startBlockServer(img imageData, size int64) (*blockServer, error) {
+// startBlockServer starts the receiver; with a TLS config every connection is TLS (the
+// disk stream encrypted as --security asks).
+func startBlockServer(img imageData, size int64, tlsCfg *tls.Config) (*blockServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("copy receiver: listen: %w", err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
 	}
 	bs := &blockServer{ln: ln, img: img, size: size}
 	bs.wg.Add(1)
@@ -177,13 +183,24 @@ type blockClient struct {
 	stop func() bool
 }
 
-// dialBlockClient connects to the receiver at addr (through the disk link); ctx ending
-// closes the connection, which ends whatever transfer is under way.
-func dialBlockClient(ctx context.Context, addr string) (*blockClient, error) {
+// dialBlockClient connects to the receiver at addr (through the disk link), over TLS when
+// tlsCfg is set; ctx ending closes the connection, which ends whatever transfer is under way.
+func dialBlockClient(ctx context.Context, addr string, tlsCfg *tls.Config) (*blockClient, error) {
 	d := net.Dialer{Timeout: 5 * time.Second}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("copy sender: connect to the receiver: %w", err)
+	}
+	if tlsCfg != nil {
+		tc := tls.Client(c, tlsCfg)
+		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("copy sender: TLS with the receiver: %w", err)
+		}
+		c = tc
 	}
 	bc := &blockClient{c: c, r: bufio.NewReaderSize(c, 64<<10), w: bufio.NewWriterSize(c, 256<<10)}
 	bc.stop = context.AfterFunc(ctx, func() { c.Close() })

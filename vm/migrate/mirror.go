@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/results"
@@ -75,14 +78,26 @@ func (s *scenario) queryJob(ctx context.Context) (*blockJob, error) {
 func (s *scenario) mirrorUntilReady(ctx context.Context, mig *results.Migration, deadline time.Time) (bool, error) {
 	start, b0 := time.Now(), s.diskBytes()
 	args := map[string]any{
-		"job-id": mirrorJobID, "device": "disk0", "target": s.mirrorTarget,
-		"format": "raw", "mode": "existing", "sync": "full", "copy-mode": s.cfg.MirrorCopyMode,
+		"job-id": mirrorJobID, "device": "disk0", "sync": "full", "copy-mode": s.cfg.MirrorCopyMode,
 		// A write the target refuses fails the job at once (the default is the same; said
 		// here because the run's error handling relies on it).
 		"on-target-error": "report",
 	}
-	if err := s.src.vm.QMP.Execute(ctx, "drive-mirror", args, nil); err != nil {
-		return false, fmt.Errorf("migrate: drive-mirror: %w", s.src.check(err))
+	cmd := "drive-mirror"
+	if strings.HasPrefix(s.mirrorTarget, "nbd://") {
+		// The destination QEMU's export: opened as an NBD node of its own, which can carry
+		// the run's TLS credentials (drive-mirror's target filename cannot), then mirrored
+		// into with blockdev-mirror.
+		if err := s.addMirrorNode(ctx); err != nil {
+			return false, err
+		}
+		cmd, args["target"] = "blockdev-mirror", mirrorNodeName
+	} else {
+		args["target"], args["format"], args["mode"] = s.mirrorTarget, "raw", "existing"
+	}
+	if err := s.src.vm.QMP.Execute(ctx, cmd, args, nil); err != nil {
+		s.delMirrorNode()
+		return false, fmt.Errorf("migrate: %s: %w", cmd, s.src.check(err))
 	}
 	s.mirrorStarted = true
 	mig.MirrorCopyMode = s.cfg.MirrorCopyMode
@@ -148,6 +163,47 @@ func (s *scenario) mirrorUntilReady(ctx context.Context, mig *results.Migration,
 	}
 }
 
+// mirrorNodeName is the source's block node for the destination's NBD export.
+const mirrorNodeName = "vsb-mirror-target"
+
+// addMirrorNode opens the destination's export (s.mirrorTarget, nbd://HOST:PORT/NAME, the
+// disk link's end) on the source as a block node, over TLS with the source's
+// tls-creds-x509 object (endpoint=client) when --security asks for it: the disk stream is
+// then encrypted with the RAM stream's credentials.
+func (s *scenario) addMirrorNode(ctx context.Context) error {
+	u, err := url.Parse(s.mirrorTarget)
+	if err != nil {
+		return fmt.Errorf("migrate: the mirror's target %q: %w", s.mirrorTarget, err)
+	}
+	host, port, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return fmt.Errorf("migrate: the mirror's target %q: %w", s.mirrorTarget, err)
+	}
+	node := map[string]any{
+		"driver": "nbd", "node-name": mirrorNodeName, "export": strings.TrimPrefix(u.Path, "/"),
+		"server": map[string]any{"type": "inet", "host": host, "port": port},
+	}
+	if s.cfg.Security != SecurityNone {
+		node["tls-creds"] = tlsObjectID
+	}
+	if err := s.src.vm.QMP.Execute(ctx, "blockdev-add", node, nil); err != nil {
+		return fmt.Errorf("migrate: connecting the source to the destination's NBD export: %w", s.src.check(err))
+	}
+	return nil
+}
+
+// delMirrorNode closes the source's connection to the destination's export once the mirror
+// has ended (best effort: the source QEMU stops with the migration anyway, but a cancelled
+// run leaves it running).
+func (s *scenario) delMirrorNode() {
+	if !strings.HasPrefix(s.mirrorTarget, "nbd://") {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.src.vm.QMP.Execute(ctx, "blockdev-del", map[string]any{"node-name": mirrorNodeName}, nil)
+}
+
 // completeMirror ends the READY mirror with the VM stopped: block-job-cancel on a READY
 // mirror copies what is still dirty and ends without pivoting the source to the target.
 func (s *scenario) completeMirror(ctx context.Context, mig *results.Migration) error {
@@ -171,6 +227,7 @@ func (s *scenario) completeMirror(ctx context.Context, mig *results.Migration) e
 				continue
 			}
 			s.mirrorDone = true
+			s.delMirrorNode()
 			if ev.Error != "" {
 				return fmt.Errorf("migrate: the mirror failed at switchover: %s", ev.Error)
 			}

@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -259,8 +260,18 @@ func (s *scenario) prepareStorage(ctx context.Context, mig *results.Migration) e
 	s.imageLen = srcLen
 	s.dstDrive = dst.Drive
 	mig.DestinationDisk, mig.DestinationAccess = redactDrive(dst.Drive.File), dst.Access
-	if cfg.Security != SecurityNone {
-		s.note("the disk stream is not encrypted: --security applies to the RAM stream only (QEMU's NBD TLS is not set up)")
+	switch {
+	case cfg.Mode == ModeNone:
+		// No stream between hypervisors: the source QEMU writes the destination image.
+	case cfg.Storage == StoragePull && cfg.Security != SecurityNone:
+		mig.DiskStreamSecurity = SecurityNone
+		s.note("the disk stream is not encrypted: --storage pull reads the source through vmstorbench's NBD export, which has no TLS; --security applies to the RAM stream only")
+	case cfg.Storage == StoragePull:
+		mig.DiskStreamSecurity = SecurityNone
+	default:
+		// The mirror's NBD connection and the copy methods' own stream use the RAM
+		// stream's credentials (setupDiskTransfer, mirror.go).
+		mig.DiskStreamSecurity = cfg.Security
 	}
 	if cfg.Storage == StoragePull {
 		if err := s.preparePull(ctx, dst); err != nil {
@@ -318,7 +329,13 @@ func (s *scenario) setupDiskTransfer(ctx context.Context) error {
 		}
 		q := s.dst.vm.QMP
 		addr := map[string]any{"type": "inet", "data": map[string]any{"host": "127.0.0.1", "port": fmt.Sprint(port)}}
-		if err := q.Execute(ctx, "nbd-server-start", map[string]any{"addr": addr}, nil); err != nil {
+		args := map[string]any{"addr": addr}
+		if cfg.Security != SecurityNone {
+			// The destination's tls-creds-x509 object (endpoint=server, verify-peer as
+			// --security says): the server then accepts TLS clients only.
+			args["tls-creds"] = tlsObjectID
+		}
+		if err := q.Execute(ctx, "nbd-server-start", args, nil); err != nil {
 			return fmt.Errorf("migrate: NBD server on the destination: %w", s.dst.check(err))
 		}
 		// The export makes the destination's image writable before the incoming migration
@@ -336,7 +353,14 @@ func (s *scenario) setupDiskTransfer(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("migrate: the destination image: %w", err)
 		}
-		srv, err := startBlockServer(img, s.imageLen)
+		var srvTLS *tls.Config
+		if cfg.Security != SecurityNone {
+			if srvTLS, _, err = diskStreamTLS(s.dir, cfg.Security == SecurityTLSVerify); err != nil {
+				img.Close()
+				return err
+			}
+		}
+		srv, err := startBlockServer(img, s.imageLen, srvTLS)
 		if err != nil {
 			img.Close()
 			return err
@@ -349,6 +373,19 @@ func (s *scenario) setupDiskTransfer(ctx context.Context) error {
 		s.copyAddr = via
 	}
 	return nil
+}
+
+// dialCopy connects the copy sender to the receiver through the disk link, over TLS with
+// the run's credentials when --security asks for it.
+func (s *scenario) dialCopy(ctx context.Context) (*blockClient, error) {
+	var cliTLS *tls.Config
+	if s.cfg.Security != SecurityNone {
+		var err error
+		if _, cliTLS, err = diskStreamTLS(s.dir, s.cfg.Security == SecurityTLSVerify); err != nil {
+			return nil, err
+		}
+	}
+	return dialBlockClient(ctx, s.copyAddr, cliTLS)
 }
 
 // span records a stage of the migration on the timeline.
@@ -435,7 +472,7 @@ func (s *scenario) bulkCopy(ctx context.Context, mig *results.Migration, deadlin
 	defer src.Close()
 	cctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	bc, err := dialBlockClient(cctx, s.copyAddr)
+	bc, err := s.dialCopy(cctx)
 	if err != nil {
 		return false, err
 	}
@@ -466,7 +503,7 @@ func (s *scenario) sendDeltas(ctx context.Context, mig *results.Migration) error
 	}
 	defer src.Close()
 	// A connection of its own: the bulk copy's idled through the RAM pre-copy.
-	bc, err := dialBlockClient(ctx, s.copyAddr)
+	bc, err := s.dialCopy(ctx)
 	if err != nil {
 		return err
 	}
