@@ -7,10 +7,10 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
-	"sync"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
