@@ -14,6 +14,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/vmstorbench/vmstorbench/vm/linkemu"
 )
 
 // The copy methods' own transfer, vmstorbench's "scp" and "rsync": a sender next to the
@@ -101,6 +103,11 @@ func (bs *blockServer) Close() error {
 	return errors.Join(append(bs.errs, err)...)
 }
 
+// receiverBuffers is how many write messages the receiver holds at once: reading the next
+// ones from the link overlaps writing the earlier ones to the image (each O_DIRECT write
+// waits for the device), as the sender overlaps reading the source with sending.
+const receiverBuffers = 4
+
 func (bs *blockServer) serve(c net.Conn) error {
 	r := bufio.NewReaderSize(c, 256<<10)
 	w := bufio.NewWriterSize(c, 64<<10)
@@ -112,7 +119,43 @@ func (bs *blockServer) serve(c net.Conn) error {
 		_ = w.Flush()
 		return err
 	}
-	buf := alignedBuf(copyChunk)
+	// The writer: writes arrive in order and go to the image in order; the first failure
+	// is kept and answered at the next point the sender waits for (checksums, flush).
+	type block struct {
+		buf []byte
+		off int64
+	}
+	free := make(chan []byte, receiverBuffers)
+	for range receiverBuffers {
+		free <- alignedBuf(copyChunk)
+	}
+	queue := make(chan block, receiverBuffers)
+	idle := make(chan error) // the writer's answer to a drain: everything queued is written
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		var werr error
+		for b := range queue {
+			if b.buf == nil { // a drain
+				idle <- werr
+				werr = nil
+				continue
+			}
+			if werr == nil {
+				if _, err := bs.img.WriteAt(b.buf, b.off); err != nil {
+					werr = fmt.Errorf("copy receiver: write at %d: %w", b.off, err)
+				}
+			}
+			free <- b.buf[:cap(b.buf)]
+		}
+	}()
+	// Whatever ends the connection, nothing writes the image after serve returns.
+	defer func() { close(queue); <-writerDone }()
+	drain := func() error {
+		queue <- block{}
+		return <-idle
+	}
+	buf := alignedBuf(copyChunk) // checksums
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(copyIdleTimeout))
 		op, err := r.ReadByte()
@@ -131,12 +174,11 @@ func (bs *blockServer) serve(c net.Conn) error {
 			if h.N > copyChunk || int64(h.Off)+int64(h.N) > bs.size {
 				return fail(fmt.Errorf("copy receiver: write of %d bytes at %d outside the %d-byte image", h.N, h.Off, bs.size))
 			}
-			if _, err := io.ReadFull(r, buf[:h.N]); err != nil {
+			wb := <-free
+			if _, err := io.ReadFull(r, wb[:h.N]); err != nil {
 				return err
 			}
-			if _, err := bs.img.WriteAt(buf[:h.N], int64(h.Off)); err != nil {
-				return fail(fmt.Errorf("copy receiver: write at %d: %w", h.Off, err))
-			}
+			queue <- block{wb[:h.N], int64(h.Off)}
 		case opSums:
 			var blk uint32
 			if err := binary.Read(r, binary.BigEndian, &blk); err != nil {
@@ -144,6 +186,9 @@ func (bs *blockServer) serve(c net.Conn) error {
 			}
 			if blk == 0 || blk > copyChunk || blk%directAlign != 0 {
 				return fail(fmt.Errorf("copy receiver: block size %d", blk))
+			}
+			if err := drain(); err != nil {
+				return fail(err)
 			}
 			for off := int64(0); off < bs.size; off += int64(blk) {
 				n := int(min(int64(blk), bs.size-off))
@@ -160,6 +205,9 @@ func (bs *blockServer) serve(c net.Conn) error {
 				return err
 			}
 		case opFlush:
+			if err := drain(); err != nil {
+				return fail(err)
+			}
 			if err := bs.img.Sync(); err != nil {
 				return fail(fmt.Errorf("copy receiver: sync: %w", err))
 			}
@@ -365,4 +413,51 @@ func (bc *blockClient) sendDeltas(src imageData, size int64, blk int) (blocks, b
 		}
 	}
 	return blocks, bytesSent, bc.flush()
+}
+
+// CopyImage streams the image src into dst the way --storage copy moves a stopped VM's
+// disk: this file's sender and receiver, O_DIRECT reads and writes of local images, through
+// link (an unshaped relay when nil, as in a run without --link). It returns the time from
+// connecting to the receiver's answer that everything is durable. dst must be src's size.
+// scripts/mirrorcompare measures the copy's throughput with it.
+func CopyImage(ctx context.Context, src, dst *Disk, link *linkemu.Link) (time.Duration, error) {
+	size, err := src.imageLen()
+	if err != nil {
+		return 0, err
+	}
+	if n, err := dst.imageLen(); err != nil || n != size {
+		return 0, fmt.Errorf("copy: the destination has %d bytes, the source %d (%v)", n, size, err)
+	}
+	in, err := src.openData(false)
+	if err != nil {
+		return 0, fmt.Errorf("copy: the source image: %w", err)
+	}
+	defer in.Close()
+	out, err := dst.openData(true)
+	if err != nil {
+		return 0, fmt.Errorf("copy: the destination image: %w", err)
+	}
+	defer out.Close()
+	srv, err := startBlockServer(out, size, nil)
+	if err != nil {
+		return 0, err
+	}
+	shape := linkemu.Link{Name: "relay"}
+	if link != nil {
+		shape = *link
+	}
+	p, err := linkemu.Start(shape, srv.Addr())
+	if err != nil {
+		srv.Close()
+		return 0, fmt.Errorf("copy: link: %w", err)
+	}
+	start := time.Now()
+	bc, err := dialBlockClient(ctx, p.Addr(), nil)
+	if err == nil {
+		err = bc.sendAll(in, size, nil)
+		bc.Close()
+	}
+	d := time.Since(start)
+	p.Stop()
+	return d, errors.Join(err, srv.Close())
 }
