@@ -227,7 +227,7 @@ func mirror(dir, src string, link *linkemu.Link, size int64) (time.Duration, err
 	}
 	defer vm.Stop()
 	start := time.Now()
-	args := map[string]any{"job-id": "m", "device": "disk0", "target": url, "format": "raw", "mode": "existing", "sync": "full"}
+	args := map[string]any{"job-id": "m", "device": "disk0", "target": url, "format": "raw", "mode": "existing", "sync": "full", "granularity": migrate.MirrorGranularity}
 	if err := vm.QMP.Execute(ctx, "drive-mirror", args, nil); err != nil {
 		return 0, err
 	}

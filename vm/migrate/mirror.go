@@ -25,6 +25,15 @@ import (
 
 const mirrorJobID = "vsb-mirror"
 
+// MirrorGranularity is the mirror's dirty-bitmap granularity: the unit it re-sends when the
+// guest writes. QEMU's default is 64 KiB (the target's cluster size, else 64 KiB), so every
+// random 4 KiB guest write re-sent 64 KiB: measured with the oltp workload on a 256 MiB
+// image over lan, the mirror was 20 MB behind the guest when the VM stopped, the stop
+// waited 1.5 s for the mirror's requests in flight and the final sync took 0.7 s more,
+// all inside QEMU's downtime. 4 KiB is the guest's block size; adjacent dirty blocks
+// are still sent as one request (up to 1 MiB), so the bulk copy is not slowed.
+const MirrorGranularity = 4096
+
 // blockJob is one entry of query-block-jobs.
 type blockJob struct {
 	Device string `json:"device"`
@@ -78,7 +87,7 @@ func (s *scenario) queryJob(ctx context.Context) (*blockJob, error) {
 func (s *scenario) mirrorUntilReady(ctx context.Context, mig *results.Migration, deadline time.Time) (bool, error) {
 	start, b0 := time.Now(), s.diskBytes()
 	args := map[string]any{
-		"job-id": mirrorJobID, "device": "disk0", "sync": "full", "copy-mode": s.cfg.MirrorCopyMode,
+		"job-id": mirrorJobID, "device": "disk0", "sync": "full", "copy-mode": s.cfg.MirrorCopyMode, "granularity": MirrorGranularity,
 		// A write the target refuses fails the job at once (the default is the same; said
 		// here because the run's error handling relies on it).
 		"on-target-error": "report",

@@ -447,6 +447,15 @@ func (s *scenario) atSwitchover(ctx context.Context, mig *results.Migration) err
 		return nil
 	}
 	s.switchedDisk = true
+	start := time.Now()
+	if stop, ok := s.lastEvent("source", "STOP", s.t0); ok {
+		// How long the stopped VM waited for this to start: the migration's poll of
+		// query-migrate (the time a real move would not spend).
+		s.cfg.Logf("switchover: the disk's last step starts %s after the source stopped", start.Sub(stop).Round(time.Millisecond))
+	}
+	defer func() {
+		s.cfg.Logf("switchover: the disk's last step and the image check took %s", time.Since(start).Round(time.Millisecond))
+	}()
 	switch s.cfg.Storage {
 	case StorageTwoPhase:
 		if err := s.sendDeltas(ctx, mig); err != nil {
