@@ -200,7 +200,7 @@ func (s *scenario) prepareStorage(ctx context.Context, mig *results.Migration) e
 		return nil
 	}
 	src := cfg.Disk
-	srcLen, err := src.imageLen()
+	srcLen, err := qemuLen(ctx, src)
 	if err != nil {
 		return fmt.Errorf("migrate: the source image: %w", err)
 	}
@@ -241,7 +241,7 @@ func (s *scenario) prepareStorage(ctx context.Context, mig *results.Migration) e
 	if sameImage(src, dst) {
 		return fmt.Errorf("--to %s is the source image itself: nothing was copied or overwritten", backends.Redact(u))
 	}
-	dstLen, err := dst.imageLen()
+	dstLen, err := qemuLen(ctx, dst)
 	if err != nil {
 		return fmt.Errorf("--to: %w", err)
 	}
@@ -283,6 +283,17 @@ func (s *scenario) prepareStorage(ctx context.Context, mig *results.Migration) e
 		mig.DestinationDisk = dst.URL
 	}
 	return nil
+}
+
+// qemuLen is the length of the whole image as the QEMU that opens it sees it. A LUN only
+// QEMU opens (libiscsi) is known to the Disk only as the region the guest uses, which
+// can be shorter than the LUN: ask qemu-img then, else a source mirrored into a larger LUN
+// would pass the size check and the guest's disk change size at switchover.
+func qemuLen(ctx context.Context, d *Disk) (int64, error) {
+	if d.path != "" || d.target != nil {
+		return d.imageLen()
+	}
+	return qemuImgSize(ctx, d.Drive)
 }
 
 // checkFileDestination refuses a local destination that is the source's file or sits on a
