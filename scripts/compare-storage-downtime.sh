@@ -21,14 +21,19 @@ for r in $(seq "$rounds"); do
 		out="$work/$m.$r.json"
 		storage=(--storage "$m")
 		[ "$m" = mirror-wb ] && storage=(--storage mirror --mirror-copy-mode write-blocking)
-		"$work/vmstorbench" migrate --target "file://$work" --disk-size "$size" --profile oltp --size 32m \
-			--link "$link" "${storage[@]}" --check-image=false --deadline 5m -q --json --no-save >"$out"
+		# A run that fails (a guest starved on a loaded machine) is said and left out.
+		if ! "$work/vmstorbench" migrate --target "file://$work" --disk-size "$size" --profile oltp --size 32m \
+			--link "$link" "${storage[@]}" --check-image=false --deadline 5m -q --json --no-save >"$out" 2>"$work/err"; then
+			printf '%-9s %-5s failed: %s\n' "$m" "$r" "$(grep -m1 vmstorbench: "$work/err" || tail -1 "$work/err")"
+			rm -f "$out"
+			continue
+		fi
 		jq -r --arg m "$m" --arg r "$r" '.migration | "\($m) \($r) \(.qemu_downtime_ms) \(.pause_ms) \(.disruption_ms) \(.longest_stall_ms) \((.disk_transferred_bytes // 0) / 1e6)"' "$out" |
 			awk '{printf "%-9s %-5s %10.1f %10.1f %12.1f %10.1f %10.1f\n", $1, $2, $3, $4, $5, $6, $7}'
 	done
 done
 # best (minimum) and median of a field over one method's runs
-stat() { jq -s "[.[].migration.$2] | sort | {best: .[0], median: .[(length-1)/2|floor]}" "$work"/"$1".*.json; }
+stat() { jq -s "[.[].migration.$2] | sort | {best: .[0], median: .[(length-1)/2|floor], runs: length}" "$work"/"$1".*.json; }
 echo
 for m in "${methods[@]}"; do
 	printf '%-9s qemu downtime %s  disruption %s\n' "$m" "$(stat "$m" qemu_downtime_ms | jq -c .)" "$(stat "$m" disruption_ms | jq -c .)"

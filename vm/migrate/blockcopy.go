@@ -13,6 +13,7 @@ import (
 	"math"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/vm/linkemu"
@@ -41,6 +42,9 @@ const (
 
 // copyChunk is the size of one write message of the bulk copy.
 const copyChunk = 1 << 20
+
+// senderReaders is how many reads of the source the sender keeps in flight.
+const senderReaders = 4
 
 // copyIdleTimeout ends a transfer whose link moved nothing for this long: a link that died
 // without a reset ends the run within seconds rather than hanging it.
@@ -103,10 +107,16 @@ func (bs *blockServer) Close() error {
 	return errors.Join(append(bs.errs, err)...)
 }
 
-// receiverBuffers is how many write messages the receiver holds at once: reading the next
-// ones from the link overlaps writing the earlier ones to the image (each O_DIRECT write
-// waits for the device), as the sender overlaps reading the source with sending.
-const receiverBuffers = 4
+// receiverBuffers is how many write messages the receiver holds at once, and
+// receiverWriters how many of them it writes to the image at the same time: reading the
+// next ones from the link overlaps writing the earlier ones, and several O_DIRECT writes
+// in flight keep the device busy, as QEMU's NBD server does with its parallel requests.
+// The messages of one connection never overlap (whole-image chunks, or distinct delta
+// blocks), so their order on disk does not matter; the checksums and the flush wait for all.
+const (
+	receiverBuffers = 8
+	receiverWriters = 4
+)
 
 func (bs *blockServer) serve(c net.Conn) error {
 	r := bufio.NewReaderSize(c, 256<<10)
@@ -119,8 +129,6 @@ func (bs *blockServer) serve(c net.Conn) error {
 		_ = w.Flush()
 		return err
 	}
-	// The writer: writes arrive in order and go to the image in order; the first failure
-	// is kept and answered at the next point the sender waits for (checksums, flush).
 	type block struct {
 		buf []byte
 		off int64
@@ -130,30 +138,38 @@ func (bs *blockServer) serve(c net.Conn) error {
 		free <- alignedBuf(copyChunk)
 	}
 	queue := make(chan block, receiverBuffers)
-	idle := make(chan error) // the writer's answer to a drain: everything queued is written
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		var werr error
-		for b := range queue {
-			if b.buf == nil { // a drain
-				idle <- werr
-				werr = nil
-				continue
-			}
-			if werr == nil {
+	var (
+		pending sync.WaitGroup // writes queued and not yet done
+		writers sync.WaitGroup
+		errMu   sync.Mutex
+		werr    error // the first failed write, answered at the next wait
+	)
+	for range receiverWriters {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			for b := range queue {
 				if _, err := bs.img.WriteAt(b.buf, b.off); err != nil {
-					werr = fmt.Errorf("copy receiver: write at %d: %w", b.off, err)
+					errMu.Lock()
+					if werr == nil {
+						werr = fmt.Errorf("copy receiver: write at %d: %w", b.off, err)
+					}
+					errMu.Unlock()
 				}
+				free <- b.buf[:cap(b.buf)]
+				pending.Done()
 			}
-			free <- b.buf[:cap(b.buf)]
-		}
-	}()
+		}()
+	}
 	// Whatever ends the connection, nothing writes the image after serve returns.
-	defer func() { close(queue); <-writerDone }()
+	defer func() { close(queue); writers.Wait() }()
 	drain := func() error {
-		queue <- block{}
-		return <-idle
+		pending.Wait()
+		errMu.Lock()
+		defer errMu.Unlock()
+		err := werr
+		werr = nil
+		return err
 	}
 	buf := alignedBuf(copyChunk) // checksums
 	for {
@@ -176,8 +192,10 @@ func (bs *blockServer) serve(c net.Conn) error {
 			}
 			wb := <-free
 			if _, err := io.ReadFull(r, wb[:h.N]); err != nil {
+				free <- wb
 				return err
 			}
+			pending.Add(1)
 			queue <- block{wb[:h.N], int64(h.Off)}
 		case opSums:
 			var blk uint32
@@ -316,35 +334,47 @@ func (bc *blockClient) sendAll(src imageData, size int64, progress func(int64)) 
 		off int64
 		err error
 	}
-	// Read ahead in a goroutine, so that reading the source and sending overlap.
-	chunks := make(chan chunk, 2)
-	free := make(chan []byte, 3)
-	for range 3 {
+	// Read ahead in goroutines, so that reading the source and sending overlap, with
+	// several O_DIRECT reads in flight; the chunks go out in the order their reads end
+	// (each carries its offset).
+	chunks := make(chan chunk, senderReaders)
+	free := make(chan []byte, 2*senderReaders)
+	for range 2 * senderReaders {
 		free <- alignedBuf(copyChunk)
 	}
 	done := make(chan struct{})
 	defer close(done)
-	go func() {
-		defer close(chunks)
-		for off := int64(0); off < size; off += copyChunk {
-			var buf []byte
-			select {
-			case buf = <-free:
-			case <-done:
-				return
+	var next atomic.Int64
+	var readers sync.WaitGroup
+	for range senderReaders {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				var buf []byte
+				select {
+				case buf = <-free:
+				case <-done:
+					return
+				}
+				off := next.Add(copyChunk) - copyChunk
+				if off >= size {
+					return
+				}
+				n := int(min(copyChunk, size-off))
+				err := readFull(src, buf[:n], off)
+				select {
+				case chunks <- chunk{buf[:n], off, err}:
+				case <-done:
+					return
+				}
+				if err != nil {
+					return
+				}
 			}
-			n := int(min(copyChunk, size-off))
-			err := readFull(src, buf[:n], off)
-			select {
-			case chunks <- chunk{buf[:n], off, err}:
-			case <-done:
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
+		}()
+	}
+	go func() { readers.Wait(); close(chunks) }()
 	var sent int64
 	for ch := range chunks {
 		if ch.err != nil {
