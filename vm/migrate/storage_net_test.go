@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"path"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,12 +14,13 @@ import (
 	"github.com/vmstorbench/vmstorbench/vm/migrate"
 )
 
-// TestIntegrationStorageToNFS moves the disk to NFS-Ganesha (--to nfs://…): a new image in
-// the export directory, which the destination QEMU opens with libnfs (mirror: its NBD
-// export of it is the mirror's target) and vmstorbench's receiver writes through its NFS
-// backend (copy). One server for both.
+// TestIntegrationStorageToNFS moves the disk to an NFS server (--to nfs://…, go-nfs: in
+// process, so it does not wait for the machine-wide Ganesha another suite may hold): a new
+// image in the export directory, written through vmstorbench's NFS backend (--access nbd:
+// go-nfs does not serve QEMU's libnfs), by the mirror through the NBD export the
+// destination QEMU opens, by the copy's receiver directly. One server for both.
 func TestIntegrationStorageToNFS(t *testing.T) {
-	srv := testbed.NewGanesha()
+	srv := testbed.NewGoNFS()
 	eps := startServer(t, srv)
 	u, err := url.Parse(eps[0].URL)
 	if err != nil {
@@ -27,12 +29,24 @@ func TestIntegrationStorageToNFS(t *testing.T) {
 	u.Path = path.Dir(u.Path) // the export directory: a new image is made in it
 	for _, method := range []string{migrate.StorageMirror, migrate.StorageCopy} {
 		t.Run(method, func(t *testing.T) {
-			res := runStorage(t, func(c *migrate.Config) { c.Storage, c.To = method, u.String() })
+			res := runStorage(t, func(c *migrate.Config) {
+				c.Storage, c.To = method, u.String()
+				c.ToOptions = migrate.DiskOptions{Access: migrate.AccessNBD}
+				// Each of the mirror's writes is a synchronous NFS WRITE here, about as
+				// slow as the guest's: a background mirror was still behind at the 30 s
+				// deadline; write-blocking keeps the guest at the destination's pace.
+				c.MirrorCopyMode, c.Deadline = "write-blocking", 2*time.Minute
+			})
 			m := checkMoved(t, res, method, "disk-bulk-copy")
-			if !strings.HasPrefix(m.DestinationDisk, "nfs://") || !strings.HasPrefix(m.DestinationAccess, "nfs") {
+			if !strings.Contains(m.DestinationAccess, "nfs") {
 				t.Errorf("destination %q through %q", m.DestinationDisk, m.DestinationAccess)
 			}
+			left, _ := filepath.Glob(filepath.Join(srv.ExportDir(), "vmstorbench*"))
+			t.Logf("in the export after the run: %v", left)
 		})
+	}
+	if left, _ := filepath.Glob(filepath.Join(srv.ExportDir(), "vmstorbench*")); len(left) != 0 {
+		t.Errorf("destination images left on the export: %v", left)
 	}
 }
 
