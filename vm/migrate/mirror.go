@@ -201,9 +201,10 @@ func (s *scenario) addMirrorNode(ctx context.Context) error {
 	return nil
 }
 
-// delMirrorNode closes the source's connection to the destination's export once the mirror
-// has ended (best effort: the source QEMU stops with the migration anyway, but a cancelled
-// run leaves it running).
+// delMirrorNode closes the source's connection to the destination's export after a mirror
+// that did not lead to a switchover (best effort): the source keeps running then. After a
+// switchover the node is left to the source QEMU's exit: deleting it there would add a QMP
+// round trip to the downtime.
 func (s *scenario) delMirrorNode() {
 	if !strings.HasPrefix(s.mirrorTarget, "nbd://") {
 		return
@@ -211,6 +212,30 @@ func (s *scenario) delMirrorNode() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = s.src.vm.QMP.Execute(ctx, "blockdev-del", map[string]any{"node-name": mirrorNodeName}, nil)
+}
+
+// afterMirrorCancelled waits briefly for a cancelled mirror to end, then closes the
+// source's connection to the destination's export (the source keeps running).
+func (s *scenario) afterMirrorCancelled(ctx context.Context) {
+	if !strings.HasPrefix(s.mirrorTarget, "nbd://") {
+		return
+	}
+	wait := time.NewTimer(2 * time.Second)
+	defer wait.Stop()
+	for {
+		select {
+		case ev := <-s.jobEvents:
+			if ev.Device == mirrorJobID && (ev.name == "BLOCK_JOB_COMPLETED" || ev.name == "BLOCK_JOB_CANCELLED") {
+				s.mirrorDone = true
+				s.delMirrorNode()
+				return
+			}
+		case <-wait.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // completeMirror ends the READY mirror with the VM stopped: block-job-cancel on a READY
@@ -236,7 +261,6 @@ func (s *scenario) completeMirror(ctx context.Context, mig *results.Migration) e
 				continue
 			}
 			s.mirrorDone = true
-			s.delMirrorNode()
 			if ev.Error != "" {
 				return fmt.Errorf("migrate: the mirror failed at switchover: %s", ev.Error)
 			}

@@ -619,6 +619,7 @@ func (s *scenario) abandon(mig *results.Migration) {
 	defer cancel()
 	if s.mirrorStarted && !s.mirrorDone {
 		_ = s.src.vm.QMP.Execute(ctx, "block-job-cancel", map[string]any{"device": mirrorJobID, "force": true}, nil)
+		s.afterMirrorCancelled(ctx)
 	}
 	_ = s.src.vm.QMP.Execute(ctx, "migrate_cancel", nil, nil)
 	if st, err := s.src.vm.Status(ctx); err == nil && st != "running" {
