@@ -25,6 +25,7 @@ for r in $(seq "$rounds"); do
 		if ! "$work/vmstorbench" migrate --target "file://$work" --disk-size "$size" --profile oltp --size 32m \
 			--link "$link" "${storage[@]}" --check-image=false --deadline 5m -q --json --no-save >"$out" 2>"$work/err"; then
 			printf '%-9s %-5s failed: %s\n' "$m" "$r" "$(grep -m1 vmstorbench: "$work/err" || tail -1 "$work/err")"
+			jq -r '.migration.notes[]? | "          note: \(.)"' "$out" 2>/dev/null || true
 			rm -f "$out"
 			continue
 		fi

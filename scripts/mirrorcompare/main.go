@@ -36,6 +36,7 @@ func main() {
 	sizeFlag := flag.String("size", "256m", "image size")
 	rounds := flag.Int("rounds", 3, "rounds (each runs both)")
 	linkSpec := flag.String("link", "", "emulated link between source and destination (lan, wan, a spec); default unshaped")
+	flag.Int64Var(&granularity, "granularity", migrate.MirrorGranularity, "the mirror's dirty-bitmap granularity in bytes (QEMU's default is 65536)")
 	flag.Parse()
 	size, err := units.ParseSize(*sizeFlag)
 	if err != nil {
@@ -78,6 +79,9 @@ func main() {
 	fmt.Printf("%d MiB over %s, best of %d: mirror %.1f MB/s, copy %.1f MB/s, qemu-img convert %.1f MB/s; ratio mirror/convert %.2f, copy/convert %.2f\n",
 		size>>20, shape, *rounds, best[0], best[1], best[2], best[0]/best[2], best[1]/best[2])
 }
+
+// granularity is the mirror's, as -granularity says (set once, before any round).
+var granularity int64
 
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "mirrorcompare:", err)
@@ -227,7 +231,7 @@ func mirror(dir, src string, link *linkemu.Link, size int64) (time.Duration, err
 	}
 	defer vm.Stop()
 	start := time.Now()
-	args := map[string]any{"job-id": "m", "device": "disk0", "target": url, "format": "raw", "mode": "existing", "sync": "full", "granularity": migrate.MirrorGranularity}
+	args := map[string]any{"job-id": "m", "device": "disk0", "target": url, "format": "raw", "mode": "existing", "sync": "full", "granularity": granularity}
 	if err := vm.QMP.Execute(ctx, "drive-mirror", args, nil); err != nil {
 		return 0, err
 	}
