@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/results"
+	hvqemu "github.com/vmstorbench/vmstorbench/vm/hv/qemu"
 	"github.com/vmstorbench/vmstorbench/vm/qemu"
 )
 
@@ -193,7 +194,7 @@ func (s *scenario) addMirrorNode(ctx context.Context) error {
 		"server": map[string]any{"type": "inet", "host": host, "port": port},
 	}
 	if s.cfg.Security != SecurityNone {
-		node["tls-creds"] = tlsObjectID
+		node["tls-creds"] = hvqemu.TLSObjectID
 	}
 	if err := s.src.vm.QMP.Execute(ctx, "blockdev-add", node, nil); err != nil {
 		return fmt.Errorf("migrate: connecting the source to the destination's NBD export: %w", s.src.check(err))

@@ -15,8 +15,9 @@ import (
 	"github.com/vmstorbench/vmstorbench/backends"
 	"github.com/vmstorbench/vmstorbench/results"
 	"github.com/vmstorbench/vmstorbench/testbed"
+	"github.com/vmstorbench/vmstorbench/vm/hv"
+	hvqemu "github.com/vmstorbench/vmstorbench/vm/hv/qemu"
 	"github.com/vmstorbench/vmstorbench/vm/linkemu"
-	"github.com/vmstorbench/vmstorbench/vm/qemu"
 )
 
 // Storage methods: how the disk gets to the destination.
@@ -295,7 +296,7 @@ func qemuLen(ctx context.Context, d *Disk) (int64, error) {
 	if d.path != "" || d.target != nil {
 		return d.imageLen()
 	}
-	return qemuImgSize(ctx, d.Drive)
+	return hvqemu.ImageSize(ctx, d.Drive)
 }
 
 // checkFileDestination refuses a local destination that is the source's file or sits on a
@@ -346,7 +347,7 @@ func (s *scenario) setupDiskTransfer(ctx context.Context) error {
 		if cfg.Security != SecurityNone {
 			// The destination's tls-creds-x509 object (endpoint=server, verify-peer as
 			// --security says): the server then accepts TLS clients only.
-			args["tls-creds"] = tlsObjectID
+			args["tls-creds"] = hvqemu.TLSObjectID
 		}
 		if err := q.Execute(ctx, "nbd-server-start", args, nil); err != nil {
 			return fmt.Errorf("migrate: NBD server on the destination: %w", s.dst.check(err))
@@ -414,7 +415,7 @@ func (s *scenario) stopSource(ctx context.Context) error {
 	if s.srcStopped {
 		return nil
 	}
-	if err := s.src.vm.QMP.Execute(ctx, "stop", nil, nil); err != nil {
+	if err := s.src.guest.Pause(ctx); err != nil {
 		return fmt.Errorf("migrate: stop the source: %w", s.src.check(err))
 	}
 	s.srcStopped = true
@@ -456,7 +457,7 @@ func (s *scenario) beforeRAM(ctx context.Context, mig *results.Migration, deadli
 // onMigrationEvent wakes the migration's poll when the source reaches pre-switchover: the
 // VM is stopped there, waiting for the disk's last step, and a 50 ms poll would add up to
 // 50 ms to QEMU's downtime.
-func (s *scenario) onMigrationEvent(ev qemu.Event) {
+func (s *scenario) onMigrationEvent(ev hv.Event) {
 	var st struct {
 		Status string `json:"status"`
 	}
@@ -619,7 +620,7 @@ func (s *scenario) abandon(mig *results.Migration) {
 		mig.GuestOn = "destination"
 		return
 	}
-	if s.src == nil || s.src.vm == nil || s.src.vm.Exited() {
+	if s.src == nil || s.src.guest == nil || s.src.guest.Exited() {
 		return
 	}
 	if s.storageFailed() {
@@ -639,15 +640,17 @@ func (s *scenario) abandon(mig *results.Migration) {
 		_ = s.src.vm.QMP.Execute(ctx, "block-job-cancel", map[string]any{"device": mirrorJobID, "force": true}, nil)
 		s.afterMirrorCancelled(ctx)
 	}
-	_ = s.src.vm.QMP.Execute(ctx, "migrate_cancel", nil, nil)
-	if st, err := s.src.vm.Status(ctx); err == nil && st != "running" {
+	if s.migration != nil {
+		_ = s.migration.Cancel(ctx)
+	}
+	if st, err := s.src.guest.State(ctx); err == nil && st != hv.StateRunning {
 		// A stop of vmstorbench's (copy) or QEMU's (a failed switchover): continue.
-		if err := s.src.vm.QMP.Execute(ctx, "cont", nil, nil); err != nil {
+		if err := s.src.guest.Continue(ctx); err != nil {
 			s.note("the source could not be continued: " + err.Error())
 			return
 		}
 	}
-	if st, err := s.src.vm.Status(ctx); err == nil && st == "running" {
+	if st, err := s.src.guest.State(ctx); err == nil && st == hv.StateRunning {
 		mig.GuestOn = "source"
 		s.note("the migration did not complete: the VM keeps running on the source")
 	}
