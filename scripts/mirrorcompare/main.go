@@ -34,7 +34,7 @@ import (
 
 func main() {
 	sizeFlag := flag.String("size", "256m", "image size")
-	rounds := flag.Int("rounds", 3, "rounds (each runs both)")
+	rounds := flag.Int("rounds", 3, "rounds (each runs all three)")
 	linkSpec := flag.String("link", "", "emulated link between source and destination (lan, wan, a spec); default unshaped")
 	flag.Int64Var(&granularity, "granularity", migrate.MirrorGranularity, "the mirror's dirty-bitmap granularity in bytes (QEMU's default is 65536)")
 	flag.Parse()
@@ -54,18 +54,26 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	defer os.RemoveAll(dir)
+	err = compare(dir, size, *rounds, link)
+	os.RemoveAll(dir) // also when a round failed
+	if err != nil {
+		fail(err)
+	}
+}
+
+// compare runs the rounds in dir and prints the figures.
+func compare(dir string, size int64, rounds int, link *linkemu.Link) error {
 	src := filepath.Join(dir, "src.img")
 	if err := randomImage(src, size); err != nil {
-		fail(err)
+		return err
 	}
 	var best [3]float64
 	names := [3]string{"mirror", "copy", "qemu-img convert"}
-	for r := 1; r <= *rounds; r++ {
+	for r := 1; r <= rounds; r++ {
 		for i, f := range []func(string, string, *linkemu.Link, int64) (time.Duration, error){mirror, copyImage, convert} {
 			d, err := f(dir, src, link, size)
 			if err != nil {
-				fail(fmt.Errorf("%s: %w", names[i], err))
+				return fmt.Errorf("%s: %w", names[i], err)
 			}
 			mbps := float64(size) / d.Seconds() / 1e6
 			best[i] = max(best[i], mbps)
@@ -77,7 +85,8 @@ func main() {
 		shape = link.String()
 	}
 	fmt.Printf("%d MiB over %s, best of %d: mirror %.1f MB/s, copy %.1f MB/s, qemu-img convert %.1f MB/s; ratio mirror/convert %.2f, copy/convert %.2f\n",
-		size>>20, shape, *rounds, best[0], best[1], best[2], best[0]/best[2], best[1]/best[2])
+		size>>20, shape, rounds, best[0], best[1], best[2], best[0]/best[2], best[1]/best[2])
+	return nil
 }
 
 // granularity is the mirror's, as -granularity says (set once, before any round).
