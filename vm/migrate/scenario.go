@@ -160,6 +160,9 @@ type scenario struct {
 	mirrorDone    bool
 	jobErrorNoted bool
 	jobEvents     chan jobEvent
+	// switchover hears the source's MIGRATION pre-switchover event, so that the disk's
+	// last step starts at once rather than at the next query-migrate poll.
+	switchover chan struct{}
 	// closePullExport closes the source's export for the pull (once).
 	closePullExport func() error
 	cpu             *cpuMeter
@@ -216,7 +219,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	s := &scenario{
 		cfg: &cfg, dir: dir, drv: drv, qemuVer: drv.Version(),
 		msgs: make(chan agent.Message, 4096), hellos: make(chan agent.Message, 8), results: make(chan agent.Message, 8),
-		coll: newCollector(taskWorkload), connEnded: map[string]error{}, jobEvents: make(chan jobEvent, 64),
+		coll: newCollector(taskWorkload), connEnded: map[string]error{}, jobEvents: make(chan jobEvent, 64), switchover: make(chan struct{}, 1),
 		started: time.Now(), guestOn: "source",
 	}
 	// The scenario runs under a context that a fault ends (fault.go): a storage server gone
