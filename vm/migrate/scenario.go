@@ -222,14 +222,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res, err := s.run(fctx)
 	if err != nil && ctx.Err() == nil {
 		// The first error line names what failed, from the evidence (fault.go).
-		var fe *FaultError
-		if errors.As(err, &fe) {
-			if fe.Err == nil {
-				fe.Err = err
-			}
-		} else if c := s.cause(); c != "" {
-			err = &FaultError{Cause: c, Err: err}
-		}
+		err = withCause(err, s.cause())
 	}
 	if res != nil && res.Migration != nil && res.Migration.Failure == "" && (err != nil || res.Migration.Outcome == OutcomeFailed) {
 		res.Migration.Failure = s.cause()

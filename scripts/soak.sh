@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# soak.sh: N live migrations in a row through the `vmstorbench migrate` binary, rotating the
+# modes (precopy, postcopy, stopcopy) over the testbed's kinds of storage so that every mode
+# meets every target, on LAN and WAN links alternately, with --check-memory wherever the mode
+# allows it (not post-copy) and the verify workload (oltp with verifiable blocks: the guest's
+# own verify pass and the read-back on the destination). Then a CSV, one row a run, and a
+# summary table per mode. A DRBD pair that does not start (twice) is left out, loudly, unless
+# DRBD_REQUIRED is set. Exits 1 when any run failed, did not complete its migration,
+# mismatched or left differing memory pages; 2 on bad input or a testbed that did not start.
+#
+#   scripts/soak.sh 50                          # all targets; DRBD too when the pair starts
+#   TARGETS="file nfs-ganesha" scripts/soak.sh 6
+#   SOAK_DIR=/var/tmp/soak scripts/soak.sh 50   # the CSV, results and logs go there
+#                                               # (default: a new directory under $TMPDIR)
+#
+# Targets (TARGETS, in rotation order): file (a scratch image in a local directory),
+# nfs-ganesha (QEMU's libnfs), nfs-gonfs (the embedded Go NFS server, through vmstorbench's
+# NBD export: libnfs cannot talk to it), iscsi-tgt-chap (QEMU's libiscsi, CHAP), smb-encrypted
+# (Samba, encryption required, through the NBD export), nbd-qemu (qemu-nbd) and drbd-c (a DRBD
+# pair of TCG guests, protocol C, `testbed up --with drbd`). Run i uses mode i mod 3 and target
+# (i / 3) mod T, so every mode meets every target within 3·T runs; the link alternates with i
+# and flips its phase every 3·T runs, so the next 3·T runs give every pair the other link.
+#
+# One testbed (`vmstorbench testbed up`, its own state directory) serves all runs; it is
+# stopped at the end (`testbed down`, which stops the servers by the PIDs they recorded).
+# Each run is bounded by RUN_TIMEOUT (default 600 s; SIGINT, so the CLI saves what it has).
+# Environment: AT, AFTER (workload before/after the migration, default 2s), DISK (16m),
+# PROFILE (oltp), EXTRA (more migrate flags).
+set -uo pipefail
+
+N=${1:-}
+if ! [[ "$N" =~ ^[1-9][0-9]*$ ]]; then
+	echo "usage: scripts/soak.sh N   (N migrations, N >= 1)" >&2
+	exit 2
+fi
+TARGETS=${TARGETS:-"file nfs-ganesha nfs-gonfs iscsi-tgt-chap smb-encrypted nbd-qemu drbd-c"}
+MODES=(precopy postcopy stopcopy)
+LINKS=(lan wan)
+AT=${AT:-2s}
+AFTER=${AFTER:-2s}
+DISK=${DISK:-16m}
+PROFILE=${PROFILE:-oltp}
+RUN_TIMEOUT=${RUN_TIMEOUT:-600}
+EXTRA=${EXTRA:-}
+
+cd "$(dirname "$0")/.."
+export PATH=/usr/local/go/bin:$PATH
+for tool in go jq timeout awk sort; do
+	command -v "$tool" >/dev/null || {
+		echo "soak: $tool not found" >&2
+		exit 2
+	}
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmstorbench-soak.XXXXXX")
+out=${SOAK_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/vmstorbench-soak-out.XXXXXX")}
+mkdir -p "$out/results" "$out/logs" "$tmp/disk"
+tb=$tmp/testbed
+bin=$tmp/vmstorbench
+testbed_up=0
+cleanup() {
+	if [ "$testbed_up" = 1 ]; then
+		"$bin" testbed down --state "$tb" >/dev/null 2>&1 || echo "soak: testbed down failed (state $tb)" >&2
+	fi
+	rm -rf "$tmp" # the binary, the testbed's state, the file target's directory
+	echo "soak: CSV, summary, results and logs in $out" >&2
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# One static binary: the DRBD pair's in-guest agent is this binary, and a guest cannot run a
+# dynamically linked one.
+echo "soak: building vmstorbench" >&2
+CGO_ENABLED=0 go build -o "$bin" ./cmd/vmstorbench || exit 2
+
+read -r -a targets <<<"$TARGETS"
+with=()
+for t in "${targets[@]}"; do
+	case $t in
+	file | nfs-ganesha | nfs-gonfs | iscsi-tgt-chap | iscsi-tgt | iscsi-gotgt | smb | smb-signed | smb-encrypted | nbd-qemu | nbd-qemu-tls) ;;
+	drbd-a | drbd-b | drbd-c) with=(--with drbd) ;;
+	*)
+		echo "soak: unknown target $t" >&2
+		exit 2
+		;;
+	esac
+done
+
+# The DRBD pair sometimes fails to connect on a loaded machine: TESTBED_TRIES (default 2).
+for ((try = 1; try <= ${TESTBED_TRIES:-2}; try++)); do
+	echo "soak: starting the testbed ${with[*]} (try $try)" >&2
+	if "$bin" testbed up --state "$tb" "${with[@]}" >"$out/testbed.txt" 2>&1; then
+		testbed_up=1
+		break
+	fi
+	cat "$out/testbed.txt" >&2
+	"$bin" testbed down --state "$tb" >/dev/null 2>&1
+done
+# Without DRBD_REQUIRED, a DRBD pair that will not start leaves the others to soak: said on
+# stderr and in the summary, never silently.
+dropped=
+if [ "$testbed_up" = 0 ] && [ ${#with[@]} -gt 0 ] && [ -z "${DRBD_REQUIRED:-}" ]; then
+	kept=()
+	for t in "${targets[@]}"; do
+		case $t in drbd-*) dropped="$dropped $t" ;; *) kept+=("$t") ;; esac
+	done
+	targets=("${kept[@]}")
+	echo "soak: the DRBD pair did not start; soaking without:$dropped" >&2
+	if "$bin" testbed up --state "$tb" >"$out/testbed.txt" 2>&1; then
+		testbed_up=1
+	else
+		cat "$out/testbed.txt" >&2
+		"$bin" testbed down --state "$tb" >/dev/null 2>&1
+	fi
+fi
+[ "$testbed_up" = 1 ] || {
+	echo "soak: the testbed did not start" >&2
+	exit 2
+}
+cat "$out/testbed.txt" >&2
+
+csv=$out/soak.csv
+echo "run,mode,target,link,exit,outcome,complete,mismatches,checked,differing_pages,downtime_ms,stall_ms,check_pause_ms,duration_s,error" >"$csv"
+
+# args_for TARGET: the --target and access flags for one target.
+args_for() {
+	case $1 in
+	file) echo "--target file://$tmp/disk" ;;
+	nfs-gonfs) echo "--target testbed:nfs-gonfs --access nbd" ;;
+	iscsi-* | nbd-* | drbd-*) echo "--target testbed:$1 --allow-destructive" ;;
+	*) echo "--target testbed:$1" ;;
+	esac
+}
+
+T=${#targets[@]}
+start_all=$(date +%s)
+for ((i = 0; i < N; i++)); do
+	mode=${MODES[i % 3]}
+	target=${targets[(i / 3) % T]}
+	link=${LINKS[(i + i / (3 * T)) % 2]}
+	check=()
+	[ "$mode" != postcopy ] && check=(--check-memory)
+	run=$(printf '%03d' "$i")
+	res=$out/results/$run
+	mkdir -p "$res"
+	log=$out/logs/$run-$mode-$target-$link.log
+	# shellcheck disable=SC2046,SC2086 # args_for and EXTRA are word lists on purpose
+	set -- --accel tcg --quiet --profile "$PROFILE" --at "$AT" --after "$AFTER" --disk-size "$DISK" \
+		--mode "$mode" --link "$link" "${check[@]}" --testbed-state "$tb" --results "$res" \
+		$(args_for "$target") $EXTRA
+	t0=$(date +%s.%N)
+	echo "+ vmstorbench migrate $*" >"$log"
+	timeout --signal=INT --kill-after=60 "$RUN_TIMEOUT" "$bin" migrate "$@" >>"$log" 2>&1
+	code=$?
+	dur=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+	doc=$(ls "$res"/*.json 2>/dev/null | head -1)
+	if [ -n "$doc" ]; then
+		row=$(jq -r '[
+			(.migration.outcome // "none"),
+			(.complete // false),
+			([.verify.mismatches, .migration.integrity.read_back.mismatches] | map(. // 0) | add),
+			([.verify.checked, .migration.integrity.read_back.checked] | map(. // 0) | add),
+			(if .migration.memory then .migration.memory.differing_pages else "" end),
+			(.migration.qemu_downtime_ms // 0 | . * 10 | round / 10),
+			(.migration.longest_stall_ms // 0 | . * 10 | round / 10),
+			(.migration.check_pause_ms // 0 | . * 10 | round / 10),
+			((.error // "") | gsub("[,\n\"]"; " ") | .[0:160])
+		] | map(tostring) | join("\u001f")' "$doc")
+		# A separator that is not white space: read keeps empty fields (no memory compared).
+		IFS=$'\x1f' read -r outcome complete mism checked pages down stall cpause err <<<"$row"
+	else
+		outcome=none complete=false mism= checked= pages= down= stall= cpause=
+		err="no result document ($(tail -1 "$log" | tr ',"' '  ' | cut -c1-140))"
+	fi
+	echo "$i,$mode,$target,$link,$code,$outcome,$complete,$mism,$checked,$pages,$down,$stall,$cpause,$dur,\"$err\"" >>"$csv"
+	printf 'soak: %3d/%d %-8s %-14s %-3s exit %-3s %-9s complete=%-5s mismatches=%s pages=%s downtime=%sms stall=%sms %ss\n' \
+		"$((i + 1))" "$N" "$mode" "$target" "$link" "$code" "$outcome" "$complete" "${mism:-?}" "${pages:--}" "${down:-?}" "${stall:-?}" "$dur" >&2
+done
+elapsed=$(($(date +%s) - start_all))
+
+# Summary per mode (and all): completed/total, mismatches, differing pages (runs compared),
+# QEMU downtime and the workload's longest stall as p50/p95/max (nearest rank).
+summary() {
+	awk -F, -v secs="$elapsed" '
+	function pct(arr, n, p,    k) { if (n == 0) return "-"; k = int(p * n + 0.999999); if (k < 1) k = 1; return arr[k] }
+	function sortn(arr, n,    i, j, t) { for (i = 2; i <= n; i++) { t = arr[i]; for (j = i - 1; j >= 1 && arr[j] > t; j--) arr[j + 1] = arr[j]; arr[j + 1] = t } }
+	function line(name, tot, ok, mis, pg, pgr, d, nd, s, ns,    dd, ss, i) {
+		for (i = 1; i <= nd; i++) dd[i] = d[i]; sortn(dd, nd)
+		for (i = 1; i <= ns; i++) ss[i] = s[i]; sortn(ss, ns)
+		printf "| %s | %d/%d | %d | %s | %s / %s / %s | %s / %s / %s |\n", name, ok, tot, mis, (pgr ? pg " in " pgr : "-"),
+			pct(dd, nd, .5), pct(dd, nd, .95), pct(dd, nd, 1), pct(ss, ns, .5), pct(ss, ns, .95), pct(ss, ns, 1)
+	}
+	NR == 1 { next }
+	{
+		m = $2; tot[m]++; all++
+		if ($5 == 0 && $6 == "completed" && $7 == "true") { ok[m]++; okall++ }
+		mis[m] += $8; misall += $8
+		if ($10 != "") { pg[m] += $10; pgr[m]++; pgall += $10; pgrall++ }
+		if ($6 == "completed") { d[m, ++nd[m]] = $11 + 0; s[m, ++ns[m]] = $12 + 0; dall[++ndall] = $11 + 0; sall[++nsall] = $12 + 0 }
+	}
+	END {
+		print "| mode | completed | verify mismatches | differing pages (runs compared) | QEMU downtime ms p50 / p95 / max | longest stall ms p50 / p95 / max |"
+		print "|---|---|---|---|---|---|"
+		split("precopy postcopy stopcopy", order, " ")
+		for (k = 1; k <= 3; k++) {
+			m = order[k]; if (!(m in tot)) continue
+			delete dd; delete ss
+			for (i = 1; i <= nd[m]; i++) dd[i] = d[m, i]
+			for (i = 1; i <= ns[m]; i++) ss[i] = s[m, i]
+			line(m, tot[m], ok[m] + 0, mis[m], pg[m] + 0, pgr[m] + 0, dd, nd[m] + 0, ss, ns[m] + 0)
+		}
+		line("all", all, okall + 0, misall, pgall + 0, pgrall + 0, dall, ndall + 0, sall, nsall + 0)
+		printf "\n%d runs in %d s\n", all, secs
+	}' "$csv"
+}
+summary | tee "$out/summary.md"
+[ -n "$dropped" ] && echo "not soaked (the DRBD pair did not start):$dropped" | tee -a "$out/summary.md"
+
+echo "soak: CSV $csv" >&2
+bad=$(awk -F, 'NR > 1 && ($5 != 0 || $6 != "completed" || $7 != "true" || $8 != 0 || ($10 != "" && $10 != 0)) { n++ } END { print n + 0 }' "$csv")
+if [ "$bad" -gt 0 ]; then
+	echo "soak: $bad of $N runs failed, did not complete, mismatched or differed (logs: $out/logs):" >&2
+	awk -F, 'NR > 1 && ($5 != 0 || $6 != "completed" || $7 != "true" || $8 != 0 || ($10 != "" && $10 != 0))' "$csv" >&2
+	exit 1
+fi

@@ -1,0 +1,68 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// withCause puts the cause first without ever wrapping a FaultError around an error that
+// contains it (its message recursed without end: a stack overflow, or errors.Is looping), and
+// without saying the cause twice when a wait returned the context's cause.
+func TestWithCause(t *testing.T) {
+	const cause = "storage: nfs://127.0.0.1/x: server 127.0.0.1:2049 refuses connections at 5.5 s (server down)"
+	bare := func() error { return &FaultError{Cause: cause} } // the run's context's cause
+	other := errors.New("qmp source: query-migrate: EOF")
+	for _, tc := range []struct {
+		name  string
+		err   error
+		cause string
+		want  string
+	}{
+		{"the context's cause returned as it is", bare(), cause, cause},
+		{"the context's cause wrapped by a wait", fmt.Errorf("wait for the guest: %w", bare()), cause,
+			cause + " (then: wait for the guest)"},
+		{"a fault the partial result wrapped", &FaultError{Cause: cause, Err: bare()}, cause, cause},
+		{"a fault with what followed it", &FaultError{Cause: cause, Err: other}, cause, cause + " (then: " + other.Error() + ")"},
+		{"an error with evidence found after it", other, cause, cause + " (then: " + other.Error() + ")"},
+		{"an error without evidence", other, "", other.Error()},
+		{"cancelled", &FaultError{Cause: cause, Err: context.Canceled}, cause, cause},
+	} {
+		done := make(chan string, 1)
+		go func() {
+			err := withCause(tc.err, tc.cause)
+			_ = errors.Is(err, context.Canceled) // must end
+			done <- err.Error()
+		}()
+		select {
+		case got := <-done:
+			if got != tc.want {
+				t.Errorf("%s:\n got %s\nwant %s", tc.name, got, tc.want)
+			}
+			if tc.cause != "" && !strings.HasPrefix(got, tc.cause) {
+				t.Errorf("%s: %q does not start with the cause", tc.name, got)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the error does not end (a cycle)", tc.name)
+		}
+	}
+}
+
+// A dead server fails every request in flight: each is evidence, the log tells the fault once.
+func TestAddFaultTellsOnce(t *testing.T) {
+	var logged []string
+	s := &scenario{cfg: &Config{Logf: func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }}, started: time.Now()}
+	for i := range 5 {
+		s.addFault(fault{at: time.Now(), component: compStorage, subject: "nfs://h/x", what: "NBD export's backend failed", reason: fmt.Sprintf("write %d", i)})
+	}
+	s.addFault(fault{at: time.Now(), component: compStorage, subject: "nfs://h/x", what: "server h refuses connections"})
+	if len(logged) != 2 || len(s.faults) != 6 {
+		t.Errorf("logged %d lines for %d faults, want 2 for 6: %q", len(logged), len(s.faults), logged)
+	}
+	if c := s.cause(); !strings.Contains(c, "(write 0)") {
+		t.Errorf("cause %q: want the first evidence", c)
+	}
+}
