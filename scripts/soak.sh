@@ -21,8 +21,9 @@
 # (i / 3) mod T, so every mode meets every target within 3·T runs; the link alternates with i
 # and flips its phase every 3·T runs, so the next 3·T runs give every pair the other link.
 #
-# One testbed (`vmstorbench testbed up`, its own state directory) serves all runs; it is
-# stopped at the end (`testbed down`, which stops the servers by the PIDs they recorded).
+# One testbed (`vmstorbench testbed up --only` the servers the targets need, its own state
+# directory) serves all runs; it is stopped at the end (`testbed down`, which stops the
+# servers by the PIDs they recorded).
 # Each run is bounded by RUN_TIMEOUT (default 600 s; SIGINT, so the CLI saves what it has).
 # Environment: AT, AFTER (workload before/after the migration, default 2s), DISK (16m),
 # PROFILE (oltp), EXTRA (more migrate flags).
@@ -74,50 +75,74 @@ echo "soak: building vmstorbench" >&2
 CGO_ENABLED=0 go build -o "$bin" ./cmd/vmstorbench || exit 2
 
 read -r -a targets <<<"$TARGETS"
-with=()
+# server_of TARGET: the testbed server behind a target ("" for file).
+server_of() {
+	case $1 in
+	file) ;;
+	nfs-ganesha) echo ganesha ;;
+	nfs-gonfs) echo gonfs ;;
+	iscsi-tgt | iscsi-tgt-chap) echo tgt ;;
+	iscsi-gotgt) echo gotgt ;;
+	smb | smb-signed | smb-encrypted) echo samba ;;
+	nbd-qemu | nbd-qemu-tls) echo qemu-nbd ;;
+	drbd-a | drbd-b | drbd-c) echo drbd ;;
+	*) return 1 ;;
+	esac
+}
+# servers: the testbed servers the targets need, comma-separated (only these start: fewer
+# guests and daemons on a loaded machine, and no lock taken on a server another user needs).
+servers() {
+	local t s list=
+	for t in "${targets[@]}"; do
+		s=$(server_of "$t") || return 1
+		[ -n "$s" ] && [[ ",$list," != *",$s,"* ]] && list=${list:+$list,}$s
+	done
+	echo "$list"
+}
 for t in "${targets[@]}"; do
-	case $t in
-	file | nfs-ganesha | nfs-gonfs | iscsi-tgt-chap | iscsi-tgt | iscsi-gotgt | smb | smb-signed | smb-encrypted | nbd-qemu | nbd-qemu-tls) ;;
-	drbd-a | drbd-b | drbd-c) with=(--with drbd) ;;
-	*)
+	server_of "$t" >/dev/null || {
 		echo "soak: unknown target $t" >&2
 		exit 2
-		;;
-	esac
+	}
 done
 
-# The DRBD pair sometimes fails to connect on a loaded machine: TESTBED_TRIES (default 2).
-for ((try = 1; try <= ${TESTBED_TRIES:-2}; try++)); do
-	echo "soak: starting the testbed ${with[*]} (try $try)" >&2
-	if "$bin" testbed up --state "$tb" "${with[@]}" >"$out/testbed.txt" 2>&1; then
+# start_testbed: testbed up with the servers the targets need; nothing to start for file.
+start_testbed() {
+	local only
+	only=$(servers)
+	[ -z "$only" ] && return 0
+	echo "soak: starting the testbed: $only" >&2
+	if "$bin" testbed up --state "$tb" --only "$only" >"$out/testbed.txt" 2>&1; then
 		testbed_up=1
-		break
+		cat "$out/testbed.txt" >&2
+		return 0
 	fi
 	cat "$out/testbed.txt" >&2
 	"$bin" testbed down --state "$tb" >/dev/null 2>&1
+	return 1
+}
+
+# The DRBD pair sometimes fails to connect on a loaded machine: TESTBED_TRIES (default 2).
+# Without DRBD_REQUIRED, a pair that will not start leaves the other targets to soak: said
+# on stderr and in the summary, never silently.
+started=0
+for ((try = 1; try <= ${TESTBED_TRIES:-2}; try++)); do
+	start_testbed && { started=1; break; }
 done
-# Without DRBD_REQUIRED, a DRBD pair that will not start leaves the others to soak: said on
-# stderr and in the summary, never silently.
 dropped=
-if [ "$testbed_up" = 0 ] && [ ${#with[@]} -gt 0 ] && [ -z "${DRBD_REQUIRED:-}" ]; then
+if [ "$started" = 0 ] && [[ ",$(servers)," == *,drbd,* ]] && [ -z "${DRBD_REQUIRED:-}" ]; then
 	kept=()
 	for t in "${targets[@]}"; do
 		case $t in drbd-*) dropped="$dropped $t" ;; *) kept+=("$t") ;; esac
 	done
 	targets=("${kept[@]}")
 	echo "soak: the DRBD pair did not start; soaking without:$dropped" >&2
-	if "$bin" testbed up --state "$tb" >"$out/testbed.txt" 2>&1; then
-		testbed_up=1
-	else
-		cat "$out/testbed.txt" >&2
-		"$bin" testbed down --state "$tb" >/dev/null 2>&1
-	fi
+	[ ${#targets[@]} -gt 0 ] && start_testbed && started=1
 fi
-[ "$testbed_up" = 1 ] || {
+[ "$started" = 1 ] || {
 	echo "soak: the testbed did not start" >&2
 	exit 2
 }
-cat "$out/testbed.txt" >&2
 
 csv=$out/soak.csv
 echo "run,mode,target,link,exit,outcome,complete,mismatches,checked,differing_pages,downtime_ms,stall_ms,check_pause_ms,duration_s,error" >"$csv"
