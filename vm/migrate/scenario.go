@@ -342,7 +342,8 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 
 	// The workload.
 	s.t0 = time.Now()
-	if err := s.src.conn.SendTask(agent.Task{ID: taskWorkload, Target: GuestDisk, Workload: w, Interval: time.Second, Stream: !cfg.NoStream, FlushEvery: cfg.FlushEvery}); err != nil {
+	if err := s.src.conn.SendTask(agent.Task{ID: taskWorkload, Target: GuestDisk, Workload: w, Interval: time.Second, Stream: !cfg.NoStream, FlushEvery: cfg.FlushEvery,
+		StallTimeout: guestClockTimeout, Grace: guestClockTimeout}); err != nil {
 		return nil, err
 	}
 	var outside chan outsideResult
@@ -458,7 +459,8 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 			IODepth: 32, NumJobs: 1, Direct: true, Verify: w.Verify, RandSeed: w.RandSeed,
 		}
 		// A read-back that fails leaves the workload's figures intact; the run is incomplete.
-		if err := guestSide.conn.SendTask(agent.Task{ID: taskReadBack, Target: GuestDisk, Workload: check, Interval: time.Second}); err != nil {
+		if err := guestSide.conn.SendTask(agent.Task{ID: taskReadBack, Target: GuestDisk, Workload: check, Interval: time.Second,
+			StallTimeout: guestClockTimeout, Grace: guestClockTimeout}); err != nil {
 			err = guestSide.check(err)
 			s.note("read-back not started: " + err.Error())
 			return s.assemble(mig, wres, nil, endNS), err
@@ -480,6 +482,16 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 
 	return s.assemble(mig, wres, readBack, endNS), nil
 }
+
+// guestClockTimeout is the in-guest engine's stall timeout and grace for the migration's
+// tasks: out of the way, because they run on the guest's clock. Under TCG on a loaded host
+// that clock ran up to ~33 times faster than the host's (6m26s of guest uptime at 11.8 s of
+// boot), so the engine's 60 s stall timeout and 10 s grace ended healthy runs after a second
+// or two of slow storage ("no I/O completed for 1m0s", "I/O still in flight 10s after the run
+// ended") right after stop-and-copy migrations over the emulated WAN. The host decides that
+// I/O has stopped, on its own clock (hangTimeout of no disk I/O in QEMU's statistics), and
+// bounds every task (resultTimeout, readBackTimeout).
+const guestClockTimeout = 24 * time.Hour
 
 // guestBroken returns the first console line that shows a kernel failure, or "".
 func guestBroken(console string) string {
