@@ -228,8 +228,33 @@ func (s *scenario) watchQEMU(sd *side) {
 		if sd.stopping.Load() {
 			return
 		}
-		s.addFault(fault{at: time.Now(), component: comp, side: sd.name, what: "exited", reason: vm.ExitReason(), detail: vm.Log()})
+		s.addFault(fault{at: time.Now(), component: comp, side: sd.name, what: "exited", reason: s.exitReason(sd), detail: exitDetail(vm.ExitReason(), vm.Log(), vm.ConsoleTail(4096))})
 	}()
+}
+
+// exitReason is how sd's QEMU ended; an exit status 0 nobody asked for is the guest ending
+// itself (QEMU runs with -no-reboot: a guest kernel that panics resets, and QEMU exits), which
+// QEMU's SHUTDOWN event names.
+func (s *scenario) exitReason(sd *side) string {
+	r := sd.vm.ExitReason()
+	if r != "exit status 0" {
+		return r
+	}
+	for _, why := range []string{"guest-reset", "guest-shutdown", "guest-panic"} {
+		if _, ok := s.event(sd.name, "SHUTDOWN", why, time.Time{}); ok {
+			return r + ", the guest ended itself: " + why
+		}
+	}
+	return r
+}
+
+// exitDetail is what tells why QEMU ended: its stderr, and for a guest that ended itself the
+// last lines of its console (a kernel panic says why there, QEMU's stderr is empty).
+func exitDetail(reason, qemuLog, console string) string {
+	if reason != "exit status 0" || console == "" {
+		return qemuLog
+	}
+	return strings.TrimSpace(qemuLog + "\nconsole: " + lastLine(console))
 }
 
 // blockIOError turns QEMU's BLOCK_IO_ERROR event into a storage fault.

@@ -66,3 +66,20 @@ func TestAddFaultTellsOnce(t *testing.T) {
 		t.Errorf("cause %q: want the first evidence", c)
 	}
 }
+
+// A QEMU that exits 0 unasked ran a guest that ended itself: the console's last lines (a
+// kernel panic) say why, QEMU's stderr does not; a killed QEMU is told by its stderr alone.
+func TestExitDetail(t *testing.T) {
+	console := "[    1.0] booting\n[  35.2] Kernel panic - not syncing: Attempted to kill init!\n[  35.3] Rebooting in 1 seconds.."
+	for _, tc := range []struct {
+		reason, log, console, want string
+	}{
+		{"exit status 0", "", console, "console: [    1.0] booting | [  35.2] Kernel panic - not syncing: Attempted to kill init! | [  35.3] Rebooting in 1 seconds.."},
+		{"signal: killed", "qemu-system-x86_64: terminating on signal 9", console, "qemu-system-x86_64: terminating on signal 9"},
+		{"exit status 0", "", "", ""},
+	} {
+		if got := exitDetail(tc.reason, tc.log, tc.console); got != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.reason, got, tc.want)
+		}
+	}
+}
