@@ -18,8 +18,8 @@
 # NBD export: libnfs cannot talk to it), iscsi-tgt-chap (QEMU's libiscsi, CHAP), smb-encrypted
 # (Samba, encryption required, through the NBD export), nbd-qemu (qemu-nbd) and drbd-c (a DRBD
 # pair of TCG guests, protocol C, `testbed up --with drbd`). Run i uses mode i mod 3 and target
-# (i / 3) mod T, so every mode meets every target within 3·T runs; the link alternates with i
-# and flips its phase every 3·T runs, so the next 3·T runs give every pair the other link.
+# (i / 3) mod T, so every mode meets every target within 3·T runs; the link alternates so
+# that the next 3·T runs give every pair the other link.
 #
 # One testbed (`vmstorbench testbed up --only` the servers the targets need, its own state
 # directory) serves all runs; it is stopped at the end (`testbed down`, which stops the
@@ -158,11 +158,14 @@ args_for() {
 }
 
 T=${#targets[@]}
+# With 3·T even, i mod 2 would give each mode-target pair the same link every time: flip the
+# phase every 3·T runs. With 3·T odd, i mod 2 already alternates each pair's link.
+flip=$((1 - (3 * T) % 2))
 start_all=$(date +%s)
 for ((i = 0; i < N; i++)); do
 	mode=${MODES[i % 3]}
 	target=${targets[(i / 3) % T]}
-	link=${LINKS[(i + i / (3 * T)) % 2]}
+	link=${LINKS[(i + flip * (i / (3 * T))) % 2]}
 	check=()
 	[ "$mode" != postcopy ] && check=(--check-memory)
 	run=$(printf '%03d' "$i")
