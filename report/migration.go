@@ -1,7 +1,6 @@
 package report
 
 import (
-	"encoding/csv"
 	"fmt"
 	"io"
 	"slices"
@@ -102,19 +101,6 @@ func (g *grid) write(w io.Writer, markdown bool, width int, optional []int) erro
 		p.printf("%s\n", g.Note)
 	}
 	return p.err
-}
-
-// writeCSV renders the grid as a CSV block: a header row and one record per row.
-func (g *grid) writeCSV(cw *csv.Writer) error {
-	if err := cw.Write(g.Header); err != nil {
-		return fmt.Errorf("report: %w", err)
-	}
-	for _, r := range g.texts() {
-		if err := cw.Write(r); err != nil {
-			return fmt.Errorf("report: %w", err)
-		}
-	}
-	return nil
 }
 
 // countedRuns are the runs whose figures a case shows: the complete ones, or when none

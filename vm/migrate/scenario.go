@@ -160,6 +160,9 @@ type scenario struct {
 	mirrorDone    bool
 	jobErrorNoted bool
 	jobEvents     chan jobEvent
+	// switchover hears the source's MIGRATION pre-switchover event, so that the disk's
+	// last step starts at once rather than at the next query-migrate poll.
+	switchover chan struct{}
 	// closePullExport closes the source's export for the pull (once).
 	closePullExport func() error
 	// A replicated disk's role changes (replica.go): the destination's replica promoted,
@@ -220,7 +223,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	s := &scenario{
 		cfg: &cfg, dir: dir, drv: drv, qemuVer: drv.Version(),
 		msgs: make(chan agent.Message, 4096), hellos: make(chan agent.Message, 8), results: make(chan agent.Message, 8),
-		coll: newCollector(taskWorkload), connEnded: map[string]error{}, jobEvents: make(chan jobEvent, 64),
+		coll: newCollector(taskWorkload), connEnded: map[string]error{}, jobEvents: make(chan jobEvent, 64), switchover: make(chan struct{}, 1),
 		started: time.Now(), guestOn: "source",
 	}
 	// The scenario runs under a context that a fault ends (fault.go): a storage server gone
@@ -261,14 +264,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res, err := s.run(fctx)
 	if err != nil && ctx.Err() == nil {
 		// The first error line names what failed, from the evidence (fault.go).
-		var fe *FaultError
-		if errors.As(err, &fe) {
-			if fe.Err == nil {
-				fe.Err = err
-			}
-		} else if c := s.cause(); c != "" {
-			err = &FaultError{Cause: c, Err: err}
-		}
+		err = withCause(err, s.cause())
 	}
 	if res != nil && res.Migration != nil && res.Migration.Failure == "" && (err != nil || res.Migration.Outcome == OutcomeFailed) {
 		res.Migration.Failure = s.cause()
@@ -351,6 +347,9 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 	cfg.Logf("source booted with %s in %s (guest uptime %s: agent code from %s, modules %s)", accel, hello.At.Sub(bootStart).Round(time.Millisecond),
 		time.Duration(hello.Hello.UptimeNS).Round(time.Millisecond), time.Duration(hello.Hello.StartNS).Round(time.Millisecond),
 		time.Duration(hello.Hello.ModulesNS).Round(time.Millisecond))
+	if n := clockRunaway(time.Duration(hello.Hello.UptimeNS), hello.At.Sub(bootStart)); n != "" {
+		s.note(n)
+	}
 
 	// Destination: waiting for the incoming migration.
 	uri := ""
@@ -383,7 +382,8 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 
 	// The workload.
 	s.t0 = time.Now()
-	if err := s.src.conn.SendTask(agent.Task{ID: taskWorkload, Target: GuestDisk, Workload: w, Interval: time.Second, Stream: !cfg.NoStream, FlushEvery: cfg.FlushEvery}); err != nil {
+	if err := s.src.conn.SendTask(agent.Task{ID: taskWorkload, Target: GuestDisk, Workload: w, Interval: time.Second, Stream: !cfg.NoStream, FlushEvery: cfg.FlushEvery,
+		StallTimeout: guestClockTimeout, Grace: guestClockTimeout}); err != nil {
 		return nil, err
 	}
 	s.replicaSample(ctx, mig, "workload start")
@@ -507,7 +507,8 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 			IODepth: 32, NumJobs: 1, Direct: true, Verify: w.Verify, RandSeed: w.RandSeed,
 		}
 		// A read-back that fails leaves the workload's figures intact; the run is incomplete.
-		if err := guestSide.conn.SendTask(agent.Task{ID: taskReadBack, Target: GuestDisk, Workload: check, Interval: time.Second}); err != nil {
+		if err := guestSide.conn.SendTask(agent.Task{ID: taskReadBack, Target: GuestDisk, Workload: check, Interval: time.Second,
+			StallTimeout: guestClockTimeout, Grace: guestClockTimeout}); err != nil {
 			err = guestSide.check(err)
 			s.note("read-back not started: " + err.Error())
 			return s.assemble(mig, wres, nil, endNS), err
@@ -528,6 +529,29 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 	s.progress("done", -1, "")
 
 	return s.assemble(mig, wres, readBack, endNS), nil
+}
+
+// guestClockTimeout is the in-guest engine's stall timeout and grace for the migration's
+// tasks: out of the way, because they run on the guest's clock. Under TCG on a loaded host
+// that clock ran up to ~33 times faster than the host's (6m26s of guest uptime at 11.8 s of
+// boot), so the engine's 60 s stall timeout and 10 s grace ended healthy runs after a second
+// or two of slow storage ("no I/O completed for 1m0s", "I/O still in flight 10s after the run
+// ended") right after stop-and-copy migrations over the emulated WAN. The host decides that
+// I/O has stopped, on its own clock (hangTimeout of no disk I/O in QEMU's statistics), and
+// bounds every task (resultTimeout, readBackTimeout).
+const guestClockTimeout = 24 * time.Hour
+
+// clockRunaway says when the guest's clock ran well ahead of the host's during the boot
+// (guest uptime over 3 times the host's boot time; seen: 33 times, a guest booted on an
+// overloaded host under TCG), "" otherwise. Such a guest's own timings, and its kernel's
+// timers, are off: the figures here come from the host's clock, and a run that fails after
+// it is likely that (see guestClockTimeout).
+func clockRunaway(uptime, boot time.Duration) string {
+	if boot <= 0 || uptime <= 3*boot {
+		return ""
+	}
+	return fmt.Sprintf("the guest's clock ran %.0f times as fast as the host's while it booted (uptime %s after %s): TCG on an overloaded host; the figures use the host's clock",
+		float64(uptime)/float64(boot), uptime.Round(time.Second), boot.Round(100*time.Millisecond))
 }
 
 // guestBroken returns the first console line that shows a kernel failure, or "".
