@@ -338,3 +338,29 @@ func TestVEELayout(t *testing.T) {
 		t.Errorf("WAN row without pull: %q", got)
 	}
 }
+
+// TestMigrationTableReplication shows the storage link's and a replicated disk's bytes
+// beside the RAM link's, and leaves both columns out of tables that have neither.
+func TestMigrationTableReplication(t *testing.T) {
+	shared := migDoc{target: "iscsi", link: "wan", storage: "shared", downtimeMS: 30, stallMS: 900, migrationMS: 6000, ramB: 68e6, cpuS: 1}.run(1)
+	shared.Migration.Traffic = append(shared.Migration.Traffic, results.LinkTraffic{Link: "storage", UpB: 40e6, DownB: 12e6})
+	drbd := migDoc{target: "drbd-c", link: "wan", storage: "shared", downtimeMS: 60, stallMS: 700, migrationMS: 6200, ramB: 68e6, cpuS: 1}.run(2)
+	drbd.Migration.Replication = &results.MigrationReplication{Kind: "drbd", Protocol: "C", BeforeB: 1e6, DuringB: 3.5e6, AfterB: 2e6}
+	table := func(runs ...*results.Run) string {
+		var buf bytes.Buffer
+		if err := RenderTable(&buf, runs, "table", TableOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return buf.String()
+	}
+	out := table(shared, drbd)
+	for _, w := range []string{"Storage link (MB)", "Replication (MB)", "52.0", "3.50"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("lacks %q:\n%s", w, out)
+		}
+	}
+	plain := migDoc{target: "nfs", link: "lan", storage: "shared", downtimeMS: 30, ramB: 66e6, cpuS: 1}.run(3)
+	if out := table(plain); strings.Contains(out, "Storage link") || strings.Contains(out, "Replication") {
+		t.Errorf("columns without figures:\n%s", out)
+	}
+}

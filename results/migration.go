@@ -139,6 +139,9 @@ type Migration struct {
 	Traffic []LinkTraffic `json:"traffic,omitempty"`
 	// DiskTransferredB is the disk stream's bytes in both directions (Traffic "disk").
 	DiskTransferredB int64 `json:"disk_transferred_bytes,omitempty"`
+	// Replication is set when the disk is replicated between the hypervisors (DRBD): the
+	// roles around the migration and the replication traffic next to Traffic's.
+	Replication *MigrationReplication `json:"replication,omitempty"`
 	// Cost is the CPU time the migration took and an energy estimate from it.
 	Cost *MigrationCost `json:"cost,omitempty"`
 	// ImageCheck compares the destination's image with the source's, block by block, at

@@ -26,9 +26,17 @@ type MigrationSpec struct {
 // document with its migration section (Run.Migration); a run that failed after it started
 // returns its partial result with the error.
 func RunMigration(ctx context.Context, s MigrationSpec, h Hooks) (*results.Run, error) {
-	disk, err := migrate.OpenDisk(ctx, s.Target, s.DiskOptions)
+	// A testbed DRBD pair is two disks and a replica (drbd.go), anything else one disk.
+	drbd, err := openDRBDMigration(ctx, s)
 	if err != nil {
 		return nil, err
+	}
+	defer drbd.close(h.logf)
+	disk := &migrate.Disk{}
+	if drbd == nil {
+		if disk, err = migrate.OpenDisk(ctx, s.Target, s.DiskOptions); err != nil {
+			return nil, err
+		}
 	}
 	defer func() {
 		if err := disk.Close(); err != nil {
@@ -42,6 +50,7 @@ func RunMigration(ctx context.Context, s MigrationSpec, h Hooks) (*results.Run, 
 	cfg.ToOptions = migrate.DiskOptions{Access: d.Access, AllowDestructive: d.AllowDestructive, Keep: d.Keep}
 	cfg.Progress = h.Phase
 	cfg.Logf = h.logf
+	drbd.apply(&cfg)
 	start := time.Now()
 	res, err := migrate.Run(ctx, cfg)
 	if res == nil {

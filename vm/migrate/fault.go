@@ -303,6 +303,8 @@ func (s *scenario) probeStorage(ctx context.Context, addr string, interval time.
 			reached = true
 		case !reached && errors.Is(err, syscall.ECONNREFUSED):
 			return
+		case errors.Is(err, syscall.ECONNREFUSED) && s.replicaSwitched.Load():
+			return // the source's replica stopped serving on purpose after the switchover
 		case errors.Is(err, syscall.ECONNREFUSED):
 			s.addFault(fault{at: time.Now(), component: compStorage, subject: s.cfg.Disk.URL,
 				what: "server " + addr + " refuses connections", reason: "server down"})

@@ -165,6 +165,10 @@ type scenario struct {
 	switchover chan struct{}
 	// closePullExport closes the source's export for the pull (once).
 	closePullExport func() error
+	// A replicated disk's role changes (replica.go): the destination's replica promoted,
+	// the switchover done (read by the storage probe too).
+	replicaPromoted bool
+	replicaSwitched atomic.Bool
 	cpu             *cpuMeter
 
 	mu          sync.Mutex
@@ -349,7 +353,7 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 
 	// Destination: waiting for the incoming migration.
 	uri := ""
-	if cfg.Mode != ModeNone {
+	if cfg.Mode != ModeNone && cfg.Replica == nil { // a replicated disk's destination starts later (replica.go)
 		port, err := testbed.FreePort()
 		if err != nil {
 			return nil, err
@@ -382,6 +386,7 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 		StallTimeout: guestClockTimeout, Grace: guestClockTimeout}); err != nil {
 		return nil, err
 	}
+	s.replicaSample(ctx, mig, "workload start")
 	var outside chan outsideResult
 	stopOutside := func() {}
 	if cfg.OutsideTarget != "" {
@@ -417,6 +422,9 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 	if err := s.sleep(ctx, cfg.At, func() { s.progress("warming", -1, "") }); err != nil {
 		return partial(err)
 	}
+	if uri, err = s.replicaDestination(ctx, mig, accel, uri); err != nil {
+		return partial(err)
+	}
 
 	// The migration.
 	if cfg.Mode == ModeNone && cfg.Storage == StorageMirror {
@@ -429,7 +437,7 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 		mig.Outcome = OutcomeNone
 		mig.StartNS = int64(time.Since(s.t0))
 		mig.EndNS = mig.StartNS
-	} else if err := s.migrate(ctx, mig, uri); err != nil {
+	} else if err := s.migrateReplicated(ctx, mig, uri); err != nil {
 		s.abandon(mig)
 		return partial(err)
 	}
@@ -443,6 +451,9 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 		mig.GuestOn = "destination"
 		// The source has nothing left to do: free its CPU for the rest of the run.
 		_ = s.src.stop()
+		if err := s.replicaSwitchover(ctx, mig); err != nil {
+			s.note(err.Error())
+		}
 	} else if s.dst != nil {
 		_ = s.dst.stop()
 	}
@@ -471,6 +482,7 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 		return s.assemble(mig, &agent.Result{Task: taskWorkload, Error: err.Error()}, nil, endNS), err
 	}
 	endNS := int64(stopAt.Sub(s.t0))
+	s.replicaSample(ctx, mig, "end")
 	if wres.Run != nil && wres.Run.Verify != nil {
 		v := wres.Run.Verify
 		cfg.Logf("workload stopped: result %s later, its verify pass checked %d blocks (%d mismatches)", time.Since(stopAt).Round(time.Millisecond), v.Checked, v.Mismatches)
