@@ -65,23 +65,28 @@ func median(d []time.Duration) time.Duration {
 }
 
 func TestUDPRelayDelay(t *testing.T) {
-	for _, c := range []struct {
-		lat      time.Duration
-		min, max time.Duration
-	}{
-		{0, 0, 2 * time.Millisecond},
-		{10 * time.Millisecond, 9500 * time.Microsecond, 14 * time.Millisecond},
-	} {
-		a, b, _, fa, fb := udpPair(t, Link{Name: "t", Latency: c.lat})
+	// The relay must never deliver early (a hard lower bound) and must add about its
+	// latency, nothing more. The upper bound is relative to a control measured in the same
+	// test through an unshaped relay, plus slack, so that a loaded machine (the scheduler's
+	// wake-up delay is in both) does not fail it; the precise figures are in the log and in
+	// the DRBD latency benchmark, not asserted here.
+	var control time.Duration
+	for _, c := range []time.Duration{0, 10 * time.Millisecond} {
+		a, b, _, fa, fb := udpPair(t, Link{Name: "t", Latency: c})
 		ab := oneWay(t, a, b, fa, 50, 2*time.Millisecond)
 		ba := oneWay(t, b, a, fb, 50, 2*time.Millisecond)
 		if len(ab) != 50 || len(ba) != 50 {
-			t.Fatalf("latency %v: got %d and %d of 50 datagrams", c.lat, len(ab), len(ba))
+			t.Fatalf("latency %v: got %d and %d of 50 datagrams", c, len(ab), len(ba))
 		}
-		t.Logf("latency %v: median one-way %v A→B, %v B→A", c.lat, median(ab), median(ba))
+		t.Logf("latency %v: median one-way %v A→B, %v B→A", c, median(ab), median(ba))
+		if c == 0 {
+			control = max(median(ab), median(ba))
+			continue
+		}
+		lo, hi := c*95/100, c+control+10*time.Millisecond
 		for _, m := range []time.Duration{median(ab), median(ba)} {
-			if m < c.min || m > c.max {
-				t.Errorf("latency %v: median one-way %v, want %v–%v", c.lat, m, c.min, c.max)
+			if m < lo || m > hi {
+				t.Errorf("latency %v: median one-way %v, want %v–%v (unshaped control %v)", c, m, lo, hi, control)
 			}
 		}
 	}
@@ -110,7 +115,9 @@ func TestUDPRelayRate(t *testing.T) {
 	if got != 200 {
 		t.Fatalf("%d of 200 datagrams arrived (stats %+v)", got, r.Stats())
 	}
-	if d := last.Sub(t0); d < 180*time.Millisecond || d > 300*time.Millisecond {
+	// Never faster than the rate (a hard bound); the upper bound only catches a relay that
+	// is grossly slow, with room for a loaded machine.
+	if d := last.Sub(t0); d < 180*time.Millisecond || d > time.Second {
 		t.Errorf("200 kB at 1 MB/s took %v, want ~200 ms", d)
 	}
 	// Beyond the queue, a burst is dropped, not queued without bound.
