@@ -86,9 +86,10 @@ func (p *LibvirtPair) HostUUIDs() []string {
 	return out
 }
 
-// LibvirtSocketURI is the URI of a session daemon listening on socket.
+// LibvirtSocketURI is the URI of a session daemon listening on socket (slashes left as they
+// are, as virsh users write it).
 func LibvirtSocketURI(socket string) string {
-	return "qemu+unix:///session?" + url.Values{"socket": {socket}}.Encode()
+	return "qemu+unix:///session?socket=" + strings.ReplaceAll(url.QueryEscape(socket), "%2F", "/")
 }
 
 // Start implements Server. dir gets the daemons' logs (libvirtd-1.log, libvirtd-2.log).

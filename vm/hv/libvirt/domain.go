@@ -229,6 +229,8 @@ type Domain struct {
 	d         golibvirt.Domain
 	// stage is the directory Boot staged the image in ("" for none); Destroy removes it.
 	stage *stageDir
+	// console is the guest's console file on this machine ("" when unknown).
+	console string
 }
 
 func randomName() string {
@@ -268,6 +270,9 @@ func (c *Conn) Boot(ctx context.Context, spec Spec) (_ *Domain, err error) {
 		return nil, err
 	}
 	dom := &Domain{Conn: c, Name: spec.Name, Transient: true, stage: st}
+	if st != nil {
+		dom.console = spec.ConsoleLog
+	}
 	// Starting QEMU under load takes seconds: allow more than one call's usual time.
 	err = c.call(ctx, 2*DefaultCallTimeout, "start domain "+spec.Name, func() error {
 		var err error
@@ -462,13 +467,9 @@ func (c *Conn) ActiveDomains(ctx context.Context) ([]string, error) {
 	return names, err
 }
 
-// ConsoleLog is the console file of a domain Boot started on a local daemon ("" otherwise).
-func (d *Domain) ConsoleLog() string {
-	if d.stage == nil {
-		return ""
-	}
-	return d.stage.consolePath(d.Name + ".console")
-}
+// ConsoleLog is the console file of a domain Boot started on a local daemon, or migrated
+// from one to another ("" otherwise).
+func (d *Domain) ConsoleLog() string { return d.console }
 
 // readableByAll reports whether any user can read p (every directory above it searchable).
 func readableByAll(p string) bool {

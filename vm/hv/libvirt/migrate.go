@@ -133,6 +133,9 @@ type Migration struct {
 	Started              time.Time
 	SourceHost, DestHost Host
 
+	// destConsole is the destination's console file when both sides are on this machine.
+	destConsole string
+
 	done  chan struct{}
 	mu    sync.Mutex
 	ended time.Time
@@ -197,12 +200,19 @@ func (m *Migration) destXML(ctx context.Context) (string, error) {
 	if err := d.Unmarshal(x); err != nil {
 		return "", fmt.Errorf("libvirt: domain %s: parse XML: %w", m.Source.Name, err)
 	}
+	// Named after the destination host: a file another daemon's user created (on the way
+	// here) cannot be opened by this one's.
+	uuid := m.DestHost.UUID
+	if len(uuid) > 8 {
+		uuid = uuid[:8]
+	}
+	m.destConsole = m.Source.stage.consolePath(m.Source.Name + "-" + uuid + ".console")
 	if d.Devices != nil {
 		for i := range d.Devices.Serials {
 			s := &d.Devices.Serials[i]
 			if s.Source != nil && s.Source.File != nil {
 				if m.dest.local {
-					s.Source.File.Path = m.Source.stage.consolePath(m.Source.Name + ".dst.console")
+					s.Source.File.Path = m.destConsole
 				} else {
 					s.Source = &libvirtxml.DomainChardevSource{Pty: &libvirtxml.DomainChardevSourcePty{}}
 				}
@@ -212,7 +222,7 @@ func (m *Migration) destXML(ctx context.Context) (string, error) {
 			c := &d.Devices.Consoles[i]
 			if c.Source != nil && c.Source.File != nil {
 				if m.dest.local {
-					c.Source.File.Path = m.Source.stage.consolePath(m.Source.Name + ".dst.console")
+					c.Source.File.Path = m.destConsole
 				} else {
 					c.Source = &libvirtxml.DomainChardevSource{Pty: &libvirtxml.DomainChardevSourcePty{}}
 				}
@@ -297,6 +307,7 @@ func (m *Migration) run(ctx context.Context) {
 	} else if m.Source.stage != nil && m.dest.local {
 		// The destination's QEMU was started from the staged files: they go with it.
 		dst.stage, m.Source.stage = m.Source.stage, nil
+		dst.console = m.destConsole
 	}
 	m.mu.Lock()
 	m.dst, m.err, m.ended = dst, err, time.Now()

@@ -1,0 +1,197 @@
+// Command libvirtpoll measures what polling libvirt's job statistics costs a migration: it
+// starts the testbed's libvirt pair, boots the guest on daemon 1, and migrates it back and
+// forth between the two daemons, alternating a migration with virDomainGetJobStats polled
+// every -poll (as vmstorbench's time series does) and one without any poll. It prints each
+// migration's total time (from the start call to the domain running on the destination) and
+// libvirt's own elapsed time and downtime, then the medians and the ratio poll / none.
+//
+//	libvirtpoll [-rounds 5] [-poll 50ms] [-memory 256]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/vmstorbench/vmstorbench/testbed"
+	"github.com/vmstorbench/vmstorbench/vm/agent"
+	"github.com/vmstorbench/vmstorbench/vm/guest"
+	"github.com/vmstorbench/vmstorbench/vm/hv/libvirt"
+)
+
+func main() {
+	rounds := flag.Int("rounds", 5, "rounds (each migrates once with the poll and once without)")
+	poll := flag.Duration("poll", 50*time.Millisecond, "job-stats poll interval")
+	memory := flag.Int("memory", 256, "guest memory (MiB)")
+	flag.Parse()
+	if err := run(*rounds, *poll, *memory); err != nil {
+		fmt.Fprintln(os.Stderr, "libvirtpoll:", err)
+		os.Exit(1)
+	}
+}
+
+func run(rounds int, poll time.Duration, memory int) error {
+	ctx := context.Background()
+	cache := guest.DefaultCacheDir()
+	agentBin, err := guest.BuildAgent(ctx, cache, guest.AgentPackage)
+	if err != nil {
+		return err
+	}
+	img, err := guest.Build(ctx, guest.Options{CacheDir: cache, Agent: agentBin})
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "vsb-lvpoll-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	pair := testbed.NewLibvirtPair()
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	eps, err := pair.Start(sctx, dir)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer pair.Stop()
+	var conns [2]*libvirt.Conn
+	for i := range conns {
+		if conns[i], err = libvirt.Connect(ctx, eps[i].URL); err != nil {
+			return err
+		}
+		defer conns[i].Close()
+	}
+	disk, err := sharedDisk(dir)
+	if err != nil {
+		return err
+	}
+	fw := ""
+	if f := guest.Firmware(); f != "" {
+		fw = "/usr/share/qemu/" + f
+	}
+	dom, err := conns[0].Boot(ctx, libvirt.Spec{Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: img.Cmdline,
+		Firmware: fw, MemoryMiB: memory, Disk: &libvirt.Disk{Source: disk}})
+	if err != nil {
+		return err
+	}
+	defer func() { dom.Destroy(context.Background()) }()
+	if err := waitAgent(ctx, dom); err != nil {
+		return err
+	}
+	host, err := conns[0].Host(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("libvirt %s, QEMU %s, %d MiB guest (idle, agent up), migration URI tcp://127.0.0.1\n", host.LibvirtVersion, host.HypervisorVersion, memory)
+	var totals [2][]time.Duration
+	names := [2]string{"poll " + poll.String(), "no poll"}
+	at := 0
+	for r := 1; r <= rounds; r++ {
+		for mode := range 2 {
+			every := poll
+			if mode == 1 {
+				every = 0
+			}
+			mctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+			next, total, polls, err := migrate(mctx, dom, conns[1-at], every)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("round %d, %s: %w", r, names[mode], err)
+			}
+			dom, at = next, 1-at
+			js, err := dom.JobStats(ctx, true)
+			if err != nil {
+				return err
+			}
+			totals[mode] = append(totals[mode], total)
+			fmt.Printf("round %d  %-12s total %6.0f ms  libvirt elapsed %6.0f ms  downtime %4.0f ms  %3d polls\n",
+				r, names[mode], ms(total), ms(js.Elapsed), ms(js.Downtime), polls)
+		}
+	}
+	med := [2]time.Duration{median(totals[0]), median(totals[1])}
+	fmt.Printf("median total of %d: %s %.0f ms, %s %.0f ms, ratio poll/none %.3f\n",
+		rounds, names[0], ms(med[0]), names[1], ms(med[1]), float64(med[0])/float64(med[1]))
+	return nil
+}
+
+// migrate moves dom to dst, polling the source's job stats every poll (0: never).
+func migrate(ctx context.Context, dom *libvirt.Domain, dst *libvirt.Conn, poll time.Duration) (*libvirt.Domain, time.Duration, int, error) {
+	m, err := libvirt.StartMigration(ctx, dom, dst, libvirt.MigrateOptions{Live: true, Unsafe: true, MigrationURI: "tcp://127.0.0.1"})
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	polls := 0
+	if poll > 0 {
+		t := time.NewTicker(poll)
+		for done := false; !done; {
+			select {
+			case <-m.Done():
+				done = true
+			case <-t.C:
+				if _, err := m.Stats(ctx); err == nil {
+					polls++
+				}
+			}
+		}
+		t.Stop()
+	}
+	next, err := m.Wait()
+	return next, m.Ended().Sub(m.Started), polls, err
+}
+
+func waitAgent(ctx context.Context, dom *libvirt.Domain) error {
+	ch, ok, err := dom.ReadAgentChannel(ctx)
+	if err != nil || !ok {
+		return fmt.Errorf("agent channel: %v %v", ok, err)
+	}
+	msgs := make(chan agent.Message, 64)
+	c, err := agent.Dial(ctx, "source", ch.Address, msgs)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	timeout := time.After(2 * time.Minute)
+	for {
+		select {
+		case m := <-msgs:
+			if m.Hello != nil {
+				return nil
+			}
+		case <-timeout:
+			return fmt.Errorf("no agent after 2 minutes (console %s)", dom.ConsoleLog())
+		}
+	}
+}
+
+// sharedDisk is a sparse raw disk in dir that both daemons' users can open.
+func sharedDisk(dir string) (string, error) {
+	d := filepath.Join(dir, "disk")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", err
+	}
+	p := filepath.Join(d, "disk.raw")
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o666)
+	if err != nil {
+		return "", err
+	}
+	f.Close()
+	if err := os.Chmod(p, 0o666); err != nil {
+		return "", err
+	}
+	return p, os.Truncate(p, 64<<20)
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
