@@ -253,7 +253,9 @@ func (m *Migration) Ended() time.Time {
 }
 
 // Stats reads the source's job statistics while the migration runs.
-func (m *Migration) Stats(ctx context.Context) (JobStats, error) { return m.Source.JobStats(ctx, false) }
+func (m *Migration) Stats(ctx context.Context) (JobStats, error) {
+	return m.Source.JobStats(ctx, false)
+}
 
 // StartPostcopy switches a migration started with Postcopy to post-copy.
 func (m *Migration) StartPostcopy(ctx context.Context) error {
