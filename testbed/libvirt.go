@@ -41,6 +41,12 @@ var LibvirtMigrationPorts = [2]int{49300, 49350}
 // daemons must reach their files, and the QEMU processes they start must reach the guest
 // images the driver stages there (see vm/hv/libvirt).
 type LibvirtPair struct {
+	// TCP makes each daemon also listen on a TCP port of 127.0.0.1 without authentication
+	// (endpoints libvirt-1-tcp, libvirt-2-tcp: qemu+tcp://127.0.0.1:PORT/session), which
+	// peer-to-peer migration needs (the source daemon connects to the destination's).
+	// Any local user can then drive the daemons: off unless asked for; set before Start.
+	TCP bool
+
 	mu      sync.Mutex
 	base    string
 	daemons []*libvirtDaemon
@@ -125,12 +131,18 @@ func (p *LibvirtPair) Start(ctx context.Context, dir string) (_ []Endpoint, err 
 			p.stopLocked()
 		}
 	}()
-	var eps []Endpoint
+	var eps, tcpEPs []Endpoint
 	for i, name := range LibvirtUsers {
 		if err := ensureUnixUser(ctx, name); err != nil {
 			return nil, fmt.Errorf("libvirt: %w", err)
 		}
-		d, err := startLibvirtd(ctx, bin, dir, filepath.Join(base, strconv.Itoa(i+1)), name, i)
+		tcpPort := 0
+		if p.TCP {
+			if tcpPort, err = FreePort(); err != nil {
+				return nil, fmt.Errorf("libvirt: %w", err)
+			}
+		}
+		d, err := startLibvirtd(ctx, bin, dir, filepath.Join(base, strconv.Itoa(i+1)), name, i, tcpPort)
 		if d != nil {
 			p.daemons = append(p.daemons, d)
 		}
@@ -138,13 +150,16 @@ func (p *LibvirtPair) Start(ctx context.Context, dir string) (_ []Endpoint, err 
 			return nil, err
 		}
 		eps = append(eps, Endpoint{Name: fmt.Sprintf("libvirt-%d", i+1), URL: LibvirtSocketURI(d.socket), Security: "none"})
+		if tcpPort != 0 {
+			tcpEPs = append(tcpEPs, Endpoint{Name: fmt.Sprintf("libvirt-%d-tcp", i+1), URL: fmt.Sprintf("qemu+tcp://%s/session", Addr(tcpPort)), Security: "none"})
+		}
 	}
-	return eps, nil
+	return append(eps, tcpEPs...), nil
 }
 
 // startLibvirtd writes one daemon's configuration under dir and starts it as user name;
 // it returns once the daemon accepts connections on its socket.
-func startLibvirtd(ctx context.Context, bin, logDir, dir, name string, index int) (*libvirtDaemon, error) {
+func startLibvirtd(ctx context.Context, bin, logDir, dir, name string, index, tcpPort int) (*libvirtDaemon, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
 		return nil, fmt.Errorf("libvirt: %w", err)
@@ -163,8 +178,14 @@ func startLibvirtd(ctx context.Context, bin, logDir, dir, name string, index int
 	// The session daemon finds everything through the XDG variables: configuration in
 	// $XDG_CONFIG_HOME/libvirt, sockets and PID files in $XDG_RUNTIME_DIR/libvirt, QEMU logs
 	// and capability caches in $XDG_CACHE_HOME/libvirt.
+	daemonConf := fmt.Sprintf("host_uuid = %q\n", hostUUID)
+	argv := []string{bin}
+	if tcpPort != 0 {
+		daemonConf += fmt.Sprintf("listen_tls = 0\nlisten_tcp = 1\nlisten_addr = \"127.0.0.1\"\ntcp_port = \"%d\"\nauth_tcp = \"none\"\n", tcpPort)
+		argv = append(argv, "--listen")
+	}
 	files := map[string]string{
-		"c/libvirt/libvirtd.conf": fmt.Sprintf("host_uuid = %q\n", hostUUID),
+		"c/libvirt/libvirtd.conf": daemonConf,
 		// stdio_handler "file": QEMU's output goes to a log file, without virtlogd (a daemon
 		// of its own that would outlive this one).
 		"c/libvirt/qemu.conf": fmt.Sprintf("migration_port_min = %d\nmigration_port_max = %d\nstdio_handler = \"file\"\n",
@@ -192,13 +213,18 @@ func startLibvirtd(ctx context.Context, bin, logDir, dir, name string, index int
 		"XDG_CACHE_HOME=" + filepath.Join(dir, "cache"),
 	}
 	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
-	proc, err := StartProcessAs(logDir, fmt.Sprintf("libvirtd-%d", index+1), env, cred, bin)
+	proc, err := StartProcessAs(logDir, fmt.Sprintf("libvirtd-%d", index+1), env, cred, argv...)
 	if err != nil {
 		return nil, fmt.Errorf("libvirt: %w", err)
 	}
 	d.proc = proc
 	if err := waitUnixSocket(ctx, proc, d.socket); err != nil {
 		return d, fmt.Errorf("libvirt: %w", err)
+	}
+	if tcpPort != 0 {
+		if err := proc.WaitPort(ctx, Addr(tcpPort)); err != nil {
+			return d, fmt.Errorf("libvirt: %w", err)
+		}
 	}
 	return d, nil
 }

@@ -35,6 +35,7 @@ func TestIntegrationLibvirtPairStartStop(t *testing.T) {
 		t.Skip("the libvirt pair needs root")
 	}
 	p := NewLibvirtPair()
+	p.TCP = true
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	eps, err := p.Start(ctx, t.TempDir())
@@ -45,11 +46,22 @@ func TestIntegrationLibvirtPairStartStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Stop() })
-	if len(eps) != 2 || eps[0].Name != "libvirt-1" || eps[1].Name != "libvirt-2" {
+	if len(eps) != 4 || eps[0].Name != "libvirt-1" || eps[1].Name != "libvirt-2" || eps[2].Name != "libvirt-1-tcp" || eps[3].Name != "libvirt-2-tcp" {
 		t.Fatalf("endpoints %+v", eps)
 	}
+	for _, e := range eps[2:] {
+		u, err := url.Parse(e.URL)
+		if err != nil || u.Scheme != "qemu+tcp" {
+			t.Fatalf("endpoint URL %q: %v", e.URL, err)
+		}
+		c, err := net.DialTimeout("tcp", u.Host, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
 	var sockets []string
-	for _, e := range eps {
+	for _, e := range eps[:2] {
 		u, err := url.Parse(e.URL)
 		if err != nil || u.Scheme != "qemu+unix" {
 			t.Fatalf("endpoint URL %q: %v", e.URL, err)

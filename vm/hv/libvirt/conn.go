@@ -222,6 +222,9 @@ func cleanError(err error) error {
 	var le golibvirt.Error
 	if errors.As(err, &le) {
 		msg := strings.Join(strings.Fields(le.Message), " ")
+		if strings.Contains(msg, "Postcopy is not supported") {
+			msg += " (QEMU needs userfaultfd for post-copy: a QEMU running unprivileged, as under a session daemon, gets it only with sysctl vm.unprivileged_userfaultfd=1)"
+		}
 		return &Error{Code: le.Code, Message: msg}
 	}
 	if errors.Is(err, golibvirt.ErrInterrupted) {
