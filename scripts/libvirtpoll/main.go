@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"os/user"
 	"path/filepath"
 	"slices"
@@ -34,14 +35,16 @@ func main() {
 	poll := flag.Duration("poll", 50*time.Millisecond, "job-stats poll interval")
 	memory := flag.Int("memory", 256, "guest memory (MiB)")
 	flag.Parse()
-	if err := run(*rounds, *poll, *memory); err != nil {
+	// Interrupted, it still stops the daemons and the guest (the deferred calls in run).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *rounds, *poll, *memory); err != nil {
 		fmt.Fprintln(os.Stderr, "libvirtpoll:", err)
 		os.Exit(1)
 	}
 }
 
-func run(rounds int, poll time.Duration, memory int) error {
-	ctx := context.Background()
+func run(ctx context.Context, rounds int, poll time.Duration, memory int) error {
 	cache := guest.DefaultCacheDir()
 	agentBin, err := guest.BuildAgent(ctx, cache, guest.AgentPackage)
 	if err != nil {
@@ -112,9 +115,9 @@ func run(rounds int, poll time.Duration, memory int) error {
 				every = 0
 			}
 			mctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-			cpu0 := usersCPU(uids)
+			meter := startCPUMeter(uids)
 			next, total, polls, err := migrate(mctx, dom, conns[1-at], every)
-			cpu := usersCPU(uids) - cpu0
+			cpu := meter.stop()
 			cancel()
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", r, names[mode], err)
@@ -136,37 +139,6 @@ func run(rounds int, poll time.Duration, memory int) error {
 		rounds, names[0], ms(med[0]), names[1], ms(med[1]), float64(med[0])/float64(med[1]),
 		ms(cmed[0]), ms(cmed[1]), float64(cmed[0])/float64(cmed[1]))
 	return nil
-}
-
-// usersCPU is the CPU time (user and system) of the running processes of the given users,
-// from /proc/PID/stat (QEMU and libvirtd never exit during a migration, except the
-// source's QEMU at its end: the last of its time is lost, the same with and without poll).
-func usersCPU(uids []int) time.Duration {
-	ents, _ := os.ReadDir("/proc")
-	var ticks int64
-	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		st, err := os.Stat("/proc/" + e.Name())
-		if err != nil || !slices.Contains(uids, int(statUID(st))) {
-			continue
-		}
-		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// Fields after the command (which may hold spaces) in parentheses: utime and stime
-		// are the 12th and 13th.
-		rest := string(data[strings.LastIndexByte(string(data), ')')+2:])
-		f := strings.Fields(rest)
-		if len(f) > 13 {
-			u, _ := strconv.ParseInt(f[11], 10, 64)
-			s, _ := strconv.ParseInt(f[12], 10, 64)
-			ticks += u + s
-		}
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 }
 
 // migrate moves dom to dst, polling the source's job stats every poll (0: never).
@@ -246,6 +218,80 @@ func median(d []time.Duration) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+// cpuMeter adds up the CPU time (user and system) that the processes of the given users
+// spend while it runs: libvirtd and QEMU of both sides. It samples /proc every 100 ms, so a
+// process that exits (the source's QEMU at the end) counts up to its last sample: at most
+// 100 ms of it is lost, with and without the poll alike.
+type cpuMeter struct {
+	uids  []int
+	first map[int]int64
+	last  map[int]int64
+	quit  chan struct{}
+	done  chan struct{}
+}
+
+func startCPUMeter(uids []int) *cpuMeter {
+	m := &cpuMeter{uids: uids, first: usersTicks(uids), last: map[int]int64{}, quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			for pid, v := range usersTicks(m.uids) {
+				m.last[pid] = v
+			}
+			select {
+			case <-m.quit:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return m
+}
+
+func (m *cpuMeter) stop() time.Duration {
+	close(m.quit)
+	<-m.done
+	for pid, v := range usersTicks(m.uids) {
+		m.last[pid] = v
+	}
+	var ticks int64
+	for pid, v := range m.last {
+		ticks += v - m.first[pid]
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+}
+
+// usersTicks is utime+stime, in clock ticks, of each running process of the given users.
+func usersTicks(uids []int) map[int]int64 {
+	out := map[int]int64{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, err := os.Stat("/proc/" + e.Name())
+		if err != nil || !slices.Contains(uids, int(statUID(st))) {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// The fields after the command (in parentheses, may hold spaces): utime and stime
+		// are the 12th and 13th.
+		f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+		if len(f) > 13 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			s, _ := strconv.ParseInt(f[12], 10, 64)
+			out[pid] = u + s
+		}
+	}
+	return out
+}
 
 func statUID(st os.FileInfo) uint32 {
 	if s, ok := st.Sys().(*syscall.Stat_t); ok {

@@ -186,10 +186,35 @@ func TestIntegrationMigrateLive(t *testing.T) {
 	}
 	noDomains(t, dst)
 
-	m, err := StartMigration(ctx, dom, dst, MigrateOptions{Live: true, Unsafe: true, MigrationURI: "tcp://127.0.0.1"})
+	opts := MigrateOptions{Live: true, Unsafe: true, MigrationURI: "tcp://127.0.0.1"}
+	// Prepared and abandoned: the destination's QEMU goes, the guest stays.
+	m, err := PrepareMigration(ctx, dom, dst, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.Abandon(ctx)
+	if _, err := m.Wait(); err == nil {
+		t.Error("an abandoned migration has no error")
+	}
+	noDomains(t, dst)
+	if st, _, err := dom.State(ctx); err != nil || st != "running" {
+		t.Errorf("source after an abandoned migration: %s %v", st, err)
+	}
+
+	// Prepared: the destination's agent socket accepts connections before the guest moves.
+	if m, err = PrepareMigration(ctx, dom, dst, opts); err != nil {
+		t.Fatal(err)
+	}
+	dch, ok, err := m.Incoming().ReadAgentChannel(ctx)
+	if err != nil || !ok || dch.Address == ch.Address {
+		t.Fatalf("destination agent channel %+v %v %v (source %s)", dch, ok, err, ch.Address)
+	}
+	dc, err := agent.Dial(ctx, "destination", dch.Address, make(chan agent.Message, 256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.Close()
+	m.Start(ctx)
 	polls, running := 0, 0
 	tick := time.NewTicker(50 * time.Millisecond)
 	for done := false; !done; {
@@ -225,14 +250,8 @@ func TestIntegrationMigrateLive(t *testing.T) {
 		t.Errorf("destination state %s %v", st, err)
 	}
 	noDomains(t, src)
-	dch, ok, err := ddom.ReadAgentChannel(ctx)
-	if err != nil || !ok || dch.Address == ch.Address {
-		t.Fatalf("destination agent channel %+v %v %v (source %s)", dch, ok, err, ch.Address)
-	}
-	if dc, err := agent.Dial(ctx, "destination", dch.Address, make(chan agent.Message, 256)); err != nil {
-		t.Error(err)
-	} else {
-		dc.Close()
+	if after, ok, err := ddom.ReadAgentChannel(ctx); err != nil || !ok || after != dch {
+		t.Errorf("destination agent channel after the migration %+v %v %v, before %+v", after, ok, err, dch)
 	}
 
 	// Back to daemon 1, peer-to-peer (daemon 2 connects to daemon 1 over TCP) and tunnelled

@@ -135,6 +135,14 @@ type Migration struct {
 
 	// destConsole is the destination's console file when both sides are on this machine.
 	destConsole string
+	// The state between Prepare and Perform (managed migrations).
+	prepared   bool
+	started    bool
+	flags      golibvirt.DomainMigrateFlags
+	protection golibvirt.DomainMigrateFlags
+	params     []golibvirt.TypedParam
+	cookie     []byte
+	incoming   *Domain
 
 	done  chan struct{}
 	mu    sync.Mutex
@@ -143,10 +151,22 @@ type Migration struct {
 	err   error
 }
 
-// StartMigration checks both daemons, then migrates src to dest in the background. The
-// migration is aborted when ctx ends (the guest keeps running on the source). Wait for it
-// with Wait or Done.
+// StartMigration is PrepareMigration and Start.
 func StartMigration(ctx context.Context, src *Domain, dest *Conn, opts MigrateOptions) (*Migration, error) {
+	m, err := PrepareMigration(ctx, src, dest, opts)
+	if err != nil {
+		return nil, err
+	}
+	m.Start(ctx)
+	return m, nil
+}
+
+// PrepareMigration checks both daemons and, for a managed (not peer-to-peer) migration,
+// runs Begin on the source and Prepare on the destination: when it returns, the
+// destination's QEMU runs, paused, waiting for the stream, and Incoming is the domain there
+// (its agent channel can be read and connected to). Start sends the guest; Abandon undoes
+// a prepared migration that will not be started.
+func PrepareMigration(ctx context.Context, src *Domain, dest *Conn, opts MigrateOptions) (*Migration, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -174,9 +194,57 @@ func StartMigration(ctx context.Context, src *Domain, dest *Conn, opts MigrateOp
 			return nil, err
 		}
 	}
+	m.params = m.opts.params()
+	if m.opts.DestXML != "" {
+		m.params = withString(m.params, "destination_xml", m.opts.DestXML)
+	}
+	m.flags = m.opts.Flags()
+	if !m.opts.PeerToPeer {
+		if err := m.prepare(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Incoming is the domain on the destination between PrepareMigration and the end of the
+// migration (nil for a peer-to-peer migration, whose destination the source daemon
+// prepares once started).
+func (m *Migration) Incoming() *Domain { return m.incoming }
+
+// Start sends the guest in the background. The migration is aborted when ctx ends (the
+// guest keeps running on the source). Wait for it with Wait or Done.
+func (m *Migration) Start(ctx context.Context) {
+	m.mu.Lock()
+	if m.started {
+		m.mu.Unlock()
+		return
+	}
+	m.started = true
+	m.mu.Unlock()
 	m.Started = time.Now()
 	go m.run(ctx)
-	return m, nil
+}
+
+// Abandon ends a prepared migration that was not started: the destination's QEMU is
+// stopped and the source's migration job ended, the guest running on the source.
+func (m *Migration) Abandon(ctx context.Context) {
+	m.mu.Lock()
+	if m.started {
+		m.mu.Unlock()
+		return
+	}
+	m.started = true
+	m.mu.Unlock()
+	if m.prepared {
+		_ = m.finish(ctx, true)
+		m.confirm(ctx, nil, true)
+	}
+	m.cleanDestination()
+	m.mu.Lock()
+	m.err, m.ended = errors.New("libvirt: migration abandoned before it started"), time.Now()
+	m.mu.Unlock()
+	close(m.done)
 }
 
 // Migrate is StartMigration and Wait.
@@ -298,7 +366,7 @@ func (m *Migration) run(ctx context.Context) {
 	if m.opts.PeerToPeer {
 		dst, err = m.runPeerToPeer(bg, performTimeout(ctx))
 	} else {
-		dst, err = m.runManaged(bg, performTimeout(ctx))
+		dst, err = m.perform(bg, performTimeout(ctx))
 	}
 	close(stopWatch)
 	if err != nil {
@@ -334,16 +402,12 @@ func (m *Migration) cleanDestination() {
 // destination's URI), as virsh migrate --p2p does.
 func (m *Migration) runPeerToPeer(ctx context.Context, timeout time.Duration) (*Domain, error) {
 	src := m.Source
-	params := m.opts.params()
-	if m.opts.DestXML != "" {
-		params = withString(params, "destination_xml", m.opts.DestXML)
-	}
 	dconn := m.opts.DestURIFromSource
 	if dconn == "" {
 		dconn = m.dest.uri
 	}
 	err := src.Conn.call(ctx, timeout, "migrate "+src.Name+" (peer-to-peer)", func() error {
-		_, err := src.Conn.l.DomainMigratePerform3Params(src.d, golibvirt.OptString{dconn}, params, nil, m.opts.Flags())
+		_, err := src.Conn.l.DomainMigratePerform3Params(src.d, golibvirt.OptString{dconn}, m.params, nil, m.flags)
 		return err
 	})
 	if err != nil {
@@ -357,16 +421,17 @@ func (m *Migration) runPeerToPeer(ctx context.Context, timeout time.Duration) (*
 	return d, nil
 }
 
-// runManaged drives the five steps of libvirt's migration protocol version 3 from this
-// client, as virDomainMigrate3 does without VIR_MIGRATE_PEER2PEER: Begin on the source
-// (returns the domain XML and a cookie), Prepare on the destination (starts QEMU waiting
-// for the stream), Perform on the source (the migration itself; returns when it ends),
-// Finish on the destination (resumes the guest there, or kills it when Perform failed),
-// Confirm on the source (kills the source, or resumes it when the migration failed).
-func (m *Migration) runManaged(ctx context.Context, timeout time.Duration) (*Domain, error) {
+// The managed migration drives the five steps of libvirt's migration protocol version 3
+// from this client, as virDomainMigrate3 does without VIR_MIGRATE_PEER2PEER: Begin on the
+// source (returns the domain XML and a cookie), Prepare on the destination (starts QEMU
+// waiting for the stream), Perform on the source (the migration itself; returns when it
+// ends), Finish on the destination (resumes the guest there, or kills it when Perform
+// failed), Confirm on the source (kills the source, or resumes it when the migration
+// failed).
+
+// prepare runs Begin and Prepare.
+func (m *Migration) prepare(ctx context.Context) error {
 	src, dst := m.Source, m.dest
-	flags := m.opts.Flags()
-	var protection golibvirt.DomainMigrateFlags
 	var supported int32
 	_ = src.Conn.call(ctx, 0, "features", func() error {
 		var err error
@@ -376,95 +441,118 @@ func (m *Migration) runManaged(ctx context.Context, timeout time.Duration) (*Dom
 		return err
 	})
 	if supported == 1 {
-		protection = golibvirt.MigrateChangeProtection
+		m.protection = golibvirt.MigrateChangeProtection
 	}
-	params := m.opts.params()
-	if m.opts.DestXML != "" {
-		params = withString(params, "destination_xml", m.opts.DestXML)
-	}
-
-	var cookie []byte
 	var domXML string
 	err := src.Conn.call(ctx, 0, "begin migrating "+src.Name, func() error {
 		var err error
-		cookie, domXML, err = src.Conn.l.DomainMigrateBegin3Params(src.d, params, uint32(flags|protection))
+		m.cookie, domXML, err = src.Conn.l.DomainMigrateBegin3Params(src.d, m.params, uint32(m.flags|m.protection))
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if st, _, err := src.State(ctx); err == nil && st == "paused" {
-		flags |= golibvirt.MigratePaused
+		m.flags |= golibvirt.MigratePaused
 	}
-	destFlags := flags &^ (golibvirt.MigrateAbortOnError | golibvirt.MigrateAutoConverge)
-	params = withString(params, "destination_xml", domXML)
-
+	m.params = withString(m.params, "destination_xml", domXML)
 	var uriOut golibvirt.OptString
 	err = dst.call(ctx, 2*DefaultCallTimeout, "prepare the destination of "+src.Name, func() error {
 		var err error
-		cookie, uriOut, err = dst.l.DomainMigratePrepare3Params(params, cookie, uint32(destFlags))
+		m.cookie, uriOut, err = dst.l.DomainMigratePrepare3Params(m.params, m.cookie, uint32(m.destFlags()))
 		return err
 	})
 	if err != nil {
-		if protection != 0 {
+		if m.protection != 0 {
 			// Begin started a job on the source: Confirm with cancelled ends it.
-			m.confirm(ctx, params, nil, flags|protection, true)
+			m.confirm(ctx, nil, true)
 		}
-		return nil, err
+		return err
 	}
+	m.prepared = true
 	if len(uriOut) > 0 && uriOut[0] != "" {
-		params = withString(params, "migrate_uri", uriOut[0])
+		m.params = withString(m.params, "migrate_uri", uriOut[0])
 	}
+	m.params = withString(m.params, "destination_name", src.Name)
+	if !m.opts.Offline {
+		in, err := dst.Lookup(ctx, src.Name)
+		if err != nil {
+			m.Abandon(ctx)
+			return err
+		}
+		in.Transient = src.Transient
+		m.incoming = in
+	}
+	return nil
+}
 
+func (m *Migration) destFlags() golibvirt.DomainMigrateFlags {
+	return m.flags &^ (golibvirt.MigrateAbortOnError | golibvirt.MigrateAutoConverge)
+}
+
+// perform runs Perform, Finish and Confirm.
+func (m *Migration) perform(ctx context.Context, timeout time.Duration) (*Domain, error) {
+	src := m.Source
 	var performErr error
 	notifySource := true
 	if !m.opts.Offline {
 		performErr = src.Conn.call(ctx, timeout, "migrate "+src.Name, func() error {
 			var err error
-			cookie, err = src.Conn.l.DomainMigratePerform3Params(src.d, nil, params, cookie, flags|protection)
+			m.cookie, err = src.Conn.l.DomainMigratePerform3Params(src.d, nil, m.params, m.cookie, m.flags|m.protection)
 			return err
 		})
 		if performErr != nil {
 			// A failed Perform has already ended the job on the source.
 			notifySource = false
-			cookie = nil
+			m.cookie = nil
 		}
 	} else {
-		cookie = nil
+		m.cookie = nil
 	}
-
-	params = withString(params, "destination_name", src.Name)
-	cancelled := int32(0)
-	if performErr != nil {
-		cancelled = 1
-	}
-	var ddom golibvirt.Domain
-	finishErr := dst.call(ctx, 2*DefaultCallTimeout, "finish the migration of "+src.Name, func() error {
-		var err error
-		ddom, cookie, err = dst.l.DomainMigrateFinish3Params(params, cookie, uint32(destFlags), cancelled)
-		return err
-	})
+	finishErr := m.finish(ctx, performErr != nil)
 	if performErr == nil && finishErr != nil {
 		performErr = finishErr
 	}
 	if notifySource {
-		m.confirm(ctx, params, cookie, flags|protection, finishErr != nil)
+		m.confirm(ctx, m.cookie, finishErr != nil)
 	}
 	if performErr != nil {
 		return nil, performErr
 	}
-	return &Domain{Conn: dst, Name: ddom.Name, Transient: src.Transient, d: ddom}, nil
+	return m.incoming, nil
+}
+
+// finish runs Finish on the destination: cancelled stops the destination's QEMU.
+func (m *Migration) finish(ctx context.Context, cancelled bool) error {
+	c := int32(0)
+	if cancelled {
+		c = 1
+	}
+	dst := m.dest
+	var ddom golibvirt.Domain
+	err := dst.call(ctx, 2*DefaultCallTimeout, "finish the migration of "+m.Source.Name, func() error {
+		var err error
+		ddom, m.cookie, err = dst.l.DomainMigrateFinish3Params(m.params, m.cookie, uint32(m.destFlags()), c)
+		return err
+	})
+	if err == nil && !cancelled {
+		if m.incoming == nil {
+			m.incoming = &Domain{Conn: dst, Name: ddom.Name, Transient: m.Source.Transient}
+		}
+		m.incoming.d = ddom
+	}
+	return err
 }
 
 // confirm ends the migration job on the source: cancelled resumes the guest there,
 // otherwise the source's copy is stopped.
-func (m *Migration) confirm(ctx context.Context, params []golibvirt.TypedParam, cookie []byte, flags golibvirt.DomainMigrateFlags, cancelled bool) {
+func (m *Migration) confirm(ctx context.Context, cookie []byte, cancelled bool) {
 	c := int32(0)
 	if cancelled {
 		c = 1
 	}
 	src := m.Source
 	_ = src.Conn.call(ctx, 2*DefaultCallTimeout, "confirm the migration of "+src.Name, func() error {
-		return src.Conn.l.DomainMigrateConfirm3Params(src.d, params, cookie, uint32(flags), c)
+		return src.Conn.l.DomainMigrateConfirm3Params(src.d, m.params, cookie, uint32(m.flags|m.protection), c)
 	})
 }
