@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/vmstorbench/vmstorbench/internal/x509creds"
 )
 
 // LibvirtUsers are the Unix accounts the two libvirt daemons of the pair run as: libvirt
@@ -31,7 +33,8 @@ var LibvirtMigrationPorts = [2]int{49300, 49350}
 // LibvirtPair runs two libvirt session daemons (libvirtd, package libvirt-daemon with
 // libvirt-daemon-driver-qemu), each as its own unprivileged user with its own
 // XDG_RUNTIME_DIR, configuration (a distinct host_uuid) and migration port range, so that
-// a domain can be live-migrated from one to the other on this machine. Endpoints libvirt-1
+// a domain can be live-migrated from one to the other on this machine, in plain TCP or
+// with TLS (migration credentials from one throw-away CA, client certificates verified). Endpoints libvirt-1
 // and libvirt-2 are their socket URIs (qemu+unix:///session?socket=…), which only root (or
 // the daemon's own user) can open.
 //
@@ -131,6 +134,12 @@ func (p *LibvirtPair) Start(ctx context.Context, dir string) (_ []Endpoint, err 
 			p.stopLocked()
 		}
 	}()
+	// One CA for both daemons: each is the TLS server of the migrations it receives and the
+	// client of those it sends (VIR_MIGRATE_TLS).
+	creds, err := x509creds.Write(filepath.Join(base, "pki", "server"), filepath.Join(base, "pki", "client"), "vmstorbench testbed libvirt", 30*24*time.Hour)
+	if err != nil {
+		return nil, fmt.Errorf("libvirt: %w", err)
+	}
 	var eps, tcpEPs []Endpoint
 	for i, name := range LibvirtUsers {
 		if err := ensureUnixUser(ctx, name); err != nil {
@@ -142,7 +151,7 @@ func (p *LibvirtPair) Start(ctx context.Context, dir string) (_ []Endpoint, err 
 				return nil, fmt.Errorf("libvirt: %w", err)
 			}
 		}
-		d, err := startLibvirtd(ctx, bin, dir, filepath.Join(base, strconv.Itoa(i+1)), name, i, tcpPort)
+		d, err := startLibvirtd(ctx, bin, dir, filepath.Join(base, strconv.Itoa(i+1)), name, i, tcpPort, creds)
 		if d != nil {
 			p.daemons = append(p.daemons, d)
 		}
@@ -159,7 +168,7 @@ func (p *LibvirtPair) Start(ctx context.Context, dir string) (_ []Endpoint, err 
 
 // startLibvirtd writes one daemon's configuration under dir and starts it as user name;
 // it returns once the daemon accepts connections on its socket.
-func startLibvirtd(ctx context.Context, bin, logDir, dir, name string, index, tcpPort int) (*libvirtDaemon, error) {
+func startLibvirtd(ctx context.Context, bin, logDir, dir, name string, index, tcpPort int, creds *x509creds.Dirs) (*libvirtDaemon, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
 		return nil, fmt.Errorf("libvirt: %w", err)
@@ -187,11 +196,24 @@ func startLibvirtd(ctx context.Context, bin, logDir, dir, name string, index, tc
 	files := map[string]string{
 		"c/libvirt/libvirtd.conf": daemonConf,
 		// stdio_handler "file": QEMU's output goes to a log file, without virtlogd (a daemon
-		// of its own that would outlive this one).
-		"c/libvirt/qemu.conf": fmt.Sprintf("migration_port_min = %d\nmigration_port_max = %d\nstdio_handler = \"file\"\n",
-			LibvirtMigrationPorts[index], LibvirtMigrationPorts[index]+49),
+		// of its own that would outlive this one). The migration TLS credentials are checked
+		// both ways (the destination verifies the source's client certificate).
+		"c/libvirt/qemu.conf": fmt.Sprintf("migration_port_min = %d\nmigration_port_max = %d\nstdio_handler = \"file\"\n"+
+			"migrate_tls_x509_cert_dir = %q\nmigrate_tls_x509_verify = 1\n",
+			LibvirtMigrationPorts[index], LibvirtMigrationPorts[index]+49, filepath.Join(dir, "pki")),
 	}
-	for _, sub := range []string{"run", "c/libvirt", "cache/libvirt/qemu/log", "home"} {
+	for _, f := range []string{"server/ca-cert.pem", "server/server-cert.pem", "server/server-key.pem", "client/client-cert.pem", "client/client-key.pem"} {
+		src := filepath.Join(creds.ServerDir, filepath.Base(f))
+		if strings.HasPrefix(f, "client/") {
+			src = filepath.Join(creds.ClientDir, filepath.Base(f))
+		}
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return nil, fmt.Errorf("libvirt: %w", err)
+		}
+		files["pki/"+filepath.Base(f)] = string(data)
+	}
+	for _, sub := range []string{"run", "c/libvirt", "cache/libvirt/qemu/log", "home", "pki"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("libvirt: %w", err)
 		}
