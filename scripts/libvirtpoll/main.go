@@ -107,6 +107,7 @@ func run(ctx context.Context, rounds int, poll time.Duration, memory int) error 
 		uids = append(uids, uid)
 	}
 	var totals, cpus [2][]time.Duration
+	var latencies []time.Duration // of each poll
 	names := [2]string{"poll " + poll.String(), "no poll"}
 	at := 0
 	for r := 1; r <= rounds; r++ {
@@ -117,7 +118,7 @@ func run(ctx context.Context, rounds int, poll time.Duration, memory int) error 
 			}
 			mctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 			meter := startCPUMeter(uids)
-			next, total, polls, err := migrate(mctx, dom, conns[1-at], every)
+			next, total, polls, err := migrate(mctx, dom, conns[1-at], every, &latencies)
 			cpu := meter.stop()
 			cancel()
 			if err != nil {
@@ -139,11 +140,16 @@ func run(ctx context.Context, rounds int, poll time.Duration, memory int) error 
 	fmt.Printf("median of %d: total %s %.0f ms, %s %.0f ms, ratio poll/none %.3f; CPU %.0f ms, %.0f ms, ratio %.3f\n",
 		rounds, names[0], ms(med[0]), names[1], ms(med[1]), float64(med[0])/float64(med[1]),
 		ms(cmed[0]), ms(cmed[1]), float64(cmed[0])/float64(cmed[1]))
+	if len(latencies) > 0 {
+		slices.Sort(latencies)
+		fmt.Printf("%d polls: median round trip %.1f ms, 90th percentile %.1f ms\n",
+			len(latencies), ms(latencies[len(latencies)/2]), ms(latencies[len(latencies)*9/10]))
+	}
 	return nil
 }
 
 // migrate moves dom to dst, polling the source's job stats every poll (0: never).
-func migrate(ctx context.Context, dom *libvirt.Domain, dst *libvirt.Conn, poll time.Duration) (*libvirt.Domain, time.Duration, int, error) {
+func migrate(ctx context.Context, dom *libvirt.Domain, dst *libvirt.Conn, poll time.Duration, lat *[]time.Duration) (*libvirt.Domain, time.Duration, int, error) {
 	t0 := time.Now()
 	m, err := libvirt.StartMigration(ctx, dom, dst, libvirt.MigrateOptions{Live: true, Unsafe: true, MigrationURI: "tcp://127.0.0.1"})
 	if err != nil {
@@ -157,8 +163,10 @@ func migrate(ctx context.Context, dom *libvirt.Domain, dst *libvirt.Conn, poll t
 			case <-m.Done():
 				done = true
 			case <-t.C:
+				t0 := time.Now()
 				if _, err := m.Stats(ctx); err == nil {
 					polls++
+					*lat = append(*lat, time.Since(t0))
 				}
 			}
 		}

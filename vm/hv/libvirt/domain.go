@@ -454,6 +454,35 @@ func (c *Conn) isBroken() bool {
 	return c.broken != nil
 }
 
+// BlockStats are a domain's disk operation counts (all its disks).
+type BlockStats struct {
+	ReadOps, WriteOps, FlushOps int64
+}
+
+// BlockStats reads the operation counts of all the domain's disks.
+func (d *Domain) BlockStats(ctx context.Context) (BlockStats, error) {
+	var params []golibvirt.TypedParam
+	err := d.Conn.call(ctx, 0, "block stats of "+d.Name, func() error {
+		var err error
+		// An empty disk name sums all disks.
+		params, _, err = d.Conn.l.DomainBlockStatsFlags(d.d, "", 16, 0)
+		return err
+	})
+	var b BlockStats
+	for _, p := range params {
+		v := int64(paramUint(p.Value.I))
+		switch p.Field {
+		case "rd_operations":
+			b.ReadOps = v
+		case "wr_operations":
+			b.WriteOps = v
+		case "flush_operations":
+			b.FlushOps = v
+		}
+	}
+	return b, err
+}
+
 // ActiveDomains lists the names of the daemon's running domains.
 func (c *Conn) ActiveDomains(ctx context.Context) ([]string, error) {
 	var names []string

@@ -128,7 +128,8 @@ func noDomains(t *testing.T, c *Conn) {
 }
 
 // TestIntegrationMigrateLive boots the guest on daemon 1, waits for its agent, migrates it
-// live to daemon 2 and checks the job statistics on both sides, then that nothing is left.
+// live to daemon 2 with TLS and back peer-to-peer and tunnelled, checks the job statistics,
+// then that nothing is left.
 func TestIntegrationMigrateLive(t *testing.T) {
 	img := vmtest.Image(t)
 	uri1, uri2 := requirePair(t)
@@ -202,6 +203,8 @@ func TestIntegrationMigrateLive(t *testing.T) {
 	}
 
 	// Prepared: the destination's agent socket accepts connections before the guest moves.
+	// With TLS: the pair's daemons have migration credentials from one CA.
+	opts.TLS = true
 	if m, err = PrepareMigration(ctx, dom, dst, opts); err != nil {
 		t.Fatal(err)
 	}
@@ -248,6 +251,9 @@ func TestIntegrationMigrateLive(t *testing.T) {
 	}
 	if st, _, err := ddom.State(ctx); err != nil || st != "running" {
 		t.Errorf("destination state %s %v", st, err)
+	}
+	if _, err := ddom.BlockStats(ctx); err != nil {
+		t.Error(err)
 	}
 	noDomains(t, src)
 	if after, ok, err := ddom.ReadAgentChannel(ctx); err != nil || !ok || after != dch {

@@ -138,6 +138,7 @@ type Migration struct {
 	// The state between Prepare and Perform (managed migrations).
 	prepared   bool
 	started    bool
+	aborting   bool
 	flags      golibvirt.DomainMigrateFlags
 	protection golibvirt.DomainMigrateFlags
 	params     []golibvirt.TypedParam
@@ -224,6 +225,20 @@ func (m *Migration) Start(ctx context.Context) {
 	m.mu.Unlock()
 	m.Started = time.Now()
 	go m.run(ctx)
+}
+
+// Aborted reports whether Abort was called (the migration's context ended, or a caller
+// cancelled it).
+func (m *Migration) Aborted() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.aborting
+}
+
+func (m *Migration) isStarted() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.started
 }
 
 // Abandon ends a prepared migration that was not started: the destination's QEMU is
@@ -334,6 +349,9 @@ func (m *Migration) StartPostcopy(ctx context.Context) error {
 
 // Abort cancels the migration; the guest keeps running on the source.
 func (m *Migration) Abort(ctx context.Context) error {
+	m.mu.Lock()
+	m.aborting = true
+	m.mu.Unlock()
 	return m.Source.Conn.call(ctx, 0, "abort the migration of "+m.Source.Name, func() error {
 		return m.Source.Conn.l.DomainAbortJob(m.Source.d)
 	})
