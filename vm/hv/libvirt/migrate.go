@@ -216,13 +216,9 @@ func (m *Migration) Incoming() *Domain { return m.incoming }
 // Start sends the guest in the background. The migration is aborted when ctx ends (the
 // guest keeps running on the source). Wait for it with Wait or Done.
 func (m *Migration) Start(ctx context.Context) {
-	m.mu.Lock()
-	if m.started {
-		m.mu.Unlock()
+	if !m.claim() {
 		return
 	}
-	m.started = true
-	m.mu.Unlock()
 	m.Started = time.Now()
 	go m.run(ctx)
 }
@@ -235,6 +231,17 @@ func (m *Migration) Aborted() bool {
 	return m.aborting
 }
 
+// claim marks the migration started or abandoned; false if it already was.
+func (m *Migration) claim() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.started {
+		return false
+	}
+	m.started = true
+	return true
+}
+
 func (m *Migration) isStarted() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -244,13 +251,9 @@ func (m *Migration) isStarted() bool {
 // Abandon ends a prepared migration that was not started: the destination's QEMU is
 // stopped and the source's migration job ended, the guest running on the source.
 func (m *Migration) Abandon(ctx context.Context) {
-	m.mu.Lock()
-	if m.started {
-		m.mu.Unlock()
+	if !m.claim() {
 		return
 	}
-	m.started = true
-	m.mu.Unlock()
 	if m.prepared {
 		_ = m.finish(ctx, true)
 		m.confirm(ctx, nil, true)
