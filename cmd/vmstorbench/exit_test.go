@@ -34,7 +34,13 @@ func TestRunExitClasses(t *testing.T) {
 		{"migration cancelled at the deadline", ok, cancelled, nil, exitMigration},
 		{"verify wins over everything", corrupt, failedMig, errors.New("boom"), exitVerify},
 	} {
-		if got := runExit(c.run, c.mig, c.err); got != c.want {
+		run := c.run
+		if run != nil && c.mig != nil {
+			withMig := *run
+			withMig.Migration = c.mig
+			run = &withMig
+		}
+		if got := runExit(run, c.err); got != c.want {
 			t.Errorf("%s: exit %d, want %d", c.name, got, c.want)
 		}
 	}

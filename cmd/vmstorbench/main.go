@@ -14,6 +14,7 @@ import (
 	_ "github.com/vmstorbench/vmstorbench/backends/all"
 	"github.com/vmstorbench/vmstorbench/internal/version"
 	"github.com/vmstorbench/vmstorbench/results"
+	"github.com/vmstorbench/vmstorbench/runner"
 	"github.com/vmstorbench/vmstorbench/testbed"
 )
 
@@ -72,19 +73,14 @@ func worseExit(a, b int) int {
 	return a
 }
 
-// runExit classifies one run for the exit status: its result document (mig is the
-// migration section, nil for plain runs) and the error it ended with.
-func runExit(r *results.Run, mig *results.Migration, err error) int {
-	switch {
-	case r != nil && r.Outcome() == results.StatusVerifyFailed:
-		return exitVerify
-	case err != nil, r != nil && !r.Complete:
-		return exitFailed
-	case mig != nil && mig.Mode != "none" && mig.Outcome != "completed" && mig.Outcome != "none":
-		return exitMigration
-	}
-	return exitOK
+// runExit classifies one run for the exit status: its result document (with its migration
+// section for migration runs; nil when it produced none) and the error it ended with.
+func runExit(r *results.Run, err error) int {
+	return classExit[runner.Classify(r, err)]
 }
+
+// classExit is the exit status of each class of run.
+var classExit = map[runner.Class]int{runner.OK: exitOK, runner.MigrationFailed: exitMigration, runner.Failed: exitFailed, runner.VerifyFailed: exitVerify}
 
 // usage marks err as bad input (exitUsage).
 func usage(err error) error {

@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,12 +16,11 @@ import (
 	"golang.org/x/term"
 
 	"github.com/vmstorbench/vmstorbench/backends"
-	"github.com/vmstorbench/vmstorbench/bench"
-	"github.com/vmstorbench/vmstorbench/bench/jobset"
+	"github.com/vmstorbench/vmstorbench/internal/progress"
 	"github.com/vmstorbench/vmstorbench/report"
 	"github.com/vmstorbench/vmstorbench/results"
+	"github.com/vmstorbench/vmstorbench/runner"
 	"github.com/vmstorbench/vmstorbench/testbed"
-	"github.com/vmstorbench/vmstorbench/workloads"
 )
 
 // fioFlags are the workload options the run command takes as flags, by fio's names; each
@@ -121,18 +118,6 @@ blocks that did not read back as written (the run's data is corrupt, whatever it
 	return cmd
 }
 
-// plannedJob is one workload to run against every target.
-type plannedJob struct {
-	w         workloads.Workload
-	sizeGiven bool
-	target    string // from filename= when no --target
-	// fromFile marks a job file's job: the file's jobs run as a set (bench/jobset), with
-	// the group semantics of its stonewall, new_group and group_reporting.
-	fromFile                            bool
-	stonewall, newGroup, groupReporting bool
-	global                              []string // options the file's [global] set
-}
-
 func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
 	// Up to the results directory every check is of the input: refused with exitUsage.
 	if o.jsonOut {
@@ -162,12 +147,12 @@ func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
 		return usage(err)
 	}
 	for _, t := range refs {
-		if _, err := lookupTarget(t.url); err != nil {
+		if _, err := runner.LookupTarget(t.URL); err != nil {
 			return usage(err)
 		}
 	}
 	if !o.noSave {
-		if err := ensureWritableDir(o.resultsDir); err != nil {
+		if err := runner.EnsureWritableDir(o.resultsDir); err != nil {
 			return usage(err)
 		}
 	}
@@ -180,7 +165,7 @@ func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
 	attempts := 0
 	single := o.repeat*len(jobs)*max(len(refs), 1) == 1
 	// record saves and keeps one run's result and tells its failure.
-	record := func(r *results.Run, err error, target targetRef, rep int) error {
+	record := func(r *results.Run, err error, target runner.Target, rep int) error {
 		attempts++
 		if r != nil {
 			r.Repeat, r.Repeats = rep, o.repeat
@@ -197,12 +182,12 @@ func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
 		}
 		if r != nil && r.Outcome() == results.StatusVerifyFailed {
 			// Always told as it happens, on stderr, even with --quiet or --json.
-			verr := fmt.Errorf("%s: %s", backends.RedactString(target.url), r.Verify.Problem())
+			verr := fmt.Errorf("%s: %s", backends.RedactString(target.URL), r.Verify.Problem())
 			fmt.Fprintf(stderr, "vmstorbench: %v\n", verr)
 			corrupt = append(corrupt, verr)
 		}
 		if err != nil {
-			err = fmt.Errorf("%s: %w", backends.RedactString(target.url), err)
+			err = fmt.Errorf("%s: %w", backends.RedactString(target.URL), err)
 			if !single {
 				// With several runs each failure is told as it happens; the rest go on.
 				fmt.Fprintf(stderr, "vmstorbench: %v\n", err)
@@ -212,10 +197,10 @@ func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
 		return nil
 	}
 	for rep := 0; rep < o.repeat; rep++ {
-		if len(jobs) > 0 && jobs[0].fromFile {
+		if len(jobs) > 0 && jobs[0].FromFile {
 			// A job file runs as a set against each target (each job against its own
 			// filename= without --target), its jobs grouped as fio groups them.
-			sets := []*targetRef{nil}
+			sets := []*runner.Target{nil}
 			if len(refs) > 0 {
 				sets = nil
 				for i := range refs {
@@ -226,7 +211,7 @@ func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
 				if ctx.Err() != nil {
 					break
 				}
-				if err := runJobSet(ctx, o, jobs, set, labels, showProgress, stderr, func(r *results.Run, err error, t targetRef) error {
+				if err := runJobSet(ctx, o, jobs, set, labels, showProgress, stderr, func(r *results.Run, err error, t runner.Target) error {
 					return record(r, err, t, rep)
 				}); err != nil {
 					return err
@@ -265,233 +250,85 @@ func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
 	return nil
 }
 
-func runOne(ctx context.Context, o *runOptions, j plannedJob, target targetRef, labels map[string]string, showProgress bool, stderr io.Writer) (*results.Run, error) {
-	cfg := jobConfig(o, j, target, labels)
-	var pl *progressLine
-	if showProgress {
-		pl = newProgressLine(stderr, backends.RedactString(target.url), cfg.Workload.Name)
-		cfg.Progress = pl.update
-	}
-	var ll *layoutLine
-	if !o.quiet {
-		ll = &layoutLine{w: stderr, tty: showProgress}
-		cfg.LayoutProgress = ll.update
-	}
-	r, err := bench.Run(ctx, cfg)
-	if pl != nil {
-		pl.done()
-	}
-	if ll != nil {
-		ll.finish()
-	}
+// runOne runs job j against target, its live line and layout on stderr.
+func runOne(ctx context.Context, o *runOptions, j runner.Job, target runner.Target, labels map[string]string, showProgress bool, stderr io.Writer) (*results.Run, error) {
+	spec := hostSpec(o, j, target, labels)
+	h, done := progress.HostHooks(stderr, backends.RedactString(target.URL), j.Workload.Name, showProgress, !o.quiet)
+	r, err := runner.RunHost(ctx, spec, h)
+	done()
 	return r, err
 }
 
-// runJobSet runs a job file's jobs as one set (jobset.Run): all against target when it is
-// non-nil, else each against its own filename=. record is called for each job, in order.
-func runJobSet(ctx context.Context, o *runOptions, jobs []plannedJob, target *targetRef, labels map[string]string, showProgress bool, stderr io.Writer, record func(*results.Run, error, targetRef) error) error {
-	specs := make([]jobset.Job, len(jobs))
-	targets := make([]targetRef, len(jobs))
+// runJobSet runs a job file's jobs as one set (runner.RunJobSet): all against target when
+// it is non-nil, else each against its own filename=. record is called for each job, in order.
+func runJobSet(ctx context.Context, o *runOptions, jobs []runner.Job, target *runner.Target, labels map[string]string, showProgress bool, stderr io.Writer, record func(*results.Run, error, runner.Target) error) error {
+	set := make([]runner.SetJob, len(jobs))
 	for i, j := range jobs {
-		targets[i] = targetRef{url: j.target}
+		t := runner.Target{URL: j.Target}
 		if target != nil {
-			targets[i] = *target
+			t = *target
 		}
-		specs[i] = jobset.Job{
-			Config:    jobConfig(o, j, targets[i], labels),
-			Stonewall: j.stonewall, NewGroup: j.newGroup, GroupReporting: j.groupReporting,
-			Global: j.global,
-		}
+		set[i] = runner.SetJob{HostSpec: hostSpec(o, j, t, labels),
+			Stonewall: j.Stonewall, NewGroup: j.NewGroup, GroupReporting: j.GroupReporting, Global: j.Global}
 	}
 	// One progress line per group: the jobs that run together show their sum on it.
-	for _, wave := range jobset.Waves(specs) {
+	for _, wave := range runner.SetWaves(set) {
 		if !showProgress {
 			break
 		}
-		name := specs[wave[0]].Config.Workload.Name
+		name := set[wave[0]].Workload.Name
 		if len(wave) > 1 {
 			name = fmt.Sprintf("%d jobs", len(wave))
 		}
-		wp := &waveProgress{line: newProgressLine(stderr, backends.RedactString(targets[wave[0]].url), name), last: make([]bench.Progress, len(wave))}
+		wp := progress.NewWave(progress.NewLine(stderr, backends.RedactString(set[wave[0]].Target.URL), name), len(wave))
 		for k, i := range wave {
-			specs[i].Config.Progress = wp.job(k)
+			set[i].Hooks.Progress = wp.Job(k)
 		}
 	}
 	// Jobs that run together lay out their files together: each tells what it laid out in
 	// one line when it is recorded, never a shared terminal line.
-	layouts := make([]*layoutLine, len(specs))
-	for i := range specs {
+	layouts := make([]*progress.Layout, len(set))
+	for i := range set {
 		if !o.quiet {
-			layouts[i] = &layoutLine{w: stderr}
-			specs[i].Config.LayoutProgress = layouts[i].update
+			layouts[i] = progress.NewLayout(stderr, false)
+			set[i].Hooks.Layout = layouts[i].Update
 		}
 	}
 	// Results are recorded in the file's job order, as fio reports its jobs, not in the
 	// order concurrent jobs happened to end.
-	for _, res := range jobset.Run(ctx, specs) {
+	for _, res := range runner.RunJobSet(ctx, set) {
 		if l := layouts[res.Index]; l != nil {
-			l.finish()
+			l.Finish()
 		}
-		if err := record(res.Run, res.Err, targets[res.Index]); err != nil {
+		if err := record(res.Run, res.Err, set[res.Index].Target); err != nil {
 			return err
 		}
 	}
 	if showProgress {
-		fmt.Fprint(stderr, "\r\033[K") // the last job's progress line
+		fmt.Fprint(stderr, progress.ClearLine) // the last job's progress line
 	}
 	return nil
 }
 
-// jobConfig is the engine configuration of job j against target.
-func jobConfig(o *runOptions, j plannedJob, target targetRef, labels map[string]string) bench.Config {
-	w := j.w
-	if !j.sizeGiven {
-		w.Size = 0 // the engine sizes the region to the target
-	}
-	if target.name != "" {
-		labels = maps.Clone(labels)
-		if labels == nil {
-			labels = map[string]string{}
-		}
-		labels[results.TargetLabel] = target.name
-	}
-	return bench.Config{
-		Target:   target.url,
-		Workload: w,
-		Interval: o.interval,
-		Open:     backends.OpenParams{AllowDestructive: o.allowDestructive, Keep: o.keep},
-		Command:  redactArgs(os.Args),
-		Profile:  o.profile,
-		Labels:   labels,
-	}
-}
-
-// layoutLine shows bench-file layout as fio does ("laying out 1.0 GiB: 42%") on a terminal,
-// and one line when it is over otherwise.
-type layoutLine struct {
-	w          io.Writer
-	tty        bool
-	start      time.Time
-	lastShown  time.Time
-	lastPct    int64
-	done, size int64
-	end        time.Time // when the last byte was laid out
-}
-
-func (l *layoutLine) update(done, total int64) {
-	if l.start.IsZero() {
-		// From the first report, not from when the job was planned: a job of a set may
-		// wait for a stonewall before it lays anything out.
-		l.start = time.Now()
-	}
-	l.done, l.size = done, total
-	if done == total {
-		l.end = time.Now()
-	}
-	if !l.tty || total <= 0 {
-		return
-	}
-	pct := 100 * done / total
-	now := time.Now()
-	if pct == l.lastPct && now.Sub(l.lastShown) < 250*time.Millisecond {
-		return
-	}
-	l.lastPct, l.lastShown = pct, now
-	fmt.Fprintf(l.w, "\r\033[Klaying out %s: %d%%", backends.HumanBytes(total), pct)
-}
-
-// finish clears the terminal line, or tells a log what layout wrote and how long it took.
-func (l *layoutLine) finish() {
-	if l.size == 0 {
-		return
-	}
-	if l.tty {
-		fmt.Fprint(l.w, "\r\033[K")
-		return
-	}
-	if l.done < l.size {
-		fmt.Fprintf(l.w, "layout stopped after %s of %s\n", backends.HumanBytes(l.done), backends.HumanBytes(l.size))
-		return
-	}
-	fmt.Fprintf(l.w, "laid out %s in %.1f s\n", backends.HumanBytes(l.size), l.end.Sub(l.start).Seconds())
+// hostSpec is job j against target as the flags say.
+func hostSpec(o *runOptions, j runner.Job, target runner.Target, labels map[string]string) runner.HostSpec {
+	return runner.HostSpec{Target: target, Workload: j.Workload, SizeGiven: j.SizeGiven, Interval: o.interval,
+		AllowDestructive: o.allowDestructive, Keep: o.keep, Profile: o.profile, Labels: labels,
+		Command: runner.RedactArgs(os.Args)}
 }
 
 // planJobs builds the workloads: a job file's jobs, or one workload from --profile and the
-// flags, with flags and --fio applied on top in both cases.
-func planJobs(cmd *cobra.Command, o *runOptions, args []string, haveTargets bool) ([]plannedJob, error) {
-	kv := flagOptions(cmd.Flags(), o.fio)
-	sizeGiven := hasOption(kv, "size")
+// flags, with flags and --fio applied on top in both cases. Notes go to stderr.
+func planJobs(cmd *cobra.Command, o *runOptions, args []string, haveTargets bool) ([]runner.Job, error) {
+	p := runner.JobPlan{Profile: o.profile, Options: flagOptions(cmd.Flags(), o.fio), HaveTargets: haveTargets}
 	if len(args) == 1 {
-		if o.profile != "" {
-			return nil, errors.New("give either a job file or --profile, not both")
-		}
-		f, err := os.Open(args[0])
-		if err != nil {
-			return nil, fmt.Errorf("job file: %w", err)
-		}
-		defer f.Close()
-		parsed, err := workloads.ParseJobFile(args[0], f)
-		if err != nil {
-			return nil, err
-		}
-		if len(parsed) == 0 {
-			return nil, fmt.Errorf("%s: no job sections", args[0])
-		}
-		var out []plannedJob
-		for _, pj := range parsed {
-			w, notes, err := workloads.ApplyOptions(pj.Workload, kv)
-			if err != nil {
-				return nil, fmt.Errorf("%s: job %q: %w", args[0], pj.Section, err)
-			}
-			_, given := pj.Options["size"]
-			pl := plannedJob{w: w, sizeGiven: given || sizeGiven, fromFile: true,
-				stonewall: pj.Stonewall, newGroup: pj.NewGroup, groupReporting: pj.GroupReporting, global: pj.Global}
-			if haveTargets {
-				if n := pj.TargetNote(); n != "" {
-					notes = append(notes, n)
-				}
-			} else {
-				// filename= (or directory=) is the target: a local path only, never a
-				// host:port or an engine's name created as a local file.
-				if pl.target, err = pj.FileTarget(); err != nil {
-					return nil, fmt.Errorf("%s:%d: job %q: %w", args[0], pj.Line, pj.Section, err)
-				}
-				if pl.target == "" {
-					return nil, fmt.Errorf("%s: job %q has no filename= or directory= and no --target was given", args[0], pj.Section)
-				}
-			}
-			for _, n := range append(pj.Notes, notes...) {
-				fmt.Fprintf(cmd.ErrOrStderr(), "note: %s: %s\n", pj.Section, n)
-			}
-			out = append(out, pl)
-		}
-		return out, nil
+		p.JobFile = args[0]
 	}
-	if !haveTargets {
-		return nil, errors.New("no target: give --target URL (see 'vmstorbench backends'), e.g. --target file:///var/tmp")
-	}
-	base := workloads.Workload{}
-	var err error
-	if o.profile != "" {
-		if base, err = workloads.Profile(o.profile); err != nil {
-			return nil, err
-		}
-		sizeGiven = true // profiles size their region
-	}
-	w, notes, err := workloads.ApplyOptions(base, kv)
-	if err != nil {
-		return nil, err
-	}
+	jobs, notes, err := runner.PlanJobs(p)
 	for _, n := range notes {
 		fmt.Fprintf(cmd.ErrOrStderr(), "note: %s\n", n)
 	}
-	if w.Name == "" {
-		w.Name = o.profile
-		if w.Name == "" {
-			w.Name = w.RW
-		}
-	}
-	return []plannedJob{{w: w, sizeGiven: sizeGiven}}, nil
+	return jobs, err
 }
 
 // addFioFlags registers the workload flags, by fio's names.
@@ -525,24 +362,6 @@ func flagOptions(f *pflag.FlagSet, fio string) []string {
 	return append(kv, strings.Fields(fio)...)
 }
 
-func hasOption(kv []string, name string) bool {
-	for _, s := range kv {
-		k, _, _ := strings.Cut(strings.TrimPrefix(s, "--"), "=")
-		if k == name {
-			return true
-		}
-	}
-	return false
-}
-
-func lookupTarget(raw string) (backends.Backend, error) {
-	u, err := backends.ParseURL(raw)
-	if err != nil {
-		return backends.Backend{}, err
-	}
-	return backends.Default.Lookup(u)
-}
-
 func parseLabels(in []string) (map[string]string, error) {
 	if len(in) == 0 {
 		return nil, nil
@@ -556,38 +375,6 @@ func parseLabels(in []string) (map[string]string, error) {
 		m[k] = v
 	}
 	return m, nil
-}
-
-// ensureWritableDir creates dir if needed and checks that files can be created in it, so a
-// bad --results fails before the run rather than after it.
-func ensureWritableDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("results directory: %w", err)
-	}
-	f, err := os.CreateTemp(dir, ".vmstorbench-write-test-*")
-	if err != nil {
-		return fmt.Errorf("results directory %s is not writable: %w", dir, errors.Unwrap(err))
-	}
-	name := f.Name()
-	f.Close()
-	return os.Remove(name)
-}
-
-// redactArgs removes credentials from URLs in argv before it is stored in a result.
-func redactArgs(args []string) []string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		if strings.Contains(a, "://") {
-			if k, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(k, "--") {
-				out[i] = k + "=" + backends.RedactString(v)
-				continue
-			}
-			out[i] = backends.RedactString(a)
-			continue
-		}
-		out[i] = a
-	}
-	return out
 }
 
 func printRuns(w io.Writer, format string, runs []*results.Run) error {
@@ -634,82 +421,4 @@ func tableWidth(w io.Writer, lookupEnv func(string) (string, bool)) int {
 		}
 	}
 	return 0
-}
-
-// progressLine shows elapsed time, IOPS and MB/s on one terminal line.
-type progressLine struct {
-	w        io.Writer
-	label    string
-	last     bench.Progress
-	lastTime time.Time
-}
-
-func newProgressLine(w io.Writer, target, name string) *progressLine {
-	return &progressLine{w: w, label: name + " @ " + target, lastTime: time.Now()}
-}
-
-func (p *progressLine) update(pr bench.Progress) {
-	now := time.Now()
-	secs := now.Sub(p.lastTime).Seconds()
-	if secs <= 0 {
-		return
-	}
-	var parts []string
-	for d, name := range []string{"read", "write"} {
-		ios := pr.IOs[d] - p.last.IOs[d]
-		bytes := pr.Bytes[d] - p.last.Bytes[d]
-		if pr.IOs[d] == 0 {
-			continue
-		}
-		parts = append(parts, fmt.Sprintf("%s %s IOPS %.1f MB/s", name, humanCount(float64(ios)/secs), float64(bytes)/secs/1e6))
-	}
-	fmt.Fprintf(p.w, "\r\033[K%s  %s %5.1fs  %s", p.label, pr.Phase, pr.Elapsed.Seconds(), strings.Join(parts, "  "))
-	p.last, p.lastTime = pr, now
-}
-
-func (p *progressLine) done() { fmt.Fprint(p.w, "\r\033[K") }
-
-// waveProgress adds up the progress of jobs that run concurrently onto one line; bench calls
-// each job's Progress from that job's own goroutine.
-type waveProgress struct {
-	mu     sync.Mutex
-	line   *progressLine
-	last   []bench.Progress // latest of each job, cumulative
-	shown  time.Time
-	primed bool
-}
-
-// waveProgressEvery spaces the line's updates: the jobs report at their own moments, and a
-// rate taken between two of them milliseconds apart would jump.
-const waveProgressEvery = 400 * time.Millisecond
-
-func (w *waveProgress) job(k int) func(bench.Progress) {
-	return func(p bench.Progress) {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		w.last[k] = p
-		if w.primed && time.Since(w.shown) < waveProgressEvery {
-			return
-		}
-		w.primed, w.shown = true, time.Now()
-		sum := bench.Progress{Phase: p.Phase}
-		for _, q := range w.last {
-			sum.Elapsed = max(sum.Elapsed, q.Elapsed)
-			for d := range sum.IOs {
-				sum.IOs[d] += q.IOs[d]
-				sum.Bytes[d] += q.Bytes[d]
-			}
-		}
-		w.line.update(sum)
-	}
-}
-
-func humanCount(v float64) string {
-	switch {
-	case v >= 1e6:
-		return fmt.Sprintf("%.2fM", v/1e6)
-	case v >= 1e3:
-		return fmt.Sprintf("%.1fk", v/1e3)
-	}
-	return fmt.Sprintf("%.0f", v)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/vmstorbench/vmstorbench/backends"
 	"github.com/vmstorbench/vmstorbench/results"
 	"github.com/vmstorbench/vmstorbench/suite"
+	"github.com/vmstorbench/vmstorbench/suiterun"
 	"github.com/vmstorbench/vmstorbench/testbed"
 	"github.com/vmstorbench/vmstorbench/vm/migrate"
 )
@@ -179,15 +180,15 @@ func TestSuiteRunEndToEnd(t *testing.T) {
 	if targets["memory"] != 2 || targets["disk"] != 2 {
 		t.Errorf("runs per target: %v", targets)
 	}
-	table, err := os.ReadFile(filepath.Join(out, suiteTableFile))
+	table, err := os.ReadFile(filepath.Join(out, suiterun.TableFile))
 	if err != nil || !strings.Contains(string(table), "memory") || !strings.Contains(string(table), "disk") || !strings.Contains(stdout, string(table)) {
 		t.Errorf("table.txt (%v):\n%s\nstdout:\n%s", err, table, stdout)
 	}
-	page, err := os.ReadFile(filepath.Join(out, suiteHTMLFile))
+	page, err := os.ReadFile(filepath.Join(out, suiterun.HTMLFile))
 	if err != nil || !strings.Contains(string(page), "<html") || !strings.Contains(string(page), "vmstorbench suite tiny") {
 		t.Errorf("report.html: %v, %.300s", err, page)
 	}
-	for _, f := range []string{suiteCopyFile, suiteLogFile} {
+	for _, f := range []string{suiterun.CopyFile, suiterun.LogFile} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Errorf("out dir lacks %s: %v", f, err)
 		}
@@ -216,7 +217,7 @@ func TestSuiteRunEndToEnd(t *testing.T) {
 	if !strings.Contains(stdout, "compared with the baseline") {
 		t.Errorf("stdout lacks the comparison:\n%s", stdout)
 	}
-	for _, f := range []string{suiteCompareFile, suiteCompareMDFile, suiteJUnitFile, suiteHTMLFile} {
+	for _, f := range []string{suiterun.CompareFile, suiterun.CompareMDFile, suiterun.JUnitFile, suiterun.HTMLFile} {
 		if _, err := os.Stat(filepath.Join(out2, f)); err != nil {
 			t.Errorf("out dir lacks %s: %v", f, err)
 		}
@@ -224,7 +225,7 @@ func TestSuiteRunEndToEnd(t *testing.T) {
 	if strings.Contains(stderr, "[1/4]") {
 		t.Errorf("--quiet printed progress:\n%s", stderr)
 	}
-	if log, _ := os.ReadFile(filepath.Join(out2, suiteLogFile)); !strings.Contains(string(log), "[4/4] disk rr repeat 2/2") {
+	if log, _ := os.ReadFile(filepath.Join(out2, suiterun.LogFile)); !strings.Contains(string(log), "[4/4] disk rr repeat 2/2") {
 		t.Errorf("suite.log lacks the progress lines:\n%s", log)
 	}
 }

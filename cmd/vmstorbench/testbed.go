@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vmstorbench/vmstorbench/runner"
 	"github.com/vmstorbench/vmstorbench/testbed"
 	"github.com/vmstorbench/vmstorbench/vm/drbdnode"
 	"github.com/vmstorbench/vmstorbench/vm/linkemu"
@@ -242,59 +243,14 @@ func printEndpoints(out io.Writer, dir string, st *testbed.State) {
 	fmt.Fprintln(out, "use: vmstorbench run --testbed ... (all) or --target testbed:NAME; credentials are read from the state file")
 }
 
-// targetRef is a target URL with the short name reports show for it ("" for plain URLs).
-type targetRef struct {
-	url, name string
-}
-
 // resolveTestbedTargets replaces testbed:NAME targets (and adds all endpoints for --testbed)
 // with URLs, and puts the endpoints' credentials into this process's environment, where the
 // backends read them; variables the user set are left alone.
-func resolveTestbedTargets(targets []string, all bool, dir string) ([]targetRef, error) {
-	needs := all
-	for _, t := range targets {
-		needs = needs || strings.HasPrefix(t, "testbed:")
-	}
-	if !needs {
-		out := make([]targetRef, len(targets))
-		for i, t := range targets {
-			out[i] = targetRef{url: t}
-		}
-		return out, nil
-	}
-	st, err := testbed.LoadState(dir)
+func resolveTestbedTargets(targets []string, all bool, dir string) ([]runner.Target, error) {
+	refs, env, err := runner.ResolveTestbed(targets, all, dir)
 	if err != nil {
 		return nil, err
 	}
-	var out []targetRef
-	use := func(e testbed.Endpoint) {
-		out = append(out, targetRef{url: e.URL, name: e.Name})
-		for k, v := range e.Env {
-			if _, set := os.LookupEnv(k); !set {
-				os.Setenv(k, v)
-			}
-		}
-	}
-	if all {
-		for _, e := range st.Endpoints {
-			use(e)
-		}
-	}
-	for _, t := range targets {
-		name, ok := strings.CutPrefix(t, "testbed:")
-		if !ok {
-			out = append(out, targetRef{url: t})
-			continue
-		}
-		e, found := st.Endpoint(name)
-		if !found {
-			names := make([]string, len(st.Endpoints))
-			for i, e := range st.Endpoints {
-				names[i] = e.Name
-			}
-			return nil, fmt.Errorf("testbed has no endpoint %q (has: %s)", name, strings.Join(names, ", "))
-		}
-		use(e)
-	}
-	return out, nil
+	runner.ExportEnv(env)
+	return refs, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/vmstorbench/vmstorbench/backends"
 	"github.com/vmstorbench/vmstorbench/backends/mem"
 	"github.com/vmstorbench/vmstorbench/results"
+	"github.com/vmstorbench/vmstorbench/suiterun"
 )
 
 // zeroesTarget is a disk that acknowledges every write and keeps none of them: everything
@@ -90,7 +91,7 @@ workloads:
 	if code := exitCode(err); code != exitVerify || !strings.Contains(err.Error(), "verify failed in 1 of 2 runs") {
 		t.Fatalf("exit %d, %v, want %d\n%s", code, err, exitVerify, stderr)
 	}
-	log, _ := os.ReadFile(filepath.Join(out, suiteLogFile))
+	log, _ := os.ReadFile(filepath.Join(out, suiterun.LogFile))
 	if !strings.Contains(string(log), "[2/2] zeroes:// w → VERIFY FAILED: verify: 256 of 256 blocks mismatched") {
 		t.Errorf("suite.log:\n%s", log)
 	}

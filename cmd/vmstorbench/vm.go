@@ -14,7 +14,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/vmstorbench/vmstorbench/backends"
+	"github.com/vmstorbench/vmstorbench/internal/progress"
 	"github.com/vmstorbench/vmstorbench/results"
+	"github.com/vmstorbench/vmstorbench/runner"
 	"github.com/vmstorbench/vmstorbench/testbed"
 	"github.com/vmstorbench/vmstorbench/vm/agent"
 	"github.com/vmstorbench/vmstorbench/vm/drbdnode/node"
@@ -25,41 +27,20 @@ import (
 	"github.com/vmstorbench/vmstorbench/workloads/units"
 )
 
-// imageFlags say where the guest image comes from; vm image and migrate share them.
-type imageFlags struct {
-	cache    string
-	kernel   string
-	modules  string
-	agent    string
-	download bool
-	rebuild  bool
-}
+// imageFlags say where the guest image comes from; vm image, migrate and suite run share them.
+type imageFlags struct{ spec runner.ImageSpec }
 
 func (f *imageFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.cache, "cache", guest.DefaultCacheDir(), "cache directory for guest images, kernels and the KVM check ($VMSTORBENCH_CACHE)")
-	fs.StringVar(&f.kernel, "kernel", "", "guest kernel (vmlinuz) to use instead of the newest installed Debian 6.1 kernel")
-	fs.StringVar(&f.modules, "modules", "", "modules directory for --kernel (default /lib/modules/<version>)")
-	fs.StringVar(&f.agent, "agent", "", "static agent binary to run in the guest (default: the agent alone built with CGO_ENABLED=0 from the source tree, else this binary if static)")
-	fs.BoolVar(&f.download, "download", true, "when no Debian 6.1 kernel is installed or cached, fetch "+guest.KernelMetaPackage+"'s kernel with apt-get download into the cache (--download=false: use only an installed or cached one)")
-	fs.BoolVar(&f.rebuild, "rebuild", false, "rebuild the image even if it is cached")
+	fs.StringVar(&f.spec.CacheDir, "cache", guest.DefaultCacheDir(), "cache directory for guest images, kernels and the KVM check ($VMSTORBENCH_CACHE)")
+	fs.StringVar(&f.spec.Kernel, "kernel", "", "guest kernel (vmlinuz) to use instead of the newest installed Debian 6.1 kernel")
+	fs.StringVar(&f.spec.Modules, "modules", "", "modules directory for --kernel (default /lib/modules/<version>)")
+	fs.StringVar(&f.spec.Agent, "agent", "", "static agent binary to run in the guest (default: the agent alone built with CGO_ENABLED=0 from the source tree, else this binary if static)")
+	fs.BoolVar(&f.spec.Download, "download", true, "when no Debian 6.1 kernel is installed or cached, fetch "+guest.KernelMetaPackage+"'s kernel with apt-get download into the cache (--download=false: use only an installed or cached one)")
+	fs.BoolVar(&f.spec.Rebuild, "rebuild", false, "rebuild the image even if it is cached")
 }
 
 func (f *imageFlags) build(ctx context.Context, log func(string)) (*guest.Image, error) {
-	agentBin := f.agent
-	if agentBin == "" {
-		var err error
-		if agentBin, err = guest.AgentBinary(ctx, f.cache, guest.AgentPackage); err != nil {
-			return nil, err
-		}
-	}
-	img, err := guest.Build(ctx, guest.Options{
-		CacheDir: f.cache,
-		Kernel:   guest.KernelOptions{Kernel: f.kernel, ModulesDir: f.modules, CacheDir: f.cache, NoDownload: !f.download},
-		Agent:    agentBin,
-		Rebuild:  f.rebuild,
-		Log:      log,
-	})
-	return img, err
+	return runner.BuildImage(ctx, f.spec, log)
 }
 
 // newVMCmd is "vm" with its "image" subcommand.
@@ -279,7 +260,7 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 	if err != nil {
 		return usage(err)
 	}
-	o.target, o.outside = refs[0].url, refs[1].url
+	o.target, o.outside = refs[0].URL, refs[1].URL
 	labels, err := parseLabels(o.labels)
 	if err != nil {
 		return usage(err)
@@ -312,7 +293,7 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 		}
 	}
 	if o.outside != "" {
-		if _, err := lookupTarget(o.outside); err != nil {
+		if _, err := runner.LookupTarget(o.outside); err != nil {
 			return usage(fmt.Errorf("--outside: %w", err))
 		}
 	}
@@ -324,7 +305,7 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 		return usage(err)
 	}
 	if !o.noSave {
-		if err := ensureWritableDir(o.resultsDir); err != nil {
+		if err := runner.EnsureWritableDir(o.resultsDir); err != nil {
 			return usage(err)
 		}
 	}
@@ -346,37 +327,59 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 		return err
 	}
 
-	var runs []*migrate.Result
+	spec := runner.MigrationSpec{
+		Config: migrate.Config{
+			Image: img, Accel: o.accel, CacheDir: o.img.spec.CacheDir, MemoryMiB: o.memory,
+			Workload: w, NoVerify: o.noVerify,
+			Mode: o.mode, At: o.at, After: o.after,
+			PostcopyAfter: o.postcopyAfter, PostcopyIterations: o.postcopyIters,
+			MaxBandwidth: maxBW, DowntimeLimit: o.downtimeLimit, Deadline: o.deadline,
+			Security: o.security, Link: link, StorageLink: storageLink, CheckMemory: o.checkMemory,
+			OutsideTarget: o.outside, Storage: o.storage, To: o.to,
+			DiskLink: diskLink, NoImageCheck: !o.checkImage, WattsPerCore: o.wattsPerCore, MirrorCopyMode: o.mirrorCopyMode,
+			Labels: labels, Profile: o.profile, Command: runner.RedactArgs(os.Args),
+		},
+		Target:      o.target,
+		DiskOptions: migrate.DiskOptions{Size: diskSize, Access: o.access, AllowDestructive: o.allowDestructive, Keep: o.keep},
+	}
+
+	var runs []*results.Run
 	var failures, corrupt, migFailed int
 	exit := exitOK
 	for rep := 0; rep < o.repeat && ctx.Err() == nil; rep++ {
-		res, err := migrateOnce(ctx, o, img, w, diskSize, maxBW, link, storageLink, diskLink, labels, live, logf, stderr)
-		if res != nil {
-			res.Run.Repeat, res.Run.Repeats = rep, o.repeat
+		h := runner.Hooks{Logf: logf}
+		if !o.quiet {
+			h.Phase = progress.Phases(stderr, live, o.mode, time.Now())
+		}
+		run, err := runner.RunMigration(ctx, spec, h)
+		if live {
+			fmt.Fprint(stderr, progress.ClearLine)
+		}
+		if run != nil {
+			run.Repeat, run.Repeats = rep, o.repeat
 			if !o.noSave {
-				path, serr := res.Save(o.resultsDir)
+				path, serr := results.Save(o.resultsDir, run)
 				if serr != nil {
 					return serr
 				}
 				logf("saved %s", path)
 			}
-			runs = append(runs, res)
+			runs = append(runs, run)
 		}
 		var mig *results.Migration
-		var run *results.Run
-		if res != nil {
-			mig, run = res.Migration, res.Run
+		if run != nil {
+			mig = run.Migration
 		}
-		class := runExit(run, mig, err)
+		class := runExit(run, err)
 		exit = worseExit(exit, class)
 		// Each failure is told as it happens, on stderr, the cause first.
 		switch {
 		case class == exitVerify:
-			fmt.Fprintf(stderr, "vmstorbench: migrate: %s\n", res.Run.Verify.Problem())
+			fmt.Fprintf(stderr, "vmstorbench: migrate: %s\n", run.Verify.Problem())
 			corrupt++
 		case class == exitFailed:
 			if err == nil {
-				err = errors.New(res.Run.Problem())
+				err = errors.New(run.Problem())
 			}
 			fmt.Fprintf(stderr, "vmstorbench: migrate: %v\n", err)
 			failures++
@@ -418,105 +421,26 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 	return nil
 }
 
-func migrateOnce(ctx context.Context, o *migrateOptions, img *guest.Image, w workloads.Workload, diskSize, maxBW int64,
-	link, storageLink, diskLink *linkemu.Link, labels map[string]string, live bool, logf func(string, ...any), stderr io.Writer) (*migrate.Result, error) {
-	disk, err := migrate.OpenDisk(ctx, o.target, migrate.DiskOptions{Size: diskSize, Access: o.access, AllowDestructive: o.allowDestructive, Keep: o.keep})
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err := disk.Close(); err != nil {
-			logf("closing the disk: %v", err)
-		}
-	}()
-	cfg := migrate.Config{
-		Image: img, Accel: o.accel, CacheDir: o.img.cache, MemoryMiB: o.memory,
-		Disk: disk, Workload: w, NoVerify: o.noVerify,
-		Mode: o.mode, At: o.at, After: o.after,
-		PostcopyAfter: o.postcopyAfter, PostcopyIterations: o.postcopyIters,
-		MaxBandwidth: maxBW, DowntimeLimit: o.downtimeLimit, Deadline: o.deadline,
-		Security: o.security, Link: link, StorageLink: storageLink, CheckMemory: o.checkMemory,
-		OutsideTarget: o.outside, OutsideOpen: backends.OpenParams{AllowDestructive: o.allowDestructive, Keep: o.keep},
-		Storage: o.storage, To: o.to, ToOptions: migrate.DiskOptions{Access: o.access, AllowDestructive: o.allowDestructive, Keep: o.keep},
-		DiskLink: diskLink, NoImageCheck: !o.checkImage, WattsPerCore: o.wattsPerCore, MirrorCopyMode: o.mirrorCopyMode,
-		Logf: logf, Labels: labels, Profile: o.profile, Command: redactArgs(os.Args),
-	}
-	start := time.Now()
-	if !o.quiet {
-		cfg.Progress = phasePrinter(stderr, live, o.mode, start)
-	}
-	res, err := migrate.Run(ctx, cfg)
-	if live {
-		fmt.Fprint(stderr, "\r\033[K")
-	}
-	if res != nil {
-		logf("migration run finished in %s", time.Since(start).Round(time.Millisecond))
-	}
-	return res, err
-}
-
-// phasePrinter shows the live phase: one rewritten line on a terminal, a line per phase
-// change otherwise.
-func phasePrinter(w io.Writer, live bool, mode string, start time.Time) func(migrate.Status) {
-	last := ""
-	return func(s migrate.Status) {
-		line := s.Phase
-		if s.Phase == "migrating" && s.Percent >= 0 {
-			line = fmt.Sprintf("migrating %3.0f%%", s.Percent)
-		}
-		if s.Detail != "" {
-			line += " (" + s.Detail + ")"
-		}
-		if live {
-			io_ := ""
-			if s.IOPS > 0 {
-				io_ = "  guest " + humanCount(s.IOPS) + " IOPS"
-			}
-			fmt.Fprintf(w, "\r\033[K%s %5.1fs  %s%s", mode, time.Since(start).Seconds(), line, io_)
-			return
-		}
-		if s.Phase != last {
-			fmt.Fprintf(w, "%s %5.1fs  %s\n", mode, time.Since(start).Seconds(), s.Phase)
-			last = s.Phase
-		}
-	}
-}
-
-// migrateWorkload is the profile with the fio flags and --fio applied.
+// migrateWorkload is the profile with the fio flags and --fio applied; notes go to stderr.
 func migrateWorkload(cmd *cobra.Command, o *migrateOptions) (workloads.Workload, error) {
-	base, err := workloads.Profile(o.profile)
-	if err != nil {
-		return base, err
-	}
-	kv := flagOptions(cmd.Flags(), o.fio)
-	// The guest works on its whole disk unless size= is given.
-	if !hasOption(kv, "size") {
-		base.Size = 0
-	}
-	w, notes, err := workloads.ApplyOptions(base, kv)
-	if err != nil {
-		return w, err
-	}
+	w, notes, err := runner.MigrationWorkload(o.profile, flagOptions(cmd.Flags(), o.fio))
 	for _, n := range notes {
 		fmt.Fprintf(cmd.ErrOrStderr(), "note: %s\n", n)
 	}
-	if w.Name == "" {
-		w.Name = o.profile
-	}
-	return w, nil
+	return w, err
 }
 
 // printMigration prints one run's summary.
-func printMigration(w io.Writer, r *migrate.Result) {
+func printMigration(w io.Writer, r *results.Run) {
 	m := r.Migration
-	fmt.Fprintf(w, "\nmigration %s: %s   accel %s   disk %s (%s)   security %s", m.Mode, strings.ToUpper(m.Outcome), m.Accel, backends.RedactString(r.Run.Target.URL), m.Access, m.Security)
+	fmt.Fprintf(w, "\nmigration %s: %s   accel %s   disk %s (%s)   security %s", m.Mode, strings.ToUpper(m.Outcome), m.Accel, backends.RedactString(r.Target.URL), m.Access, m.Security)
 	if m.Link != nil {
 		fmt.Fprintf(w, "   link %s", m.Link.Preset)
 	}
 	if m.StorageLink != nil {
 		fmt.Fprintf(w, "   storage link %s", m.StorageLink.Preset)
 	}
-	fmt.Fprintf(w, "\n  workload %s in the guest (%s, kernel %s, %.0f MiB)\n", r.Run.Workload.Describe(), "vmstorbench agent", m.GuestKernel, float64(m.GuestMemoryB)/(1<<20))
+	fmt.Fprintf(w, "\n  workload %s in the guest (%s, kernel %s, %.0f MiB)\n", r.Workload.Describe(), "vmstorbench agent", m.GuestKernel, float64(m.GuestMemoryB)/(1<<20))
 	if m.Failure != "" {
 		fmt.Fprintf(w, "  failure    %s\n", m.Failure)
 	}

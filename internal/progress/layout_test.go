@@ -1,4 +1,4 @@
-package main
+package progress
 
 import (
 	"bytes"
@@ -7,13 +7,13 @@ import (
 	"time"
 )
 
-func TestLayoutLine(t *testing.T) {
+func TestLayout(t *testing.T) {
 	var tty bytes.Buffer
-	l := &layoutLine{w: &tty, tty: true, start: time.Now(), lastPct: -1}
+	l := &Layout{w: &tty, tty: true, start: time.Now(), lastPct: -1}
 	for done := int64(0); done <= 1<<30; done += 1 << 20 {
-		l.update(done, 1<<30)
+		l.Update(done, 1<<30)
 	}
-	l.finish()
+	l.Finish()
 	out := tty.String()
 	for _, want := range []string{"laying out 1.0 GiB: 0%", "laying out 1.0 GiB: 42%", "laying out 1.0 GiB: 100%"} {
 		if !strings.Contains(out, want) {
@@ -28,16 +28,16 @@ func TestLayoutLine(t *testing.T) {
 	}
 
 	var log bytes.Buffer
-	l = &layoutLine{w: &log, start: time.Now()}
-	l.update(0, 8<<20)
-	l.update(8<<20, 8<<20)
-	l.finish()
+	l = &Layout{w: &log, start: time.Now()}
+	l.Update(0, 8<<20)
+	l.Update(8<<20, 8<<20)
+	l.Finish()
 	if got := log.String(); !strings.HasPrefix(got, "laid out 8.0 MiB in ") || strings.Count(got, "\n") != 1 {
 		t.Errorf("log output %q", got)
 	}
 	// Nothing laid out: nothing said.
 	var none bytes.Buffer
-	(&layoutLine{w: &none}).finish()
+	(&Layout{w: &none}).Finish()
 	if none.Len() != 0 {
 		t.Errorf("output without layout: %q", none.String())
 	}
