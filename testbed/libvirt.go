@@ -158,9 +158,9 @@ func (p *LibvirtPair) Start(ctx context.Context, dir string) (_ []Endpoint, err 
 		if err != nil {
 			return nil, err
 		}
-		eps = append(eps, Endpoint{Name: fmt.Sprintf("libvirt-%d", i+1), URL: LibvirtSocketURI(d.socket), Security: "none"})
+		eps = append(eps, Endpoint{Name: fmt.Sprintf("libvirt-%d", i+1), URL: LibvirtSocketURI(d.socket), Security: "none", Kind: KindHypervisor})
 		if tcpPort != 0 {
-			tcpEPs = append(tcpEPs, Endpoint{Name: fmt.Sprintf("libvirt-%d-tcp", i+1), URL: fmt.Sprintf("qemu+tcp://%s/session", Addr(tcpPort)), Security: "none"})
+			tcpEPs = append(tcpEPs, Endpoint{Name: fmt.Sprintf("libvirt-%d-tcp", i+1), URL: fmt.Sprintf("qemu+tcp://%s/session", Addr(tcpPort)), Security: "none", Kind: KindHypervisor})
 		}
 	}
 	return append(eps, tcpEPs...), nil
