@@ -96,7 +96,7 @@ func (sc *Scenario) Libvirt() bool { return sc.Hypervisor == "libvirt" }
 func (sc *Scenario) Host() bool { return sc.Mode == ModeHost }
 
 // Name is the scenario as reports name it (results.Scenario): "host", "precopy none",
-// "postcopy tls wan", "precopy none lan mirror".
+// "postcopy tls wan", "precopy none lan mirror", "precopy tls libvirt".
 func (sc *Scenario) Name() string {
 	if sc.Host() {
 		return ModeHost
@@ -105,7 +105,11 @@ func (sc *Scenario) Name() string {
 	if sc.LinkSpec != nil {
 		link = sc.LinkSpec.Name
 	}
-	return results.ScenarioName(sc.Mode, sc.Security, link, sc.Storage, sc.MirrorCopyMode)
+	name := results.ScenarioName(sc.Mode, sc.Security, link, sc.Storage, sc.MirrorCopyMode)
+	if sc.Libvirt() {
+		name = results.UnderLibvirt(name)
+	}
+	return name
 }
 
 var scenarioKeys = []string{"mode", "security", "link", "storage_link", "at", "after", "deadline",

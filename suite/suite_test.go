@@ -513,6 +513,9 @@ func TestScenarioHypervisor(t *testing.T) {
 	if q, l := s.Scenarios[0], s.Scenarios[1]; q.Libvirt() || !l.Libvirt() || l.SourceURI != "testbed:libvirt-1" || l.DestURI != "qemu+tcp://hv2/system" || l.Domain != "web1" {
 		t.Errorf("scenarios %+v %+v", q, l)
 	}
+	if n := s.Scenarios[1].Name(); n != "precopy tls libvirt" {
+		t.Errorf("name %q", n)
+	}
 	for _, tc := range []struct{ name, scenarios, want string }{
 		{"bad hypervisor", "  - {mode: precopy, hypervisor: xen}\n", `suite.yaml:4: hypervisor: "xen": must be one of qemu, libvirt`},
 		{"libvirt without URIs", "  - mode: precopy\n    hypervisor: libvirt\n    source_uri: qemu:///system\n", `suite.yaml:5: scenario: hypervisor: libvirt needs source_uri and dest_uri`},
