@@ -454,6 +454,25 @@ func (c *Conn) isBroken() bool {
 	return c.broken != nil
 }
 
+// Info is a domain's size.
+type Info struct {
+	// MemoryBytes is the memory the domain has now; VCPUs its virtual CPUs.
+	MemoryBytes int64
+	VCPUs       int
+}
+
+// Info reads the domain's memory and vCPUs (virDomainGetInfo).
+func (d *Domain) Info(ctx context.Context) (Info, error) {
+	var mem uint64
+	var vcpus uint16
+	err := d.Conn.call(ctx, 0, "info of "+d.Name, func() error {
+		var err error
+		_, _, mem, vcpus, _, err = d.Conn.l.DomainGetInfo(d.d)
+		return err
+	})
+	return Info{MemoryBytes: int64(mem) << 10, VCPUs: int(vcpus)}, err
+}
+
 // BlockStats are a domain's disk operation counts (all its disks).
 type BlockStats struct {
 	ReadOps, WriteOps, FlushOps int64

@@ -255,6 +255,9 @@ func TestIntegrationMigrateLive(t *testing.T) {
 	if _, err := ddom.BlockStats(ctx); err != nil {
 		t.Error(err)
 	}
+	if info, err := ddom.Info(ctx); err != nil || info.MemoryBytes != 256<<20 || info.VCPUs != 1 {
+		t.Errorf("info %+v %v", info, err)
+	}
 	noDomains(t, src)
 	if after, ok, err := ddom.ReadAgentChannel(ctx); err != nil || !ok || after != dch {
 		t.Errorf("destination agent channel after the migration %+v %v %v, before %+v", after, ok, err, dch)
