@@ -21,7 +21,11 @@ type Migration struct {
 	// (e.g. KVM tried and unusable).
 	Accel     string `json:"accel"`
 	AccelNote string `json:"accel_note,omitempty"`
-	QEMU      string `json:"qemu_version,omitempty"`
+	// Hypervisor is the driver that ran the guests ("qemu": QEMU processes vmstorbench
+	// started; "libvirt"); QEMU the version of the QEMU that ran them (the field keeps its
+	// name for older documents).
+	Hypervisor string `json:"hypervisor,omitempty"`
+	QEMU       string `json:"qemu_version,omitempty"`
 	// Guest is the guest's kernel release, memory and vCPUs. The memory is what QEMU gave
 	// the guest: under TCG 8 KiB less than asked (see qemu.Config.RAMBytes).
 	GuestKernel  string `json:"guest_kernel,omitempty"`

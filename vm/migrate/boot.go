@@ -7,11 +7,11 @@ import (
 
 	"github.com/vmstorbench/vmstorbench/vm/agent"
 	"github.com/vmstorbench/vmstorbench/vm/guest"
-	"github.com/vmstorbench/vmstorbench/vm/qemu"
+	"github.com/vmstorbench/vmstorbench/vm/hv"
 )
 
 // bootSource starts the source QEMU and waits for the agent, choosing the accelerator.
-func (s *scenario) bootSource(ctx context.Context, objs []string) (accel, note string, hello agent.Message, err error) {
+func (s *scenario) bootSource(ctx context.Context) (accel, note string, hello agent.Message, err error) {
 	cfg := s.cfg
 	tryKVM := false
 	switch cfg.Accel {
@@ -32,7 +32,7 @@ func (s *scenario) bootSource(ctx context.Context, objs []string) (accel, note s
 		if cfg.Accel == "auto" {
 			timeout = cfg.KVMBootCheck
 		}
-		hello, err = s.startSource(ctx, "kvm", objs, timeout)
+		hello, err = s.startSource(ctx, "kvm", timeout)
 		if err == nil {
 			if cfg.Accel == "auto" {
 				saveKVMProbe(cfg.CacheDir, s.qemuVer, true, "")
@@ -48,7 +48,7 @@ func (s *scenario) bootSource(ctx context.Context, objs []string) (accel, note s
 		note = "KVM tried and unusable (" + reason + "): fell back to TCG"
 		cfg.Logf("%s", note)
 	}
-	hello, err = s.startSource(ctx, "tcg", objs, tcgBootTimeout)
+	hello, err = s.startSource(ctx, "tcg", tcgBootTimeout)
 	if err != nil {
 		return "", "", hello, err
 	}
@@ -58,31 +58,31 @@ func (s *scenario) bootSource(ctx context.Context, objs []string) (accel, note s
 	return "tcg", note, hello, nil
 }
 
-func (s *scenario) vmConfig(name, accel string, objs []string) qemu.Config {
+// spec describes the source or destination guest for the driver.
+func (s *scenario) spec(name, accel string) hv.Spec {
 	cfg := s.cfg
-	drive := &s.drive
+	disk := s.drive
 	if name == "destination" {
-		drive = &s.dstDrive
+		disk = s.dstDrive
 	}
-	return qemu.Config{
-		Name: name, Dir: s.dir, Binary: s.qemuBin, Accel: accel, Firmware: guest.Firmware(),
+	return hv.Spec{
+		Name: name, Dir: s.dir, Accel: accel,
 		MemoryMiB: cfg.MemoryMiB, CPUs: cfg.CPUs,
-		Kernel: cfg.Image.Kernel, Initrd: cfg.Image.Initrd, Append: cfg.Image.Cmdline,
-		Drive: drive, AgentPortName: guest.AgentPortName, Objects: objs,
+		Kernel: cfg.Image.Kernel, Initrd: cfg.Image.Initrd, Cmdline: cfg.Image.Cmdline,
+		Disk: &disk, AgentPort: guest.AgentPortName, OnEvent: s.eventSink(name),
 	}
 }
 
 // startSource starts the source QEMU with accel and waits up to timeout for the agent.
-func (s *scenario) startSource(ctx context.Context, accel string, objs []string, timeout time.Duration) (agent.Message, error) {
-	vcfg := s.vmConfig("source", accel, objs)
-	vm, err := qemu.Start(ctx, vcfg, s.eventSink("source"))
+func (s *scenario) startSource(ctx context.Context, accel string, timeout time.Duration) (agent.Message, error) {
+	vm, err := s.drv.Boot(ctx, s.spec("source", accel))
 	if err != nil {
 		return agent.Message{}, err
 	}
-	s.src = &side{name: "source", vm: vm}
+	s.src = newSide("source", vm)
 	s.watchQEMU(s.src)
 	connName := "source-" + accel
-	conn, err := agent.Dial(ctx, connName, vcfg.AgentSocket(), s.msgs)
+	conn, err := agent.Dial(ctx, connName, vm.AgentSocket(), s.msgs)
 	if err != nil {
 		return agent.Message{}, err
 	}
@@ -101,31 +101,13 @@ func (s *scenario) startSource(ctx context.Context, accel string, objs []string,
 			if vm.Exited() {
 				return agent.Message{}, fmt.Errorf("source QEMU (%s) exited while booting: %s", accel, vm.Log())
 			}
-			if st, err := vm.Status(ctx); err == nil && (st == "internal-error" || st == "guest-panicked" || st == "shutdown") {
-				return agent.Message{}, fmt.Errorf("source guest (%s) stopped while booting: status %s; console: %s", accel, st, lastLine(vm.Console()))
+			if st, err := vm.State(ctx); err == nil && st.Stopped() {
+				return agent.Message{}, fmt.Errorf("source guest (%s) stopped while booting: status %s; console: %s", accel, st, lastLine(s.src.console()))
 			}
 		case <-t.C:
-			return agent.Message{}, fmt.Errorf("no agent %s after boot (%s); console: %s", timeout, accel, lastLine(vm.Console()))
+			return agent.Message{}, fmt.Errorf("no agent %s after boot (%s); console: %s", timeout, accel, lastLine(s.src.console()))
 		case <-ctx.Done():
 			return agent.Message{}, ctx.Err()
 		}
 	}
-}
-
-func (s *scenario) startDestination(ctx context.Context, accel string, objs []string) error {
-	vcfg := s.vmConfig("destination", accel, objs)
-	vcfg.Incoming = "defer"
-	vcfg.Paused = s.cfg.CheckMemory
-	vm, err := qemu.Start(ctx, vcfg, s.eventSink("destination"))
-	if err != nil {
-		return err
-	}
-	s.dst = &side{name: "destination", vm: vm}
-	s.watchQEMU(s.dst)
-	conn, err := agent.Dial(ctx, "destination", vcfg.AgentSocket(), s.msgs)
-	if err != nil {
-		return err
-	}
-	s.dst.conn = conn
-	return nil
 }

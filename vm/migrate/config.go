@@ -12,15 +12,16 @@ import (
 
 	"github.com/vmstorbench/vmstorbench/backends"
 	"github.com/vmstorbench/vmstorbench/vm/guest"
+	"github.com/vmstorbench/vmstorbench/vm/hv"
 	"github.com/vmstorbench/vmstorbench/vm/linkemu"
 	"github.com/vmstorbench/vmstorbench/workloads"
 )
 
-// Migration modes.
+// Migration modes (hv's: the drivers take them as they are).
 const (
-	ModePrecopy  = "precopy"
-	ModePostcopy = "postcopy"
-	ModeStopcopy = "stopcopy"
+	ModePrecopy  = hv.ModePrecopy
+	ModePostcopy = hv.ModePostcopy
+	ModeStopcopy = hv.ModeStopcopy
 	// ModeNone runs the workload in the guest without migrating it: the baseline.
 	ModeNone = "none"
 )
@@ -36,7 +37,10 @@ const (
 // Config is one migration run.
 type Config struct {
 	Image *guest.Image
-	// QEMU is the qemu-system-x86_64 binary ("" finds it).
+	// Driver runs the guests and the migration; nil is the QEMU driver (vm/hv/qemu) over
+	// the binary QEMU.
+	Driver hv.Driver
+	// QEMU is the qemu-system-x86_64 binary of the default driver ("" finds it).
 	QEMU string
 	// Accel is "auto" (KVM if a quick boot check passes, else TCG), "kvm" or "tcg".
 	Accel string
@@ -267,4 +271,25 @@ func (c *Config) guestWorkload(diskSize int64) (workloads.Workload, string, erro
 		return w, "", err
 	}
 	return w, note, nil
+}
+
+// supportedBy refuses, before anything boots, what the scenario would need of the driver
+// that it does not offer.
+func (c *Config) supportedBy(d hv.Driver) error {
+	if c.CheckMemory {
+		if err := hv.Require(d, hv.CapMemoryDump, "--check-memory"); err != nil {
+			return err
+		}
+	}
+	if c.Storage != "" && c.Storage != StorageShared {
+		if err := hv.Require(d, hv.CapBlockJobs, "--storage "+c.Storage); err != nil {
+			return err
+		}
+	}
+	if c.Mode != ModeNone && (c.Storage == StorageMirror || c.Storage == StorageTwoPhase) {
+		if err := hv.Require(d, hv.CapSwitchover, "--storage "+c.Storage); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -10,11 +10,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/vmstorbench/vmstorbench/backends"
+	"github.com/vmstorbench/vmstorbench/vm/hv"
 	"github.com/vmstorbench/vmstorbench/vm/nbdexport"
-	"github.com/vmstorbench/vmstorbench/vm/qemu"
 )
 
 // Access values: how QEMU reaches the VM's disk.
@@ -43,7 +42,9 @@ type DiskOptions struct {
 
 // Disk is the VM's disk as both QEMU processes open it.
 type Disk struct {
-	Drive qemu.Drive
+	// Drive is the disk as the hypervisor driver opens it (driver-neutral: each driver
+	// renders it).
+	Drive hv.Disk
 	// Access says how QEMU reaches it (recorded in the result).
 	Access string
 	// URL is the target URL, redacted; Scheme its backend.
@@ -172,14 +173,14 @@ func (d *Disk) openFile(u *url.URL, o DiskOptions) error {
 		if !o.Keep {
 			d.close = append(d.close, func() error { return os.Remove(name) })
 		}
-		d.Drive = qemu.Drive{File: name, Format: "raw", Direct: true}
+		d.Drive = hv.Disk{File: name, Format: "raw", Direct: true}
 		d.Size = o.Size
 		d.path = name
 	case err == nil && (st.Mode().IsRegular() || st.Mode()&fs.ModeDevice != 0):
 		if !o.AllowDestructive {
 			return fmt.Errorf("disk: %s exists and the guest will overwrite it: pass --allow-destructive, or give a directory to create a scratch image in", path)
 		}
-		d.Drive = qemu.Drive{File: path, Format: "raw", Direct: true}
+		d.Drive = hv.Disk{File: path, Format: "raw", Direct: true}
 		d.path = path
 		size := st.Size()
 		if st.Mode()&fs.ModeDevice != 0 {
@@ -211,7 +212,7 @@ func (d *Disk) openFile(u *url.URL, o DiskOptions) error {
 		if !o.Keep {
 			d.close = append(d.close, func() error { return os.Remove(path) })
 		}
-		d.Drive = qemu.Drive{File: path, Format: "raw", Direct: true}
+		d.Drive = hv.Disk{File: path, Format: "raw", Direct: true}
 		d.Size = o.Size
 		d.path = path
 	case err != nil:
@@ -238,7 +239,7 @@ func (d *Disk) openNBD(ctx context.Context, reg *backends.Registry, target strin
 		return err
 	}
 	d.close = append(d.close, t.Close, exp.Close)
-	d.Drive = qemu.Drive{File: exp.URL(), Format: "raw", Direct: true}
+	d.Drive = hv.Disk{File: exp.URL(), Format: "raw", Direct: true}
 	d.Size = t.Size()
 	d.target = t
 	d.export = exp
@@ -249,19 +250,8 @@ func (d *Disk) openNBD(ctx context.Context, reg *backends.Registry, target strin
 // throughLink returns the drive with its TCP connection to the storage sent through an
 // emulated link: the NBD export's or the iSCSI portal's address is replaced by a local proxy
 // started with start(upstream) (which returns the proxy's address).
-func (d *Disk) throughLink(start func(upstream string) (string, error)) (qemu.Drive, error) {
+func (d *Disk) throughLink(start func(upstream string) (string, error)) (hv.Disk, error) {
 	drive := d.Drive
-	drive.Options = append([]string(nil), d.Drive.Options...)
-	for i, o := range drive.Options {
-		if hp, ok := strings.CutPrefix(o, "file.portal="); ok {
-			addr, err := start(hp)
-			if err != nil {
-				return drive, err
-			}
-			drive.Options[i] = "file.portal=" + addr
-			return drive, nil
-		}
-	}
 	u, err := url.Parse(drive.File)
 	if err == nil && (u.Scheme == "nbd" || u.Scheme == "iscsi") && u.Host != "" {
 		hp := u.Host

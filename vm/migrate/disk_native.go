@@ -2,20 +2,17 @@ package migrate
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/vmstorbench/vmstorbench/backends"
 	"github.com/vmstorbench/vmstorbench/backends/iscsi"
-	"github.com/vmstorbench/vmstorbench/testbed"
-	"github.com/vmstorbench/vmstorbench/vm/qemu"
+	"github.com/vmstorbench/vmstorbench/vm/hv"
+	hvqemu "github.com/vmstorbench/vmstorbench/vm/hv/qemu"
 )
 
 // QEMU's own network block drivers reach NFS (libnfs) and iSCSI (libiscsi) images without
@@ -44,12 +41,12 @@ func (d *Disk) openNFS(ctx context.Context, reg *backends.Registry, target strin
 	var lastErr error
 	for _, p := range candidates {
 		native.Path = p
-		size, err := qemuImgSize(ctx, qemu.Drive{File: native.String()})
+		size, err := hvqemu.ImageSize(ctx, hv.Disk{File: native.String()})
 		if err != nil {
 			lastErr = err
 			continue
 		}
-		d.Drive = qemu.Drive{File: native.String(), Format: "raw", Direct: true}
+		d.Drive = hv.Disk{File: native.String(), Format: "raw", Direct: true}
 		d.Size = min(size, t.Size())
 		d.target = t
 		d.Access = "nfs (QEMU libnfs)"
@@ -59,15 +56,15 @@ func (d *Disk) openNFS(ctx context.Context, reg *backends.Registry, target strin
 }
 
 // openISCSI gives QEMU the LUN through its libiscsi driver. With chap_user= the CHAP
-// secret goes to QEMU in a secret object read from a file, never on its command line; the
-// driver then needs the target field by field, as its URL form has no room for the secret.
+// secret goes into a file the hypervisor reads (QEMU: a secret object), never on its
+// command line.
 func (d *Disk) openISCSI(ctx context.Context, u *url.URL, o DiskOptions) error {
 	if !o.AllowDestructive {
 		return fmt.Errorf("disk: the guest overwrites LUN %s: pass --allow-destructive", backends.Redact(u))
 	}
 	q := backends.NewQuery(u)
 	native := url.URL{Scheme: "iscsi", Host: u.Host, Path: u.Path}
-	drive := qemu.Drive{File: native.String(), Format: "raw", Direct: true}
+	drive := hv.Disk{File: native.String(), Format: "raw", Direct: true}
 	if user := q.String("chap_user", ""); user != "" {
 		secret, err := q.Secret("secret_file", iscsi.SecretEnv)
 		if err != nil {
@@ -93,15 +90,9 @@ func (d *Disk) openISCSI(ctx context.Context, u *url.URL, o DiskOptions) error {
 		if err := os.WriteFile(f, []byte(secret), 0o600); err != nil {
 			return fmt.Errorf("disk: %w", err)
 		}
-		drive.File = ""
-		drive.Objects = []string{"secret,id=vsbiscsi0,file=" + escapeComma(f)}
-		drive.Options = []string{
-			"file.driver=iscsi", "file.transport=tcp", "file.portal=" + backends.HostPort(u, 3260),
-			"file.target=" + escapeComma(parts[0]), "file.lun=" + parts[1],
-			"file.user=" + escapeComma(user), "file.password-secret=vsbiscsi0",
-		}
+		drive.Auth = &hv.DiskAuth{User: user, SecretFile: f}
 	}
-	size, err := qemuImgSize(ctx, drive)
+	size, err := hvqemu.ImageSize(ctx, drive)
 	if err != nil {
 		return fmt.Errorf("disk: QEMU's iscsi driver cannot open %s: %v (try --access nbd)", backends.Redact(u), err)
 	}
@@ -109,39 +100,4 @@ func (d *Disk) openISCSI(ctx context.Context, u *url.URL, o DiskOptions) error {
 	d.Size = min(size, o.Size)
 	d.Access = "iscsi (QEMU libiscsi)"
 	return nil
-}
-
-// qemuImgSize asks qemu-img for the virtual size of the drive, opened with QEMU's own
-// driver: it checks that native access works before any guest boots.
-func qemuImgSize(ctx context.Context, d qemu.Drive) (int64, error) {
-	bin, err := testbed.LookPath("qemu-img", "qemu-utils")
-	if err != nil {
-		return 0, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	args := []string{"info", "--output=json"}
-	for _, o := range d.Objects {
-		args = append(args, "--object", o)
-	}
-	if len(d.Options) > 0 {
-		spec := "driver=raw"
-		if d.File != "" {
-			spec += ",file.filename=" + escapeComma(d.File)
-		}
-		args = append(args, "--image-opts", spec+","+strings.Join(d.Options, ","))
-	} else {
-		args = append(args, "-f", "raw", d.File)
-	}
-	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
-	if err != nil {
-		return 0, fmt.Errorf("qemu-img info: %v: %s", err, strings.TrimSpace(string(out)))
-	}
-	var info struct {
-		VirtualSize int64 `json:"virtual-size"`
-	}
-	if err := json.Unmarshal(out, &info); err != nil {
-		return 0, fmt.Errorf("qemu-img info: %w", err)
-	}
-	return info.VirtualSize, nil
 }

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vmstorbench/vmstorbench/vm/qemu"
+	"github.com/vmstorbench/vmstorbench/vm/hv"
 )
 
 // Components a fault is attributed to: the first words of the error a failed run ends with.
@@ -186,7 +186,7 @@ func (s *scenario) setGuestOn(side string) {
 // watchQEMU turns sd's QEMU exiting, other than by side.stop, into a fault with its reason
 // and stderr tail.
 func (s *scenario) watchQEMU(sd *side) {
-	vm := sd.vm
+	vm := sd.guest
 	comp := compSource
 	if sd.name == "destination" {
 		comp = compDest
@@ -201,7 +201,7 @@ func (s *scenario) watchQEMU(sd *side) {
 }
 
 // blockIOError turns QEMU's BLOCK_IO_ERROR event into a storage fault.
-func (s *scenario) blockIOError(sideName string, ev qemu.Event) {
+func (s *scenario) blockIOError(sideName string, ev hv.Event) {
 	var d struct {
 		Device    string `json:"device"`
 		Node      string `json:"node-name"`

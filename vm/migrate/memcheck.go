@@ -12,16 +12,18 @@ import (
 
 	"github.com/vmstorbench/vmstorbench/backends"
 	"github.com/vmstorbench/vmstorbench/results"
+	"github.com/vmstorbench/vmstorbench/vm/hv"
 )
 
 // maxReportedPages bounds the differing page addresses kept in the result.
 const maxReportedPages = 32
 
 // checkMemory saves guest RAM on both sides (the source stopped after the migration, the
-// destination loaded and still paused) with pmemsave and compares it page by page.
+// destination loaded and still paused) with the driver's memory dump (QEMU: pmemsave) and
+// compares it page by page.
 func (s *scenario) checkMemory(ctx context.Context) (*results.MemoryCheck, error) {
 	start := time.Now()
-	size := s.src.vm.Config.RAMBytes()
+	size := s.src.guest.RAMBytes()
 	paths := []string{filepath.Join(s.dir, "source.mem"), filepath.Join(s.dir, "destination.mem")}
 	defer func() {
 		for _, p := range paths {
@@ -30,10 +32,14 @@ func (s *scenario) checkMemory(ctx context.Context) (*results.MemoryCheck, error
 	}()
 	errs := make(chan error, 2)
 	for i, sd := range []*side{s.src, s.dst} {
+		dumper, ok := sd.guest.(hv.MemoryDumper)
+		if !ok {
+			return nil, hv.Unsupported(s.drv, "--check-memory")
+		}
 		go func() {
 			qctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 			defer cancel()
-			errs <- sd.vm.QMP.Execute(qctx, "pmemsave", map[string]any{"val": 0, "size": size, "filename": paths[i]}, nil)
+			errs <- dumper.DumpMemory(qctx, paths[i], size)
 		}()
 	}
 	for range 2 {

@@ -8,83 +8,49 @@ import (
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/results"
+	"github.com/vmstorbench/vmstorbench/vm/agent"
+	"github.com/vmstorbench/vmstorbench/vm/hv"
 )
 
-// setupMigration sets capabilities and parameters on both sides and starts listening.
-func (s *scenario) setupMigration(ctx context.Context, incoming string) error {
+// prepareMigration has the driver start the destination, waiting for the incoming
+// migration on listen (with the capabilities and parameters set on both sides), and
+// connects to the destination's agent.
+func (s *scenario) prepareMigration(ctx context.Context, accel, listen string) error {
 	cfg := s.cfg
-	caps := []map[string]any{{"capability": "events", "state": true}}
-	if cfg.Mode == ModePostcopy {
-		caps = append(caps, map[string]any{"capability": "postcopy-ram", "state": true})
+	p := hv.Params{
+		Mode: cfg.Mode, Security: cfg.Security, TLS: s.tls,
+		MaxBandwidth: cfg.MaxBandwidth, DowntimeLimit: cfg.DowntimeLimit,
+		Listen: listen, Paused: cfg.CheckMemory,
+		PauseBeforeSwitchover: cfg.Storage == StorageMirror || cfg.Storage == StorageTwoPhase,
 	}
-	srcParams := map[string]any{}
-	dstParams := map[string]any{}
-	if cfg.MaxBandwidth > 0 {
-		srcParams["max-bandwidth"] = cfg.MaxBandwidth
+	m, dst, err := s.drv.Migrate(ctx, s.src.guest, s.spec("destination", accel), p)
+	if dst != nil {
+		s.dst = newSide("destination", dst)
+		s.watchQEMU(s.dst)
 	}
-	if cfg.DowntimeLimit > 0 {
-		srcParams["downtime-limit"] = cfg.DowntimeLimit.Milliseconds()
+	if err != nil {
+		return err
 	}
-	if cfg.Security != SecurityNone {
-		srcParams["tls-creds"] = tlsObjectID
-		srcParams["tls-hostname"] = "127.0.0.1"
-		dstParams["tls-creds"] = tlsObjectID
+	s.migration = m
+	conn, err := agent.Dial(ctx, "destination", dst.AgentSocket(), s.msgs)
+	if err != nil {
+		return err
 	}
-	for _, sd := range []struct {
-		side   *side
-		params map[string]any
-	}{{s.src, srcParams}, {s.dst, dstParams}} {
-		q := sd.side.vm.QMP
-		if err := q.Execute(ctx, "migrate-set-capabilities", map[string]any{"capabilities": caps}, nil); err != nil {
-			return err
-		}
-		if len(sd.params) > 0 {
-			if err := q.Execute(ctx, "migrate-set-parameters", sd.params, nil); err != nil {
-				return err
-			}
-		}
-	}
-	if cfg.Storage == StorageMirror || cfg.Storage == StorageTwoPhase {
-		// The disk's last writes move with the VM stopped and before the destination takes
-		// over: QEMU waits in "pre-switchover" until migrate-continue (as libvirt does it).
-		caps := []map[string]any{{"capability": "pause-before-switchover", "state": true}}
-		if err := s.src.vm.QMP.Execute(ctx, "migrate-set-capabilities", map[string]any{"capabilities": caps}, nil); err != nil {
-			return fmt.Errorf("migrate: pause-before-switchover: %w", err)
-		}
-	}
-	return s.dst.vm.QMP.Execute(ctx, "migrate-incoming", map[string]any{"uri": incoming}, nil)
+	s.dst.conn = conn
+	return nil
 }
 
 // qemuDefaultDowntimeLimitMS is QEMU's downtime-limit when none is set.
 const qemuDefaultDowntimeLimitMS = 300
 
-// migrateInfo is query-migrate's reply.
-type migrateInfo struct {
-	Status           string `json:"status"`
-	TotalTime        int64  `json:"total-time"`
-	Downtime         int64  `json:"downtime"`
-	ExpectedDowntime int64  `json:"expected-downtime"`
-	SetupTime        int64  `json:"setup-time"`
-	ErrorDesc        string `json:"error-desc"`
-	RAM              *struct {
-		Transferred      int64   `json:"transferred"`
-		Remaining        int64   `json:"remaining"`
-		Total            int64   `json:"total"`
-		DirtySyncCount   int64   `json:"dirty-sync-count"`
-		DirtyPagesRate   int64   `json:"dirty-pages-rate"`
-		Mbps             float64 `json:"mbps"`
-		PostcopyRequests int64   `json:"postcopy-requests"`
-	} `json:"ram"`
-}
-
-func (s *scenario) sample(info *migrateInfo, at time.Time) results.MigrationSample {
+func (s *scenario) sample(p *hv.Progress, at time.Time) results.MigrationSample {
 	sm := results.MigrationSample{
-		TNS: int64(at.Sub(s.t0)), Status: info.Status, TotalTimeMS: info.TotalTime, DowntimeMS: info.Downtime,
-		ExpectedDowntimeMS: info.ExpectedDowntime, SetupTimeMS: info.SetupTime,
+		TNS: int64(at.Sub(s.t0)), Status: string(p.Status), TotalTimeMS: p.TotalTime.Milliseconds(), DowntimeMS: p.Downtime.Milliseconds(),
+		ExpectedDowntimeMS: p.ExpectedDowntime.Milliseconds(), SetupTimeMS: p.SetupTime.Milliseconds(),
 	}
-	if r := info.RAM; r != nil {
-		sm.TransferredB, sm.RemainingB, sm.TotalB = r.Transferred, r.Remaining, r.Total
-		sm.DirtySyncCount, sm.DirtyPagesRate, sm.Mbps, sm.PostcopyRequests = r.DirtySyncCount, r.DirtyPagesRate, r.Mbps, r.PostcopyRequests
+	if p.HaveRAM {
+		sm.TransferredB, sm.RemainingB, sm.TotalB = p.Transferred, p.Remaining, p.Total
+		sm.DirtySyncCount, sm.DirtyPagesRate, sm.Mbps, sm.PostcopyRequests = p.Iterations, p.DirtyPagesRate, p.Mbps, p.PostcopyRequests
 	}
 	return sm
 }
@@ -92,10 +58,10 @@ func (s *scenario) sample(info *migrateInfo, at time.Time) results.MigrationSamp
 // migrate runs the migration to its end and records it in mig.
 func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri string) error {
 	cfg := s.cfg
-	srcQ := s.src.vm.QMP
+	m := s.migration
 	start := time.Now()
 	mig.StartNS = int64(start.Sub(s.t0))
-	s.cpu = newCPUMeter(map[string]int{"source": s.src.vm.PID(), "destination": s.dst.vm.PID(), "helpers": os.Getpid()})
+	s.cpu = newCPUMeter(map[string]int{"source": s.src.pid(), "destination": s.dst.pid(), "helpers": os.Getpid()})
 	deadline := start.Add(cfg.Deadline)
 	// The disk first, for the methods that move it before RAM.
 	if ok, err := s.beforeRAM(ctx, mig, deadline); err != nil {
@@ -114,17 +80,16 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 	ramStart := time.Now()
 	var preSwitchover time.Time
 	s.progress("migrating", 0, "")
-	if err := srcQ.Execute(ctx, "migrate", map[string]any{"uri": uri}, nil); err != nil {
+	if err := m.Start(ctx, uri); err != nil {
 		return s.src.check(err)
 	}
 	switched, cancelRequested, deadlineNoted := false, false, false
-	var last migrateInfo
+	var last hv.Progress
 	tick := time.NewTicker(queryMigrateEvery)
 	defer tick.Stop()
 	for {
 		qctx, cancel := context.WithTimeout(ctx, queryMigrateTimeout)
-		var info migrateInfo
-		err := srcQ.Execute(qctx, "query-migrate", nil, &info)
+		info, err := m.Poll(qctx)
 		cancel()
 		now := time.Now()
 		if err != nil {
@@ -133,28 +98,28 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 		mig.Samples = append(mig.Samples, s.sample(&info, now))
 		last = info
 		pct := -1.0
-		if r := info.RAM; r != nil && r.Total > 0 {
-			pct = 100 * float64(r.Total-r.Remaining) / float64(r.Total)
+		if info.HaveRAM && info.Total > 0 {
+			pct = 100 * float64(info.Total-info.Remaining) / float64(info.Total)
 		}
-		detail := info.Status
+		detail := string(info.Status)
 		if switched {
 			detail = "post-copy"
 		}
 		s.progress("migrating", pct, detail)
 		done := false
 		switch info.Status {
-		case "completed":
+		case hv.StatusCompleted:
 			mig.Outcome = OutcomeCompleted
 			// From now on the destination's QEMU is the one whose exit ends the run.
 			s.setGuestOn("destination")
 			done = true
-		case "failed":
+		case hv.StatusFailed:
 			mig.Outcome = OutcomeFailed
 			// QEMU reports the failure a moment before the process exit that caused it
 			// (a destination killed) is reaped: wait briefly for that evidence, then name
 			// the first cause.
 			s.settle(time.Second)
-			desc := info.ErrorDesc
+			desc := info.Error
 			if desc == "" {
 				desc = "QEMU gave no reason"
 			}
@@ -162,13 +127,13 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 			mig.Failure = s.cause()
 			s.note("migration failed: " + mig.Failure)
 			done = true
-		case "cancelled":
+		case hv.StatusCancelled:
 			mig.Outcome = OutcomeCancelled
 			if !cancelRequested {
 				s.note("migration was cancelled (not by vmstorbench)")
 			}
 			done = true
-		case "pre-switchover":
+		case hv.StatusPreSwitchover:
 			// The VM is stopped, its disk still active: move the disk's last writes, check
 			// the images, then let the destination take over.
 			if preSwitchover.IsZero() {
@@ -176,7 +141,11 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 				if err := s.atSwitchover(ctx, mig); err != nil {
 					return err
 				}
-				if err := srcQ.Execute(ctx, "migrate-continue", map[string]any{"state": "pre-switchover"}, nil); err != nil {
+				sw, ok := m.(hv.Switchover)
+				if !ok {
+					return hv.Unsupported(s.drv, "pausing before the switchover")
+				}
+				if err := sw.ContinueSwitchover(ctx); err != nil {
 					return fmt.Errorf("migrate: migrate-continue: %w", s.src.check(err))
 				}
 			}
@@ -184,14 +153,14 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 		if done {
 			break
 		}
-		if cfg.Mode == ModePostcopy && !switched && info.Status == "active" {
+		if cfg.Mode == ModePostcopy && !switched && info.Status == hv.StatusActive {
 			iters := int64(0)
-			if info.RAM != nil {
-				iters = info.RAM.DirtySyncCount
+			if info.HaveRAM {
+				iters = info.Iterations
 			}
 			if (cfg.PostcopyAfter > 0 && now.Sub(start) >= cfg.PostcopyAfter) ||
 				(cfg.PostcopyIterations > 0 && iters >= int64(cfg.PostcopyIterations)) {
-				if err := srcQ.Execute(ctx, "migrate-start-postcopy", nil, nil); err != nil {
+				if err := m.StartPostcopy(ctx); err != nil {
 					return err
 				}
 				switched = true
@@ -199,7 +168,7 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 			}
 		}
 		if now.After(deadline) && !cancelRequested && !deadlineNoted {
-			if strings.HasPrefix(info.Status, "postcopy") || switched {
+			if strings.HasPrefix(string(info.Status), "postcopy") || switched {
 				s.note(fmt.Sprintf("deadline %s passed during post-copy, which cannot be cancelled without losing the guest", cfg.Deadline))
 				deadlineNoted = true
 			} else {
@@ -207,7 +176,7 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 				mig.Failure = fmt.Sprintf("migration not converged within the %s deadline: cancelled by vmstorbench", cfg.Deadline)
 				// The destination ends itself when its incoming stream is cut: expected.
 				s.dst.stopping.Store(true)
-				if err := srcQ.Execute(ctx, "migrate_cancel", nil, nil); err != nil {
+				if err := m.Cancel(ctx); err != nil {
 					return err
 				}
 				cancelRequested = true
@@ -219,19 +188,19 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 			// Interrupted, or a fault (fault.go) ended the run: a source stuck on a dead
 			// server may not answer, so do not wait long for it.
 			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_ = srcQ.Execute(cctx, "migrate_cancel", nil, nil)
+			_ = m.Cancel(cctx)
 			cancel()
 			return context.Cause(ctx)
 		}
 	}
 	end := time.Now()
-	if mig.Outcome == OutcomeCompleted && last.TotalTime == 0 {
+	if mig.Outcome == OutcomeCompleted && last.TotalTime.Milliseconds() == 0 {
 		// QEMU sets "completed" a moment before it computes total-time and downtime: a
 		// query in between reports zeros. Ask again.
-		for i := 0; i < 50 && last.TotalTime == 0; i++ {
+		for i := 0; i < 50 && last.TotalTime.Milliseconds() == 0; i++ {
 			time.Sleep(10 * time.Millisecond)
-			var info migrateInfo
-			if err := srcQ.Execute(ctx, "query-migrate", nil, &info); err != nil {
+			info, err := m.Poll(ctx)
+			if err != nil {
 				return fmt.Errorf("migrate: %w", err)
 			}
 			last = info
@@ -239,8 +208,8 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 		mig.Samples = append(mig.Samples, s.sample(&last, time.Now()))
 	}
 
-	mig.TotalTimeMS = float64(last.TotalTime)
-	mig.QEMUDowntimeMS = float64(last.Downtime)
+	mig.TotalTimeMS = float64(last.TotalTime.Milliseconds())
+	mig.QEMUDowntimeMS = float64(last.Downtime.Milliseconds())
 	if mig.Outcome == OutcomeCompleted && cfg.Mode != ModeStopcopy {
 		// The limit QEMU was asked to keep (its default when none was set): stop-and-copy
 		// has none, vmstorbench stops the guest itself.
@@ -253,9 +222,9 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 			s.note(fmt.Sprintf("QEMU's downtime %.0f ms exceeded the downtime-limit of %.0f ms", mig.QEMUDowntimeMS, limit))
 		}
 	}
-	mig.SetupTimeMS = float64(last.SetupTime)
-	if r := last.RAM; r != nil {
-		mig.TransferredB, mig.DirtySyncCount, mig.PostcopyReqs = r.Transferred, r.DirtySyncCount, r.PostcopyRequests
+	mig.SetupTimeMS = float64(last.SetupTime.Milliseconds())
+	if last.HaveRAM {
+		mig.TransferredB, mig.DirtySyncCount, mig.PostcopyReqs = last.Transferred, last.Iterations, last.PostcopyRequests
 	}
 	if ev, ok := s.event("source", "MIGRATION", mig.Outcome, start); ok && ev.Before(end) {
 		end = ev
@@ -267,7 +236,7 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 		// link may still be carrying: compare memory and continue the destination only once
 		// it has loaded everything (a "cont" while it loads is lost when the stream says
 		// "paused").
-		if err := s.waitStatus(ctx, s.dst, time.Minute, func(st string) bool { return st != "inmigrate" }, "has loaded the incoming migration"); err != nil {
+		if err := s.waitStatus(ctx, s.dst, time.Minute, func(st hv.State) bool { return st != hv.StateInMigrate }, "has loaded the incoming migration"); err != nil {
 			return err
 		}
 		s.stopDiskExport(ctx)
@@ -281,8 +250,8 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 		}
 		// The destination stays paused when the source was stopped (stop-and-copy) or when
 		// it was started with -S (memory check): continue it.
-		if st, err := s.dst.vm.Status(ctx); err == nil && st != "running" {
-			if err := s.dst.vm.QMP.Execute(ctx, "cont", nil, nil); err != nil {
+		if st, err := s.dst.guest.State(ctx); err == nil && st != hv.StateRunning {
+			if err := s.dst.guest.Continue(ctx); err != nil {
 				return fmt.Errorf("migrate: cont on the destination: %w", s.dst.check(err))
 			}
 			end = time.Now()
@@ -333,8 +302,8 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 	default:
 		s.abandon(mig)
 		// The guest stays on the source: make sure it runs (stop-and-copy stopped it).
-		if st, err := s.src.vm.Status(ctx); err == nil && st != "running" {
-			if err := s.src.vm.QMP.Execute(ctx, "cont", nil, nil); err != nil {
+		if st, err := s.src.guest.State(ctx); err == nil && st != hv.StateRunning {
+			if err := s.src.guest.Continue(ctx); err != nil {
 				return fmt.Errorf("migrate: cont on the source after the %s migration: %w", mig.Outcome, err)
 			}
 		}
@@ -349,15 +318,15 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 
 // waitRunning waits until sd's guest runs.
 func (s *scenario) waitRunning(ctx context.Context, sd *side) error {
-	return s.waitStatus(ctx, sd, 10*time.Second, func(st string) bool { return st == "running" }, "runs")
+	return s.waitStatus(ctx, sd, 10*time.Second, func(st hv.State) bool { return st == hv.StateRunning }, "runs")
 }
 
 // waitStatus polls sd's run state until done accepts it; the error after timeout says what
 // was awaited ("waiting until the destination QEMU runs: still \"paused\" after 10s").
-func (s *scenario) waitStatus(ctx context.Context, sd *side, timeout time.Duration, done func(string) bool, what string) error {
+func (s *scenario) waitStatus(ctx context.Context, sd *side, timeout time.Duration, done func(hv.State) bool, what string) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		st, err := sd.vm.Status(ctx)
+		st, err := sd.guest.State(ctx)
 		if err != nil {
 			return sd.check(err)
 		}

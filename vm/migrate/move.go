@@ -17,7 +17,7 @@ import (
 // out).
 func (s *scenario) moveDisk(ctx context.Context, mig *results.Migration) error {
 	cfg := s.cfg
-	if len(s.dstDrive.Options) > 0 || s.dstDrive.File == "" {
+	if s.dstDrive.Auth != nil || s.dstDrive.File == "" {
 		return fmt.Errorf("migrate: moving the disk needs a destination QEMU opens by name (a path or URL), not %s", s.dst0.Access)
 	}
 	start := time.Now()

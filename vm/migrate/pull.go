@@ -12,8 +12,8 @@ import (
 
 	"github.com/vmstorbench/vmstorbench/results"
 	"github.com/vmstorbench/vmstorbench/testbed"
+	"github.com/vmstorbench/vmstorbench/vm/hv"
 	"github.com/vmstorbench/vmstorbench/vm/nbdexport"
-	"github.com/vmstorbench/vmstorbench/vm/qemu"
 )
 
 // The pull method is post-copy for the disk, the way xNBD does it: a server next to the
@@ -68,7 +68,7 @@ func (s *scenario) preparePull(ctx context.Context, dst *Disk) error {
 	if err != nil {
 		return fmt.Errorf("migrate: the destination overlay: qemu-img create: %v: %s", err, strings.TrimSpace(string(out)))
 	}
-	s.dstDrive = qemu.Drive{File: dst.path, Format: "qcow2", Direct: true, Options: []string{"copy-on-read=on"}}
+	s.dstDrive = hv.Disk{File: dst.path, Format: "qcow2", Direct: true, CopyOnRead: true}
 	return nil
 }
 

@@ -14,6 +14,9 @@ import (
 	"github.com/vmstorbench/vmstorbench/results"
 	"github.com/vmstorbench/vmstorbench/testbed"
 	"github.com/vmstorbench/vmstorbench/vm/agent"
+	"github.com/vmstorbench/vmstorbench/vm/guest"
+	"github.com/vmstorbench/vmstorbench/vm/hv"
+	hvqemu "github.com/vmstorbench/vmstorbench/vm/hv/qemu"
 	"github.com/vmstorbench/vmstorbench/vm/qemu"
 	"github.com/vmstorbench/vmstorbench/workloads"
 )
@@ -45,12 +48,36 @@ type Result struct {
 }
 
 type side struct {
-	name string
+	name  string
+	guest hv.Guest
+	// vm is the guest's QEMU when the driver is QEMU's (hvqemu.QEMUGuest), nil otherwise:
+	// the block-job storage methods talk QMP to it, and Run refuses them for drivers
+	// without hv.CapBlockJobs.
 	vm   *qemu.VM
 	conn *agent.Conn
 	// stopping is set before vmstorbench ends this QEMU itself, so that its exit is not
 	// taken for a fault.
 	stopping atomic.Bool
+}
+
+// newSide wraps a guest the driver started.
+func newSide(name string, g hv.Guest) *side {
+	sd := &side{name: name, guest: g}
+	if q, ok := g.(hvqemu.QEMUGuest); ok {
+		sd.vm = q.VM()
+	}
+	return sd
+}
+
+// console is the tail of the side's serial console, for error messages.
+func (sd *side) console() string { return sd.guest.ConsoleTail(2000) }
+
+// pid is the side's hypervisor process on this host, 0 when the driver does not say.
+func (sd *side) pid() int {
+	if p, ok := sd.guest.(hv.Processes); ok {
+		return p.PID()
+	}
+	return 0
 }
 
 func (sd *side) stop() error { return sd.stopWith(false) }
@@ -66,16 +93,16 @@ func (sd *side) stopWith(hurry bool) error {
 		_ = sd.conn.Close()
 		sd.conn = nil
 	}
-	if sd.vm != nil {
+	if sd.guest != nil {
 		sd.stopping.Store(true)
-		stop := sd.vm.Stop
+		stop := sd.guest.Stop
 		if hurry {
-			stop = func() error { return sd.vm.Kill(time.Second) }
+			stop = func() error { return sd.guest.Kill(time.Second) }
 		}
 		if err := stop(); err != nil {
-			errs = append(errs, fmt.Errorf("stop %s QEMU (pid %d): %w", sd.name, sd.vm.PID(), err))
+			errs = append(errs, fmt.Errorf("stop %s QEMU (pid %d): %w", sd.name, sd.pid(), err))
 		}
-		sd.vm = nil
+		sd.guest, sd.vm = nil, nil
 	}
 	return errors.Join(errs...)
 }
@@ -83,22 +110,23 @@ func (sd *side) stopWith(hurry bool) error {
 // check adds QEMU's own last words to err when QEMU has exited (a broken QMP connection
 // says nothing about why).
 func (sd *side) check(err error) error {
-	if err == nil || sd == nil || sd.vm == nil {
+	if err == nil || sd == nil || sd.guest == nil {
 		return err
 	}
-	for i := 0; i < 25 && !sd.vm.Exited(); i++ {
+	for i := 0; i < 25 && !sd.guest.Exited(); i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if sd.vm.Exited() {
-		return fmt.Errorf("%w; the %s QEMU exited: %s; console: %s", err, sd.name, sd.vm.Log(), lastLine(sd.vm.Console()))
+	if sd.guest.Exited() {
+		return fmt.Errorf("%w; the %s QEMU exited: %s; console: %s", err, sd.name, sd.guest.Log(), lastLine(sd.console()))
 	}
 	return err
 }
 
 type scenario struct {
-	cfg     *Config
-	dir     string
-	qemuBin string
+	cfg *Config
+	dir string
+	// drv runs the guests; qemuVer is its version (the KVM probe's key, the result's).
+	drv     hv.Driver
 	qemuVer string
 	t0      time.Time
 
@@ -108,13 +136,17 @@ type scenario struct {
 	coll    *collector
 
 	src, dst *side
+	// migration is the migration the driver prepared (nil before).
+	migration hv.Migration
+	// tls are the migration's credentials (TLS security levels).
+	tls *hv.TLSFiles
 	// drive is the disk as both QEMUs open it (through the storage link, if any).
-	drive qemu.Drive
+	drive hv.Disk
 	// workload is what the guest runs.
 	workload workloads.Workload
 
 	// dstDrive is the destination's disk: the same as drive on shared storage.
-	dstDrive qemu.Drive
+	dstDrive hv.Disk
 	// The disk's move (storage.go, mirror.go): the destination image, the length copied,
 	// where the mirror and the copy sender connect (through the disk link), and how far
 	// the move got.
@@ -167,19 +199,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	bin := cfg.QEMU
-	if bin == "" {
+	drv := cfg.Driver
+	if drv == nil {
 		var err error
-		if bin, err = qemu.Binary(); err != nil {
+		if drv, err = hvqemu.New(cfg.QEMU, guest.Firmware()); err != nil {
 			return nil, err
 		}
+	}
+	if err := cfg.supportedBy(drv); err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "vsb-mig-")
 	if err != nil {
 		return nil, fmt.Errorf("migrate: work directory: %w", err)
 	}
 	s := &scenario{
-		cfg: &cfg, dir: dir, qemuBin: bin, qemuVer: qemu.Version(bin),
+		cfg: &cfg, dir: dir, drv: drv, qemuVer: drv.Version(),
 		msgs: make(chan agent.Message, 4096), hellos: make(chan agent.Message, 8), results: make(chan agent.Message, 8),
 		coll: newCollector(taskWorkload), connEnded: map[string]error{}, jobEvents: make(chan jobEvent, 64),
 		started: time.Now(), guestOn: "source",
@@ -246,7 +281,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 func (s *scenario) run(ctx context.Context) (*Result, error) {
 	cfg := s.cfg
 	mig := &results.Migration{
-		Mode: cfg.Mode, Outcome: OutcomeFailed, QEMU: s.qemuVer,
+		Mode: cfg.Mode, Outcome: OutcomeFailed, QEMU: s.qemuVer, Hypervisor: s.drv.Name(),
 		GuestMemoryB: int64(cfg.MemoryMiB) << 20, GuestCPUs: cfg.CPUs,
 		Access: cfg.Disk.Access, DiskURL: redactDrive(cfg.Disk.Drive.File), Security: cfg.Security,
 		WindowNS: int64(cfg.Window),
@@ -272,14 +307,12 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 	s.workload = w
 
 	// TLS credentials for both sides.
-	var srcObjs, dstObjs []string
 	if cfg.Security != SecurityNone {
 		creds, err := writeTLSCreds(s.dir)
 		if err != nil {
 			return nil, err
 		}
-		d, c := creds.objects(cfg.Security == SecurityTLSVerify)
-		srcObjs, dstObjs = []string{c}, []string{d}
+		s.tls = &hv.TLSFiles{ServerDir: creds.ServerDir, ClientDir: creds.ClientDir}
 	}
 
 	// The disk, through the emulated storage link if asked.
@@ -303,12 +336,12 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 	// Source: boot and wait for the agent.
 	s.progress("booting", -1, "")
 	bootStart := time.Now()
-	accel, accelNote, hello, err := s.bootSource(ctx, srcObjs)
+	accel, accelNote, hello, err := s.bootSource(ctx)
 	if err != nil {
 		return nil, err
 	}
 	mig.Accel, mig.AccelNote = accel, accelNote
-	mig.GuestMemoryB = s.src.vm.Config.RAMBytes()
+	mig.GuestMemoryB = s.src.guest.RAMBytes()
 	mig.BootNS = int64(hello.At.Sub(bootStart))
 	mig.GuestKernel = hello.Hello.Kernel
 	cfg.Logf("source booted with %s in %s (guest uptime %s: agent code from %s, modules %s)", accel, hello.At.Sub(bootStart).Round(time.Millisecond),
@@ -322,14 +355,11 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		incoming := "tcp:" + testbed.Addr(port)
-		if err := s.startDestination(ctx, accel, dstObjs); err != nil {
+		listen := testbed.Addr(port)
+		if err := s.prepareMigration(ctx, accel, listen); err != nil {
 			return nil, err
 		}
-		if err := s.setupMigration(ctx, incoming); err != nil {
-			return nil, err
-		}
-		uri = incoming
+		uri = listen
 		// The RAM stream goes through the emulated link, or, when the disk moves too, a
 		// relay that counts its bytes apart from the disk's.
 		if cfg.Link != nil || cfg.Storage != StorageShared {
@@ -337,7 +367,7 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 			if err != nil {
 				return nil, err
 			}
-			uri = "tcp:" + via
+			uri = via
 			if cfg.Link != nil {
 				cfg.Logf("migration goes through the emulated link %s", cfg.Link)
 			}
@@ -433,7 +463,7 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 		// Keep what was measured: the host's timeline and QEMU's figures are all there.
 		s.note(fmt.Sprintf("the guest on the %s did not end its workload: %v (guest phase %q; %s; %s)", guestSide.name, err, s.phase(), s.coll.arrivals(s.t0), diskActivity(ctx, guestSide)))
 		if guestSide == s.dst {
-			if first := guestBroken(s.dst.vm.ConsoleTail(64 << 10)); first != "" {
+			if first := guestBroken(s.dst.guest.ConsoleTail(64 << 10)); first != "" {
 				s.note("the guest kernel broke on the destination after a completed migration (console: " + first + "); --check-memory compares guest RAM of both sides")
 			}
 		}
@@ -503,26 +533,14 @@ func guestBroken(console string) string {
 // diskActivity says whether the guest's disk is still busy (QEMU's block statistics sampled
 // twice): it tells a guest that hangs from one whose I/O runs but whose agent is not heard.
 func diskActivity(ctx context.Context, sd *side) string {
-	if sd == nil || sd.vm == nil || sd.vm.Exited() {
+	if sd == nil || sd.guest == nil || sd.guest.Exited() {
 		return "QEMU gone"
 	}
 	ops := func() (int64, error) {
-		var stats []struct {
-			Stats struct {
-				Rd int64 `json:"rd_operations"`
-				Wr int64 `json:"wr_operations"`
-			} `json:"stats"`
-		}
 		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		if err := sd.vm.QMP.Execute(qctx, "query-blockstats", nil, &stats); err != nil {
-			return 0, err
-		}
-		var n int64
-		for _, st := range stats {
-			n += st.Stats.Rd + st.Stats.Wr
-		}
-		return n, nil
+		st, err := sd.guest.BlockStats(qctx)
+		return st.ReadOps + st.WriteOps, err
 	}
 	a, err := ops()
 	if err != nil {
@@ -533,6 +551,6 @@ func diskActivity(ctx context.Context, sd *side) string {
 	if err != nil {
 		return "no block statistics: " + err.Error()
 	}
-	st, _ := sd.vm.Status(ctx)
+	st, _ := sd.guest.State(ctx)
 	return fmt.Sprintf("QEMU status %s, the guest's disk did %d I/Os in the last second (%d since QEMU started)", st, b-a, b)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/vmstorbench/vmstorbench/backends"
 	"github.com/vmstorbench/vmstorbench/results"
 	"github.com/vmstorbench/vmstorbench/testbed"
+	"github.com/vmstorbench/vmstorbench/vm/hv"
 	"github.com/vmstorbench/vmstorbench/vm/linkemu"
 )
 
@@ -364,7 +365,7 @@ func (s *scenario) stopSource(ctx context.Context) error {
 	if s.srcStopped {
 		return nil
 	}
-	if err := s.src.vm.QMP.Execute(ctx, "stop", nil, nil); err != nil {
+	if err := s.src.guest.Pause(ctx); err != nil {
 		return fmt.Errorf("migrate: stop the source: %w", s.src.check(err))
 	}
 	s.srcStopped = true
@@ -544,7 +545,7 @@ func (s *scenario) abandon(mig *results.Migration) {
 		mig.GuestOn = "destination"
 		return
 	}
-	if s.src == nil || s.src.vm == nil || s.src.vm.Exited() {
+	if s.src == nil || s.src.guest == nil || s.src.guest.Exited() {
 		return
 	}
 	if s.storageFailed() {
@@ -563,15 +564,17 @@ func (s *scenario) abandon(mig *results.Migration) {
 	if s.mirrorStarted && !s.mirrorDone {
 		_ = s.src.vm.QMP.Execute(ctx, "block-job-cancel", map[string]any{"device": mirrorJobID, "force": true}, nil)
 	}
-	_ = s.src.vm.QMP.Execute(ctx, "migrate_cancel", nil, nil)
-	if st, err := s.src.vm.Status(ctx); err == nil && st != "running" {
+	if s.migration != nil {
+		_ = s.migration.Cancel(ctx)
+	}
+	if st, err := s.src.guest.State(ctx); err == nil && st != hv.StateRunning {
 		// A stop of vmstorbench's (copy) or QEMU's (a failed switchover): continue.
-		if err := s.src.vm.QMP.Execute(ctx, "cont", nil, nil); err != nil {
+		if err := s.src.guest.Continue(ctx); err != nil {
 			s.note("the source could not be continued: " + err.Error())
 			return
 		}
 	}
-	if st, err := s.src.vm.Status(ctx); err == nil && st == "running" {
+	if st, err := s.src.guest.State(ctx); err == nil && st == hv.StateRunning {
 		mig.GuestOn = "source"
 		s.note("the migration did not complete: the VM keeps running on the source")
 	}

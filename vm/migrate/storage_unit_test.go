@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/results"
+	"github.com/vmstorbench/vmstorbench/vm/hv"
 	"github.com/vmstorbench/vmstorbench/vm/linkemu"
-	"github.com/vmstorbench/vmstorbench/vm/qemu"
 )
 
 func TestParseStatCPU(t *testing.T) {
@@ -41,7 +41,7 @@ func scratchDisk(t *testing.T, size int64, random bool) *Disk {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return &Disk{path: path, Size: size, Drive: qemu.Drive{File: path, Format: "raw"}}
+	return &Disk{path: path, Size: size, Drive: hv.Disk{File: path, Format: "raw"}}
 }
 
 // TestBlockCopyAndDeltas copies an image through a counting link, changes two blocks of

@@ -1,19 +1,18 @@
 package migrate
 
 import (
-	"fmt"
 	"path/filepath"
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/internal/x509creds"
+	"github.com/vmstorbench/vmstorbench/vm/hv"
 )
 
-// Security levels of the migration stream.
+// Security levels of the migration stream (hv's: the drivers take them as they are).
 const (
-	SecurityNone       = "none"            // plain TCP
-	SecurityTLS        = "tls"             // TLS; the source checks the destination's certificate
-	SecurityTLSVerify  = "tls-verify-peer" // TLS; the destination checks the source's certificate too
-	tlsObjectID        = "vsbtls0"
+	SecurityNone       = hv.SecurityNone
+	SecurityTLS        = hv.SecurityTLS
+	SecurityTLSVerify  = hv.SecurityTLSVerify
 	tlsCertLifetime    = 24 * time.Hour
 	tlsServerDirName   = "tls-server"
 	tlsClientDirName   = "tls-client"
@@ -35,27 +34,4 @@ func writeTLSCreds(dir string) (*tlsCreds, error) {
 		return nil, err
 	}
 	return &tlsCreds{ServerDir: d.ServerDir, ClientDir: d.ClientDir}, nil
-}
-
-// objects returns the -object definitions for the destination (server) and source (client).
-func (c *tlsCreds) objects(verifyPeer bool) (dest, src string) {
-	vp := "off"
-	if verifyPeer {
-		vp = "on"
-	}
-	dest = fmt.Sprintf("tls-creds-x509,id=%s,dir=%s,endpoint=server,verify-peer=%s", tlsObjectID, escapeComma(c.ServerDir), vp)
-	// The client always checks the server's certificate against the CA.
-	src = fmt.Sprintf("tls-creds-x509,id=%s,dir=%s,endpoint=client,verify-peer=on", tlsObjectID, escapeComma(c.ClientDir))
-	return dest, src
-}
-
-func escapeComma(s string) string {
-	out := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		if s[i] == ',' {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	return string(out)
 }

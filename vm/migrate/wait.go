@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/vm/agent"
+	"github.com/vmstorbench/vmstorbench/vm/hv"
 	"github.com/vmstorbench/vmstorbench/vm/qemu"
 )
 
@@ -24,7 +25,7 @@ func (s *scenario) waitFirstIO(ctx context.Context) error {
 				return fmt.Errorf("migrate: the workload ended in the guest before any I/O: %s", m.Result.Error)
 			}
 		case <-t.C:
-			return fmt.Errorf("migrate: no I/O from the guest %s after starting the workload; console: %s", firstIOTimeout, lastLine(s.src.vm.Console()))
+			return fmt.Errorf("migrate: no I/O from the guest %s after starting the workload; console: %s", firstIOTimeout, lastLine(s.src.console()))
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -64,26 +65,26 @@ func (s *scenario) waitResult(ctx context.Context, task int, timeout time.Durati
 					if n != lastOps {
 						lastOps, lastChange = n, time.Now()
 					} else if time.Since(lastChange) > hangTimeout {
-						st, _ := sd.vm.Status(ctx)
+						st, _ := sd.guest.State(ctx)
 						err := fmt.Errorf("guest on the %s: hung: its disk did no I/O for %s while task %d ran (guest phase %q, QEMU status %s, %d I/Os since QEMU started); console: %s",
-							sd.name, hangTimeout, task, s.phase(), st, n, lastLine(sd.vm.Console()))
+							sd.name, hangTimeout, task, s.phase(), st, n, lastLine(sd.console()))
 						s.addFault(fault{at: lastChange, component: compGuest, side: sd.name, what: "hung", reason: fmt.Sprintf("no disk I/O for %s", hangTimeout), secondary: true})
 						return nil, err
 					}
 				}
 			}
-			if sd.vm.Exited() {
-				return nil, fmt.Errorf("migrate: %s QEMU exited: %s; console: %s", sd.name, sd.vm.Log(), lastLine(sd.vm.Console()))
+			if sd.guest.Exited() {
+				return nil, fmt.Errorf("migrate: %s QEMU exited: %s; console: %s", sd.name, sd.guest.Log(), lastLine(sd.console()))
 			}
-			if st, err := sd.vm.Status(ctx); err == nil && (st == "internal-error" || st == "guest-panicked" || st == "shutdown") {
-				return nil, fmt.Errorf("migrate: the guest on the %s stopped (%s); console: %s", sd.name, st, lastLine(sd.vm.Console()))
+			if st, err := sd.guest.State(ctx); err == nil && st.Stopped() {
+				return nil, fmt.Errorf("migrate: the guest on the %s stopped (%s); console: %s", sd.name, st, lastLine(sd.console()))
 			}
 			if brokenSince.IsZero() {
-				if guestBroken(sd.vm.ConsoleTail(64<<10)) != "" {
+				if guestBroken(sd.guest.ConsoleTail(64<<10)) != "" {
 					brokenSince = time.Now()
 				}
 			} else if time.Since(brokenSince) > brokenGrace {
-				return nil, fmt.Errorf("migrate: the guest kernel on the %s failed and its agent sent no result for %s; console: %s", sd.name, brokenGrace, lastLine(sd.vm.Console()))
+				return nil, fmt.Errorf("migrate: the guest kernel on the %s failed and its agent sent no result for %s; console: %s", sd.name, brokenGrace, lastLine(sd.console()))
 			}
 		case <-t.C:
 			if !extended && s.phase() == "verify" {
@@ -92,7 +93,7 @@ func (s *scenario) waitResult(ctx context.Context, task int, timeout time.Durati
 				t.Reset(readBackTimeout)
 				continue
 			}
-			return nil, fmt.Errorf("migrate: no result from the guest's agent on the %s after %s (guest crashed?); console: %s", sd.name, timeout, lastLine(sd.vm.Console()))
+			return nil, fmt.Errorf("migrate: no result from the guest's agent on the %s after %s (guest crashed?); console: %s", sd.name, timeout, lastLine(sd.console()))
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -105,25 +106,12 @@ const (
 	hangTimeout = 15 * time.Second
 )
 
-// diskOps is the guest's disk operations so far (QEMU's block statistics).
+// diskOps is the guest's disk operations so far (the hypervisor's block statistics).
 func diskOps(ctx context.Context, sd *side) (int64, error) {
-	var stats []struct {
-		Stats struct {
-			Rd int64 `json:"rd_operations"`
-			Wr int64 `json:"wr_operations"`
-			Fl int64 `json:"flush_operations"`
-		} `json:"stats"`
-	}
 	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if err := sd.vm.QMP.Execute(qctx, "query-blockstats", nil, &stats); err != nil {
-		return 0, err
-	}
-	var n int64
-	for _, st := range stats {
-		n += st.Stats.Rd + st.Stats.Wr + st.Stats.Fl
-	}
-	return n, nil
+	st, err := sd.guest.BlockStats(qctx)
+	return st.ReadOps + st.WriteOps + st.FlushOps, err
 }
 
 // sleep waits d, calling tick every 200 ms (live display).
@@ -184,12 +172,12 @@ func (s *scenario) pump(ctx context.Context) {
 	}
 }
 
-// eventSink records a side's QMP events with their arrival time.
-func (s *scenario) eventSink(name string) func(qemu.Event) {
-	return func(ev qemu.Event) {
-		// The mirror runs on the source, the pull on the destination.
+// eventSink records a side's hypervisor events with their arrival time.
+func (s *scenario) eventSink(name string) func(hv.Event) {
+	return func(ev hv.Event) {
+		// The mirror runs on the source, the pull on the destination (QEMU block jobs).
 		if strings.HasPrefix(ev.Name, "BLOCK_JOB_") {
-			s.onJobEvent(ev)
+			s.onJobEvent(qemu.Event{Name: ev.Name, Data: ev.Data, Received: ev.Received})
 		}
 		if ev.Name == "BLOCK_IO_ERROR" {
 			s.blockIOError(name, ev)
