@@ -305,6 +305,35 @@ func (c *Conn) Host(ctx context.Context) (Host, error) {
 	return h, nil
 }
 
+// CanKVM reports whether the daemon offers domains of type kvm for x86_64 guests (its
+// QEMU can open /dev/kvm).
+func (c *Conn) CanKVM(ctx context.Context) (bool, error) {
+	var caps string
+	err := c.call(ctx, 0, "capabilities", func() error {
+		var err error
+		caps, err = c.l.ConnectGetCapabilities()
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	var cx libvirtxml.Caps
+	if err := cx.Unmarshal(caps); err != nil {
+		return false, fmt.Errorf("libvirt %s: capabilities: %w", c.Redacted, err)
+	}
+	for _, g := range cx.Guests {
+		if g.Arch.Name != "x86_64" {
+			continue
+		}
+		for _, d := range g.Arch.Domains {
+			if d.Type == "kvm" {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
 // versionString renders libvirt's version encoding (major*1,000,000 + minor*1,000 + release).
 func versionString(v uint64) string {
 	return strconv.FormatUint(v/1000000, 10) + "." + strconv.FormatUint(v/1000%1000, 10) + "." + strconv.FormatUint(v%1000, 10)

@@ -519,6 +519,13 @@ func (c *Conn) ActiveDomains(ctx context.Context) ([]string, error) {
 // from one to another ("" otherwise).
 func (d *Domain) ConsoleLog() string { return d.console }
 
+// openableByAll reports whether any user can read and write the file p (every directory
+// above it searchable).
+func openableByAll(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().Perm()&0o006 == 0o006 && readableByAll(p)
+}
+
 // readableByAll reports whether any user can read p (every directory above it searchable).
 func readableByAll(p string) bool {
 	st, err := os.Stat(p)

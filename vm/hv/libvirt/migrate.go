@@ -72,6 +72,22 @@ func (o MigrateOptions) Flags() golibvirt.DomainMigrateFlags {
 	return f
 }
 
+// Names are the flags of o by name, for results ("live", "postcopy", "peer-to-peer", …).
+func (o MigrateOptions) Names() []string {
+	var out []string
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{o.Live, "live"}, {o.Offline, "offline"}, {o.Postcopy, "postcopy"}, {o.PeerToPeer, "peer-to-peer"},
+		{o.Tunnelled, "tunnelled"}, {o.TLS, "tls"}, {o.NonSharedDisk, "non-shared-disk"}, {o.NonSharedInc, "non-shared-inc"},
+		{o.Unsafe, "unsafe"}} {
+		if f.on {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}
+
 // Validate checks combinations libvirt would refuse, with one line each.
 func (o MigrateOptions) Validate() error {
 	switch {
