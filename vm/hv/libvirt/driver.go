@@ -41,7 +41,7 @@ type Driver struct {
 	// SourceHost and DestHost describe the daemons (URIs redacted).
 	SourceHost, DestHost Host
 
-	kvm    bool // the source daemon offers domain type kvm
+	kvm bool // the source daemon offers domain type kvm
 
 	// What the last run measured, for the result (Summary).
 	agent   bool
