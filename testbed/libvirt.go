@@ -304,6 +304,9 @@ func (d *libvirtDaemon) killDomains() error {
 	files, _ := filepath.Glob(filepath.Join(d.runtime, "libvirt", "qemu", "run", "*.pid"))
 	var errs []error
 	for _, f := range files {
+		if filepath.Base(f) == "driver.pid" {
+			continue // the QEMU driver's lock, holding the daemon's own PID
+		}
 		data, err := os.ReadFile(f)
 		if err != nil {
 			continue

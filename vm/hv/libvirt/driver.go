@@ -312,10 +312,17 @@ func (h *hvMigration) Poll(ctx context.Context) (hv.Progress, error) {
 	}
 	js, err := h.m.Stats(ctx)
 	if err != nil {
+		// The source's domain goes at Confirm, a moment before the migration's goroutine
+		// reports the end: wait for that rather than fail on the missing domain.
+		wait := time.Duration(0)
+		if IsCode(err, golibvirt.ErrNoDomain) {
+			wait = 10 * time.Second
+		}
 		select {
-		case <-h.m.Done(): // the job ended between the check and the call
+		case <-h.m.Done():
 			return h.result(ctx), nil
-		default:
+		case <-time.After(wait):
+		case <-ctx.Done():
 		}
 		return hv.Progress{}, err
 	}
