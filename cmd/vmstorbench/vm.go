@@ -224,9 +224,6 @@ func (f *libvirtFlags) config(o *migrateOptions, dir string) (*libvirt.DriverCon
 		SourceURI: refs[0].URL, DestURI: refs[1].URL, Domain: f.domain,
 		PeerToPeer: f.peerToPeer, Tunnelled: f.tunnelled, DestURIFromSource: f.destURIFromSource, Unsafe: f.unsafe,
 	}
-	if fw := guest.Firmware(); fw != "" {
-		cfg.Firmware = "/usr/share/qemu/" + fw
-	}
 	return cfg, (libvirt.MigrateOptions{Live: true, PeerToPeer: f.peerToPeer, Tunnelled: f.tunnelled}).Validate()
 }
 

@@ -79,12 +79,8 @@ func run(ctx context.Context, rounds int, poll time.Duration, memory int) error 
 	if err != nil {
 		return err
 	}
-	fw := ""
-	if f := guest.Firmware(); f != "" {
-		fw = "/usr/share/qemu/" + f
-	}
 	dom, err := conns[0].Boot(ctx, libvirt.Spec{Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: img.Cmdline,
-		Firmware: fw, MemoryMiB: memory, Disk: &libvirt.Disk{Source: disk}})
+		MemoryMiB: memory, Disk: &libvirt.Disk{Source: disk}})
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,9 @@ type Spec struct {
 	// Kernel, Initrd and Cmdline boot the guest directly, as paths on the hypervisor's host.
 	// On a local daemon Boot stages the files where the daemon's user can read them.
 	Kernel, Initrd, Cmdline string
-	// Firmware is the BIOS image on the hypervisor's host ("" for QEMU's default).
+	// Firmware is the BIOS image on the hypervisor's host; "" is QEMU's qboot on a local
+	// daemon when it is installed (it starts a direct kernel boot sooner than SeaBIOS), else
+	// QEMU's default.
 	Firmware string
 	// Disk is the guest's disk (nil: none).
 	Disk *Disk
@@ -260,6 +262,9 @@ func (c *Conn) Boot(ctx context.Context, spec Spec) (_ *Domain, err error) {
 		spec.Kernel, spec.Initrd = st.files[0], st.files[1]
 		if spec.ConsoleLog == "" {
 			spec.ConsoleLog = st.consolePath(spec.Name + ".console")
+		}
+		if spec.Firmware == "" {
+			spec.Firmware = localQboot()
 		}
 		if spec.Firmware != "" && !readableByAll(spec.Firmware) {
 			spec.Firmware = ""
@@ -518,6 +523,16 @@ func (c *Conn) ActiveDomains(ctx context.Context) ([]string, error) {
 // ConsoleLog is the console file of a domain Boot started on a local daemon, or migrated
 // from one to another ("" otherwise).
 func (d *Domain) ConsoleLog() string { return d.console }
+
+// localQboot is the path of QEMU's qboot firmware on this machine ("" when not installed).
+func localQboot() string {
+	for _, p := range []string{"/usr/share/qemu/qboot.rom", "/usr/share/seabios/qboot.rom"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
 
 // openableByAll reports whether any user can read and write the file p (every directory
 // above it searchable).

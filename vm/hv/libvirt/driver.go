@@ -30,7 +30,9 @@ type DriverConfig struct {
 	DestURIFromSource     string
 	Unsafe                bool
 	NonSharedDisk         bool
-	// Firmware is the BIOS image on the hypervisor's host for transient domains.
+	// Firmware is the BIOS image on the hypervisor's host for transient domains; "" is
+	// QEMU's qboot on a local daemon when installed (it starts a direct kernel boot sooner
+	// than SeaBIOS), else QEMU's default.
 	Firmware string
 }
 
@@ -156,6 +158,7 @@ func (d *Driver) Boot(ctx context.Context, spec hv.Spec) (hv.Guest, error) {
 	if spec.Accel == "kvm" {
 		lspec.Type = TypeKVM
 	}
+
 	if spec.AgentPort != "" && spec.AgentPort != AgentChannelName {
 		return nil, fmt.Errorf("libvirt: agent port %q: the libvirt driver's domains have %s", spec.AgentPort, AgentChannelName)
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/vmstorbench/vmstorbench/testbed"
 	"github.com/vmstorbench/vmstorbench/vm/agent"
-	"github.com/vmstorbench/vmstorbench/vm/guest"
 	"github.com/vmstorbench/vmstorbench/vm/internal/vmtest"
 )
 
@@ -106,13 +105,6 @@ func sharedDisk(t *testing.T) string {
 	return p
 }
 
-func firmware() string {
-	if f := guest.Firmware(); f != "" {
-		return "/usr/share/qemu/" + f
-	}
-	return ""
-}
-
 // noDomains fails the test if any domain is left on c.
 func noDomains(t *testing.T, c *Conn) {
 	t.Helper()
@@ -146,7 +138,7 @@ func TestIntegrationMigrateLive(t *testing.T) {
 	}
 
 	dom, err := src.Boot(ctx, Spec{
-		Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: img.Cmdline, Firmware: firmware(),
+		Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: img.Cmdline,
 		MemoryMiB: 256, Disk: &Disk{Source: sharedDisk(t)},
 	})
 	if err != nil {
