@@ -6,11 +6,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/results"
 	"github.com/vmstorbench/vmstorbench/testbed"
+	"github.com/vmstorbench/vmstorbench/vm/guest"
 	"github.com/vmstorbench/vmstorbench/vm/hv/libvirt"
 )
 
@@ -18,7 +20,8 @@ import (
 // testbed's libvirt pair: vmstorbench's guest as a transient domain on daemon 1, its disk
 // served over vmstorbench's NBD export (network disks are shared storage to libvirt), the
 // verified workload inside, a live migration to daemon 2, the read-back there. The result
-// says libvirt, with the daemons' versions and the completed job; nothing is left defined.
+// says libvirt, with the daemons' versions and the completed job. Then an existing domain
+// without the agent channel, measured from the host side only. Nothing is left defined.
 func TestIntegrationMigrateLibvirt(t *testing.T) {
 	requireQEMU(t)
 	if os.Geteuid() != 0 {
@@ -71,6 +74,66 @@ func TestIntegrationMigrateLibvirt(t *testing.T) {
 	if results.Scenario(&r) != "precopy none libvirt" {
 		t.Errorf("scenario %q", results.Scenario(&r))
 	}
+	// An existing domain without the agent channel: measured from the host side only, and
+	// left running (on the destination) as vmstorbench found it.
+	imgOut, _, err := runCLI(t, "vm", "image", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var img guest.Image
+	if err := json.Unmarshal([]byte(imgOut), &img); err != nil {
+		t.Fatal(err)
+	}
+	src, err := libvirt.Connect(ctx, eps[0].URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	// PID 1 sleeps: no agent, nothing that powers the guest off. No console file either: a
+	// domain vmstorbench did not define keeps its XML, and this file would be one both
+	// daemons of this machine open.
+	cmdline := img.Cmdline[:strings.Index(img.Cmdline, "rdinit=")] + "rdinit=/bin/busybox -- sleep 100000"
+	dom, err := src.Boot(ctx, libvirt.Spec{Name: "vsb-noagent", Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: cmdline, NoAgentChannel: true, NoConsoleLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dom.Destroy(context.Background())
+	hostDir := t.TempDir()
+	if _, stderr, err := runCLI(t, "migrate", "--hypervisor", "libvirt", "--source-uri", eps[0].URL, "--dest-uri", eps[1].URL,
+		"--domain", "vsb-noagent", "--target", "file://"+t.TempDir(), "--access", "nbd", "--at", "1s", "--after", "1s", "--disk-size", "8m",
+		"--results", hostDir, "--quiet"); err != nil {
+		t.Fatalf("host side only: exit %d: %v\n%s", exitCode(err), err, stderr)
+	}
+	files, _ = filepath.Glob(filepath.Join(hostDir, "*.json"))
+	if len(files) != 1 {
+		t.Fatalf("results: %v", files)
+	}
+	if b, err = os.ReadFile(files[0]); err != nil {
+		t.Fatal(err)
+	}
+	var hr results.Run
+	if err := json.Unmarshal(b, &hr); err != nil {
+		t.Fatal(err)
+	}
+	if hm := hr.Migration; hm == nil || hm.Outcome != "completed" || hm.Libvirt == nil || hm.Libvirt.Measured != results.MeasuredHostOnly || hm.Libvirt.Domain != "vsb-noagent" || hm.GuestMemoryB != 256<<20 {
+		t.Errorf("host-side-only run: %+v", hm)
+	}
+	dst, err := libvirt.Connect(ctx, eps[1].URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	moved, err := dst.Lookup(ctx, "vsb-noagent")
+	if err != nil {
+		t.Fatalf("the domain is not on the destination: %v", err)
+	}
+	if st, _, err := moved.State(ctx); err != nil || st != "running" {
+		t.Errorf("domain on the destination: %s %v", st, err)
+	}
+	if err := moved.Destroy(ctx); err != nil {
+		t.Error(err)
+	}
+
 	// Nothing left on either daemon.
 	for _, e := range eps {
 		c, err := libvirt.Connect(ctx, e.URL)

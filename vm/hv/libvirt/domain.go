@@ -54,8 +54,10 @@ type Spec struct {
 	// NoAgentChannel leaves out the agent's virtio-serial channel.
 	NoAgentChannel bool
 	// ConsoleLog, if set, is where the guest's serial console is written (a path on the
-	// hypervisor's host that its QEMU may create); on a local daemon Boot chooses one.
-	ConsoleLog string
+	// hypervisor's host that its QEMU may create); on a local daemon Boot chooses one unless
+	// NoConsoleLog.
+	ConsoleLog   string
+	NoConsoleLog bool
 }
 
 // Disk is the guest's disk as the hypervisor opens it.
@@ -260,7 +262,7 @@ func (c *Conn) Boot(ctx context.Context, spec Spec) (_ *Domain, err error) {
 			}
 		}()
 		spec.Kernel, spec.Initrd = st.files[0], st.files[1]
-		if spec.ConsoleLog == "" {
+		if spec.ConsoleLog == "" && !spec.NoConsoleLog {
 			spec.ConsoleLog = st.consolePath(spec.Name + ".console")
 		}
 		if spec.Firmware == "" {

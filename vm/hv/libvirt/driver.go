@@ -148,7 +148,11 @@ func (d *Driver) Boot(ctx context.Context, spec hv.Spec) (hv.Guest, error) {
 		if err != nil {
 			return nil, err
 		}
-		return d.guest(ctx, dom, spec, 0)
+		info, err := dom.Info(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return d.guest(ctx, dom, spec, info.MemoryBytes)
 	}
 	lspec := Spec{
 		Type: TypeQEMU, MemoryMiB: spec.MemoryMiB, CPUs: spec.CPUs,
