@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/user"
@@ -240,7 +239,7 @@ func startLibvirtd(ctx context.Context, bin, logDir, dir, name string, index, tc
 		return nil, fmt.Errorf("libvirt: %w", err)
 	}
 	d.proc = proc
-	if err := waitUnixSocket(ctx, proc, d.socket); err != nil {
+	if err := proc.WaitUnix(ctx, d.socket); err != nil {
 		return d, fmt.Errorf("libvirt: %w", err)
 	}
 	if tcpPort != 0 {
@@ -249,24 +248,6 @@ func startLibvirtd(ctx context.Context, bin, logDir, dir, name string, index, tc
 		}
 	}
 	return d, nil
-}
-
-// waitUnixSocket waits until path accepts connections, the process exits or ctx ends.
-func waitUnixSocket(ctx context.Context, p *Process, path string) error {
-	for {
-		c, err := net.DialTimeout("unix", path, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-p.Done():
-			return fmt.Errorf("%s exited before listening on %s: %v; log: %s", p.Name, path, p.ExitErr(), TailLog(p.LogPath, 400))
-		case <-ctx.Done():
-			return fmt.Errorf("%s: not listening on %s: %w; log: %s", p.Name, path, ctx.Err(), TailLog(p.LogPath, 400))
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }
 
 // Stop implements Server: it kills the QEMU processes the daemons started (found by the PID

@@ -90,8 +90,17 @@ func (p *Process) ExitErr() error {
 // WaitPort waits until addr accepts TCP connections, the process exits (an error quoting the
 // tail of its log), or ctx ends.
 func (p *Process) WaitPort(ctx context.Context, addr string) error {
+	return p.waitListening(ctx, "tcp", addr)
+}
+
+// WaitUnix is WaitPort for a unix socket.
+func (p *Process) WaitUnix(ctx context.Context, path string) error {
+	return p.waitListening(ctx, "unix", path)
+}
+
+func (p *Process) waitListening(ctx context.Context, network, addr string) error {
 	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		c, err := net.DialTimeout(network, addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
 			return nil

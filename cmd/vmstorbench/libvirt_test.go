@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -45,18 +44,7 @@ func TestIntegrationMigrateLibvirt(t *testing.T) {
 	if err != nil {
 		t.Fatalf("exit %d: %v\n%s\n%s", exitCode(err), err, stdout, stderr)
 	}
-	files, _ := filepath.Glob(filepath.Join(resDir, "*.json"))
-	if len(files) != 1 {
-		t.Fatalf("results: %v", files)
-	}
-	b, err := os.ReadFile(files[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r results.Run
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
+	r := oneResult(t, resDir)
 	m := r.Migration
 	if !r.Complete || m == nil || m.Outcome != "completed" || m.Hypervisor != "libvirt" || m.GuestOn != "destination" {
 		t.Fatalf("run complete %v, migration %+v", r.Complete, m)
@@ -71,8 +59,8 @@ func TestIntegrationMigrateLibvirt(t *testing.T) {
 	if len(m.Samples) == 0 || m.PauseMS <= 0 {
 		t.Errorf("%d job-stats samples, pause %.0f ms", len(m.Samples), m.PauseMS)
 	}
-	if results.Scenario(&r) != "precopy none libvirt" {
-		t.Errorf("scenario %q", results.Scenario(&r))
+	if results.Scenario(r) != "precopy none libvirt" {
+		t.Errorf("scenario %q", results.Scenario(r))
 	}
 	// An existing domain without the agent channel: measured from the host side only, and
 	// left running (on the destination) as vmstorbench found it.
@@ -104,18 +92,7 @@ func TestIntegrationMigrateLibvirt(t *testing.T) {
 		"--results", hostDir, "--quiet"); err != nil {
 		t.Fatalf("host side only: exit %d: %v\n%s", exitCode(err), err, stderr)
 	}
-	files, _ = filepath.Glob(filepath.Join(hostDir, "*.json"))
-	if len(files) != 1 {
-		t.Fatalf("results: %v", files)
-	}
-	if b, err = os.ReadFile(files[0]); err != nil {
-		t.Fatal(err)
-	}
-	var hr results.Run
-	if err := json.Unmarshal(b, &hr); err != nil {
-		t.Fatal(err)
-	}
-	if hm := hr.Migration; hm == nil || hm.Outcome != "completed" || hm.Libvirt == nil || hm.Libvirt.Measured != results.MeasuredHostOnly || hm.Libvirt.Domain != "vsb-noagent" || hm.GuestMemoryB != 256<<20 {
+	if hm := oneResult(t, hostDir).Migration; hm == nil || hm.Outcome != "completed" || hm.Libvirt == nil || hm.Libvirt.Measured != results.MeasuredHostOnly || hm.Libvirt.Domain != "vsb-noagent" || hm.GuestMemoryB != 256<<20 {
 		t.Errorf("host-side-only run: %+v", hm)
 	}
 	dst, err := libvirt.Connect(ctx, eps[1].URL)
@@ -146,4 +123,14 @@ func TestIntegrationMigrateLibvirt(t *testing.T) {
 			t.Errorf("%s: domains left: %v %v", e.Name, names, err)
 		}
 	}
+}
+
+// oneResult loads the one result document saved in dir.
+func oneResult(t *testing.T, dir string) *results.Run {
+	t.Helper()
+	runs, err := results.LoadAll(dir)
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("results in %s: %d, %v", dir, len(runs), err)
+	}
+	return runs[0]
 }
