@@ -161,3 +161,19 @@ func TestVersionString(t *testing.T) {
 		t.Error(v)
 	}
 }
+
+func TestProgressAndNames(t *testing.T) {
+	p := progress(JobStats{Type: "completed", Elapsed: 9 * time.Second, Downtime: 80 * time.Millisecond, Setup: time.Second,
+		MemoryTotal: 300, MemoryProcessed: 200, MemoryRemaining: 100, MemoryBPS: 1e6, Iterations: 3, Has: map[string]bool{"memory_total": true}})
+	if !p.HaveRAM || p.TotalTime != 9*time.Second || p.Downtime != 80*time.Millisecond || p.Transferred != 200 ||
+		p.Remaining != 100 || p.Total != 300 || p.Iterations != 3 || p.Mbps != 8 {
+		t.Errorf("progress %+v", p)
+	}
+	if p := progress(JobStats{Type: "none", Has: map[string]bool{}}); p.HaveRAM {
+		t.Errorf("no RAM figures reported, but %+v", p)
+	}
+	o := MigrateOptions{Live: true, PeerToPeer: true, Tunnelled: true, Unsafe: true}
+	if n := strings.Join(o.Names(), ","); n != "live,peer-to-peer,tunnelled,unsafe" {
+		t.Errorf("names %s", n)
+	}
+}
