@@ -1,7 +1,6 @@
 package report
 
 import (
-	"encoding/csv"
 	"fmt"
 	"io"
 	"slices"
@@ -104,19 +103,6 @@ func (g *grid) write(w io.Writer, markdown bool, width int, optional []int) erro
 	return p.err
 }
 
-// writeCSV renders the grid as a CSV block: a header row and one record per row.
-func (g *grid) writeCSV(cw *csv.Writer) error {
-	if err := cw.Write(g.Header); err != nil {
-		return fmt.Errorf("report: %w", err)
-	}
-	for _, r := range g.texts() {
-		if err := cw.Write(r); err != nil {
-			return fmt.Errorf("report: %w", err)
-		}
-	}
-	return nil
-}
-
 // countedRuns are the runs whose figures a case shows: the complete ones, or when none
 // completed, all of them (marked in the Runs or Status column).
 func countedRuns(c *results.Case) []*results.Run {
@@ -170,6 +156,8 @@ var (
 		{migMetric("migration_time"), "Migration time", msUnits, 99999.5},
 		{migMetric("ram_bytes"), "RAM link", byteUnits, 0},
 		{migMetric("disk_bytes"), "Disk link", byteUnits, 0},
+		{migMetric("storage_bytes"), "Storage link", byteUnits, 0},
+		{migMetric("replication_bytes"), "Replication", byteUnits, 0},
 		{migMetric("cpu_s"), "CPU", nil, 0},
 		{migMetric("joules"), "Energy", nil, 0},
 	}
@@ -305,8 +293,9 @@ func migrationGrid(cases []*results.Case, redact func(*results.Run) string) (*gr
 		text(h)
 	}
 	num("Runs")
-	formats := make([]func(float64) string, len(migrationColumns))
-	for i, col := range migrationColumns {
+	columns := shownMigrationColumns(mc)
+	formats := make([]func(float64) string, len(columns))
+	for i, col := range columns {
 		var medians []float64
 		for _, c := range mc {
 			if s, ok := summaryOf(c, col.m); ok {
@@ -327,7 +316,7 @@ func migrationGrid(cases []*results.Case, redact func(*results.Run) string) (*gr
 		}
 		row = append(row, gridCell{Text: dash(m.Mode)}, gridCell{Text: dash(m.Security)}, gridCell{Text: linkName(m)},
 			gridCell{Text: storageName(m)}, runsCell(c))
-		for i, col := range migrationColumns {
+		for i, col := range columns {
 			s, ok := summaryOf(c, col.m)
 			repeated = repeated || s.N > 1
 			row = append(row, figureCell(s, ok, formats[i], true))
@@ -336,7 +325,8 @@ func migrationGrid(cases []*results.Case, redact func(*results.Run) string) (*gr
 		g.Rows = append(g.Rows, row)
 	}
 	g.Note = "Downtime is QEMU's figure, pause the host's (source STOP to destination RESUME), stall the longest gap between the guest's I/O completions; " +
-		"disruption is how long the VM ran nowhere, migration time until the destination no longer needs the source; link bytes both ways; " +
+		"disruption is how long the VM ran nowhere, migration time until the destination no longer needs the source; link bytes both ways over the run; " +
+		"replication is what a replicated disk (DRBD) sent between its nodes during the migration; " +
 		"CPU-seconds of both QEMUs and vmstorbench, energy an estimate from them."
 	if repeated {
 		g.Note += " Medians over the complete runs, ± half the min–max range."
@@ -346,12 +336,41 @@ func migrationGrid(cases []*results.Case, redact func(*results.Run) string) (*gr
 	if !oneWorkload {
 		first = 6
 	}
-	col := func(off int) int { return first + 1 + off } // after Runs
-	optional := []int{col(1), col(3), col(4), col(10)}
+	col := func(label string) int { // after Runs
+		for i, c := range columns {
+			if c.label == label {
+				return first + 1 + i
+			}
+		}
+		panic("report: no migration column " + label) // a programming error
+	}
+	optional := []int{col("Pause"), col("Total"), col("Setup"), col("Energy")}
 	if !oneWorkload {
 		optional = append([]int{1}, optional...)
 	}
 	return g, optional
+}
+
+// shownMigrationColumns are the migration table's columns, less the storage-link and
+// replication columns when no case has that figure (most reports have neither).
+func shownMigrationColumns(mc []*results.Case) []migColumn {
+	var out []migColumn
+	for _, col := range migrationColumns {
+		if col.m.Name == "storage_bytes" || col.m.Name == "replication_bytes" {
+			found := false
+			for _, c := range mc {
+				if _, ok := summaryOf(c, col.m); ok {
+					found = true
+					break
+				}
+			}
+			if !found {
+				continue
+			}
+		}
+		out = append(out, col)
+	}
+	return out
 }
 
 // veeMethods are the storage methods in the paper's column order, with its names.

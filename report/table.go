@@ -542,8 +542,11 @@ var csvHeader = []string{"run_id", "start", "target", "backend", "security", "wo
 
 // renderCSV writes one record per run and direction (repeats are not aggregated: CSV is for
 // people who do their own statistics). With migration runs every record also has the
-// migration columns (migrationCSVHeader, empty for a run on the host), and each VEE '07
-// layout follows as a block of its own (header and rows) after an empty line.
+// migration columns (migrationCSVHeader, empty for a run on the host). The output is one
+// table, header first, as a spreadsheet or csv reader expects of a file: the VEE '07
+// layouts (text, Markdown, HTML) are not appended, since their cells are medians of these
+// records' migration_time, disruption, wire bytes and joules columns by storage × link,
+// which a pivot table rebuilds from the raw figures.
 func renderCSV(w io.Writer, runs []*results.Run) error {
 	cw := csv.NewWriter(w)
 	migrations := slices.ContainsFunc(runs, func(r *results.Run) bool { return r.Migration != nil })
@@ -593,16 +596,6 @@ func renderCSV(w io.Writer, runs []*results.Run) error {
 		}
 		if err := cw.Write(rec); err != nil {
 			return fmt.Errorf("report: %w", err)
-		}
-	}
-	// The VEE '07 layouts follow as blocks of their own, after an empty line.
-	for _, g := range veeGrids(results.Group(runs), targetName) {
-		cw.Flush()
-		if _, err := io.WriteString(w, "\n"); err != nil {
-			return fmt.Errorf("report: %w", err)
-		}
-		if err := g.writeCSV(cw); err != nil {
-			return err
 		}
 	}
 	cw.Flush()

@@ -345,6 +345,23 @@ var MigrationMetrics = []Metric{
 			}
 			return linkBytes(m, "disk")
 		}},
+	{Name: "storage_bytes", Label: "storage link bytes", Unit: "MB", Scale: 1e-6, Migration: true,
+		ofMig: func(m *Migration) (float64, bool) { return linkBytes(m, "storage") }},
+	{Name: "replication_bytes", Label: "replication bytes during the migration", Unit: "MB", Scale: 1e-6, Migration: true,
+		ofMig: func(m *Migration) (float64, bool) {
+			if m.Replication == nil || m.Replication.DuringB < 0 {
+				return 0, false
+			}
+			return float64(m.Replication.DuringB), true
+		}},
+	{Name: "replication_run_bytes", Label: "replication bytes over the run", Unit: "MB", Scale: 1e-6, Migration: true,
+		ofMig: func(m *Migration) (float64, bool) {
+			r := m.Replication
+			if r == nil || r.BeforeB < 0 || r.DuringB < 0 || r.AfterB < 0 {
+				return 0, false
+			}
+			return float64(r.BeforeB + r.DuringB + r.AfterB), true
+		}},
 	{Name: "wire_bytes", Label: "bytes on the wire", Unit: "MB", Scale: 1e-6, Migration: true,
 		ofMig: func(m *Migration) (float64, bool) {
 			ram, ok := ramBytes(m)

@@ -113,6 +113,11 @@ type Migration struct {
 	// credentials), DestinationAccess how QEMU opens it.
 	DestinationDisk   string `json:"destination_disk,omitempty"`
 	DestinationAccess string `json:"destination_access,omitempty"`
+	// DiskStreamSecurity is how the disk stream between the hypervisors was protected when
+	// the disk moved (copy, two-phase, mirror): "tls" or "tls-verify-peer" (encrypted with
+	// the RAM stream's x509 credentials), or "none". Empty for shared storage, for a disk
+	// move without migration (no stream between hypervisors), and in older results.
+	DiskStreamSecurity string `json:"disk_stream_security,omitempty"`
 	// MirrorCopyMode is the mirror's copy-mode, "background" or "write-blocking" (mirror
 	// only).
 	MirrorCopyMode string `json:"mirror_copy_mode,omitempty"`
@@ -134,6 +139,9 @@ type Migration struct {
 	Traffic []LinkTraffic `json:"traffic,omitempty"`
 	// DiskTransferredB is the disk stream's bytes in both directions (Traffic "disk").
 	DiskTransferredB int64 `json:"disk_transferred_bytes,omitempty"`
+	// Replication is set when the disk is replicated between the hypervisors (DRBD): the
+	// roles around the migration and the replication traffic next to Traffic's.
+	Replication *MigrationReplication `json:"replication,omitempty"`
 	// Cost is the CPU time the migration took and an energy estimate from it.
 	Cost *MigrationCost `json:"cost,omitempty"`
 	// ImageCheck compares the destination's image with the source's, block by block, at

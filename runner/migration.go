@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/backends"
@@ -30,9 +31,21 @@ type MigrationSpec struct {
 // document with its migration section (Run.Migration); a run that failed after it started
 // returns its partial result with the error.
 func RunMigration(ctx context.Context, s MigrationSpec, h Hooks) (*results.Run, error) {
-	disk, err := migrate.OpenDisk(ctx, s.Target, s.DiskOptions)
+	// A testbed DRBD pair is two disks and a replica (drbd.go), anything else one disk.
+	drbd, err := openDRBDMigration(ctx, s)
 	if err != nil {
 		return nil, err
+	}
+	if drbd != nil && s.Libvirt != nil {
+		drbd.close(h.logf)
+		return nil, errors.New("a testbed DRBD pair gives the destination a disk of its own, which the libvirt driver does not: use another target with --hypervisor libvirt")
+	}
+	defer drbd.close(h.logf)
+	disk := &migrate.Disk{}
+	if drbd == nil {
+		if disk, err = migrate.OpenDisk(ctx, s.Target, s.DiskOptions); err != nil {
+			return nil, err
+		}
 	}
 	defer func() {
 		if err := disk.Close(); err != nil {
@@ -46,6 +59,7 @@ func RunMigration(ctx context.Context, s MigrationSpec, h Hooks) (*results.Run, 
 	cfg.ToOptions = migrate.DiskOptions{Access: d.Access, AllowDestructive: d.AllowDestructive, Keep: d.Keep}
 	cfg.Progress = h.Phase
 	cfg.Logf = h.logf
+	drbd.apply(&cfg)
 	var lv *libvirt.Driver
 	if s.Libvirt != nil {
 		if lv, err = libvirt.NewDriver(ctx, *s.Libvirt); err != nil {

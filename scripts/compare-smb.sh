@@ -23,10 +23,14 @@
 # then rw=read, bs=1m, iodepth=INFLIGHT, size=SIZE_MIB), and takes its rate and the CPU time
 # from the result document (read.bw_bytes_per_s or write's, cpu.user_ns + cpu.sys_ns: the
 # process over the run, engine included).
+# With BEFORE=DIR (another checkout of vmstorbench, e.g. a `git worktree` of the commit before
+# a change), each round also runs that checkout's BenchmarkSMB right after ours, and a last
+# table compares it with smbclient the same way: before and after, side by side in one run.
 # Targets: throughput ratio >= 0.9, CPU ratio (ours / smbclient) <= 1.1, at every level.
 #
 #   scripts/compare-smb.sh            # needs root, samba, smbclient, go
 #   ROUNDS=5 SIZE_MIB=512 INFLIGHT=16 LEVELS="signed-gmac signed-cmac" scripts/compare-smb.sh
+#   BEFORE=/tmp/before VSB=0 scripts/compare-smb.sh   # /tmp/before: git worktree add --detach /tmp/before main
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -35,6 +39,7 @@ INFLIGHT=${INFLIGHT:-8}
 IOPS_TIME=${IOPS_TIME:-2s} # 0: skip the random-read IOPS
 LEVELS=${LEVELS:-none signed-gmac signed-cmac encrypted}
 VSB=${VSB:-1}
+BEFORE=${BEFORE:-}
 
 cd "$(dirname "$0")/.."
 for tool in smbclient go; do
@@ -56,6 +61,10 @@ trap cleanup EXIT
 go build -o "$work/sambaserve" ./backends/smb/internal/sambaserve
 go test -c -o "$work/smb.test" ./backends/smb
 [ "$VSB" = 1 ] && go build -o "$work/vmstorbench" ./cmd/vmstorbench
+if [ -n "$BEFORE" ]; then
+	(cd "$BEFORE" && go test -c -o "$work/smb-before.test" ./backends/smb) ||
+		{ echo "compare-smb: cannot build BenchmarkSMB in BEFORE=$BEFORE" >&2; exit 1; }
+fi
 
 "$work/sambaserve" -dir "$work/samba" -env "$work/env" &
 server_pid=$!
@@ -98,9 +107,9 @@ smbclient_run() {
 	awk -v k="${out:-0}" -v c="$cpu" 'BEGIN { printf "%.1f %.4f", k * 1024 / 1e6, c }'
 }
 
-ours_run() { # ours_run BENCH-REGEX BENCHTIME -> raw benchmark lines (uses url)
+ours_run() { # ours_run BENCH-REGEX BENCHTIME [TEST-BINARY] -> raw benchmark lines (uses url)
 	VMSTORBENCH_SMB_BENCH_URL="$url" VMSTORBENCH_SMB_BENCH_SIZE="${SIZE_MIB}m" \
-		"$work/smb.test" -test.run '^$' -test.bench "$1" -test.benchtime "$2" 2>&1 |
+		"${3:-$work/smb.test}" -test.run '^$' -test.bench "$1" -test.benchtime "$2" 2>&1 |
 		grep '^BenchmarkSMB/' || { echo "compare-smb: benchmark $1 on $url failed" >&2; exit 1; }
 }
 
@@ -142,14 +151,20 @@ for level in $LEVELS; do
 			putcpu=$(per_gib "$(awk -v a="$putcpu" -v b="$base" 'BEGIN { print a - b }')")
 			getcpu=$(per_gib "$(awk -v a="$getcpu" -v b="$base" 'BEGIN { print a - b }')")
 		}
-		run_ours() {
-			lines=$(ours_run "SMB/seq(write|read)/inflight=$INFLIGHT\$" "${SIZE_MIB}x")
+		run_ours() { # run_ours [TEST-BINARY]
+			lines=$(ours_run "SMB/seq(write|read)/inflight=$INFLIGHT\$" "${SIZE_MIB}x" "$@")
 			ow=$(metric "seqwrite/inflight=$INFLIGHT-" MB/s <<<"$lines")
 			or=$(metric "seqread/inflight=$INFLIGHT-" MB/s <<<"$lines")
 			owcpu=$(awk -v us="$(metric "seqwrite/inflight=$INFLIGHT-" cpu-µs/op <<<"$lines")" 'BEGIN { printf "%.4f", us * 1024 / 1e6 }')
 			orcpu=$(awk -v us="$(metric "seqread/inflight=$INFLIGHT-" cpu-µs/op <<<"$lines")" 'BEGIN { printf "%.4f", us * 1024 / 1e6 }')
 		}
-		if ((r % 2)); then run_smbclient; run_ours; else run_ours; run_smbclient; fi
+		run_before() {
+			[ -n "$BEFORE" ] || return 0
+			run_ours "$work/smb-before.test"
+			R[$level,bw]+=" $ow" R[$level,br]+=" $or" R[$level,bwcpu]+=" $owcpu" R[$level,brcpu]+=" $orcpu"
+			printf '%-6s %14s %14s %16s %16s | %21s %10s %10s %10s\n' "" "" "" "before: $ow" "before: $or" "" "" "$owcpu" "$orcpu"
+		}
+		if ((r % 2)); then run_smbclient; run_before; run_ours; else run_before; run_ours; run_smbclient; fi
 		printf '%-6s %14s %14s %16s %16s | %21s %10s %10s %10s\n' "$r" "$put" "$get" "$ow" "$or" "$putcpu" "$getcpu" "$owcpu" "$orcpu"
 		R[$level,put]+=" $put" R[$level,get]+=" $get" R[$level,ow]+=" $ow" R[$level,or]+=" $or"
 		R[$level,putcpu]+=" $putcpu" R[$level,getcpu]+=" $getcpu" R[$level,owcpu]+=" $owcpu" R[$level,orcpu]+=" $orcpu"
@@ -179,23 +194,27 @@ for level in $LEVELS; do
 	}'
 done
 
-if [ "$VSB" = 1 ]; then
+# side_table TITLE NAME W RD: a table of the rounds' series R[level,W], R[level,RD] (rates)
+# and R[level,Wcpu], R[level,RDcpu] against smbclient's put and get.
+side_table() {
 	echo
-	echo "ours through \`vmstorbench run\` (rate and CPU from the result document), against smbclient:"
+	echo "$1, against smbclient:"
 	echo
-	echo "| level | vmstorbench write | ratio to put | vmstorbench read | ratio to get | CPU/GiB write | ratio | CPU/GiB read | ratio |"
+	echo "| level | $2 write | ratio to put | $2 read | ratio to get | CPU/GiB write | ratio | CPU/GiB read | ratio |"
 	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for level in $LEVELS; do
 		awk -v l="$level" \
-			-v sp="$(best <<<"${R[$level,put]}")" -v vw="$(best <<<"${R[$level,vw]}")" \
-			-v sg="$(best <<<"${R[$level,get]}")" -v vr="$(best <<<"${R[$level,vr]}")" \
-			-v cp="$(least <<<"${R[$level,putcpu]}")" -v cw="$(least <<<"${R[$level,vwcpu]}")" \
-			-v cg="$(least <<<"${R[$level,getcpu]}")" -v cr="$(least <<<"${R[$level,vrcpu]}")" 'BEGIN {
+			-v sp="$(best <<<"${R[$level,put]}")" -v vw="$(best <<<"${R[$level,$3]}")" \
+			-v sg="$(best <<<"${R[$level,get]}")" -v vr="$(best <<<"${R[$level,$4]}")" \
+			-v cp="$(least <<<"${R[$level,putcpu]}")" -v cw="$(least <<<"${R[$level,${3}cpu]}")" \
+			-v cg="$(least <<<"${R[$level,getcpu]}")" -v cr="$(least <<<"${R[$level,${4}cpu]}")" 'BEGIN {
 			printf "| %s | %.0f MB/s | %.2f | %.0f MB/s | %.2f | %.3f s | %.2f | %.3f s | %.2f |\n",
 				l, vw, vw / sp, vr, vr / sg, cw, cw / cp, cr, cr / cg
 		}'
 	done
-fi
+}
+[ -z "$BEFORE" ] || side_table "BEFORE ($BEFORE), its BenchmarkSMB in the same rounds" before bw br
+[ "$VSB" != 1 ] || side_table "ours through \`vmstorbench run\` (rate and CPU from the result document)" vmstorbench vw vr
 
 if [ "$IOPS_TIME" != 0 ]; then
 	echo

@@ -274,7 +274,7 @@ and TCG used when it does not boot the guest.`,
 	f.IntVar(&o.postcopyIters, "postcopy-iterations", 0, "postcopy: switch after this many pre-copy iterations (default 1 when --postcopy-after is not given)")
 	f.StringVar(&o.security, "security", migrate.SecurityNone, "none | tls | tls-verify-peer (x509 credentials generated for the run)")
 	f.StringVar(&o.link, "link", "", "emulated link between the hypervisors: lan, wan, or latency=20ms,jitter=5ms,bandwidth=100mbit")
-	f.StringVar(&o.storageLink, "storage-link", "", "emulated link between the hypervisors and the storage (NBD export or iSCSI disks): lan, wan, or a spec as for --link")
+	f.StringVar(&o.storageLink, "storage-link", "", "emulated link between the hypervisors and the storage (NBD export or iSCSI disks): lan, wan, or a spec as for --link; on a testbed DRBD pair (each host on its own replica) the replication link between the nodes")
 	f.StringVar(&o.outside, "outside", "", "also run the workload on the host against this target (another file or LUN of the backend) while the guest runs it")
 	f.BoolVar(&o.checkMemory, "check-memory", false, "start the destination paused and compare guest RAM of both sides before it continues (precopy, stopcopy; refused with --mode postcopy, whose destination must run before it holds all RAM: post-copy runs verify the disk instead, the workload's own verify pass and the read-back on the destination)")
 	f.StringVar(&o.accel, "accel", "auto", "auto (KVM if it boots the guest, else TCG) | kvm | tcg")
@@ -534,6 +534,7 @@ func printMigration(w io.Writer, r *results.Run) {
 		}
 		fmt.Fprintf(w, "  link %-7s (%s) %10.1f MB out, %8.1f MB back\n", t.Link, shape, float64(t.UpB)/1e6, float64(t.DownB)/1e6)
 	}
+	printReplication(w, m.Replication)
 	if c := m.Cost; c != nil {
 		fmt.Fprintf(w, "  cost       CPU %.2f s (source QEMU %.2f, destination QEMU %.2f, vmstorbench %.2f) over %.1f s   energy estimate %.0f J at %.1f W per busy core\n",
 			c.TotalCPUS, c.SourceCPUS, c.DestinationCPUS, c.HelpersCPUS, float64(c.WallNS)/1e9, c.EnergyEstimateJ, c.WattsPerCore)

@@ -1,11 +1,13 @@
-// Command mirrorcompare measures how fast QEMU's mirror (what `vmstorbench migrate
-// --storage mirror` uses) moves an image into a destination QEMU's NBD export, against
-// `qemu-img convert -O raw` into an export of the same kind: the same source image (random
-// data, so that neither can skip zeroes), a fresh empty destination image each time, served
-// by a destination QEMU with nbd-server-add as in the migration, optionally through an
-// emulated link. The two alternate over the rounds; each destination is compared with the
-// source afterwards. It prints MB/s of each round, the best of each and the ratio
-// mirror / convert.
+// Command mirrorcompare measures how fast the two ways `vmstorbench migrate` moves a disk
+// between hypervisors go, against `qemu-img convert -O raw` into the same kind of
+// destination: QEMU's mirror (--storage mirror) into a destination QEMU's NBD export, and
+// vmstorbench's own sender and receiver (--storage copy) into the same destination image.
+// The same source image (random data, so that none can skip zeroes), a fresh empty
+// destination image each time (for mirror and convert served by a destination QEMU with
+// nbd-server-add as in the migration), the same kind of relay or emulated link in between.
+// The three alternate over the rounds; each destination is compared with the source
+// afterwards. It prints MB/s of each round, the best of each and the ratios mirror /
+// convert and copy / convert.
 //
 //	mirrorcompare [-size 256m] [-rounds 3] [-link lan]
 package main
@@ -22,16 +24,19 @@ import (
 	"path/filepath"
 	"time"
 
+	_ "github.com/vmstorbench/vmstorbench/backends/file" // --storage copy opens the images as file:// disks
 	"github.com/vmstorbench/vmstorbench/testbed"
 	"github.com/vmstorbench/vmstorbench/vm/linkemu"
+	"github.com/vmstorbench/vmstorbench/vm/migrate"
 	"github.com/vmstorbench/vmstorbench/vm/qemu"
 	"github.com/vmstorbench/vmstorbench/workloads/units"
 )
 
 func main() {
 	sizeFlag := flag.String("size", "256m", "image size")
-	rounds := flag.Int("rounds", 3, "rounds (each runs both)")
+	rounds := flag.Int("rounds", 3, "rounds (each runs all three)")
 	linkSpec := flag.String("link", "", "emulated link between source and destination (lan, wan, a spec); default unshaped")
+	flag.Int64Var(&granularity, "granularity", migrate.MirrorGranularity, "the mirror's dirty-bitmap granularity in bytes (QEMU's default is 65536)")
 	flag.Parse()
 	size, err := units.ParseSize(*sizeFlag)
 	if err != nil {
@@ -49,18 +54,26 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	defer os.RemoveAll(dir)
-	src := filepath.Join(dir, "src.img")
-	if err := randomImage(src, size); err != nil {
+	err = compare(dir, size, *rounds, link)
+	os.RemoveAll(dir) // also when a round failed
+	if err != nil {
 		fail(err)
 	}
-	var best [2]float64
-	names := [2]string{"mirror", "qemu-img convert"}
-	for r := 1; r <= *rounds; r++ {
-		for i, f := range []func(string, string, *linkemu.Link, int64) (time.Duration, error){mirror, convert} {
+}
+
+// compare runs the rounds in dir and prints the figures.
+func compare(dir string, size int64, rounds int, link *linkemu.Link) error {
+	src := filepath.Join(dir, "src.img")
+	if err := randomImage(src, size); err != nil {
+		return err
+	}
+	var best [3]float64
+	names := [3]string{"mirror", "copy", "qemu-img convert"}
+	for r := 1; r <= rounds; r++ {
+		for i, f := range []func(string, string, *linkemu.Link, int64) (time.Duration, error){mirror, copyImage, convert} {
 			d, err := f(dir, src, link, size)
 			if err != nil {
-				fail(fmt.Errorf("%s: %w", names[i], err))
+				return fmt.Errorf("%s: %w", names[i], err)
 			}
 			mbps := float64(size) / d.Seconds() / 1e6
 			best[i] = max(best[i], mbps)
@@ -71,9 +84,13 @@ func main() {
 	if link != nil {
 		shape = link.String()
 	}
-	fmt.Printf("%d MiB into a destination QEMU's NBD export over %s, best of %d: mirror %.1f MB/s, qemu-img convert %.1f MB/s, ratio mirror/convert %.2f\n",
-		size>>20, shape, *rounds, best[0], best[1], best[0]/best[1])
+	fmt.Printf("%d MiB over %s, best of %d: mirror %.1f MB/s, copy %.1f MB/s, qemu-img convert %.1f MB/s; ratio mirror/convert %.2f, copy/convert %.2f\n",
+		size>>20, shape, rounds, best[0], best[1], best[2], best[0]/best[2], best[1]/best[2])
+	return nil
 }
+
+// granularity is the mirror's, as -granularity says (set once, before any round).
+var granularity int64
 
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "mirrorcompare:", err)
@@ -90,16 +107,22 @@ func randomImage(path string, size int64) error {
 	return err
 }
 
+// emptyImage makes a fresh sparse destination image of size in dir.
+func emptyImage(dir string, size int64) (string, error) {
+	img := filepath.Join(dir, "dst.img")
+	os.Remove(img)
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		return "", err
+	}
+	return img, os.Truncate(img, size)
+}
+
 // destination starts a QEMU (no guest: paused, no kernel) with a new empty image of size,
 // exports it over NBD like the migration's destination, and returns the export's URL
 // (through the link) and a stop function.
 func destination(dir string, link *linkemu.Link, size int64) (string, func(), error) {
-	img := filepath.Join(dir, "dst.img")
-	os.Remove(img)
-	if err := os.WriteFile(img, nil, 0o644); err != nil {
-		return "", nil, err
-	}
-	if err := os.Truncate(img, size); err != nil {
+	img, err := emptyImage(dir, size)
+	if err != nil {
 		return "", nil, err
 	}
 	ctx := context.Background()
@@ -159,6 +182,33 @@ func same(dir, src string) error {
 	return nil
 }
 
+// copyImage moves the image as --storage copy does (migrate.CopyImage: O_DIRECT reads,
+// vmstorbench's sender, the link, its receiver, O_DIRECT writes) into a fresh destination
+// image like the others'.
+func copyImage(dir, src string, link *linkemu.Link, size int64) (time.Duration, error) {
+	img, err := emptyImage(dir, size)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	from, err := migrate.OpenDisk(ctx, "file://"+src, migrate.DiskOptions{Size: size, AllowDestructive: true})
+	if err != nil {
+		return 0, err
+	}
+	defer from.Close()
+	to, err := migrate.OpenDisk(ctx, "file://"+img, migrate.DiskOptions{Size: size, AllowDestructive: true})
+	if err != nil {
+		return 0, err
+	}
+	defer to.Close()
+	d, err := migrate.CopyImage(ctx, from, to, link)
+	if err != nil {
+		return 0, err
+	}
+	return d, same(dir, src)
+}
+
 func convert(dir, src string, link *linkemu.Link, size int64) (time.Duration, error) {
 	url, stop, err := destination(dir, link, size)
 	if err != nil {
@@ -190,7 +240,7 @@ func mirror(dir, src string, link *linkemu.Link, size int64) (time.Duration, err
 	}
 	defer vm.Stop()
 	start := time.Now()
-	args := map[string]any{"job-id": "m", "device": "disk0", "target": url, "format": "raw", "mode": "existing", "sync": "full"}
+	args := map[string]any{"job-id": "m", "device": "disk0", "target": url, "format": "raw", "mode": "existing", "sync": "full", "granularity": granularity}
 	if err := vm.QMP.Execute(ctx, "drive-mirror", args, nil); err != nil {
 		return 0, err
 	}

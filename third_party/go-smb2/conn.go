@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha512"
+	"crypto/subtle"
 	"fmt"
 	"os"
 	"slices"
@@ -978,6 +979,24 @@ func (conn *conn) runReceiver() {
 				}
 				continue
 			}
+			if g := conn.directDecrypter(pkt[:directHeadLen], n); g != nil {
+				// An AES-128-GCM message: read the ciphertext of the plain head too.
+				if _, e = conn.t.Read(pkt[directHeadLen:encryptedHeadLen]); e != nil {
+					conn.freePoolBuf(rb)
+					err = &TransportError{e}
+					goto exit
+				}
+				read = encryptedHeadLen
+				if rr, ctr := conn.encryptedDirectTarget(g, pkt[:encryptedHeadLen], n); rr != nil {
+					e = conn.readDirectEncrypted(g, rr, pkt[:encryptedHeadLen], ctr, n-encryptedHeadLen)
+					conn.freePoolBuf(rb)
+					if e != nil {
+						err = &TransportError{e}
+						goto exit
+					}
+					continue
+				}
+			}
 		}
 
 		_, e = conn.t.Read(pkt[read:])
@@ -1406,6 +1425,88 @@ func (conn *conn) verifyParts(head, data []byte) error {
 			return &InvalidResponseError{"packet failed signature verification"}
 		}
 	}
+	return nil
+}
+
+// Encrypted READ data straight into the caller's buffer (added in vmstorbench's patched
+// copy), with the VAES/AVX-512 AES-128-GCM (gcm_avx512.go): the ciphertext of the data is
+// read into the caller's buffer, authenticated there with the transform header and the
+// ciphertext of the head, and only then decrypted in place. Without it an encrypted
+// response is read into a pooled buffer, decrypted there and copied by the caller.
+
+// transformHeadLen is the SMB2 TRANSFORM_HEADER (MS-SMB2 2.2.41); encryptedHeadLen adds the
+// encrypted SMB2 header and READ response body.
+const (
+	transformHeadLen = 52
+	encryptedHeadLen = transformHeadLen + directHeadLen
+)
+
+// directDecrypter returns the session's AES-128-GCM when the n-byte message starting with
+// first (directHeadLen bytes) is a transform message of the session that may hold a large
+// READ response, else nil.
+func (conn *conn) directDecrypter(first []byte, n int) *gcmAES128 {
+	t := smb2.TransformCodec(first)
+	if n < transformHeadLen+directMinLen || t.IsInvalid() || t.Flags() != smb2.Encrypted ||
+		int(t.OriginalMessageSize()) != n-transformHeadLen {
+		return nil
+	}
+	s := conn.session.Load()
+	if s == nil || s.sessionId != t.SessionId() {
+		return nil
+	}
+	g, _ := s.decrypter.(*gcmAES128)
+	return g
+}
+
+// encryptedDirectTarget decrypts the head of an encrypted message (transform header and
+// the ciphertext of the plain head, in msg) without authenticating it yet, and asks
+// directTarget whether its data goes to a waiting READ. The head is authenticated with the
+// rest of the message before anything reaches the caller; a forged head can only make the
+// request it names fail. ctr is the counter block of the data's first block.
+func (conn *conn) encryptedDirectTarget(g *gcmAES128, msg []byte, n int) (*requestResponse, [16]byte) {
+	t := smb2.TransformCodec(msg)
+	_, ctr := gcmCounters(t.Nonce(g.NonceSize()))
+	var head [directHeadLen]byte
+	g.xorKeyStream(&ctr, head[:], msg[transformHeadLen:])
+	rr := conn.directTarget(head[:], n-transformHeadLen)
+	if rr != nil {
+		rr.head = head
+	}
+	return rr, ctr
+}
+
+// readDirectEncrypted is readDirect for an encrypted message whose transform header and
+// encrypted head are msg: it reads the dataLen bytes of ciphertext into rr.dst, checks the
+// tag over the whole message, and decrypts head and data.
+func (conn *conn) readDirectEncrypted(g *gcmAES128, rr *requestResponse, msg []byte, ctr [16]byte, dataLen int) error {
+	data := rr.dst[:dataLen]
+	if _, err := conn.t.Read(data); err != nil {
+		rr.err = &TransportError{err}
+		conn.refundCredits(rr.claimLoan())
+		close(rr.recv)
+		return err
+	}
+	t := smb2.TransformCodec(msg)
+	j0, _ := gcmCounters(t.Nonce(g.NonceSize()))
+	var want [16]byte
+	g.tag(&want, &j0, t.AssociatedData(), msg[transformHeadLen:], data)
+	if subtle.ConstantTimeCompare(want[:], t.Signature()) != 1 {
+		// The head was decrypted before it was authenticated: clear what it named.
+		rr.head = [directHeadLen]byte{}
+		e := &InvalidResponseError{errGCMOpen.Error()}
+		rr.err = e
+		conn.refundCredits(rr.claimLoan())
+		close(rr.recv)
+		logger.Println("skip:", e)
+		return nil
+	}
+	g.xorKeyStream(&ctr, data, data)
+	p := smb2.PacketCodec(rr.head[:])
+	conn.account.settle(p.CreditResponse(), rr.creditRequest)
+	rr.claimLoan()
+	rr.direct = dataLen
+	conn.directReads.Add(1)
+	rr.recv <- rr.head[:]
 	return nil
 }
 

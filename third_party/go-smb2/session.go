@@ -206,6 +206,11 @@ func sessionSetup(ctx context.Context, conn *conn, i Initiator) (*session, error
 					return nil, &InternalError{err.Error()}
 				}
 			case smb2.AES128GCM:
+				// VAES and the AVX-512 GHASH when the CPU has them (gcm_avx512.go).
+				if enc, dec := newGCMAES128(encryptionKey), newGCMAES128(decryptionKey); enc != nil && dec != nil {
+					s.encrypter, s.decrypter = enc, dec
+					break
+				}
 				ciph, err := aes.NewCipher(encryptionKey)
 				if err != nil {
 					return nil, &InternalError{err.Error()}

@@ -192,6 +192,9 @@ func (a *guestAgent) runTask(ctx context.Context, t Task, stop <-chan struct{}) 
 		Workload: t.Workload,
 		Interval: t.Interval,
 		Stop:     stop,
+		// On the guest's clock: see Task.
+		StallTimeout: t.StallTimeout,
+		Grace:        t.Grace,
 		// The guest's disk exists only for the benchmark: writing to the block device is
 		// the point.
 		Open: backends.OpenParams{AllowDestructive: true},

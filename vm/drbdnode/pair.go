@@ -47,6 +47,10 @@ type Node struct {
 type Pair struct {
 	Nodes [2]*Node
 	Relay *linkemu.UDPRelay
+	// RelayControl is the address where other processes reshape the relay (relayctl.go);
+	// empty without a relay.
+	RelayControl string
+	relayCtl     net.Listener
 	// Ready is how long the pair took from the first QEMU start to Connected, UpToDate and
 	// the primary's export up.
 	Ready time.Duration
@@ -96,6 +100,10 @@ func Start(ctx context.Context, cfg Config) (p *Pair, err error) {
 		}
 		p.Relay = r
 		sendTo = [2]string{r.ForA(), r.ForB()}
+		if p.relayCtl, err = serveRelayControl(r); err != nil {
+			return p, err
+		}
+		p.RelayControl = p.relayCtl.Addr().String()
 	}
 	for i, name := range []string{"a", "b"} {
 		n := &Node{Name: name, Disk: filepath.Join(cfg.Dir, "node-"+name+".img")}
@@ -215,6 +223,9 @@ func (p *Pair) Stop() error {
 				errs = append(errs, fmt.Errorf("drbd node %s: %w", n.Name, err))
 			}
 		}
+	}
+	if p.relayCtl != nil {
+		p.relayCtl.Close()
 	}
 	if p.Relay != nil {
 		p.Relay.Close()

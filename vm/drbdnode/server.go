@@ -49,12 +49,17 @@ func (s *Server) Start(ctx context.Context, dir string) ([]testbed.Endpoint, err
 }
 
 // Endpoints are the pair's targets: node A's /dev/drbd0 through its NBD export, its state
-// from its agent, one endpoint per protocol.
+// from its agent, one endpoint per protocol. Node B's export and agent (peer_nbd=,
+// peer_agent=) and the replication link's control (relay=) are there for migrate, which
+// runs the destination's disk on node B.
 func Endpoints(p *Pair) []testbed.Endpoint {
 	var eps []testbed.Endpoint
 	for _, proto := range []string{"C", "B", "A"} {
 		// Written out rather than url.Values.Encode, which would escape the colons.
-		q := fmt.Sprintf("nbd=%s&agent=%s&protocol=%s", p.Nodes[0].NBD, p.Nodes[0].Control, proto)
+		q := fmt.Sprintf("nbd=%s&agent=%s&protocol=%s&peer_nbd=%s&peer_agent=%s", p.Nodes[0].NBD, p.Nodes[0].Control, proto, p.Nodes[1].NBD, p.Nodes[1].Control)
+		if p.RelayControl != "" {
+			q += "&relay=" + p.RelayControl
+		}
 		eps = append(eps, testbed.Endpoint{
 			Name:     "drbd-" + strings.ToLower(proto),
 			URL:      "drbd:///dev/drbd0?" + q,

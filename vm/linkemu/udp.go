@@ -23,7 +23,9 @@ import (
 // ahead of it, then delivered Latency (± Jitter) later, in order. A full queue drops
 // (like a router's buffer): it holds max(1 MiB, 200 ms at the link's rate).
 type UDPRelay struct {
-	link  Link
+	// link is the shape in force: SetLink changes it while datagrams flow (one testbed
+	// pair serves runs over LAN and WAN in turn).
+	link  atomic.Pointer[Link]
 	dirs  [2]*udpDir
 	wg    sync.WaitGroup
 	close sync.Once
@@ -74,8 +76,8 @@ func StartUDP(l Link, a, b string) (*UDPRelay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("udp relay: B %q: %w", b, err)
 	}
-	r := &UDPRelay{link: l}
-	limit := max(int64(1<<20), l.Bandwidth/5)
+	r := &UDPRelay{}
+	r.link.Store(&l)
 	for i, dst := range []*net.UDPAddr{bAddr, aAddr} {
 		in, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
@@ -89,7 +91,7 @@ func StartUDP(l Link, a, b string) (*UDPRelay, error) {
 			rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(i)))}
 		r.dirs[i] = d
 		r.wg.Add(2)
-		go d.read(limit)
+		go d.read()
 		go d.send()
 	}
 	return r, nil
@@ -99,8 +101,12 @@ func StartUDP(l Link, a, b string) (*UDPRelay, error) {
 func (r *UDPRelay) ForA() string { return r.dirs[0].in.LocalAddr().String() }
 func (r *UDPRelay) ForB() string { return r.dirs[1].in.LocalAddr().String() }
 
-// Link is the emulated link.
-func (r *UDPRelay) Link() Link { return r.link }
+// Link is the emulated link in force.
+func (r *UDPRelay) Link() Link { return *r.link.Load() }
+
+// SetLink changes the link's shape from the next datagram on (those already queued keep
+// the times they were given).
+func (r *UDPRelay) SetLink(l Link) { r.link.Store(&l) }
 
 // Stats returns the counters so far.
 func (r *UDPRelay) Stats() UDPStats {
@@ -128,12 +134,10 @@ func (r *UDPRelay) Close() error {
 	return nil
 }
 
-func (d *udpDir) read(limit int64) {
+func (d *udpDir) read() {
 	defer d.relay.wg.Done()
 	raisePriority()
 	defer close(d.q)
-	l := d.relay.link
-	immediate := l.Latency == 0 && l.Jitter == 0 && l.Bandwidth == 0
 	buf := make([]byte, maxDatagram)
 	for {
 		n, _, err := d.in.ReadFromUDP(buf)
@@ -143,6 +147,10 @@ func (d *udpDir) read(limit int64) {
 			}
 			continue // a transient error (ICMP port unreachable from a node not yet up)
 		}
+		l := *d.relay.link.Load()
+		// Nothing queued may be overtaken when the link was just made faster.
+		immediate := l.Latency == 0 && l.Jitter == 0 && l.Bandwidth == 0 && d.queued.Load() == 0
+		limit := max(int64(1<<20), l.Bandwidth/5)
 		if int64(n) > d.maxSize.Load() {
 			d.maxSize.Store(int64(n))
 		}

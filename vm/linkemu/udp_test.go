@@ -141,3 +141,21 @@ func TestParseLoss(t *testing.T) {
 		t.Error("loss=120: no error")
 	}
 }
+
+// TestUDPRelaySetLink reshapes a running relay: no delay, then 30 ms, then none again.
+func TestUDPRelaySetLink(t *testing.T) {
+	a, b, r, fa, _ := udpPair(t, Link{Name: "none"})
+	for _, lat := range []time.Duration{0, 30 * time.Millisecond, 0} {
+		r.SetLink(Link{Name: "t", Latency: lat})
+		d := oneWay(t, a, b, fa, 20, 2*time.Millisecond)
+		if len(d) != 20 {
+			t.Fatalf("latency %v: got %d of 20 datagrams", lat, len(d))
+		}
+		if m := median(d); m < lat || m > lat+10*time.Millisecond {
+			t.Errorf("latency set to %v: median one way %v", lat, m)
+		}
+		if r.Link().Latency != lat {
+			t.Errorf("Link() = %+v after SetLink(%v)", r.Link(), lat)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,7 +13,10 @@ import (
 	"math"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/vmstorbench/vmstorbench/vm/linkemu"
 )
 
 // The copy methods' own transfer, vmstorbench's "scp" and "rsync": a sender next to the
@@ -39,6 +43,9 @@ const (
 // copyChunk is the size of one write message of the bulk copy.
 const copyChunk = 1 << 20
 
+// senderReaders is how many reads of the source the sender keeps in flight.
+const senderReaders = 4
+
 // copyIdleTimeout ends a transfer whose link moved nothing for this long: a link that died
 // without a reset ends the run within seconds rather than hanging it.
 const copyIdleTimeout = 10 * time.Second
@@ -54,10 +61,15 @@ type blockServer struct {
 	errs []error
 }
 
-func startBlockServer(img imageData, size int64) (*blockServer, error) {
+// startBlockServer starts the receiver; with a TLS config every connection is TLS (the
+// disk stream encrypted as --security asks).
+func startBlockServer(img imageData, size int64, tlsCfg *tls.Config) (*blockServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("copy receiver: listen: %w", err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
 	}
 	bs := &blockServer{ln: ln, img: img, size: size}
 	bs.wg.Add(1)
@@ -95,6 +107,17 @@ func (bs *blockServer) Close() error {
 	return errors.Join(append(bs.errs, err)...)
 }
 
+// receiverBuffers is how many write messages the receiver holds at once, and
+// receiverWriters how many of them it writes to the image at the same time: reading the
+// next ones from the link overlaps writing the earlier ones, and several O_DIRECT writes
+// in flight keep the device busy, as QEMU's NBD server does with its parallel requests.
+// The messages of one connection never overlap (whole-image chunks, or distinct delta
+// blocks), so their order on disk does not matter; the checksums and the flush wait for all.
+const (
+	receiverBuffers = 8
+	receiverWriters = 4
+)
+
 func (bs *blockServer) serve(c net.Conn) error {
 	r := bufio.NewReaderSize(c, 256<<10)
 	w := bufio.NewWriterSize(c, 64<<10)
@@ -106,7 +129,49 @@ func (bs *blockServer) serve(c net.Conn) error {
 		_ = w.Flush()
 		return err
 	}
-	buf := alignedBuf(copyChunk)
+	type block struct {
+		buf []byte
+		off int64
+	}
+	free := make(chan []byte, receiverBuffers)
+	for range receiverBuffers {
+		free <- alignedBuf(copyChunk)
+	}
+	queue := make(chan block, receiverBuffers)
+	var (
+		pending sync.WaitGroup // writes queued and not yet done
+		writers sync.WaitGroup
+		errMu   sync.Mutex
+		werr    error // the first failed write, answered at the next wait
+	)
+	for range receiverWriters {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			for b := range queue {
+				if _, err := bs.img.WriteAt(b.buf, b.off); err != nil {
+					errMu.Lock()
+					if werr == nil {
+						werr = fmt.Errorf("copy receiver: write at %d: %w", b.off, err)
+					}
+					errMu.Unlock()
+				}
+				free <- b.buf[:cap(b.buf)]
+				pending.Done()
+			}
+		}()
+	}
+	// Whatever ends the connection, nothing writes the image after serve returns.
+	defer func() { close(queue); writers.Wait() }()
+	drain := func() error {
+		pending.Wait()
+		errMu.Lock()
+		defer errMu.Unlock()
+		err := werr
+		werr = nil
+		return err
+	}
+	buf := alignedBuf(copyChunk) // checksums
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(copyIdleTimeout))
 		op, err := r.ReadByte()
@@ -125,12 +190,13 @@ func (bs *blockServer) serve(c net.Conn) error {
 			if h.N > copyChunk || int64(h.Off)+int64(h.N) > bs.size {
 				return fail(fmt.Errorf("copy receiver: write of %d bytes at %d outside the %d-byte image", h.N, h.Off, bs.size))
 			}
-			if _, err := io.ReadFull(r, buf[:h.N]); err != nil {
+			wb := <-free
+			if _, err := io.ReadFull(r, wb[:h.N]); err != nil {
+				free <- wb
 				return err
 			}
-			if _, err := bs.img.WriteAt(buf[:h.N], int64(h.Off)); err != nil {
-				return fail(fmt.Errorf("copy receiver: write at %d: %w", h.Off, err))
-			}
+			pending.Add(1)
+			queue <- block{wb[:h.N], int64(h.Off)}
 		case opSums:
 			var blk uint32
 			if err := binary.Read(r, binary.BigEndian, &blk); err != nil {
@@ -138,6 +204,9 @@ func (bs *blockServer) serve(c net.Conn) error {
 			}
 			if blk == 0 || blk > copyChunk || blk%directAlign != 0 {
 				return fail(fmt.Errorf("copy receiver: block size %d", blk))
+			}
+			if err := drain(); err != nil {
+				return fail(err)
 			}
 			for off := int64(0); off < bs.size; off += int64(blk) {
 				n := int(min(int64(blk), bs.size-off))
@@ -154,6 +223,9 @@ func (bs *blockServer) serve(c net.Conn) error {
 				return err
 			}
 		case opFlush:
+			if err := drain(); err != nil {
+				return fail(err)
+			}
 			if err := bs.img.Sync(); err != nil {
 				return fail(fmt.Errorf("copy receiver: sync: %w", err))
 			}
@@ -177,13 +249,24 @@ type blockClient struct {
 	stop func() bool
 }
 
-// dialBlockClient connects to the receiver at addr (through the disk link); ctx ending
-// closes the connection, which ends whatever transfer is under way.
-func dialBlockClient(ctx context.Context, addr string) (*blockClient, error) {
+// dialBlockClient connects to the receiver at addr (through the disk link), over TLS when
+// tlsCfg is set; ctx ending closes the connection, which ends whatever transfer is under way.
+func dialBlockClient(ctx context.Context, addr string, tlsCfg *tls.Config) (*blockClient, error) {
 	d := net.Dialer{Timeout: 5 * time.Second}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("copy sender: connect to the receiver: %w", err)
+	}
+	if tlsCfg != nil {
+		tc := tls.Client(c, tlsCfg)
+		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("copy sender: TLS with the receiver: %w", err)
+		}
+		c = tc
 	}
 	bc := &blockClient{c: c, r: bufio.NewReaderSize(c, 64<<10), w: bufio.NewWriterSize(c, 256<<10)}
 	bc.stop = context.AfterFunc(ctx, func() { c.Close() })
@@ -251,35 +334,47 @@ func (bc *blockClient) sendAll(src imageData, size int64, progress func(int64)) 
 		off int64
 		err error
 	}
-	// Read ahead in a goroutine, so that reading the source and sending overlap.
-	chunks := make(chan chunk, 2)
-	free := make(chan []byte, 3)
-	for range 3 {
+	// Read ahead in goroutines, so that reading the source and sending overlap, with
+	// several O_DIRECT reads in flight; the chunks go out in the order their reads end
+	// (each carries its offset).
+	chunks := make(chan chunk, senderReaders)
+	free := make(chan []byte, 2*senderReaders)
+	for range 2 * senderReaders {
 		free <- alignedBuf(copyChunk)
 	}
 	done := make(chan struct{})
 	defer close(done)
-	go func() {
-		defer close(chunks)
-		for off := int64(0); off < size; off += copyChunk {
-			var buf []byte
-			select {
-			case buf = <-free:
-			case <-done:
-				return
+	var next atomic.Int64
+	var readers sync.WaitGroup
+	for range senderReaders {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				var buf []byte
+				select {
+				case buf = <-free:
+				case <-done:
+					return
+				}
+				off := next.Add(copyChunk) - copyChunk
+				if off >= size {
+					return
+				}
+				n := int(min(copyChunk, size-off))
+				err := readFull(src, buf[:n], off)
+				select {
+				case chunks <- chunk{buf[:n], off, err}:
+				case <-done:
+					return
+				}
+				if err != nil {
+					return
+				}
 			}
-			n := int(min(copyChunk, size-off))
-			err := readFull(src, buf[:n], off)
-			select {
-			case chunks <- chunk{buf[:n], off, err}:
-			case <-done:
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
+		}()
+	}
+	go func() { readers.Wait(); close(chunks) }()
 	var sent int64
 	for ch := range chunks {
 		if ch.err != nil {
@@ -348,4 +443,51 @@ func (bc *blockClient) sendDeltas(src imageData, size int64, blk int) (blocks, b
 		}
 	}
 	return blocks, bytesSent, bc.flush()
+}
+
+// CopyImage streams the image src into dst the way --storage copy moves a stopped VM's
+// disk: this file's sender and receiver, O_DIRECT reads and writes of local images, through
+// link (an unshaped relay when nil, as in a run without --link). It returns the time from
+// connecting to the receiver's answer that everything is durable. dst must be src's size.
+// scripts/mirrorcompare measures the copy's throughput with it.
+func CopyImage(ctx context.Context, src, dst *Disk, link *linkemu.Link) (time.Duration, error) {
+	size, err := src.imageLen()
+	if err != nil {
+		return 0, err
+	}
+	if n, err := dst.imageLen(); err != nil || n != size {
+		return 0, fmt.Errorf("copy: the destination has %d bytes, the source %d (%v)", n, size, err)
+	}
+	in, err := src.openData(false)
+	if err != nil {
+		return 0, fmt.Errorf("copy: the source image: %w", err)
+	}
+	defer in.Close()
+	out, err := dst.openData(true)
+	if err != nil {
+		return 0, fmt.Errorf("copy: the destination image: %w", err)
+	}
+	defer out.Close()
+	srv, err := startBlockServer(out, size, nil)
+	if err != nil {
+		return 0, err
+	}
+	shape := linkemu.Link{Name: "relay"}
+	if link != nil {
+		shape = *link
+	}
+	p, err := linkemu.Start(shape, srv.Addr())
+	if err != nil {
+		srv.Close()
+		return 0, fmt.Errorf("copy: link: %w", err)
+	}
+	start := time.Now()
+	bc, err := dialBlockClient(ctx, p.Addr(), nil)
+	if err == nil {
+		err = bc.sendAll(in, size, nil)
+		bc.Close()
+	}
+	d := time.Since(start)
+	p.Stop()
+	return d, errors.Join(err, srv.Close())
 }

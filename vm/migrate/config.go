@@ -53,6 +53,11 @@ type Config struct {
 
 	// Disk is the VM's disk (see OpenDisk); the scenario does not close it.
 	Disk *Disk
+	// Replica, with DestDisk, runs the VM on a replicated disk (replica.go): the source
+	// QEMU opens Disk, the destination QEMU DestDisk (the other host's replica), and
+	// Replica switches the replicas' roles around the migration.
+	Replica  Replica
+	DestDisk *Disk
 	// Workload runs in the guest on its disk. The scenario makes it time-based, direct and
 	// (when it writes fixed-size blocks, unless NoVerify) verified.
 	Workload workloads.Workload

@@ -27,6 +27,9 @@ func (s *scenario) assemble(mig *results.Migration, wres, readBack *agent.Result
 	run.Command, run.Profile = cfg.Command, cfg.Profile
 	run.Host = bench.HostFacts()
 	info := map[string]string{"access": cfg.Disk.Access, "qemu_drive": redactDrive(cfg.Disk.Drive.File), "scenario": "migration"}
+	if r := mig.Replication; r != nil && r.Protocol != "" {
+		info["security"] = "protocol " + r.Protocol // the replicated disk's, as its own runs report
+	}
 	run.Target = results.Target{URL: cfg.Disk.URL, Backend: cfg.Disk.Scheme, Info: info}
 	labels := map[string]string{}
 	for k, v := range cfg.Labels {

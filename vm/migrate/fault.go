@@ -99,7 +99,31 @@ func (e *FaultError) Error() string {
 	if e.Err == nil || errors.Is(e.Err, context.Canceled) {
 		return e.Cause
 	}
-	return e.Cause + " (then: " + e.Err.Error() + ")"
+	// An error that already reports the cause (a wait that returned the context's cause)
+	// adds nothing but its own words.
+	then := strings.TrimSuffix(e.Err.Error(), ": "+e.Cause)
+	if then == e.Cause {
+		return e.Cause
+	}
+	return e.Cause + " (then: " + then + ")"
+}
+
+// withCause is err with the cause first: err itself when it carries a FaultError already
+// (wrapped around what followed it, when it had nothing), else a FaultError around err when
+// there is a cause. A FaultError is never given an error that contains it: its message would
+// recurse without end.
+func withCause(err error, cause string) error {
+	var fe *FaultError
+	switch {
+	case errors.As(err, &fe):
+		if fe.Err != nil || err == error(fe) {
+			return err
+		}
+		return &FaultError{Cause: fe.Cause, Err: err}
+	case cause != "":
+		return &FaultError{Cause: cause, Err: err}
+	}
+	return err
 }
 
 func (e *FaultError) Unwrap() error { return e.Err }
@@ -109,10 +133,18 @@ func (e *FaultError) Unwrap() error { return e.Err }
 // progress ends within moments instead of at its own timeout.
 func (s *scenario) addFault(f fault) {
 	s.mu.Lock()
+	// Each failed request of a dead server is evidence of the same fault: kept (the
+	// earliest wins, whatever order they arrive in), told once.
+	repeat := false
+	for _, g := range s.faults {
+		repeat = repeat || (g.component == f.component && g.side == f.side && g.subject == f.subject && g.what == f.what)
+	}
 	s.faults = append(s.faults, f)
 	guestOn := s.guestOn
 	s.mu.Unlock()
-	s.cfg.Logf("fault: %s", f.format(s.origin()))
+	if !repeat {
+		s.cfg.Logf("fault: %s", f.format(s.origin()))
+	}
 	if !f.secondary && (f.side == "" || f.side == guestOn) && s.cancelFault != nil {
 		s.cancelFault(&FaultError{Cause: f.format(s.origin())})
 	}
@@ -196,8 +228,33 @@ func (s *scenario) watchQEMU(sd *side) {
 		if sd.stopping.Load() {
 			return
 		}
-		s.addFault(fault{at: time.Now(), component: comp, side: sd.name, what: "exited", reason: vm.ExitReason(), detail: vm.Log()})
+		s.addFault(fault{at: time.Now(), component: comp, side: sd.name, what: "exited", reason: s.exitReason(sd), detail: exitDetail(vm.ExitReason(), vm.Log(), vm.ConsoleTail(4096))})
 	}()
+}
+
+// exitReason is how sd's QEMU ended; an exit status 0 nobody asked for is the guest ending
+// itself (QEMU runs with -no-reboot: a guest kernel that panics resets, and QEMU exits), which
+// QEMU's SHUTDOWN event names.
+func (s *scenario) exitReason(sd *side) string {
+	r := sd.vm.ExitReason()
+	if r != "exit status 0" {
+		return r
+	}
+	for _, why := range []string{"guest-reset", "guest-shutdown", "guest-panic"} {
+		if _, ok := s.event(sd.name, "SHUTDOWN", why, time.Time{}); ok {
+			return r + ", the guest ended itself: " + why
+		}
+	}
+	return r
+}
+
+// exitDetail is what tells why QEMU ended: its stderr, and for a guest that ended itself the
+// last lines of its console (a kernel panic says why there, QEMU's stderr is empty).
+func exitDetail(reason, qemuLog, console string) string {
+	if reason != "exit status 0" || console == "" {
+		return qemuLog
+	}
+	return strings.TrimSpace(qemuLog + "\nconsole: " + lastLine(console))
 }
 
 // blockIOError turns QEMU's BLOCK_IO_ERROR event into a storage fault.
@@ -246,6 +303,8 @@ func (s *scenario) probeStorage(ctx context.Context, addr string, interval time.
 			reached = true
 		case !reached && errors.Is(err, syscall.ECONNREFUSED):
 			return
+		case errors.Is(err, syscall.ECONNREFUSED) && s.replicaSwitched.Load():
+			return // the source's replica stopped serving on purpose after the switchover
 		case errors.Is(err, syscall.ECONNREFUSED):
 			s.addFault(fault{at: time.Now(), component: compStorage, subject: s.cfg.Disk.URL,
 				what: "server " + addr + " refuses connections", reason: "server down"})

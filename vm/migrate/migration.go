@@ -187,6 +187,7 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 		}
 		select {
 		case <-tick.C:
+		case <-s.switchover: // pre-switchover: query now (storage.go)
 		case <-ctx.Done():
 			// Interrupted, or a fault (fault.go) ended the run: a source stuck on a dead
 			// server may not answer, so do not wait long for it.

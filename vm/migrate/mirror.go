@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/results"
+	hvqemu "github.com/vmstorbench/vmstorbench/vm/hv/qemu"
 	"github.com/vmstorbench/vmstorbench/vm/qemu"
 )
 
@@ -21,6 +25,15 @@ import (
 // would let the destination run before the last writes reached it.
 
 const mirrorJobID = "vsb-mirror"
+
+// MirrorGranularity is the mirror's dirty-bitmap granularity: the unit it re-sends when the
+// guest writes. QEMU's default is 64 KiB (the target's cluster size, else 64 KiB), so every
+// random 4 KiB guest write re-sent 64 KiB: measured with the oltp workload on a 256 MiB
+// image over lan, the mirror was 20 MB behind the guest when the VM stopped, the stop
+// waited 1.5 s for the mirror's requests in flight and the final sync took 0.7 s more,
+// all inside QEMU's downtime. 4 KiB is the guest's block size; adjacent dirty blocks
+// are still sent as one request (up to 1 MiB), so the bulk copy is not slowed.
+const MirrorGranularity = 4096
 
 // blockJob is one entry of query-block-jobs.
 type blockJob struct {
@@ -75,14 +88,26 @@ func (s *scenario) queryJob(ctx context.Context) (*blockJob, error) {
 func (s *scenario) mirrorUntilReady(ctx context.Context, mig *results.Migration, deadline time.Time) (bool, error) {
 	start, b0 := time.Now(), s.diskBytes()
 	args := map[string]any{
-		"job-id": mirrorJobID, "device": "disk0", "target": s.mirrorTarget,
-		"format": "raw", "mode": "existing", "sync": "full", "copy-mode": s.cfg.MirrorCopyMode,
+		"job-id": mirrorJobID, "device": "disk0", "sync": "full", "copy-mode": s.cfg.MirrorCopyMode, "granularity": MirrorGranularity,
 		// A write the target refuses fails the job at once (the default is the same; said
 		// here because the run's error handling relies on it).
 		"on-target-error": "report",
 	}
-	if err := s.src.vm.QMP.Execute(ctx, "drive-mirror", args, nil); err != nil {
-		return false, fmt.Errorf("migrate: drive-mirror: %w", s.src.check(err))
+	cmd := "drive-mirror"
+	if strings.HasPrefix(s.mirrorTarget, "nbd://") {
+		// The destination QEMU's export: opened as an NBD node of its own, which can carry
+		// the run's TLS credentials (drive-mirror's target filename cannot), then mirrored
+		// into with blockdev-mirror.
+		if err := s.addMirrorNode(ctx); err != nil {
+			return false, err
+		}
+		cmd, args["target"] = "blockdev-mirror", mirrorNodeName
+	} else {
+		args["target"], args["format"], args["mode"] = s.mirrorTarget, "raw", "existing"
+	}
+	if err := s.src.vm.QMP.Execute(ctx, cmd, args, nil); err != nil {
+		s.delMirrorNode()
+		return false, fmt.Errorf("migrate: %s: %w", cmd, s.src.check(err))
 	}
 	s.mirrorStarted = true
 	mig.MirrorCopyMode = s.cfg.MirrorCopyMode
@@ -144,6 +169,72 @@ func (s *scenario) mirrorUntilReady(ctx context.Context, mig *results.Migration,
 			}
 		case <-ctx.Done():
 			return false, ctx.Err()
+		}
+	}
+}
+
+// mirrorNodeName is the source's block node for the destination's NBD export.
+const mirrorNodeName = "vsb-mirror-target"
+
+// addMirrorNode opens the destination's export (s.mirrorTarget, nbd://HOST:PORT/NAME, the
+// disk link's end) on the source as a block node, over TLS with the source's
+// tls-creds-x509 object (endpoint=client) when --security asks for it: the disk stream is
+// then encrypted with the RAM stream's credentials.
+func (s *scenario) addMirrorNode(ctx context.Context) error {
+	u, err := url.Parse(s.mirrorTarget)
+	if err != nil {
+		return fmt.Errorf("migrate: the mirror's target %q: %w", s.mirrorTarget, err)
+	}
+	host, port, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return fmt.Errorf("migrate: the mirror's target %q: %w", s.mirrorTarget, err)
+	}
+	node := map[string]any{
+		"driver": "nbd", "node-name": mirrorNodeName, "export": strings.TrimPrefix(u.Path, "/"),
+		"server": map[string]any{"type": "inet", "host": host, "port": port},
+	}
+	if s.cfg.Security != SecurityNone {
+		node["tls-creds"] = hvqemu.TLSObjectID
+	}
+	if err := s.src.vm.QMP.Execute(ctx, "blockdev-add", node, nil); err != nil {
+		return fmt.Errorf("migrate: connecting the source to the destination's NBD export: %w", s.src.check(err))
+	}
+	return nil
+}
+
+// delMirrorNode closes the source's connection to the destination's export after a mirror
+// that did not lead to a switchover (best effort): the source keeps running then. After a
+// switchover the node is left to the source QEMU's exit: deleting it there would add a QMP
+// round trip to the downtime.
+func (s *scenario) delMirrorNode() {
+	if !strings.HasPrefix(s.mirrorTarget, "nbd://") {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.src.vm.QMP.Execute(ctx, "blockdev-del", map[string]any{"node-name": mirrorNodeName}, nil)
+}
+
+// afterMirrorCancelled waits briefly for a cancelled mirror to end, then closes the
+// source's connection to the destination's export (the source keeps running).
+func (s *scenario) afterMirrorCancelled(ctx context.Context) {
+	if !strings.HasPrefix(s.mirrorTarget, "nbd://") {
+		return
+	}
+	wait := time.NewTimer(2 * time.Second)
+	defer wait.Stop()
+	for {
+		select {
+		case ev := <-s.jobEvents:
+			if ev.Device == mirrorJobID && (ev.name == "BLOCK_JOB_COMPLETED" || ev.name == "BLOCK_JOB_CANCELLED") {
+				s.mirrorDone = true
+				s.delMirrorNode()
+				return
+			}
+		case <-wait.C:
+			return
+		case <-ctx.Done():
+			return
 		}
 	}
 }

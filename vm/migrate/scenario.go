@@ -163,8 +163,15 @@ type scenario struct {
 	mirrorDone    bool
 	jobErrorNoted bool
 	jobEvents     chan jobEvent
+	// switchover hears the source's MIGRATION pre-switchover event, so that the disk's
+	// last step starts at once rather than at the next query-migrate poll.
+	switchover chan struct{}
 	// closePullExport closes the source's export for the pull (once).
 	closePullExport func() error
+	// A replicated disk's role changes (replica.go): the destination's replica promoted,
+	// the switchover done (read by the storage probe too).
+	replicaPromoted bool
+	replicaSwitched atomic.Bool
 	cpu             *cpuMeter
 
 	mu          sync.Mutex
@@ -219,7 +226,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	s := &scenario{
 		cfg: &cfg, dir: dir, drv: drv, qemuVer: drv.Version(),
 		msgs: make(chan agent.Message, 4096), hellos: make(chan agent.Message, 8), results: make(chan agent.Message, 8),
-		coll: newCollector(taskWorkload), connEnded: map[string]error{}, jobEvents: make(chan jobEvent, 64),
+		coll: newCollector(taskWorkload), connEnded: map[string]error{}, jobEvents: make(chan jobEvent, 64), switchover: make(chan struct{}, 1),
 		started: time.Now(), guestOn: "source",
 	}
 	// The scenario runs under a context that a fault ends (fault.go): a storage server gone
@@ -260,14 +267,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res, err := s.run(fctx)
 	if err != nil && ctx.Err() == nil {
 		// The first error line names what failed, from the evidence (fault.go).
-		var fe *FaultError
-		if errors.As(err, &fe) {
-			if fe.Err == nil {
-				fe.Err = err
-			}
-		} else if c := s.cause(); c != "" {
-			err = &FaultError{Cause: c, Err: err}
-		}
+		err = withCause(err, s.cause())
 	}
 	if res != nil && res.Migration != nil && res.Migration.Failure == "" && (err != nil || res.Migration.Outcome == OutcomeFailed) {
 		res.Migration.Failure = s.cause()
@@ -353,11 +353,14 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 		cfg.Logf("source booted with %s in %s (guest uptime %s: agent code from %s, modules %s)", accel, hello.At.Sub(bootStart).Round(time.Millisecond),
 			time.Duration(hello.Hello.UptimeNS).Round(time.Millisecond), time.Duration(hello.Hello.StartNS).Round(time.Millisecond),
 			time.Duration(hello.Hello.ModulesNS).Round(time.Millisecond))
+		if n := clockRunaway(time.Duration(hello.Hello.UptimeNS), hello.At.Sub(bootStart)); n != "" {
+			s.note(n)
+		}
 	}
 
 	// Destination: waiting for the incoming migration.
 	uri := ""
-	if cfg.Mode != ModeNone {
+	if cfg.Mode != ModeNone && cfg.Replica == nil { // a replicated disk's destination starts later (replica.go)
 		port, err := testbed.FreePort()
 		if err != nil {
 			return nil, err
@@ -387,10 +390,12 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 	// The workload.
 	s.t0 = time.Now()
 	if !s.hostOnly {
-		if err := s.src.conn.SendTask(agent.Task{ID: taskWorkload, Target: GuestDisk, Workload: w, Interval: time.Second, Stream: !cfg.NoStream, FlushEvery: cfg.FlushEvery}); err != nil {
+		if err := s.src.conn.SendTask(agent.Task{ID: taskWorkload, Target: GuestDisk, Workload: w, Interval: time.Second, Stream: !cfg.NoStream, FlushEvery: cfg.FlushEvery,
+			StallTimeout: guestClockTimeout, Grace: guestClockTimeout}); err != nil {
 			return nil, err
 		}
 	}
+	s.replicaSample(ctx, mig, "workload start")
 	var outside chan outsideResult
 	stopOutside := func() {}
 	if cfg.OutsideTarget != "" {
@@ -426,6 +431,9 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 	if err := s.sleep(ctx, cfg.At, func() { s.progress("warming", -1, "") }); err != nil {
 		return partial(err)
 	}
+	if uri, err = s.replicaDestination(ctx, mig, accel, uri); err != nil {
+		return partial(err)
+	}
 
 	// The migration.
 	if cfg.Mode == ModeNone && cfg.Storage == StorageMirror {
@@ -438,7 +446,7 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 		mig.Outcome = OutcomeNone
 		mig.StartNS = int64(time.Since(s.t0))
 		mig.EndNS = mig.StartNS
-	} else if err := s.migrate(ctx, mig, uri); err != nil {
+	} else if err := s.migrateReplicated(ctx, mig, uri); err != nil {
 		s.abandon(mig)
 		return partial(err)
 	}
@@ -452,6 +460,9 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 		mig.GuestOn = "destination"
 		// The source has nothing left to do: free its CPU for the rest of the run.
 		_ = s.src.stop()
+		if err := s.replicaSwitchover(ctx, mig); err != nil {
+			s.note(err.Error())
+		}
 	} else if s.dst != nil {
 		_ = s.dst.stop()
 	}
@@ -483,6 +494,7 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 		return s.assemble(mig, &agent.Result{Task: taskWorkload, Error: err.Error()}, nil, endNS), err
 	}
 	endNS := int64(stopAt.Sub(s.t0))
+	s.replicaSample(ctx, mig, "end")
 	if wres.Run != nil && wres.Run.Verify != nil {
 		v := wres.Run.Verify
 		cfg.Logf("workload stopped: result %s later, its verify pass checked %d blocks (%d mismatches)", time.Since(stopAt).Round(time.Millisecond), v.Checked, v.Mismatches)
@@ -507,7 +519,8 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 			IODepth: 32, NumJobs: 1, Direct: true, Verify: w.Verify, RandSeed: w.RandSeed,
 		}
 		// A read-back that fails leaves the workload's figures intact; the run is incomplete.
-		if err := guestSide.conn.SendTask(agent.Task{ID: taskReadBack, Target: GuestDisk, Workload: check, Interval: time.Second}); err != nil {
+		if err := guestSide.conn.SendTask(agent.Task{ID: taskReadBack, Target: GuestDisk, Workload: check, Interval: time.Second,
+			StallTimeout: guestClockTimeout, Grace: guestClockTimeout}); err != nil {
 			err = guestSide.check(err)
 			s.note("read-back not started: " + err.Error())
 			return s.assemble(mig, wres, nil, endNS), err
@@ -551,6 +564,29 @@ func (s *scenario) endHostOnly(mig *results.Migration, stopOutside func(), outsi
 	mig.Integrity.Note = "not checked: " + HostOnlyNote
 	s.progress("done", -1, "")
 	return s.assemble(mig, &agent.Result{Task: taskWorkload}, nil, endNS)
+}
+
+// guestClockTimeout is the in-guest engine's stall timeout and grace for the migration's
+// tasks: out of the way, because they run on the guest's clock. Under TCG on a loaded host
+// that clock ran up to ~33 times faster than the host's (6m26s of guest uptime at 11.8 s of
+// boot), so the engine's 60 s stall timeout and 10 s grace ended healthy runs after a second
+// or two of slow storage ("no I/O completed for 1m0s", "I/O still in flight 10s after the run
+// ended") right after stop-and-copy migrations over the emulated WAN. The host decides that
+// I/O has stopped, on its own clock (hangTimeout of no disk I/O in QEMU's statistics), and
+// bounds every task (resultTimeout, readBackTimeout).
+const guestClockTimeout = 24 * time.Hour
+
+// clockRunaway says when the guest's clock ran well ahead of the host's during the boot
+// (guest uptime over 3 times the host's boot time; seen: 33 times, a guest booted on an
+// overloaded host under TCG), "" otherwise. Such a guest's own timings, and its kernel's
+// timers, are off: the figures here come from the host's clock, and a run that fails after
+// it is likely that (see guestClockTimeout).
+func clockRunaway(uptime, boot time.Duration) string {
+	if boot <= 0 || uptime <= 3*boot {
+		return ""
+	}
+	return fmt.Sprintf("the guest's clock ran %.0f times as fast as the host's while it booted (uptime %s after %s): TCG on an overloaded host; the figures use the host's clock",
+		float64(uptime)/float64(boot), uptime.Round(time.Second), boot.Round(100*time.Millisecond))
 }
 
 // guestBroken returns the first console line that shows a kernel failure, or "".

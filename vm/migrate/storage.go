@@ -2,6 +2,8 @@ package migrate
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -14,6 +16,7 @@ import (
 	"github.com/vmstorbench/vmstorbench/results"
 	"github.com/vmstorbench/vmstorbench/testbed"
 	"github.com/vmstorbench/vmstorbench/vm/hv"
+	hvqemu "github.com/vmstorbench/vmstorbench/vm/hv/qemu"
 	"github.com/vmstorbench/vmstorbench/vm/linkemu"
 )
 
@@ -200,7 +203,7 @@ func (s *scenario) prepareStorage(ctx context.Context, mig *results.Migration) e
 		return nil
 	}
 	src := cfg.Disk
-	srcLen, err := src.imageLen()
+	srcLen, err := qemuLen(ctx, src)
 	if err != nil {
 		return fmt.Errorf("migrate: the source image: %w", err)
 	}
@@ -241,7 +244,7 @@ func (s *scenario) prepareStorage(ctx context.Context, mig *results.Migration) e
 	if sameImage(src, dst) {
 		return fmt.Errorf("--to %s is the source image itself: nothing was copied or overwritten", backends.Redact(u))
 	}
-	dstLen, err := dst.imageLen()
+	dstLen, err := qemuLen(ctx, dst)
 	if err != nil {
 		return fmt.Errorf("--to: %w", err)
 	}
@@ -260,8 +263,18 @@ func (s *scenario) prepareStorage(ctx context.Context, mig *results.Migration) e
 	s.imageLen = srcLen
 	s.dstDrive = dst.Drive
 	mig.DestinationDisk, mig.DestinationAccess = redactDrive(dst.Drive.File), dst.Access
-	if cfg.Security != SecurityNone {
-		s.note("the disk stream is not encrypted: --security applies to the RAM stream only (QEMU's NBD TLS is not set up)")
+	switch {
+	case cfg.Mode == ModeNone:
+		// No stream between hypervisors: the source QEMU writes the destination image.
+	case cfg.Storage == StoragePull && cfg.Security != SecurityNone:
+		mig.DiskStreamSecurity = SecurityNone
+		s.note("the disk stream is not encrypted: --storage pull reads the source through vmstorbench's NBD export, which has no TLS; --security applies to the RAM stream only")
+	case cfg.Storage == StoragePull:
+		mig.DiskStreamSecurity = SecurityNone
+	default:
+		// The mirror's NBD connection and the copy methods' own stream use the RAM
+		// stream's credentials (setupDiskTransfer, mirror.go).
+		mig.DiskStreamSecurity = cfg.Security
 	}
 	if cfg.Storage == StoragePull {
 		if err := s.preparePull(ctx, dst); err != nil {
@@ -273,6 +286,17 @@ func (s *scenario) prepareStorage(ctx context.Context, mig *results.Migration) e
 		mig.DestinationDisk = dst.URL
 	}
 	return nil
+}
+
+// qemuLen is the length of the whole image as the QEMU that opens it sees it. A LUN only
+// QEMU opens (libiscsi) is known to the Disk only as the region the guest uses, which
+// can be shorter than the LUN: ask qemu-img then, else a source mirrored into a larger LUN
+// would pass the size check and the guest's disk change size at switchover.
+func qemuLen(ctx context.Context, d *Disk) (int64, error) {
+	if d.path != "" || d.target != nil {
+		return d.imageLen()
+	}
+	return hvqemu.ImageSize(ctx, d.Drive)
 }
 
 // checkFileDestination refuses a local destination that is the source's file or sits on a
@@ -319,7 +343,13 @@ func (s *scenario) setupDiskTransfer(ctx context.Context) error {
 		}
 		q := s.dst.vm.QMP
 		addr := map[string]any{"type": "inet", "data": map[string]any{"host": "127.0.0.1", "port": fmt.Sprint(port)}}
-		if err := q.Execute(ctx, "nbd-server-start", map[string]any{"addr": addr}, nil); err != nil {
+		args := map[string]any{"addr": addr}
+		if cfg.Security != SecurityNone {
+			// The destination's tls-creds-x509 object (endpoint=server, verify-peer as
+			// --security says): the server then accepts TLS clients only.
+			args["tls-creds"] = hvqemu.TLSObjectID
+		}
+		if err := q.Execute(ctx, "nbd-server-start", args, nil); err != nil {
 			return fmt.Errorf("migrate: NBD server on the destination: %w", s.dst.check(err))
 		}
 		// The export makes the destination's image writable before the incoming migration
@@ -337,7 +367,14 @@ func (s *scenario) setupDiskTransfer(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("migrate: the destination image: %w", err)
 		}
-		srv, err := startBlockServer(img, s.imageLen)
+		var srvTLS *tls.Config
+		if cfg.Security != SecurityNone {
+			if srvTLS, _, err = diskStreamTLS(s.dir, cfg.Security == SecurityTLSVerify); err != nil {
+				img.Close()
+				return err
+			}
+		}
+		srv, err := startBlockServer(img, s.imageLen, srvTLS)
 		if err != nil {
 			img.Close()
 			return err
@@ -350,6 +387,19 @@ func (s *scenario) setupDiskTransfer(ctx context.Context) error {
 		s.copyAddr = via
 	}
 	return nil
+}
+
+// dialCopy connects the copy sender to the receiver through the disk link, over TLS with
+// the run's credentials when --security asks for it.
+func (s *scenario) dialCopy(ctx context.Context) (*blockClient, error) {
+	var cliTLS *tls.Config
+	if s.cfg.Security != SecurityNone {
+		var err error
+		if _, cliTLS, err = diskStreamTLS(s.dir, s.cfg.Security == SecurityTLSVerify); err != nil {
+			return nil, err
+		}
+	}
+	return dialBlockClient(ctx, s.copyAddr, cliTLS)
 }
 
 // span records a stage of the migration on the timeline.
@@ -404,6 +454,22 @@ func (s *scenario) beforeRAM(ctx context.Context, mig *results.Migration, deadli
 	return true, nil
 }
 
+// onMigrationEvent wakes the migration's poll when the source reaches pre-switchover: the
+// VM is stopped there, waiting for the disk's last step, and a 50 ms poll would add up to
+// 50 ms to QEMU's downtime.
+func (s *scenario) onMigrationEvent(ev hv.Event) {
+	var st struct {
+		Status string `json:"status"`
+	}
+	if json.Unmarshal(ev.Data, &st) != nil || st.Status != "pre-switchover" {
+		return
+	}
+	select {
+	case s.switchover <- struct{}{}:
+	default:
+	}
+}
+
 // atSwitchover runs with the VM stopped, before the destination takes over: the two-phase
 // deltas, the mirror's last writes, then the image check.
 func (s *scenario) atSwitchover(ctx context.Context, mig *results.Migration) error {
@@ -411,6 +477,15 @@ func (s *scenario) atSwitchover(ctx context.Context, mig *results.Migration) err
 		return nil
 	}
 	s.switchedDisk = true
+	start := time.Now()
+	if stop, ok := s.lastEvent("source", "STOP", s.t0); ok {
+		// How long the stopped VM waited for this to start: the migration's poll of
+		// query-migrate (the time a real move would not spend).
+		s.cfg.Logf("switchover: the disk's last step starts %s after the source stopped", start.Sub(stop).Round(time.Millisecond))
+	}
+	defer func() {
+		s.cfg.Logf("switchover: the disk's last step and the image check took %s", time.Since(start).Round(time.Millisecond))
+	}()
 	switch s.cfg.Storage {
 	case StorageTwoPhase:
 		if err := s.sendDeltas(ctx, mig); err != nil {
@@ -436,7 +511,7 @@ func (s *scenario) bulkCopy(ctx context.Context, mig *results.Migration, deadlin
 	defer src.Close()
 	cctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	bc, err := dialBlockClient(cctx, s.copyAddr)
+	bc, err := s.dialCopy(cctx)
 	if err != nil {
 		return false, err
 	}
@@ -467,7 +542,7 @@ func (s *scenario) sendDeltas(ctx context.Context, mig *results.Migration) error
 	}
 	defer src.Close()
 	// A connection of its own: the bulk copy's idled through the RAM pre-copy.
-	bc, err := dialBlockClient(ctx, s.copyAddr)
+	bc, err := s.dialCopy(ctx)
 	if err != nil {
 		return err
 	}
@@ -563,6 +638,7 @@ func (s *scenario) abandon(mig *results.Migration) {
 	defer cancel()
 	if s.mirrorStarted && !s.mirrorDone {
 		_ = s.src.vm.QMP.Execute(ctx, "block-job-cancel", map[string]any{"device": mirrorJobID, "force": true}, nil)
+		s.afterMirrorCancelled(ctx)
 	}
 	if s.migration != nil {
 		_ = s.migration.Cancel(ctx)

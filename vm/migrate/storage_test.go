@@ -84,9 +84,16 @@ func runStorage(t *testing.T, mutate func(*migrate.Config)) *migrate.Result {
 	return runOn(t, "file://"+t.TempDir(), migrate.DiskOptions{Size: storageDisk}, mutate)
 }
 
+// TestIntegrationStorageMirror mirrors with --security tls: the destination's NBD server
+// takes TLS clients only, so a completed mirror is one the disk stream made encrypted.
 func TestIntegrationStorageMirror(t *testing.T) {
-	res := runStorage(t, func(c *migrate.Config) { c.Storage, c.Link = migrate.StorageMirror, lan() })
-	checkMoved(t, res, migrate.StorageMirror, "disk-bulk-copy", "disk-final-sync", "ram-precopy")
+	res := runStorage(t, func(c *migrate.Config) {
+		c.Storage, c.Link, c.Security = migrate.StorageMirror, lan(), migrate.SecurityTLS
+	})
+	m := checkMoved(t, res, migrate.StorageMirror, "disk-bulk-copy", "disk-final-sync", "ram-precopy")
+	if m.DiskStreamSecurity != migrate.SecurityTLS {
+		t.Errorf("disk stream security %q, want tls", m.DiskStreamSecurity)
+	}
 }
 
 // TestIntegrationStoragePull starts the destination at once on an overlay backed by the
@@ -134,10 +141,16 @@ func TestIntegrationStorageCopy(t *testing.T) {
 }
 
 // TestIntegrationStorageTwoPhase copies the image live, then sends only the blocks the
-// guest changed meanwhile, found by checksums across the link.
+// guest changed meanwhile, found by checksums across the link; the disk stream is TLS with
+// client certificates checked (--security tls-verify-peer).
 func TestIntegrationStorageTwoPhase(t *testing.T) {
-	res := runStorage(t, func(c *migrate.Config) { c.Storage, c.Link = migrate.StorageTwoPhase, lan() })
+	res := runStorage(t, func(c *migrate.Config) {
+		c.Storage, c.Link, c.Security = migrate.StorageTwoPhase, lan(), migrate.SecurityTLSVerify
+	})
 	m := checkMoved(t, res, migrate.StorageTwoPhase, "disk-bulk-copy", "disk-deltas", "ram-precopy")
+	if m.DiskStreamSecurity != migrate.SecurityTLSVerify {
+		t.Errorf("disk stream security %q, want tls-verify-peer", m.DiskStreamSecurity)
+	}
 	// The guest writes during the bulk copy and the RAM pre-copy: some blocks changed.
 	for _, p := range m.Phases {
 		if p.Name == "disk-deltas" && p.Bytes == 0 {

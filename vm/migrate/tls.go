@@ -1,6 +1,10 @@
 package migrate
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -34,4 +38,44 @@ func writeTLSCreds(dir string) (*tlsCreds, error) {
 		return nil, err
 	}
 	return &tlsCreds{ServerDir: d.ServerDir, ClientDir: d.ClientDir}, nil
+}
+
+// diskStreamTLS loads the credentials writeTLSCreds wrote under dir as Go TLS configs for
+// vmstorbench's own disk stream (copy, two-phase), so that it is encrypted with the same
+// certificates as QEMU's streams: the receiver, next to the destination, is the server
+// (QEMU's incoming side is too), the sender the client. With verifyPeer the receiver
+// requires the sender's certificate, as the destination QEMU does.
+func diskStreamTLS(dir string, verifyPeer bool) (server, client *tls.Config, err error) {
+	load := func(sub, name string) (tls.Certificate, *x509.CertPool, error) {
+		d := filepath.Join(dir, sub)
+		cert, err := tls.LoadX509KeyPair(filepath.Join(d, name+"-cert.pem"), filepath.Join(d, name+"-key.pem"))
+		if err != nil {
+			return cert, nil, fmt.Errorf("disk stream TLS: %w", err)
+		}
+		ca, err := os.ReadFile(filepath.Join(d, "ca-cert.pem"))
+		if err != nil {
+			return cert, nil, fmt.Errorf("disk stream TLS: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(ca) {
+			return cert, nil, fmt.Errorf("disk stream TLS: no certificate in %s", filepath.Join(d, "ca-cert.pem"))
+		}
+		return cert, pool, nil
+	}
+	srvCert, srvPool, err := load(tlsServerDirName, "server")
+	if err != nil {
+		return nil, nil, err
+	}
+	cliCert, cliPool, err := load(tlsClientDirName, "client")
+	if err != nil {
+		return nil, nil, err
+	}
+	server = &tls.Config{Certificates: []tls.Certificate{srvCert}, MinVersion: tls.VersionTLS12}
+	if verifyPeer {
+		server.ClientAuth, server.ClientCAs = tls.RequireAndVerifyClientCert, srvPool
+	}
+	// The sender checks the receiver's certificate, issued for 127.0.0.1, as QEMU's
+	// client checks the destination's.
+	client = &tls.Config{Certificates: []tls.Certificate{cliCert}, RootCAs: cliPool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	return server, client, nil
 }

@@ -182,6 +182,9 @@ func (s *scenario) eventSink(name string) func(hv.Event) {
 		if ev.Name == "BLOCK_IO_ERROR" {
 			s.blockIOError(name, ev)
 		}
+		if ev.Name == "MIGRATION" && name == "source" {
+			s.onMigrationEvent(ev)
+		}
 		detail := ""
 		if len(ev.Data) > 0 {
 			var st struct {

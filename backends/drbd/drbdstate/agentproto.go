@@ -18,7 +18,9 @@ import (
 // Request is one request to a node agent.
 type Request struct {
 	// Op is "state", "protocol" (switch to Protocol with net-options), "capture" (the raw
-	// outputs of /proc/drbd, drbdsetup-84 show and events2, for tests), "write", "read".
+	// outputs of /proc/drbd, drbdsetup-84 show and events2, for tests), "write", "read",
+	// "two-primaries" (TwoPrimaries), "primary" (promote, then export the device over NBD),
+	// "secondary" (close the NBD export, then demote).
 	Op       string `json:"op"`
 	Protocol string `json:"protocol,omitempty"`
 	// Offset, Length and Data are for "write" (Data to the DRBD device at Offset) and "read"
@@ -37,11 +39,17 @@ type Request struct {
 	// URL is for "run": a short vmstorbench run in the node on a drbd:// URL, which tests the
 	// drbd backend's own state reading (/proc/drbd, drbdsetup-84) against a real DRBD.
 	URL string `json:"url,omitempty"`
+	// TwoPrimaries is for "two-primaries": net-options --allow-two-primaries=yes|no on this
+	// node (dual-primary while a VM live-migrates between the nodes).
+	TwoPrimaries bool `json:"two_primaries,omitempty"`
 }
 
 // Response is a node agent's answer.
 type Response struct {
 	State *State `json:"state,omitempty"`
+	// TwoPrimaries is the node's allow-two-primaries setting ("primary", "secondary",
+	// "two-primaries" report it, read from drbdsetup show).
+	TwoPrimaries bool `json:"two_primaries,omitempty"`
 	// Raw holds raw outputs by name ("proc", "show") for "capture".
 	Raw  map[string]string `json:"raw,omitempty"`
 	Data []byte            `json:"data,omitempty"`

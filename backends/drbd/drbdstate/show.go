@@ -17,6 +17,8 @@ type Config struct {
 	RemoteAddr string `json:"remote_addr,omitempty"`
 	// PeerNodeIDs are DRBD 9's connections (net-options addresses a connection by them).
 	PeerNodeIDs []string `json:"peer_node_ids,omitempty"`
+	// TwoPrimaries is net's allow-two-primaries (dual-primary, for live migration).
+	TwoPrimaries bool `json:"two_primaries,omitempty"`
 }
 
 // maxDepth bounds section nesting: real output nests four deep.
@@ -97,6 +99,8 @@ func applyShow(c *Config, stack, stmt []string) {
 	switch {
 	case stmt[0] == "protocol" && parent == "net":
 		c.Protocol = val(1)
+	case stmt[0] == "allow-two-primaries" && parent == "net":
+		c.TwoPrimaries = val(1) == "yes"
 	case stmt[0] == "address" && (parent == "_this_host" || parent == "_remote_host" || parent == "path"):
 		addr := val(len(stmt) - 1)
 		if parent == "_remote_host" {

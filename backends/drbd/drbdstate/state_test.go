@@ -121,6 +121,7 @@ func TestParseShowSynthetic(t *testing.T) {
     net {
         protocol		B; # comment
         cram-hmac-alg "sha1";
+        allow-two-primaries	yes;
     }
     _remote_host {
         address			ipv4 169.254.0.2:7789;
@@ -139,7 +140,7 @@ func TestParseShowSynthetic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Config{Resource: "r0", Protocol: "B", Minor: 0, Disk: "/dev/vda", LocalAddr: "169.254.0.1:7789", RemoteAddr: "169.254.0.2:7789"}
+	want := Config{Resource: "r0", Protocol: "B", Minor: 0, Disk: "/dev/vda", LocalAddr: "169.254.0.1:7789", RemoteAddr: "169.254.0.2:7789", TwoPrimaries: true}
 	if len(cfgs) != 1 || !reflect.DeepEqual(cfgs[0], want) {
 		t.Fatalf("got %+v want %+v", cfgs, want)
 	}

@@ -35,10 +35,14 @@ func (n *Node) serveNBD() error {
 		t.Close()
 		return fmt.Errorf("nbd port: %w", err)
 	}
-	if _, err := nbdexport.ServeListener(quickAckListener{ln.(*net.TCPListener)}, t, ExportName, false); err != nil {
+	exp, err := nbdexport.ServeListener(quickAckListener{ln.(*net.TCPListener)}, t, ExportName, false)
+	if err != nil {
 		t.Close()
 		return err
 	}
+	n.mu.Lock()
+	n.export, n.exported = exp, t
+	n.mu.Unlock()
 	return nil
 }
 
@@ -124,6 +128,12 @@ func (n *Node) handle(ctx context.Context, req drbdstate.Request) (resp drbdstat
 			return fail(err)
 		}
 		resp.State = &st
+	case "two-primaries", "primary", "secondary":
+		st, two, err := n.changeRole(ctx, req)
+		if err != nil {
+			return fail(err)
+		}
+		resp.State, resp.TwoPrimaries = &st, two
 	case "capture":
 		resp.Raw = map[string]string{}
 		if b, err := os.ReadFile("/proc/drbd"); err == nil {

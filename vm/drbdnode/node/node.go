@@ -20,7 +20,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vmstorbench/vmstorbench/backends"
 	"github.com/vmstorbench/vmstorbench/backends/drbd/drbdstate"
+	"github.com/vmstorbench/vmstorbench/vm/nbdexport"
 )
 
 // Ports inside the guest, forwarded by QEMU to host ports.
@@ -59,6 +61,9 @@ type Node struct {
 	mu       sync.Mutex
 	setupErr error // why DRBD set-up failed (reported to the host)
 	ready    bool  // the primary's export is up, or the secondary is connected
+	// export serves /dev/drbd0 (opened as exported) while this node is Primary.
+	export   *nbdexport.Export
+	exported backends.Target
 }
 
 // Run sets up the node and serves until ctx ends.

@@ -20,8 +20,9 @@ import (
 // Name is the driver's name in results.
 const Name = "qemu"
 
-// tlsObjectID is the id of the tls-creds-x509 object both sides' migration uses.
-const tlsObjectID = "vsbtls0"
+// TLSObjectID is the id of the tls-creds-x509 object on both sides: the migration uses
+// it, and so does the disk stream's NBD connection (vm/migrate's mirror).
+const TLSObjectID = "vsbtls0"
 
 // Driver starts guests as QEMU processes.
 type Driver struct {
@@ -147,9 +148,9 @@ func setup(ctx context.Context, src, dst *qemu.QMP, p hv.Params, tls bool) error
 		srcParams["downtime-limit"] = p.DowntimeLimit.Milliseconds()
 	}
 	if tls {
-		srcParams["tls-creds"] = tlsObjectID
+		srcParams["tls-creds"] = TLSObjectID
 		srcParams["tls-hostname"] = "127.0.0.1"
-		dstParams["tls-creds"] = tlsObjectID
+		dstParams["tls-creds"] = TLSObjectID
 	}
 	for _, sd := range []struct {
 		q      *qemu.QMP
@@ -182,9 +183,9 @@ func TLSObjects(f *hv.TLSFiles, verifyPeer bool) (server string, client map[stri
 	if verifyPeer {
 		vp = "on"
 	}
-	server = fmt.Sprintf("tls-creds-x509,id=%s,dir=%s,endpoint=server,verify-peer=%s", tlsObjectID, escapeComma(f.ServerDir), vp)
+	server = fmt.Sprintf("tls-creds-x509,id=%s,dir=%s,endpoint=server,verify-peer=%s", TLSObjectID, escapeComma(f.ServerDir), vp)
 	// The client always checks the server's certificate against the CA.
-	client = map[string]any{"qom-type": "tls-creds-x509", "id": tlsObjectID, "dir": f.ClientDir, "endpoint": "client", "verify-peer": true}
+	client = map[string]any{"qom-type": "tls-creds-x509", "id": TLSObjectID, "dir": f.ClientDir, "endpoint": "client", "verify-peer": true}
 	return server, client
 }
 

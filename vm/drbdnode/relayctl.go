@@ -1,0 +1,108 @@
+package drbdnode
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/vmstorbench/vmstorbench/vm/linkemu"
+)
+
+// The relay control lets another vmstorbench process (a migration run, a suite) reshape the
+// pair's replication link for its run: the testbed's `serve` process owns the relay, and
+// one pair serves runs over LAN and WAN in turn. One JSON request per line on a loopback
+// port: {"link": {...}} sets the shape (omitted: only reads it); the reply has the shape in
+// force before ("previous") and after ("link").
+
+type relayRequest struct {
+	Link *linkemu.Link `json:"link,omitempty"`
+}
+
+type relayResponse struct {
+	Previous linkemu.Link `json:"previous"`
+	Link     linkemu.Link `json:"link"`
+	Error    string       `json:"error,omitempty"`
+}
+
+// serveRelayControl serves r's control on a free loopback port and returns its address; it
+// stops when ln is closed (Pair.Stop).
+func serveRelayControl(r *linkemu.UDPRelay) (net.Listener, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("replication link control: %w", err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				sc := bufio.NewScanner(c)
+				for sc.Scan() {
+					var req relayRequest
+					resp := relayResponse{Previous: r.Link()}
+					if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
+						resp.Error = "bad request: " + err.Error()
+					} else if l := req.Link; l != nil {
+						if l.Latency < 0 || l.Jitter < 0 || l.Bandwidth < 0 || l.Loss < 0 || l.Loss > 100 {
+							resp.Error = fmt.Sprintf("bad link %+v", *l)
+						} else {
+							r.SetLink(*l)
+						}
+					}
+					resp.Link = r.Link()
+					b, _ := json.Marshal(resp)
+					if _, err := c.Write(append(b, '\n')); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln, nil
+}
+
+// SetReplicationLink sets the replication link of the pair whose relay control is at addr
+// (nil l only reads it) and returns the shape that was in force before.
+func SetReplicationLink(ctx context.Context, addr string, l *linkemu.Link) (previous linkemu.Link, err error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return previous, fmt.Errorf("replication link control %s: %w", addr, err)
+	}
+	defer c.Close()
+	dl, _ := ctx.Deadline()
+	_ = c.SetDeadline(dl)
+	b, _ := json.Marshal(relayRequest{Link: l})
+	if _, err := c.Write(append(b, '\n')); err != nil {
+		return previous, fmt.Errorf("replication link control %s: %w", addr, err)
+	}
+	sc := bufio.NewScanner(c)
+	if !sc.Scan() {
+		err := sc.Err()
+		if err == nil {
+			err = errors.New("connection closed without a reply")
+		}
+		return previous, fmt.Errorf("replication link control %s: %w", addr, err)
+	}
+	var resp relayResponse
+	if err := json.Unmarshal(sc.Bytes(), &resp); err != nil {
+		return previous, fmt.Errorf("replication link control %s: bad reply: %w", addr, err)
+	}
+	if resp.Error != "" {
+		return resp.Previous, fmt.Errorf("replication link control %s: %s", addr, resp.Error)
+	}
+	return resp.Previous, nil
+}
