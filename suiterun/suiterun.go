@@ -367,6 +367,7 @@ func runPlanned(ctx context.Context, s *suite.Suite, pr suite.Run, o Options, im
 		if err != nil {
 			return nil, err
 		}
+		lv.AllowDestructive = pr.Endpoint.AllowDestructive
 		spec.Libvirt = lv
 	}
 	h := runner.Hooks{Logf: logf}

@@ -221,7 +221,7 @@ func (f *libvirtFlags) config(o *migrateOptions, dir string) (*libvirt.DriverCon
 		return nil, err
 	}
 	cfg := &libvirt.DriverConfig{
-		SourceURI: refs[0].URL, DestURI: refs[1].URL, Domain: f.domain,
+		SourceURI: refs[0].URL, DestURI: refs[1].URL, Domain: f.domain, AllowDestructive: o.allowDestructive,
 		PeerToPeer: f.peerToPeer, Tunnelled: f.tunnelled, DestURIFromSource: f.destURIFromSource, Unsafe: f.unsafe,
 	}
 	return cfg, (libvirt.MigrateOptions{Live: true, PeerToPeer: f.peerToPeer, Tunnelled: f.tunnelled}).Validate()

@@ -23,8 +23,10 @@ type DriverConfig struct {
 	// SourceURI and DestURI are the daemons' connection URIs.
 	SourceURI, DestURI string
 	// Domain, if set, is an existing domain on the source to measure instead of booting a
-	// transient one from vmstorbench's guest image.
-	Domain string
+	// transient one from vmstorbench's guest image. When it has the agent channel the
+	// workload writes to its /dev/vda, which AllowDestructive must allow.
+	Domain           string
+	AllowDestructive bool
 	// PeerToPeer, Tunnelled, DestURIFromSource, Unsafe, NonSharedDisk: see MigrateOptions.
 	PeerToPeer, Tunnelled bool
 	DestURIFromSource     string
@@ -152,7 +154,11 @@ func (d *Driver) Boot(ctx context.Context, spec hv.Spec) (hv.Guest, error) {
 		if err != nil {
 			return nil, err
 		}
-		return d.guest(ctx, dom, spec, info.MemoryBytes)
+		g, err := d.guest(ctx, dom, spec, info.MemoryBytes)
+		if err == nil && g.agent != "" && !d.cfg.AllowDestructive {
+			return nil, fmt.Errorf("libvirt: domain %s has the agent channel, so the workload would run in it on its /dev/vda and overwrite it: allow that (--allow-destructive) only if /dev/vda is a disk for the benchmark", dom.Name)
+		}
+		return g, err
 	}
 	lspec := Spec{
 		Type: TypeQEMU, MemoryMiB: spec.MemoryMiB, CPUs: spec.CPUs,
