@@ -22,6 +22,7 @@ import (
 	"github.com/vmstorbench/vmstorbench/vm/drbdnode/node"
 	"github.com/vmstorbench/vmstorbench/vm/guest"
 	"github.com/vmstorbench/vmstorbench/vm/hv/libvirt"
+	hvqemu "github.com/vmstorbench/vmstorbench/vm/hv/qemu"
 	"github.com/vmstorbench/vmstorbench/vm/linkemu"
 	"github.com/vmstorbench/vmstorbench/vm/migrate"
 	"github.com/vmstorbench/vmstorbench/workloads"
@@ -199,12 +200,12 @@ func (f *libvirtFlags) register(fs *pflag.FlagSet) {
 // testbed:NAME URIs are resolved from the testbed's state in dir.
 func (f *libvirtFlags) config(o *migrateOptions, dir string) (*libvirt.DriverConfig, error) {
 	switch f.hypervisor {
-	case "qemu":
+	case hvqemu.Name:
 		if f.sourceURI != "" || f.destURI != "" || f.domain != "" || f.peerToPeer || f.tunnelled || f.unsafe || f.destURIFromSource != "" {
 			return nil, errors.New("--source-uri, --dest-uri, --domain, --peer-to-peer, --tunnelled, --dest-uri-from-source and --unsafe-migration need --hypervisor libvirt")
 		}
 		return nil, nil
-	case "libvirt":
+	case libvirt.DriverName:
 	default:
 		return nil, fmt.Errorf("--hypervisor %q: want qemu or libvirt", f.hypervisor)
 	}
