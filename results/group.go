@@ -38,8 +38,16 @@ func Scenario(r *Run) string {
 	if m.Link != nil {
 		link = m.Link.Preset
 	}
-	return ScenarioName(m.Mode, m.Security, link, m.Storage, m.MirrorCopyMode)
+	name := ScenarioName(m.Mode, m.Security, link, m.Storage, m.MirrorCopyMode)
+	if m.Libvirt != nil {
+		name = UnderLibvirt(name)
+	}
+	return name
 }
+
+// UnderLibvirt is the name of a scenario run under libvirt: another case than the same
+// scenario with QEMU processes vmstorbench starts ("precopy none libvirt").
+func UnderLibvirt(scenario string) string { return scenario + " libvirt" }
 
 // ScenarioName names a migration scenario: mode and security, the link preset when there
 // is one, the storage method unless it is shared (as in results older than the field),

@@ -56,4 +56,8 @@ func TestScenario(t *testing.T) {
 	if got := Scenario(r); got != "precopy tls wan" {
 		t.Errorf("scenario = %q", got)
 	}
+	r.Migration.Libvirt = &MigrationLibvirt{Measured: MeasuredAgent}
+	if got := Scenario(r); got != "precopy tls wan libvirt" {
+		t.Errorf("scenario under libvirt = %q", got)
+	}
 }

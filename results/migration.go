@@ -157,6 +157,10 @@ type Migration struct {
 	Completions        int64    `json:"completions"`
 	DroppedCompletions int64    `json:"dropped_completions,omitempty"`
 	Notes              []string `json:"notes,omitempty"`
+
+	// Libvirt is set for runs under libvirt: the daemons, versions, domain, what was
+	// measured, and libvirt's completed-job figures.
+	Libvirt *MigrationLibvirt `json:"libvirt,omitempty"`
 }
 
 // MigrationLink is the emulated link between source and destination.

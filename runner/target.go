@@ -19,8 +19,8 @@ type Target struct {
 	URL, Name string
 }
 
-// ResolveTestbed replaces testbed:NAME targets (and adds every endpoint with all) by their
-// URLs. It returns the credentials those endpoints need as environment variables (the
+// ResolveTestbed replaces testbed:NAME targets (and adds every storage endpoint with all)
+// by their URLs. It returns the credentials those endpoints need as environment variables (the
 // backends read their secrets from the environment): the caller exports them with ExportEnv.
 func ResolveTestbed(targets []string, all bool, dir string) ([]Target, map[string]string, error) {
 	needs := all
@@ -48,7 +48,9 @@ func ResolveTestbed(targets []string, all bool, dir string) ([]Target, map[strin
 	}
 	if all {
 		for _, e := range st.Endpoints {
-			use(e)
+			if e.Kind != testbed.KindHypervisor {
+				use(e)
+			}
 		}
 	}
 	for _, t := range targets {

@@ -12,6 +12,7 @@ packages=(
   tgt libiscsi-bin                      # iSCSI target and iscsi-perf reference
   libnbd-bin                            # nbdcopy, NBD reference client (qemu-nbd is in qemu-utils)
   qemu-system-x86 qemu-utils qemu-block-extra busybox-static cpio xz-utils  # VM mode
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients  # the testbed's libvirt pair (virsh: diagnostics only)
   iproute2 procps
   chromium fonts-liberation2            # the HTML report's browser test; the charts' font
 )

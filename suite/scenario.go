@@ -27,6 +27,9 @@ var (
 	// StorageMethods are migrate's --storage values, MirrorCopyModes its --mirror-copy-mode.
 	StorageMethods  = []string{"shared", "copy", "two-phase", "mirror", "pull"}
 	MirrorCopyModes = []string{"background", "write-blocking"}
+	// Hypervisors are migrate's --hypervisor values: QEMU processes vmstorbench starts, or
+	// domains of libvirt daemons (source_uri, dest_uri).
+	Hypervisors = []string{"qemu", "libvirt"}
 )
 
 // Defaults of a migration scenario, as 'vmstorbench migrate' has them.
@@ -77,13 +80,23 @@ type Scenario struct {
 	// the VM's image on the same backend (OutsideURL), so reports show both ("inside and
 	// outside").
 	Outside bool
+	// Hypervisor is one of Hypervisors ("" is qemu). With "libvirt", SourceURI and DestURI
+	// are the daemons' URIs ("testbed:libvirt-1" names a testbed endpoint) and Domain, if
+	// set, an existing domain on the source to measure instead of a transient one.
+	Hypervisor         string
+	SourceURI, DestURI string
+	Domain             string
+	hypervisorLine     int
 }
+
+// Libvirt reports whether the scenario's guest runs under libvirt.
+func (sc *Scenario) Libvirt() bool { return sc.Hypervisor == "libvirt" }
 
 // Host reports whether the scenario runs on the host, without a VM.
 func (sc *Scenario) Host() bool { return sc.Mode == ModeHost }
 
 // Name is the scenario as reports name it (results.Scenario): "host", "precopy none",
-// "postcopy tls wan", "precopy none lan mirror".
+// "postcopy tls wan", "precopy none lan mirror", "precopy tls libvirt".
 func (sc *Scenario) Name() string {
 	if sc.Host() {
 		return ModeHost
@@ -92,13 +105,17 @@ func (sc *Scenario) Name() string {
 	if sc.LinkSpec != nil {
 		link = sc.LinkSpec.Name
 	}
-	return results.ScenarioName(sc.Mode, sc.Security, link, sc.Storage, sc.MirrorCopyMode)
+	name := results.ScenarioName(sc.Mode, sc.Security, link, sc.Storage, sc.MirrorCopyMode)
+	if sc.Libvirt() {
+		name = results.UnderLibvirt(name)
+	}
+	return name
 }
 
 var scenarioKeys = []string{"mode", "security", "link", "storage_link", "at", "after", "deadline",
 	"downtime_limit", "postcopy_after", "postcopy_iterations", "max_bandwidth", "disk_size", "memory",
 	"accel", "access", "check_memory", "verify", "outside", "storage", "to", "disk_link", "mirror_copy_mode",
-	"check_image"}
+	"check_image", "hypervisor", "source_uri", "dest_uri", "domain"}
 
 func (d *decoder) scenario(n *yaml.Node) *Scenario {
 	n = resolve(n)
@@ -180,6 +197,15 @@ func (d *decoder) scenario(n *yaml.Node) *Scenario {
 			sc.copyModeLine = f.line
 		case "check_image":
 			sc.NoImageCheck = !d.boolean(f)
+		case "hypervisor":
+			sc.Hypervisor = d.oneOf(f, Hypervisors)
+			sc.hypervisorLine = f.line
+		case "source_uri":
+			sc.SourceURI = d.str(f)
+		case "dest_uri":
+			sc.DestURI = d.str(f)
+		case "domain":
+			sc.Domain = d.str(f)
 		default:
 			d.unknown(f, "scenario", scenarioKeys)
 		}
@@ -201,6 +227,8 @@ func (d *decoder) scenario(n *yaml.Node) *Scenario {
 		return nil
 	case !d.storageOK(sc):
 		return nil
+	case !d.hypervisorOK(sc):
+		return nil
 	}
 	if sc.Storage == "" {
 		sc.Storage = "shared"
@@ -209,6 +237,29 @@ func (d *decoder) scenario(n *yaml.Node) *Scenario {
 		sc.MirrorCopyMode = "background"
 	}
 	return sc
+}
+
+// hypervisorOK refuses libvirt's keys without hypervisor: libvirt, and what the libvirt
+// driver cannot do (vmstorbench's storage methods drive QEMU's block jobs over QMP; the
+// memory check reads guest RAM over QMP).
+func (d *decoder) hypervisorOK(sc *Scenario) bool {
+	line := sc.hypervisorLine
+	if line == 0 {
+		line = sc.Line
+	}
+	switch {
+	case !sc.Libvirt() && (sc.SourceURI != "" || sc.DestURI != "" || sc.Domain != ""):
+		d.errorf(sc.Line, "scenario: source_uri, dest_uri and domain name libvirt daemons and domains: they need hypervisor: libvirt")
+	case sc.Libvirt() && (sc.SourceURI == "" || sc.DestURI == ""):
+		d.errorf(line, "scenario: hypervisor: libvirt needs source_uri and dest_uri (the two daemons, e.g. testbed:libvirt-1 and testbed:libvirt-2)")
+	case sc.Libvirt() && sc.Storage != "" && sc.Storage != "shared":
+		d.errorf(line, "scenario: storage: %s drives QEMU's block jobs directly, which the libvirt driver does not: use storage: shared", sc.Storage)
+	case sc.Libvirt() && sc.CheckMemory:
+		d.errorf(line, "scenario: check_memory reads guest RAM over QMP, which the libvirt driver does not offer")
+	default:
+		return true
+	}
+	return false
 }
 
 // storageOK refuses the storage options migrate would refuse (vm/migrate's checkStorage),

@@ -501,3 +501,35 @@ func TestScenarioStorage(t *testing.T) {
 		})
 	}
 }
+
+// TestScenarioHypervisor: hypervisor: libvirt with its daemons' URIs, and the combinations
+// refused at the line that makes them impossible.
+func TestScenarioHypervisor(t *testing.T) {
+	const head = "targets: [mem://]\nworkloads: [oltp]\nscenarios:\n"
+	s, err := Parse("suite.yaml", []byte(head+"  - mode: precopy\n  - mode: precopy\n    security: tls\n    hypervisor: libvirt\n    source_uri: testbed:libvirt-1\n    dest_uri: qemu+tcp://hv2/system\n    domain: web1\n"), testRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q, l := s.Scenarios[0], s.Scenarios[1]; q.Libvirt() || !l.Libvirt() || l.SourceURI != "testbed:libvirt-1" || l.DestURI != "qemu+tcp://hv2/system" || l.Domain != "web1" {
+		t.Errorf("scenarios %+v %+v", q, l)
+	}
+	if n := s.Scenarios[1].Name(); n != "precopy tls libvirt" {
+		t.Errorf("name %q", n)
+	}
+	for _, tc := range []struct{ name, scenarios, want string }{
+		{"bad hypervisor", "  - {mode: precopy, hypervisor: xen}\n", `suite.yaml:4: hypervisor: "xen": must be one of qemu, libvirt`},
+		{"libvirt without URIs", "  - mode: precopy\n    hypervisor: libvirt\n    source_uri: qemu:///system\n", `suite.yaml:5: scenario: hypervisor: libvirt needs source_uri and dest_uri`},
+		{"URIs without libvirt", "  - {mode: precopy, source_uri: 'qemu:///system'}\n", `suite.yaml:4: scenario: source_uri, dest_uri and domain name libvirt daemons`},
+		{"libvirt with mirror", "  - {mode: precopy, hypervisor: libvirt, source_uri: a, dest_uri: b, storage: mirror}\n", `suite.yaml:4: scenario: storage: mirror drives QEMU's block jobs`},
+		{"libvirt with the memory check", "  - {mode: precopy, hypervisor: libvirt, source_uri: a, dest_uri: b, check_memory: true}\n", `suite.yaml:4: scenario: check_memory reads guest RAM over QMP`},
+		{"host with hypervisor", "  - {mode: host, hypervisor: libvirt}\n", `suite.yaml:4: scenario: hypervisor applies to runs in a VM`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("suite.yaml", []byte(head+tc.scenarios), testRegistry())
+			var es Errors
+			if !errors.As(err, &es) || len(es) != 1 || !strings.HasPrefix(es[0].Error(), tc.want) {
+				t.Errorf("error %v, want one starting %q", err, tc.want)
+			}
+		})
+	}
+}

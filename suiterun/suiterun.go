@@ -24,6 +24,7 @@ import (
 	"github.com/vmstorbench/vmstorbench/runner"
 	"github.com/vmstorbench/vmstorbench/suite"
 	"github.com/vmstorbench/vmstorbench/vm/guest"
+	"github.com/vmstorbench/vmstorbench/vm/hv/libvirt"
 	"github.com/vmstorbench/vmstorbench/vm/migrate"
 )
 
@@ -361,6 +362,14 @@ func runPlanned(ctx context.Context, s *suite.Suite, pr suite.Run, o Options, im
 		}
 		spec.OutsideTarget = out
 	}
+	if sc.Libvirt() {
+		lv, err := libvirtConfig(sc, o.TestbedDir)
+		if err != nil {
+			return nil, err
+		}
+		lv.AllowDestructive = pr.Endpoint.AllowDestructive
+		spec.Libvirt = lv
+	}
 	h := runner.Hooks{Logf: logf}
 	if o.Live {
 		h.Phase = progress.Phases(stderr, true, sc.Mode, time.Now())
@@ -370,6 +379,16 @@ func runPlanned(ctx context.Context, s *suite.Suite, pr suite.Run, o Options, im
 		fmt.Fprint(stderr, progress.ClearLine)
 	}
 	return r, err
+}
+
+// libvirtConfig is the libvirt driver's configuration of a scenario with hypervisor:
+// libvirt; testbed:NAME URIs name endpoints of the testbed in testbedDir.
+func libvirtConfig(sc *suite.Scenario, testbedDir string) (*libvirt.DriverConfig, error) {
+	refs, _, err := runner.ResolveTestbed([]string{sc.SourceURI, sc.DestURI}, false, testbedDir)
+	if err != nil {
+		return nil, fmt.Errorf("scenario %s: %w", sc.Name(), err)
+	}
+	return &libvirt.DriverConfig{SourceURI: refs[0].URL, DestURI: refs[1].URL, Domain: sc.Domain}, nil
 }
 
 // RunOutcome is the end of a run's progress line: the figures, or the error.

@@ -26,6 +26,12 @@ type Process struct {
 // StartProcess starts argv[0] with its output in dir/<name>.log. The process gets its own
 // process group so that Stop also reaches children it forks.
 func StartProcess(dir, name string, env []string, argv ...string) (*Process, error) {
+	return StartProcessAs(dir, name, env, nil, argv...)
+}
+
+// StartProcessAs is StartProcess with the process running as cred's user (nil: as this
+// process); the log file is opened by this process, so dir need not be writable by that user.
+func StartProcessAs(dir, name string, env []string, cred *syscall.Credential, argv ...string) (*Process, error) {
 	logPath := filepath.Join(dir, name+".log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -34,10 +40,14 @@ func StartProcess(dir, name string, env []string, argv ...string) (*Process, err
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = dir
+	if cred != nil {
+		// dir may be private to this process's user.
+		cmd.Dir = "/"
+	}
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("%s: start %s: %w", name, argv[0], err)
@@ -80,8 +90,17 @@ func (p *Process) ExitErr() error {
 // WaitPort waits until addr accepts TCP connections, the process exits (an error quoting the
 // tail of its log), or ctx ends.
 func (p *Process) WaitPort(ctx context.Context, addr string) error {
+	return p.waitListening(ctx, "tcp", addr)
+}
+
+// WaitUnix is WaitPort for a unix socket.
+func (p *Process) WaitUnix(ctx context.Context, path string) error {
+	return p.waitListening(ctx, "unix", path)
+}
+
+func (p *Process) waitListening(ctx context.Context, network, addr string) error {
 	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		c, err := net.DialTimeout(network, addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
 			return nil

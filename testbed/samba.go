@@ -146,7 +146,7 @@ func (s *Samba) Start(ctx context.Context, dir string) (_ []Endpoint, err error)
 		}
 	}
 	if err := ensureUnixUser(ctx, SambaUser); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("samba: %w", err)
 	}
 	dir, err = filepath.Abs(dir)
 	if err != nil {
@@ -327,7 +327,7 @@ func ensureUnixUser(ctx context.Context, name string) error {
 	if _, lerr := user.Lookup(name); lerr == nil {
 		return nil
 	}
-	return fmt.Errorf("samba: create Unix user %s: %v: %s", name, err, strings.TrimSpace(string(out)))
+	return fmt.Errorf("create Unix user %s: %v: %s", name, err, strings.TrimSpace(string(out)))
 }
 
 // setSambaPassword adds name to the passdb of conf with password, given on stdin (-s) so it

@@ -22,7 +22,13 @@ type Endpoint struct {
 	// Security is the security level this endpoint exercises ("none", "signed", "encrypted",
 	// "auth_sys", "chap").
 	Security string `json:"security,omitempty"`
+	// Kind is KindHypervisor for a hypervisor's URI (the libvirt pair), "" for storage
+	// targets: `run --testbed` runs on every storage endpoint, never on these.
+	Kind string `json:"kind,omitempty"`
 }
+
+// KindHypervisor marks the endpoints that are hypervisors, not storage.
+const KindHypervisor = "hypervisor"
 
 // Server is one real server the testbed can run.
 type Server interface {

@@ -12,6 +12,8 @@ import (
 	"github.com/vmstorbench/vmstorbench/suite"
 	"github.com/vmstorbench/vmstorbench/suiterun"
 	"github.com/vmstorbench/vmstorbench/testbed"
+	"github.com/vmstorbench/vmstorbench/vm/hv/libvirt"
+	hvqemu "github.com/vmstorbench/vmstorbench/vm/hv/qemu"
 	"github.com/vmstorbench/vmstorbench/vm/migrate"
 )
 
@@ -121,6 +123,9 @@ func TestSuiteValuesMatchMigrate(t *testing.T) {
 	}
 	if want := []string{migrate.AccessAuto, migrate.AccessNative, migrate.AccessNBD}; !slices.Equal(suite.Accesses, want) {
 		t.Errorf("suite.Accesses %v, migrate has %v", suite.Accesses, want)
+	}
+	if want := []string{hvqemu.Name, libvirt.DriverName}; !slices.Equal(suite.Hypervisors, want) {
+		t.Errorf("suite.Hypervisors %v, migrate --hypervisor takes %v", suite.Hypervisors, want)
 	}
 }
 

@@ -45,8 +45,8 @@ all) uses them; 'down' stops everything it started, by PID, and removes the stat
 			return testbedUp(cmd.OutOrStdout(), dir, only, with, drbdLink)
 		},
 	}
-	up.Flags().StringSliceVar(&only, "only", nil, "start only these servers (gonfs, samba, ganesha, tgt, gotgt, qemu-nbd, drbd)")
-	up.Flags().StringSliceVar(&with, "with", nil, "also start these optional servers (drbd: a two-node DRBD pair of TCG guests)")
+	up.Flags().StringSliceVar(&only, "only", nil, "start only these servers (gonfs, samba, ganesha, tgt, gotgt, qemu-nbd, drbd, libvirt)")
+	up.Flags().StringSliceVar(&with, "with", nil, "also start these optional servers (drbd: a two-node DRBD pair of TCG guests; libvirt: two libvirt session daemons to migrate between)")
 	up.Flags().StringVar(&drbdLink, "drbd-link", "", "the DRBD pair's replication link: lan, wan or latency=…,jitter=…,bandwidth=…,loss=… (default: no added delay)")
 
 	serve := &cobra.Command{
@@ -104,7 +104,7 @@ func testbedOptional(drbdLink string) ([]func() testbed.Server, error) {
 		// The serve process's output is its log file (serve.log in the state directory).
 		s.Log = func(m string) { fmt.Fprintln(os.Stderr, m) }
 		return s
-	}}, nil
+	}, func() testbed.Server { return testbed.NewLibvirtPair() }}, nil
 }
 
 func testbedServe(cmd *cobra.Command, dir string, only, with []string, drbdLink string) error {

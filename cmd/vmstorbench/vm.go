@@ -21,6 +21,8 @@ import (
 	"github.com/vmstorbench/vmstorbench/vm/agent"
 	"github.com/vmstorbench/vmstorbench/vm/drbdnode/node"
 	"github.com/vmstorbench/vmstorbench/vm/guest"
+	"github.com/vmstorbench/vmstorbench/vm/hv/libvirt"
+	hvqemu "github.com/vmstorbench/vmstorbench/vm/hv/qemu"
 	"github.com/vmstorbench/vmstorbench/vm/linkemu"
 	"github.com/vmstorbench/vmstorbench/vm/migrate"
 	"github.com/vmstorbench/vmstorbench/workloads"
@@ -173,6 +175,57 @@ type migrateOptions struct {
 	checkImage       bool
 	wattsPerCore     float64
 	mirrorCopyMode   string
+	lv               libvirtFlags
+}
+
+// libvirtFlags are migrate's options for --hypervisor libvirt.
+type libvirtFlags struct {
+	hypervisor, sourceURI, destURI, domain string
+	peerToPeer, tunnelled, unsafe          bool
+	destURIFromSource                      string
+}
+
+func (f *libvirtFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.hypervisor, "hypervisor", "qemu", "qemu (QEMU processes vmstorbench starts) | libvirt (domains of two libvirt daemons: --source-uri, --dest-uri)")
+	fs.StringVar(&f.sourceURI, "source-uri", "", "libvirt: the source daemon's URI (qemu:///system, qemu+tcp://HOST/system, qemu+tls://HOST/system, qemu+unix:///session?socket=PATH, testbed:libvirt-1)")
+	fs.StringVar(&f.destURI, "dest-uri", "", "libvirt: the destination daemon's URI (as --source-uri; testbed:libvirt-2)")
+	fs.StringVar(&f.domain, "domain", "", "libvirt: measure this existing domain on the source instead of booting vmstorbench's guest (with the agent when it has the org.vmstorbench.agent.0 channel)")
+	fs.BoolVar(&f.peerToPeer, "peer-to-peer", false, "libvirt: the source daemon drives the migration and connects to the destination daemon itself (VIR_MIGRATE_PEER2PEER)")
+	fs.BoolVar(&f.tunnelled, "tunnelled", false, "libvirt: send the migration stream through the daemons' connection (needs --peer-to-peer)")
+	fs.StringVar(&f.destURIFromSource, "dest-uri-from-source", "", "libvirt, --peer-to-peer: the destination's URI as the source daemon reaches it (default --dest-uri)")
+	fs.BoolVar(&f.unsafe, "unsafe-migration", false, "libvirt: migrate even when libvirt does not take the disk for shared storage (a local file both daemons of one machine open; VIR_MIGRATE_UNSAFE)")
+}
+
+// config checks the flags and returns the libvirt driver's configuration (nil for qemu);
+// testbed:NAME URIs are resolved from the testbed's state in dir.
+func (f *libvirtFlags) config(o *migrateOptions, dir string) (*libvirt.DriverConfig, error) {
+	switch f.hypervisor {
+	case hvqemu.Name:
+		if f.sourceURI != "" || f.destURI != "" || f.domain != "" || f.peerToPeer || f.tunnelled || f.unsafe || f.destURIFromSource != "" {
+			return nil, errors.New("--source-uri, --dest-uri, --domain, --peer-to-peer, --tunnelled, --dest-uri-from-source and --unsafe-migration need --hypervisor libvirt")
+		}
+		return nil, nil
+	case libvirt.DriverName:
+	default:
+		return nil, fmt.Errorf("--hypervisor %q: want qemu or libvirt", f.hypervisor)
+	}
+	switch {
+	case f.sourceURI == "" || f.destURI == "":
+		return nil, errors.New("--hypervisor libvirt needs --source-uri and --dest-uri (the two daemons; after 'vmstorbench testbed up --with libvirt': testbed:libvirt-1 and testbed:libvirt-2)")
+	case o.storage != migrate.StorageShared:
+		return nil, fmt.Errorf("--storage %s drives QEMU's block jobs directly, which the libvirt driver does not: use --storage shared", o.storage)
+	case o.checkMemory:
+		return nil, errors.New("--check-memory reads guest RAM over QMP, which the libvirt driver does not offer")
+	}
+	refs, err := resolveTestbedTargets([]string{f.sourceURI, f.destURI}, false, dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &libvirt.DriverConfig{
+		SourceURI: refs[0].URL, DestURI: refs[1].URL, Domain: f.domain, AllowDestructive: o.allowDestructive,
+		PeerToPeer: f.peerToPeer, Tunnelled: f.tunnelled, DestURIFromSource: f.destURIFromSource, Unsafe: f.unsafe,
+	}
+	return cfg, (libvirt.MigrateOptions{Live: true, PeerToPeer: f.peerToPeer, Tunnelled: f.tunnelled}).Validate()
 }
 
 // newMigrateCmd is "migrate": the workload inside a guest that is live-migrated.
@@ -193,6 +246,8 @@ guest's I/O per 100 ms as timestamped on the host, and downtime seen both ways.
   vmstorbench migrate --target file:///var/tmp --storage mirror --link lan   (no shared storage)
   vmstorbench migrate --target file:///var/tmp --storage copy --to file:///srv/b
   vmstorbench migrate --target file:///mnt/nas-a --mode none --storage mirror --to file:///mnt/nas-b   (move the disk only)
+  vmstorbench migrate --target testbed:nbd-qemu --hypervisor libvirt --source-uri testbed:libvirt-1 --dest-uri testbed:libvirt-2
+  vmstorbench migrate --target iscsi://nas/iqn.2026-12.lab:vm/0 --hypervisor libvirt --source-uri qemu+tls://hv1/system --dest-uri qemu+tls://hv2/system --domain web1
 
 QEMU opens file:// images itself; other backends are served to it over an NBD export
 inside vmstorbench (--access nbd forces that for file:// too). KVM is tried (--accel auto)
@@ -241,6 +296,7 @@ and TCG used when it does not boot the guest.`,
 	f.StringVar(&o.diskLink, "disk-link", "", "emulated link for the disk stream between the hypervisors (default: the shape of --link, as a link of its own; unshaped but counted without --link)")
 	f.BoolVar(&o.checkImage, "check-image", true, "compare the destination image with the source's block by block at switchover (the VM stays stopped meanwhile; the time is reported and left out of the disruption)")
 	f.StringVar(&o.mirrorCopyMode, "mirror-copy-mode", "background", "--storage mirror: background (new writes copied later, in 64 KiB chunks; may never converge when the guest writes faster than the link) | write-blocking (each guest write waits until the destination has it too)")
+	o.lv.register(f)
 	f.Float64Var(&o.wattsPerCore, "watts-per-core", migrate.DefaultWattsPerCore, "power of one busy logical CPU for the energy estimate (default: Cloud Carbon Footprint's AWS average max watts per vCPU, from SPECpower results); the estimate is CPU-seconds × this")
 	return cmd
 }
@@ -304,6 +360,10 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 	}).Validate(); err != nil {
 		return usage(err)
 	}
+	lvCfg, err := o.lv.config(o, o.testbedDir)
+	if err != nil {
+		return usage(err)
+	}
 	if !o.noSave {
 		if err := runner.EnsureWritableDir(o.resultsDir); err != nil {
 			return usage(err)
@@ -341,6 +401,7 @@ func runMigrate(cmd *cobra.Command, o *migrateOptions) error {
 		},
 		Target:      o.target,
 		DiskOptions: migrate.DiskOptions{Size: diskSize, Access: o.access, AllowDestructive: o.allowDestructive, Keep: o.keep},
+		Libvirt:     lvCfg,
 	}
 
 	var runs []*results.Run

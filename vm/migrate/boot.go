@@ -81,6 +81,11 @@ func (s *scenario) startSource(ctx context.Context, accel string, timeout time.D
 	}
 	s.src = newSide("source", vm)
 	s.watchQEMU(s.src)
+	if vm.AgentSocket() == "" {
+		// No agent channel (a libvirt domain vmstorbench did not define): nothing to wait for.
+		s.hostOnly = true
+		return agent.Message{At: time.Now(), Hello: &agent.Hello{}}, nil
+	}
 	connName := "source-" + accel
 	conn, err := agent.Dial(ctx, connName, vm.AgentSocket(), s.msgs)
 	if err != nil {

@@ -32,6 +32,9 @@ func (s *scenario) prepareMigration(ctx context.Context, accel, listen string) e
 		return err
 	}
 	s.migration = m
+	if s.hostOnly {
+		return nil
+	}
 	conn, err := agent.Dial(ctx, "destination", dst.AgentSocket(), s.msgs)
 	if err != nil {
 		return err

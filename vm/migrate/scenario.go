@@ -136,6 +136,9 @@ type scenario struct {
 	coll    *collector
 
 	src, dst *side
+	// hostOnly is set when the guest has no agent channel (an existing libvirt domain):
+	// only the host side is measured, the hypervisor's figures and the outside workload.
+	hostOnly bool
 	// migration is the migration the driver prepared (nil before).
 	migration hv.Migration
 	// tls are the migration's credentials (TLS security levels).
@@ -344,11 +347,15 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 	mig.GuestMemoryB = s.src.guest.RAMBytes()
 	mig.BootNS = int64(hello.At.Sub(bootStart))
 	mig.GuestKernel = hello.Hello.Kernel
-	cfg.Logf("source booted with %s in %s (guest uptime %s: agent code from %s, modules %s)", accel, hello.At.Sub(bootStart).Round(time.Millisecond),
-		time.Duration(hello.Hello.UptimeNS).Round(time.Millisecond), time.Duration(hello.Hello.StartNS).Round(time.Millisecond),
-		time.Duration(hello.Hello.ModulesNS).Round(time.Millisecond))
-	if n := clockRunaway(time.Duration(hello.Hello.UptimeNS), hello.At.Sub(bootStart)); n != "" {
-		s.note(n)
+	if s.hostOnly {
+		s.note(HostOnlyNote)
+	} else {
+		cfg.Logf("source booted with %s in %s (guest uptime %s: agent code from %s, modules %s)", accel, hello.At.Sub(bootStart).Round(time.Millisecond),
+			time.Duration(hello.Hello.UptimeNS).Round(time.Millisecond), time.Duration(hello.Hello.StartNS).Round(time.Millisecond),
+			time.Duration(hello.Hello.ModulesNS).Round(time.Millisecond))
+		if n := clockRunaway(time.Duration(hello.Hello.UptimeNS), hello.At.Sub(bootStart)); n != "" {
+			s.note(n)
+		}
 	}
 
 	// Destination: waiting for the incoming migration.
@@ -382,9 +389,11 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 
 	// The workload.
 	s.t0 = time.Now()
-	if err := s.src.conn.SendTask(agent.Task{ID: taskWorkload, Target: GuestDisk, Workload: w, Interval: time.Second, Stream: !cfg.NoStream, FlushEvery: cfg.FlushEvery,
-		StallTimeout: guestClockTimeout, Grace: guestClockTimeout}); err != nil {
-		return nil, err
+	if !s.hostOnly {
+		if err := s.src.conn.SendTask(agent.Task{ID: taskWorkload, Target: GuestDisk, Workload: w, Interval: time.Second, Stream: !cfg.NoStream, FlushEvery: cfg.FlushEvery,
+			StallTimeout: guestClockTimeout, Grace: guestClockTimeout}); err != nil {
+			return nil, err
+		}
 	}
 	s.replicaSample(ctx, mig, "workload start")
 	var outside chan outsideResult
@@ -399,7 +408,7 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 		go func() { outside <- s.runOutside(octx, stop, w) }()
 	}
 	s.progress("warming", -1, "")
-	if !cfg.NoStream {
+	if !cfg.NoStream && !s.hostOnly {
 		if err := s.waitFirstIO(ctx); err != nil {
 			return nil, err
 		}
@@ -461,6 +470,9 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 	// After the migration, then stop the workload.
 	if err := s.sleep(ctx, cfg.After, func() { s.progress("after", -1, "") }); err != nil {
 		return partial(err)
+	}
+	if s.hostOnly {
+		return s.endHostOnly(mig, stopOutside, outside), nil
 	}
 	stopAt := time.Now()
 	err = guestSide.conn.StopTask(taskWorkload)
@@ -529,6 +541,29 @@ func (s *scenario) run(ctx context.Context) (*Result, error) {
 	s.progress("done", -1, "")
 
 	return s.assemble(mig, wres, readBack, endNS), nil
+}
+
+// HostOnlyNote is the note of a run whose guest has no agent.
+const HostOnlyNote = "host side only: the guest has no " + guest.AgentPortName + " channel, so no workload ran inside it and nothing was read back; the hypervisor's migration figures and the outside workload (if any) are measured"
+
+// endHostOnly ends a host-side-only run: the outside workload, then the document without
+// the guest's I/O.
+func (s *scenario) endHostOnly(mig *results.Migration, stopOutside func(), outside chan outsideResult) *Result {
+	stopOutside()
+	endNS := int64(time.Since(s.t0))
+	if outside != nil {
+		o := <-outside
+		if o.err != nil {
+			s.note("outside workload on " + backends.RedactString(s.cfg.OutsideTarget) + ": " + o.err.Error())
+		}
+		if o.run != nil {
+			mig.Outside = o.run
+			mig.OutsideStartNS = int64(o.run.Start.Sub(s.t0))
+		}
+	}
+	mig.Integrity.Note = "not checked: " + HostOnlyNote
+	s.progress("done", -1, "")
+	return s.assemble(mig, &agent.Result{Task: taskWorkload}, nil, endNS)
 }
 
 // guestClockTimeout is the in-guest engine's stall timeout and grace for the migration's
