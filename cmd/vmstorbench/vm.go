@@ -274,7 +274,7 @@ and TCG used when it does not boot the guest.`,
 	f.DurationVar(&o.postcopyAfter, "postcopy-after", 0, "postcopy: switch to post-copy this long after the migration started")
 	f.IntVar(&o.postcopyIters, "postcopy-iterations", 0, "postcopy: switch after this many pre-copy iterations (default 1 when --postcopy-after is not given)")
 	f.StringVar(&o.security, "security", migrate.SecurityNone, "none | tls | tls-verify-peer (x509 credentials generated for the run)")
-	f.StringVar(&o.link, "link", "", "emulated link between the hypervisors: lan, wan, or latency=20ms,jitter=5ms,bandwidth=100mbit")
+	f.StringVar(&o.link, "link", "", "emulated link between the hypervisors: lan, wan, or latency=20ms,jitter=5ms,bandwidth=100mbit; cut=5s fails the link 5 s after it comes up (the workload's start)")
 	f.StringVar(&o.storageLink, "storage-link", "", "emulated link between the hypervisors and the storage (NBD export or iSCSI disks): lan, wan, or a spec as for --link; on a testbed DRBD pair (each host on its own replica) the replication link between the nodes")
 	f.StringVar(&o.outside, "outside", "", "also run the workload on the host against this target (another file or LUN of the backend) while the guest runs it")
 	f.BoolVar(&o.checkMemory, "check-memory", false, "start the destination paused and compare guest RAM of both sides before it continues (precopy, stopcopy; refused with --mode postcopy, whose destination must run before it holds all RAM: post-copy runs verify the disk instead, the workload's own verify pass and the read-back on the destination)")

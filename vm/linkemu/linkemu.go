@@ -7,6 +7,7 @@ package linkemu
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,11 @@ type Link struct {
 	// Loss is the share of packets dropped, in percent, in each direction. Only the UDP
 	// relay (StartUDP) drops packets; a TCP stream has none to drop.
 	Loss float64
+	// Cut makes the link fail this long after it comes up (0: never): the TCP link closes
+	// every connection through it and refuses new ones, as a link whose router resets its
+	// connections would; a silent black hole is not emulated (TCP would take minutes to
+	// notice one). It answers "what does a migration do when the WAN goes down?".
+	Cut time.Duration
 }
 
 // Presets are named links: a lab LAN (gigabit, sub-millisecond) and a WAN between sites
@@ -67,6 +73,12 @@ func Parse(s string) (Link, error) {
 			} else {
 				l.Jitter = d
 			}
+		case "cut":
+			d, err := units.ParseDuration(v, time.Second)
+			if err != nil || d <= 0 {
+				return l, fmt.Errorf("link %q: cut=%q: want a duration like 5s", s, v)
+			}
+			l.Cut = d
 		case "bandwidth", "bw":
 			b, err := parseBandwidth(v)
 			if err != nil {
@@ -80,7 +92,7 @@ func Parse(s string) (Link, error) {
 			}
 			l.Loss = f
 		default:
-			return l, fmt.Errorf("link %q: unknown setting %q (latency, jitter, bandwidth, loss)", s, k)
+			return l, fmt.Errorf("link %q: unknown setting %q (latency, jitter, bandwidth, loss, cut)", s, k)
 		}
 	}
 	if l.Jitter > l.Latency {
@@ -131,7 +143,11 @@ func (l Link) String() string {
 	if l.Loss > 0 {
 		loss = fmt.Sprintf(", %g%% loss", l.Loss)
 	}
-	return fmt.Sprintf("%s (latency %s ± %s each way, %s%s)", l.Name, l.Latency, l.Jitter, bw, loss)
+	cut := ""
+	if l.Cut > 0 {
+		cut = fmt.Sprintf(", cut after %s", l.Cut)
+	}
+	return fmt.Sprintf("%s (latency %s ± %s each way, %s%s%s)", l.Name, l.Latency, l.Jitter, bw, loss, cut)
 }
 
 // Proxy is a running emulated link from a local listening address to an upstream one.
@@ -139,7 +155,19 @@ type Proxy struct {
 	p *toxiproxy.Proxy
 	// counters are the upstream (client to upstream) and downstream byte counters.
 	counters [2]*counterToxic
+	// cut is closed when the link failed (Link.Cut); cutTimer fails it.
+	cut      chan struct{}
+	cutTimer *time.Timer
+	// stopped is closed by Stop.
+	stopped  chan struct{}
+	stopOnce sync.Once
 }
+
+// Stopped is closed once Stop has been called.
+func (p *Proxy) Stopped() <-chan struct{} { return p.stopped }
+
+// Cut is closed when the link has failed as its Link.Cut asked (never without one).
+func (p *Proxy) Cut() <-chan struct{} { return p.cut }
 
 // Bytes returns the bytes the link has carried so far: upstream (from the clients that
 // connected to Addr towards upstream) and downstream (back), over all connections.
@@ -197,6 +225,13 @@ func Start(l Link, upstream string) (*Proxy, error) {
 			return nil, fmt.Errorf("link emulator: counter toxic %s is a %T", stream, w.Toxic)
 		}
 		px.counters[i] = c
+	}
+	px.cut, px.stopped = make(chan struct{}), make(chan struct{})
+	if l.Cut > 0 {
+		px.cutTimer = time.AfterFunc(l.Cut, func() {
+			p.Stop()
+			close(px.cut)
+		})
 	}
 	return px, nil
 }
@@ -263,4 +298,10 @@ func init() {
 func (p *Proxy) Addr() string { return p.p.Listen }
 
 // Stop closes the listener and every proxied connection.
-func (p *Proxy) Stop() { p.p.Stop() }
+func (p *Proxy) Stop() {
+	if p.cutTimer != nil {
+		p.cutTimer.Stop()
+	}
+	p.p.Stop()
+	p.stopOnce.Do(func() { close(p.stopped) })
+}

@@ -1,8 +1,10 @@
 package linkemu
 
 import (
+	"errors"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 )
@@ -17,13 +19,15 @@ func TestParse(t *testing.T) {
 		{"wan,bandwidth=10mbit", Link{Name: "wan", Latency: 20 * time.Millisecond, Jitter: 5 * time.Millisecond, Bandwidth: 1_250_000}},
 		{"latency=50ms,jitter=10ms,bandwidth=1gbit", Link{Name: "custom", Latency: 50 * time.Millisecond, Jitter: 10 * time.Millisecond, Bandwidth: 125_000_000}},
 		{"latency=5ms,bw=2m", Link{Name: "custom", Latency: 5 * time.Millisecond, Bandwidth: 2 << 20}},
+		{"lan,cut=3s", Link{Name: "lan", Bandwidth: 125_000_000, Cut: 3 * time.Second}},
+		{"cut=500ms", Link{Name: "custom", Cut: 500 * time.Millisecond}},
 	} {
 		got, err := Parse(c.in)
 		if err != nil || got != c.want {
 			t.Errorf("Parse(%q) = %+v, %v; want %+v", c.in, got, err, c.want)
 		}
 	}
-	for _, bad := range []string{"moon", "latency", "latency=fast", "bandwidth=-1", "color=red", "latency=1ms,jitter=5ms", "lan,wan"} {
+	for _, bad := range []string{"moon", "latency", "latency=fast", "bandwidth=-1", "color=red", "latency=1ms,jitter=5ms", "lan,wan", "cut=0", "cut=-1s", "cut=soon"} {
 		if _, err := Parse(bad); err == nil {
 			t.Errorf("Parse(%q) accepted", bad)
 		}
@@ -132,4 +136,49 @@ func dialProxy(t *testing.T, l Link, serve func(net.Conn)) (net.Conn, *Proxy) {
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	return c, p
+}
+
+// TestProxyCut: a link with cut= carries traffic until the cut, then closes the connection
+// through it and refuses new ones, and says so on Cut(); Stop without a cut closes only
+// Stopped().
+func TestProxyCut(t *testing.T) {
+	c, p := dialProxy(t, Link{Name: "t", Cut: 300 * time.Millisecond}, func(c net.Conn) { io.Copy(c, c) })
+	buf := make([]byte, 4)
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatalf("before the cut: %v", err)
+	}
+	select {
+	case <-p.Cut():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Cut() not closed 10 s after a 300 ms cut")
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(buf); err == nil {
+		t.Error("the connection through the link still reads after the cut")
+	} else if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Error("the connection through the link was left open by the cut")
+	}
+	if c2, err := net.DialTimeout("tcp", p.Addr(), time.Second); err == nil {
+		c2.Close()
+		t.Error("a new connection was accepted after the cut")
+	}
+
+	_, q := dialProxy(t, Link{Name: "t"}, func(c net.Conn) {})
+	q.Stop()
+	select {
+	case <-q.Stopped():
+	default:
+		t.Error("Stopped() not closed by Stop")
+	}
+	select {
+	case <-q.Cut():
+		t.Error("Cut() closed on a link without cut=")
+	default:
+	}
+	if _, err := StartUDP(Link{Name: "t", Cut: time.Second}, "127.0.0.1:1", "127.0.0.1:2"); err == nil {
+		t.Error("StartUDP accepted cut=")
+	}
 }

@@ -68,6 +68,9 @@ const maxDatagram = 70 << 10
 // StartUDP starts a relay between endpoint A, which receives on a, and B, which receives on
 // b (host:port on 127.0.0.1). A must send to ForA() and B to ForB().
 func StartUDP(l Link, a, b string) (*UDPRelay, error) {
+	if l.Cut > 0 {
+		return nil, errors.New("udp relay: cut= is for the TCP links (migration, storage, disk), not the UDP relay: use loss=100% to take it down")
+	}
 	aAddr, err := net.ResolveUDPAddr("udp", a)
 	if err != nil {
 		return nil, fmt.Errorf("udp relay: A %q: %w", a, err)

@@ -20,6 +20,7 @@ const (
 	compDest      = "destination QEMU"
 	compGuest     = "guest"
 	compMigration = "migration"
+	compLink      = "link"
 )
 
 // fault is one piece of evidence that something failed, timestamped on the host when

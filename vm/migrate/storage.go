@@ -104,10 +104,32 @@ func (s *scenario) startLink(name string, l *linkemu.Link, upstream string) (str
 	s.links = append(s.links, countedLink{name: name, shape: map[bool]string{true: shape.Name}[l != nil], p: p})
 	s.mu.Unlock()
 	s.cleanup(func() error { p.Stop(); return nil })
+	if shape.Cut > 0 {
+		go s.watchCut(name, shape, p)
+	}
 	if name == linkDisk && testDiskLinkStarted != nil {
 		testDiskLinkStarted(p.Stop)
 	}
 	return p.Addr(), nil
+}
+
+// watchCut records a link that failed as its cut= asked as a fault of the link: primary
+// evidence, earlier than what follows from it (the migration failing, the destination QEMU
+// exiting on its broken incoming stream, the storage's errors), so the run names the link.
+// The fault stops the destination's side: the guest runs on on the source unless it had
+// already switched to the destination.
+func (s *scenario) watchCut(name string, shape linkemu.Link, p *linkemu.Proxy) {
+	select {
+	case <-p.Cut():
+	case <-p.Stopped():
+		return
+	}
+	side := "destination"
+	if name == linkStorage {
+		side = "" // both QEMUs reach the storage through it
+	}
+	s.addFault(fault{at: time.Now(), component: compLink, side: side, subject: name + " link " + shape.Name,
+		what: "went down", reason: fmt.Sprintf("cut=%s", shape.Cut)})
 }
 
 // testDiskLinkStarted, when set (by tests), receives the function that stops the disk link,
