@@ -53,11 +53,8 @@ func defaultParams() Params {
 }
 
 // ourMaxRecvDataSegmentLength is what we declare: large Data-In PDUs mean fewer headers and
-// fewer reads per byte. 1 MiB (libiscsi declares 256 KiB) lets a 1 MiB read arrive as one
-// PDU, read with one header read and one MSG_WAITALL read into the caller's buffer; together
-// with socketBufferSize it cut our CPU per 1 MiB read against tgt by ~17% (README,
-// Performance). Alone, without the larger socket buffer, it cost more than 256 KiB did.
-const ourMaxRecvDataSegmentLength = 1 << 20
+// fewer reads per byte.
+const ourMaxRecvDataSegmentLength = 262144
 
 // LoginError is a login the target refused (a non-zero Status-Class in a Login Response).
 type LoginError struct {

@@ -66,12 +66,6 @@ const maxSlots = 4096
 // large Data-In segments bypass it.
 const readBufferSize = 64 << 10
 
-// socketBufferSize is the socket's receive buffer (SO_RCVBUF, capped by net.core.rmem_max):
-// room for a whole 1 MiB Data-In PDU (and several at queue depth > 1) from the start, so that
-// the target writes it without waiting for our reads to open the window, and our
-// MSG_WAITALL read of it wakes fewer times. Autotuning starts at tcp_rmem's default (128 KiB).
-const socketBufferSize = 4 << 20
-
 // Session is one logged-in iSCSI session over one TCP connection. Its methods are safe for
 // concurrent use: each command is tagged with its own ITT, and the commands of many callers
 // are in flight at once within the target's command window.
@@ -246,9 +240,6 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 		return nil, err
 	}
 	_ = conn.SetDeadline(time.Time{})
-	if tc, ok := conn.(*net.TCPConn); ok {
-		_ = tc.SetReadBuffer(socketBufferSize)
-	}
 	tr := socktransport.New(conn)
 	var r io.Reader = tr
 	early := br.Buffered()
