@@ -21,11 +21,13 @@
 #
 #   scripts/compare-iscsi.sh              # needs root, tgt, libiscsi-bin, go
 #   ROUNDS=5 SECS=5 GOTGT=1 scripts/compare-iscsi.sh
+#   CASES=1m-seq-qd8 scripts/compare-iscsi.sh   # only the cases whose names match this regexp
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-3}
 GOTGT=${GOTGT:-0}
+CASES=${CASES:-.}
 IQN=iqn.2025-01.org.vmstorbench:compare
 
 cd "$(dirname "$0")/.."
@@ -111,6 +113,12 @@ cases=(
 	"4k-rand-qd32|-m 32 -b 8 -r|4k-rand-qd32|4096"
 	"1m-seq-qd8|-m 8 -b 2048|1m-seq-qd8|1048576"
 )
+selected=()
+for c in "${cases[@]}"; do
+	[[ ${c%%|*} =~ $CASES ]] && selected+=("$c")
+done
+[ ${#selected[@]} -gt 0 ] || { echo "compare-iscsi: no case matches CASES=$CASES" >&2; exit 1; }
+cases=("${selected[@]}")
 
 perf_run() { # perf_run URL FLAGS... -> "IOPS CPU-µs-per-read"
 	local url=$1 out iops
