@@ -4,11 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"time"
 
+	"github.com/vmstorbench/vmstorbench/internal/jsonline"
 	"github.com/vmstorbench/vmstorbench/vm/linkemu"
 )
 
@@ -72,34 +72,9 @@ func serveRelayControl(r *linkemu.UDPRelay) (net.Listener, error) {
 // SetReplicationLink sets the replication link of the pair whose relay control is at addr
 // (nil l only reads it) and returns the shape that was in force before.
 func SetReplicationLink(ctx context.Context, addr string, l *linkemu.Link) (previous linkemu.Link, err error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return previous, fmt.Errorf("replication link control %s: %w", addr, err)
-	}
-	defer c.Close()
-	dl, _ := ctx.Deadline()
-	_ = c.SetDeadline(dl)
-	b, _ := json.Marshal(relayRequest{Link: l})
-	if _, err := c.Write(append(b, '\n')); err != nil {
-		return previous, fmt.Errorf("replication link control %s: %w", addr, err)
-	}
-	sc := bufio.NewScanner(c)
-	if !sc.Scan() {
-		err := sc.Err()
-		if err == nil {
-			err = errors.New("connection closed without a reply")
-		}
-		return previous, fmt.Errorf("replication link control %s: %w", addr, err)
-	}
 	var resp relayResponse
-	if err := json.Unmarshal(sc.Bytes(), &resp); err != nil {
-		return previous, fmt.Errorf("replication link control %s: bad reply: %w", addr, err)
+	if err := jsonline.Call(ctx, addr, relayRequest{Link: l}, &resp, 64<<10); err != nil {
+		return previous, fmt.Errorf("replication link control %s: %w", addr, err)
 	}
 	if resp.Error != "" {
 		return resp.Previous, fmt.Errorf("replication link control %s: %s", addr, resp.Error)

@@ -1,13 +1,11 @@
 package drbdstate
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
-	"time"
+
+	"github.com/vmstorbench/vmstorbench/internal/jsonline"
 )
 
 // The node agent protocol: the agent in a testbed DRBD node answers one JSON request per
@@ -70,35 +68,9 @@ const maxResponse = 1 << 20
 // Call sends req to the node agent at addr and reads its response, within ctx's deadline
 // (a default of 5 s applies when ctx has none).
 func Call(ctx context.Context, addr string, req Request) (*Response, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("drbd node agent %s: %w", addr, err)
-	}
-	defer c.Close()
-	dl, _ := ctx.Deadline()
-	_ = c.SetDeadline(dl)
-	b, _ := json.Marshal(req)
-	if _, err := c.Write(append(b, '\n')); err != nil {
-		return nil, fmt.Errorf("drbd node agent %s: %s: %w", addr, req.Op, err)
-	}
-	sc := bufio.NewScanner(c)
-	sc.Buffer(make([]byte, 0, 4096), maxResponse)
-	if !sc.Scan() {
-		err := sc.Err()
-		if err == nil {
-			err = errors.New("connection closed without a response")
-		}
-		return nil, fmt.Errorf("drbd node agent %s: %s: %w", addr, req.Op, err)
-	}
 	var resp Response
-	if err := json.Unmarshal(sc.Bytes(), &resp); err != nil {
-		return nil, fmt.Errorf("drbd node agent %s: %s: bad response: %w", addr, req.Op, err)
+	if err := jsonline.Call(ctx, addr, req, &resp, maxResponse); err != nil {
+		return nil, fmt.Errorf("drbd node agent %s: %s: %w", addr, req.Op, err)
 	}
 	if resp.Error != "" {
 		return &resp, fmt.Errorf("drbd node agent %s: %s: %s", addr, req.Op, resp.Error)
