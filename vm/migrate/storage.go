@@ -107,9 +107,6 @@ func (s *scenario) startLink(name string, l *linkemu.Link, upstream string) (str
 	if shape.Cut > 0 {
 		go s.watchCut(name, shape, p)
 	}
-	if name == linkDisk && testDiskLinkStarted != nil {
-		testDiskLinkStarted(p.Stop)
-	}
 	return p.Addr(), nil
 }
 
@@ -131,10 +128,6 @@ func (s *scenario) watchCut(name string, shape linkemu.Link, p *linkemu.Proxy) {
 	s.addFault(fault{at: time.Now(), component: compLink, side: side, subject: name + " link " + shape.Name,
 		what: "went down", reason: fmt.Sprintf("cut=%s", shape.Cut)})
 }
-
-// testDiskLinkStarted, when set (by tests), receives the function that stops the disk link,
-// to cut it in the middle of a transfer.
-var testDiskLinkStarted func(stop func())
 
 // traffic reads every counted link.
 func (s *scenario) traffic() []results.LinkTraffic {

@@ -3,6 +3,9 @@ package migrate_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -247,9 +250,10 @@ func TestIntegrationStorageMoveDisk(t *testing.T) {
 	t.Logf("disk moved in %.0f ms, VM stopped %.0f ms for the pivot and the check (%.0f ms without the check), phases %+v", m.MigrationTimeMS, m.PauseMS, m.DisruptionMS, m.Phases)
 }
 
-// TestIntegrationStorageMirrorLinkDies cuts the disk link while the mirror copies: the run
-// must end with an error within seconds, the VM still running on the source (said in the
-// result), the partial figures kept.
+// TestIntegrationStorageMirrorLinkDies cuts the disk link while the mirror copies (the link's
+// cut=: 3 s after it comes up, the mirror at 4 MB/s is a few MB into the image): the run must
+// end with an error naming the link within seconds, the VM still running on the source (said
+// in the result), the partial figures kept.
 func TestIntegrationStorageMirrorLinkDies(t *testing.T) {
 	img := vmtest.Image(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -259,22 +263,29 @@ func TestIntegrationStorageMirrorLinkDies(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer disk.Close()
-	var cut func()
-	defer migrate.OnDiskLink(func(stop func()) { cut = stop })()
-	var cutAt time.Time
+	var mu sync.Mutex
+	var cutAt time.Time // when the scenario logged the link's fault
 	res, err := migrate.Run(ctx, migrate.Config{
 		Image: img, Accel: "tcg", Disk: disk, Workload: testWorkload(), Storage: migrate.StorageMirror,
-		DiskLink: &linkemu.Link{Name: "slow", Bandwidth: 4_000_000},
-		At:       time.Second, After: time.Second, Deadline: 30 * time.Second, Logf: t.Logf,
-		Progress: func(st migrate.Status) {
-			if st.Detail == "disk mirror" && st.Percent > 5 && cutAt.IsZero() {
+		DiskLink: &linkemu.Link{Name: "slow", Bandwidth: 4_000_000, Cut: 3 * time.Second},
+		At:       time.Second, After: time.Second, Deadline: 30 * time.Second,
+		Logf: func(format string, args ...any) {
+			line := fmt.Sprintf(format, args...)
+			mu.Lock()
+			if strings.HasPrefix(line, "fault: link: disk link slow: went down") && cutAt.IsZero() {
 				cutAt = time.Now()
-				cut()
 			}
+			mu.Unlock()
+			t.Log(line)
 		},
 	})
+	mu.Lock()
+	defer mu.Unlock()
 	if err == nil || cutAt.IsZero() {
 		t.Fatalf("error %v after cutting the link at %v", err, cutAt)
+	}
+	if !strings.Contains(err.Error(), "link: disk link slow: went down") {
+		t.Errorf("error %v does not name the disk link", err)
 	}
 	if took := time.Since(cutAt); took > 15*time.Second {
 		t.Errorf("the run took %s to end after the link was cut", took)
