@@ -53,3 +53,31 @@ func Call(ctx context.Context, addr string, req, resp any, maxLine int) error {
 	}
 	return nil
 }
+
+// Serve accepts connections on ln until it is closed and answers every line read from one
+// with handle's result, marshalled as one JSON line. A connection ends at its deadline (idle
+// after it was accepted), at a line longer than maxLine, or when the peer closes it. handle
+// gets the raw line: answering a request it cannot decode is its job.
+func Serve(ln net.Listener, idle time.Duration, maxLine int, handle func(line []byte) any) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(idle))
+			sc := bufio.NewScanner(c)
+			sc.Buffer(make([]byte, 0, min(4096, maxLine)), maxLine)
+			for sc.Scan() {
+				b, err := json.Marshal(handle(sc.Bytes()))
+				if err != nil {
+					return
+				}
+				if _, err := c.Write(append(b, '\n')); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}

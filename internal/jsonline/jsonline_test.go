@@ -70,3 +70,27 @@ func TestCall(t *testing.T) {
 		})
 	}
 }
+
+// TestServe: Call against Serve, several lines on one connection's worth of requests, and a
+// line over the bound ends the connection without an answer.
+func TestServe(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go Serve(ln, 5*time.Second, 64, func(line []byte) any {
+		return map[string]int{"len": len(line)}
+	})
+	var r struct {
+		Len int `json:"len"`
+	}
+	if err := Call(context.Background(), ln.Addr().String(), map[string]string{"a": "b"}, &r, 64); err != nil || r.Len != len(`{"a":"b"}`) {
+		t.Fatalf("got %+v, %v", r, err)
+	}
+	err = Call(context.Background(), ln.Addr().String(), map[string]string{"a": strings.Repeat("x", 100)}, &r, 64)
+	// The server closes with the request unread: the client sees a close or a reset.
+	if err == nil || !(strings.Contains(err.Error(), "closed without a response") || strings.Contains(err.Error(), "reset")) {
+		t.Fatalf("a line over the bound: %v", err)
+	}
+}

@@ -1,7 +1,6 @@
 package drbdnode
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -35,37 +34,21 @@ func serveRelayControl(r *linkemu.UDPRelay) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replication link control: %w", err)
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+	go jsonline.Serve(ln, 10*time.Second, 64<<10, func(line []byte) any {
+		var req relayRequest
+		resp := relayResponse{Previous: r.Link()}
+		if err := json.Unmarshal(line, &req); err != nil {
+			resp.Error = "bad request: " + err.Error()
+		} else if l := req.Link; l != nil {
+			if l.Latency < 0 || l.Jitter < 0 || l.Bandwidth < 0 || l.Loss < 0 || l.Loss > 100 {
+				resp.Error = fmt.Sprintf("bad link %+v", *l)
+			} else {
+				r.SetLink(*l)
 			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					var req relayRequest
-					resp := relayResponse{Previous: r.Link()}
-					if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
-						resp.Error = "bad request: " + err.Error()
-					} else if l := req.Link; l != nil {
-						if l.Latency < 0 || l.Jitter < 0 || l.Bandwidth < 0 || l.Loss < 0 || l.Loss > 100 {
-							resp.Error = fmt.Sprintf("bad link %+v", *l)
-						} else {
-							r.SetLink(*l)
-						}
-					}
-					resp.Link = r.Link()
-					b, _ := json.Marshal(resp)
-					if _, err := c.Write(append(b, '\n')); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
+		resp.Link = r.Link()
+		return resp
+	})
 	return ln, nil
 }
 

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	_ "github.com/vmstorbench/vmstorbench/backends/drbd"
 	"github.com/vmstorbench/vmstorbench/backends/drbd/drbdstate"
 	_ "github.com/vmstorbench/vmstorbench/backends/file"
+	"github.com/vmstorbench/vmstorbench/internal/jsonline"
 	"github.com/vmstorbench/vmstorbench/vm/nbdexport"
 )
 
@@ -51,31 +51,13 @@ const maxRequest = 2 << 20
 
 func (n *Node) serveControl(ctx context.Context, ln net.Listener) {
 	go func() { <-ctx.Done(); ln.Close() }()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
+	jsonline.Serve(ln, 30*time.Second, maxRequest, func(line []byte) any {
+		var req drbdstate.Request
+		if err := json.Unmarshal(line, &req); err != nil {
+			return drbdstate.Response{Error: "bad request: " + err.Error()}
 		}
-		go func() {
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-			sc := bufio.NewScanner(c)
-			sc.Buffer(make([]byte, 0, 4096), maxRequest)
-			for sc.Scan() {
-				var req drbdstate.Request
-				var resp drbdstate.Response
-				if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
-					resp.Error = "bad request: " + err.Error()
-				} else {
-					resp = n.handle(ctx, req)
-				}
-				b, _ := json.Marshal(resp)
-				if _, err := c.Write(append(b, '\n')); err != nil {
-					return
-				}
-			}
-		}()
-	}
+		return n.handle(ctx, req)
+	})
 }
 
 func (n *Node) handle(ctx context.Context, req drbdstate.Request) (resp drbdstate.Response) {
