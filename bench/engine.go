@@ -199,10 +199,11 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 	if !startDelay(ctx, cfg.Stop, w.StartDelay) {
 		st.fail(fmt.Errorf("run interrupted: %w", context.Cause(ctx)))
 	}
+	repl := newReplicationSampler(ctx, jobs[0].target, st.rampNS, cfg.Interval)
 	ru0 := rusage()
 	res.Start = time.Now()
 	st.start = res.Start
-	repl := startReplicationSampler(ctx, jobs[0].target, st.start, st.rampNS, cfg.Interval)
+	repl.begin(ctx, st.start)
 	endNS, p := runWorkers(ctx, st, jobs)
 	res.End = time.Now()
 	ru1 := rusage()

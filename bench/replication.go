@@ -37,22 +37,37 @@ type replicationSampler struct {
 	done chan struct{}
 }
 
-func startReplicationSampler(ctx context.Context, t backends.Target, start time.Time, rampNS int64, interval time.Duration) *replicationSampler {
+// newReplicationSampler takes the first sample before any I/O is issued, so the counters'
+// baseline cannot already include the first writes (the sent-per-written ratio would then
+// fall below 1 on a synchronous protocol). The caller starts the clock and then calls run.
+func newReplicationSampler(ctx context.Context, t backends.Target, rampNS int64, interval time.Duration) *replicationSampler {
 	src, ok := t.(ReplicationSampler)
 	if !ok {
 		return nil
 	}
-	s := &replicationSampler{src: src, start: start, rampNS: rampNS, interval: interval,
+	s := &replicationSampler{src: src, rampNS: rampNS, interval: interval,
 		rep: src.ReplicationInfo(), stop: make(chan struct{}), done: make(chan struct{})}
 	s.rep.Samples, s.rep.Events = nil, nil
-	go s.run(ctx)
+	s.sample(ctx)
 	return s
+}
+
+// begin starts periodic sampling; times are relative to start, the run's clock.
+func (s *replicationSampler) begin(ctx context.Context, start time.Time) {
+	if s == nil {
+		return
+	}
+	s.start = start
+	go s.run(ctx)
 }
 
 func (s *replicationSampler) sample(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, min(s.interval, maxSampleWait))
 	defer cancel()
-	t := int64(time.Since(s.start)) - s.rampNS
+	t := -s.rampNS // the baseline, taken just before the clock starts
+	if !s.start.IsZero() {
+		t = int64(time.Since(s.start)) - s.rampNS
+	}
 	st, err := s.src.SampleReplication(sctx)
 	st.TNS = t
 	if err != nil {
@@ -65,7 +80,6 @@ func (s *replicationSampler) sample(ctx context.Context) {
 
 func (s *replicationSampler) run(ctx context.Context) {
 	defer close(s.done)
-	s.sample(ctx)
 	tick := time.NewTicker(s.interval)
 	defer tick.Stop()
 	for {
