@@ -82,3 +82,46 @@ func TestNoReplicationForPlainTargets(t *testing.T) {
 		t.Errorf("replication on a mem target: %+v", res.Replication)
 	}
 }
+
+// syncReplTarget replicates synchronously, like DRBD protocol C: every byte written has been
+// sent by the time WriteAt returns, and the state read is slow, like a node agent's.
+type syncReplTarget struct {
+	*testTarget
+	sent atomic.Int64
+}
+
+func (r *syncReplTarget) WriteAt(p []byte, off int64) (int, error) {
+	n, err := r.testTarget.WriteAt(p, off)
+	r.sent.Add(int64(n))
+	return n, err
+}
+
+func (r *syncReplTarget) ReplicationInfo() results.Replication {
+	return results.Replication{Kind: "drbd", Resource: "r0", Protocol: "C"}
+}
+
+func (r *syncReplTarget) SampleReplication(ctx context.Context) (results.ReplicationState, error) {
+	time.Sleep(5 * time.Millisecond) // the request's way to the node
+	sent := r.sent.Load()
+	return results.ReplicationState{Role: "Primary", Connection: "Connected", Disk: "UpToDate", Protocol: "C", SyncPercent: -1, SentBytes: sent}, nil
+}
+
+// TestReplicationBaselineBeforeIO: the first sample is the baseline, so it must be read
+// before any write is issued; otherwise a synchronous protocol reports fewer bytes sent than
+// written (seen in CI: 724,992 sent for 729,088 written).
+func TestReplicationBaselineBeforeIO(t *testing.T) {
+	r := &backends.Registry{}
+	r.Register(backends.Backend{Scheme: "test", Open: func(_ context.Context, _ *url.URL, p backends.OpenParams) (backends.Target, error) {
+		return &syncReplTarget{testTarget: memTarget(p.Size)}, nil
+	}})
+	for i := 0; i < 5; i++ {
+		w := workloads.Workload{RW: "randwrite", Size: 1 << 20, Runtime: 50 * time.Millisecond, TimeBased: true}
+		res, err := Run(context.Background(), Config{Target: "test://", Registry: r, Workload: w, Interval: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep := res.Replication; rep == nil || rep.Start == nil || rep.Start.SentBytes != 0 || rep.SentBytes < res.Write.Bytes {
+			t.Fatalf("run %d: baseline %+v, sent %d for %d written", i, rep.Start, rep.SentBytes, res.Write.Bytes)
+		}
+	}
+}
