@@ -118,6 +118,16 @@ func goData(name string) []byte {
 func TestTLSNegotiation(t *testing.T) {
 	creds := newTestCreds(t)
 	seed := bytes.Repeat([]byte("tls!"), 10<<10) // 40 KiB: a reply of several TLS records
+	// tlsSession is a client with a certificate: STARTTLS, GO, a read, disconnect.
+	tlsSession := func(t *testing.T, tc *testClient) {
+		if err := tc.startTLS(creds.client); err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.goExport("disk"); err != nil {
+			t.Fatal(err)
+		}
+		tc.readBack(seed)
+	}
 	cases := []struct {
 		name    string
 		server  *tls.Config
@@ -131,15 +141,7 @@ func TestTLSNegotiation(t *testing.T) {
 			}
 			tc.readBack(seed)
 		}, ""},
-		{"STARTTLS, then GO and a read over TLS", creds.server, func(t *testing.T, tc *testClient) {
-			if err := tc.startTLS(creds.client); err != nil {
-				t.Fatal(err)
-			}
-			if err := tc.goExport("disk"); err != nil {
-				t.Fatal(err)
-			}
-			tc.readBack(seed)
-		}, ""},
+		{"STARTTLS, then GO and a read over TLS", creds.server, tlsSession, ""},
 		{"options before STARTTLS refused with TLS_REQD", creds.server, func(t *testing.T, tc *testClient) {
 			tc.expectOption(nbdproto.OptList, nil, nbdproto.RepErrTLSReqd)
 			tc.expectOption(nbdproto.OptInfo, goData("disk"), nbdproto.RepErrTLSReqd)
@@ -184,15 +186,7 @@ func TestTLSNegotiation(t *testing.T) {
 			// The server hangs up once it has read the client's alert.
 			_, _ = io.Copy(io.Discard, tc.c)
 		}, "TLS handshake"},
-		{"verify-peer: client certificate accepted", creds.serverVerify, func(t *testing.T, tc *testClient) {
-			if err := tc.startTLS(creds.client); err != nil {
-				t.Fatal(err)
-			}
-			if err := tc.goExport("disk"); err != nil {
-				t.Fatal(err)
-			}
-			tc.readBack(seed)
-		}, ""},
+		{"verify-peer: client certificate accepted", creds.serverVerify, tlsSession, ""},
 		{"verify-peer: client without certificate refused", creds.serverVerify, func(t *testing.T, tc *testClient) {
 			// Under TLS 1.3 the client's side of the handshake completes before the server
 			// checks its certificate: the refusal shows on the next exchange at the latest.
