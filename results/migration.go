@@ -114,7 +114,7 @@ type Migration struct {
 	DestinationDisk   string `json:"destination_disk,omitempty"`
 	DestinationAccess string `json:"destination_access,omitempty"`
 	// DiskStreamSecurity is how the disk stream between the hypervisors was protected when
-	// the disk moved (copy, two-phase, mirror): "tls" or "tls-verify-peer" (encrypted with
+	// the disk moved (copy, two-phase, mirror, pull): "tls" or "tls-verify-peer" (encrypted with
 	// the RAM stream's x509 credentials), or "none". Empty for shared storage, for a disk
 	// move without migration (no stream between hypervisors), and in older results.
 	DiskStreamSecurity string `json:"disk_stream_security,omitempty"`

@@ -140,6 +140,10 @@ type Config struct {
 
 	// validateOnly: Validate's check, without the image and the disk.
 	validateOnly bool
+	// linkTap, set by tests, puts a relay of theirs between an emulated link and its
+	// upstream, so that they see what crosses the link: it returns the address the link
+	// then forwards to.
+	linkTap func(link, upstream string) (string, error)
 }
 
 // Status is the live state shown on the terminal.

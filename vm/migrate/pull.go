@@ -2,8 +2,11 @@ package migrate
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -13,6 +16,7 @@ import (
 	"github.com/vmstorbench/vmstorbench/results"
 	"github.com/vmstorbench/vmstorbench/testbed"
 	"github.com/vmstorbench/vmstorbench/vm/hv"
+	hvqemu "github.com/vmstorbench/vmstorbench/vm/hv/qemu"
 	"github.com/vmstorbench/vmstorbench/vm/nbdexport"
 )
 
@@ -24,8 +28,16 @@ import (
 // When the stream ends the overlay holds the whole disk, QEMU drops the backing file, and
 // the source is no longer needed: the export is closed then, so that anything still
 // reading from it would fail the run's read-back.
+//
+// With --security tls or tls-verify-peer the export requires TLS (NBD_OPT_STARTTLS) with
+// the RAM stream's server certificate, and client certificates with tls-verify-peer; the
+// destination QEMU connects with its client credentials object
+// (hvqemu.TLSClientObjectID), which the overlay's backing file names.
 
-const pullJobID = "vsb-pull"
+const (
+	pullJobID      = "vsb-pull"
+	pullExportName = "disk0"
+)
 
 // preparePull exports the source image for the destination (behind the disk link) and
 // makes the destination image a copy-on-read overlay backed by it.
@@ -45,7 +57,14 @@ func (s *scenario) preparePull(ctx context.Context, dst *Disk) error {
 		s.cleanup(f.Close)
 		t = fileTarget{f, s.imageLen}
 	}
-	exp, err := nbdexport.Serve(t, "disk0", true)
+	var srvTLS *tls.Config
+	if s.cfg.Security != SecurityNone {
+		var err error
+		if srvTLS, _, err = diskStreamTLS(s.dir, s.cfg.Security == SecurityTLSVerify); err != nil {
+			return err
+		}
+	}
+	exp, err := nbdexport.Serve(t, pullExportName, true, nbdexport.WithTLS(srvTLS))
 	if err != nil {
 		return fmt.Errorf("migrate: NBD export of the source image: %w", err)
 	}
@@ -56,6 +75,42 @@ func (s *scenario) preparePull(ctx context.Context, dst *Disk) error {
 	if err != nil {
 		return err
 	}
+	backing, err := pullBacking(via, srvTLS != nil)
+	if err != nil {
+		return err
+	}
+	if err := createOverlay(ctx, dst.path, backing, s.imageLen); err != nil {
+		return err
+	}
+	s.dstDrive = hv.Disk{File: dst.path, Format: "qcow2", Direct: true, CopyOnRead: true}
+	return nil
+}
+
+// pullBacking is the overlay's backing file: the source's export at addr (the disk link's
+// end), read as raw. With TLS it takes QEMU's json: form, since an nbd:// URL has no room
+// for credentials: the destination QEMU's client credentials object, and the name the
+// export's certificate is issued for.
+func pullBacking(addr string, useTLS bool) (string, error) {
+	if !useTLS {
+		return "nbd://" + addr + "/" + pullExportName, nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("migrate: the source's export at %q: %w", addr, err)
+	}
+	b, err := json.Marshal(map[string]any{"driver": "raw", "file": map[string]any{
+		"driver": "nbd", "export": pullExportName,
+		"server":    map[string]any{"type": "inet", "host": host, "port": port},
+		"tls-creds": hvqemu.TLSClientObjectID, "tls-hostname": tlsServerName,
+	}})
+	if err != nil {
+		return "", err
+	}
+	return "json:" + string(b), nil
+}
+
+// createOverlay makes the qcow2 image at path, of size bytes, backed by backing (raw).
+func createOverlay(ctx context.Context, path, backing string, size int64) error {
 	bin, err := testbed.LookPath("qemu-img", "qemu-utils")
 	if err != nil {
 		return err
@@ -63,12 +118,11 @@ func (s *scenario) preparePull(ctx context.Context, dst *Disk) error {
 	// -u: the backing file is not opened now (the destination QEMU opens it at start).
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(cctx, bin, "create", "-q", "-f", "qcow2", "-F", "raw", "-b", "nbd://"+via+"/disk0", "-u",
-		dst.path, fmt.Sprint(s.imageLen)).CombinedOutput()
+	out, err := exec.CommandContext(cctx, bin, "create", "-q", "-f", "qcow2", "-F", "raw", "-b", backing, "-u",
+		path, fmt.Sprint(size)).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("migrate: the destination overlay: qemu-img create: %v: %s", err, strings.TrimSpace(string(out)))
 	}
-	s.dstDrive = hv.Disk{File: dst.path, Format: "qcow2", Direct: true, CopyOnRead: true}
 	return nil
 }
 

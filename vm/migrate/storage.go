@@ -96,6 +96,12 @@ func (s *scenario) startLink(name string, l *linkemu.Link, upstream string) (str
 	if l != nil {
 		shape = *l
 	}
+	if tap := s.cfg.linkTap; tap != nil {
+		var err error
+		if upstream, err = tap(name, upstream); err != nil {
+			return "", fmt.Errorf("%s link: %w", name, err)
+		}
+	}
 	p, err := linkemu.Start(shape, upstream)
 	if err != nil {
 		return "", fmt.Errorf("%s link: %w", name, err)
@@ -281,14 +287,9 @@ func (s *scenario) prepareStorage(ctx context.Context, mig *results.Migration) e
 	switch {
 	case cfg.Mode == ModeNone:
 		// No stream between hypervisors: the source QEMU writes the destination image.
-	case cfg.Storage == StoragePull && cfg.Security != SecurityNone:
-		mig.DiskStreamSecurity = SecurityNone
-		s.note("the disk stream is not encrypted: --storage pull reads the source through vmstorbench's NBD export, which has no TLS; --security applies to the RAM stream only")
-	case cfg.Storage == StoragePull:
-		mig.DiskStreamSecurity = SecurityNone
 	default:
-		// The mirror's NBD connection and the copy methods' own stream use the RAM
-		// stream's credentials (setupDiskTransfer, mirror.go).
+		// The mirror's NBD connection, the pull's NBD export and the copy methods' own
+		// stream use the RAM stream's credentials (setupDiskTransfer, mirror.go, pull.go).
 		mig.DiskStreamSecurity = cfg.Security
 	}
 	if cfg.Storage == StoragePull {

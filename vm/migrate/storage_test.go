@@ -1,9 +1,12 @@
 package migrate_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -109,6 +112,62 @@ func TestIntegrationStoragePull(t *testing.T) {
 		if p.Name == "disk-pull" && p.StartNS < m.StartNS+int64(m.TotalTimeMS*1e6)/2 {
 			t.Errorf("the pull began at %d, before the switchover", p.StartNS)
 		}
+	}
+}
+
+// TestIntegrationStoragePullTLS pulls with --security tls: the source's export requires TLS
+// and the destination QEMU reads it with its client credentials. A tap on the disk link
+// must pass the image (nearly its size back from the export), never in the clear the pattern
+// written beyond the workload's region, which the destination image must hold at the end.
+func TestIntegrationStoragePullTLS(t *testing.T) {
+	pattern := []byte("vmstorbench pull plaintext pattern 0123456789")
+	to := t.TempDir()
+	var inClear func([]byte) (bool, int)
+	res := runStorage(t, func(c *migrate.Config) {
+		c.Storage, c.Link, c.Security, c.To = migrate.StoragePull, lan(), migrate.SecurityTLS, "file://"+to
+		c.ToOptions.Keep = true // the test's directory: read after the run, removed with it
+		c.Workload.Size = storageDisk / 2
+		f, err := os.OpenFile(c.Disk.Drive.File, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatalf("the source image: %v", err)
+		}
+		_, err = f.WriteAt(pattern, storageDisk-64<<10)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		inClear = migrate.TapLink(t, c, "disk")
+	})
+	m := checkMoved(t, res, migrate.StoragePull, "disk-pull", "ram-precopy")
+	if m.DiskStreamSecurity != migrate.SecurityTLS {
+		t.Errorf("disk stream security %q, want tls", m.DiskStreamSecurity)
+	}
+	for _, n := range m.Notes {
+		if strings.Contains(n, "not encrypted") {
+			t.Errorf("note: %s", n)
+		}
+	}
+	seen, back := inClear(pattern)
+	if back < storageDisk*9/10 { // less what the guest wrote on the destination first
+		t.Errorf("the tap passed %d bytes from the export, the image has %d: it was not on the disk stream's way", back, storageDisk)
+	}
+	if seen {
+		t.Error("the disk link carried the image's plaintext")
+	}
+	// The destination (a qcow2 file, whose clusters hold the guest's bytes as they are) got
+	// the pattern: it did cross the link, encrypted.
+	imgs, err := os.ReadDir(to)
+	if err != nil || len(imgs) != 1 {
+		t.Fatalf("destination directory: %v, %v", imgs, err)
+	}
+	dst, err := os.ReadFile(filepath.Join(to, imgs[0].Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(dst, pattern) {
+		t.Error("the destination image lacks the pattern the pull should have brought")
 	}
 }
 

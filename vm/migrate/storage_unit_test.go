@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -146,11 +145,12 @@ func testBlockCopyAndDeltas(t *testing.T, security string) {
 	}
 }
 
-// tap is a TCP relay that keeps every byte it passes towards upstream.
+// tap is a TCP relay that keeps every byte it passes, either way.
 type tap struct {
 	addr string
 	mu   sync.Mutex
-	seen []byte
+	seen []byte // towards upstream
+	back []byte // from upstream
 }
 
 func startTap(t *testing.T, upstream string) *tap {
@@ -172,34 +172,45 @@ func startTap(t *testing.T, upstream string) *tap {
 				c.Close()
 				continue
 			}
-			go func() { io.Copy(c, u); c.Close() }()
-			go func() {
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := c.Read(buf)
-					if n > 0 {
-						tp.mu.Lock()
-						tp.seen = append(tp.seen, buf[:n]...)
-						tp.mu.Unlock()
-						if _, werr := u.Write(buf[:n]); werr != nil {
-							break
-						}
-					}
-					if err != nil {
-						break
-					}
-				}
-				u.Close()
-			}()
+			go tp.relay(u, c, &tp.back)
+			go tp.relay(c, u, &tp.seen)
 		}
 	}()
 	return tp
 }
 
+// relay copies from to to, keeping what passes in *keep, and closes to when from ends.
+func (tp *tap) relay(from, to net.Conn, keep *[]byte) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := from.Read(buf)
+		if n > 0 {
+			tp.mu.Lock()
+			*keep = append(*keep, buf[:n]...)
+			tp.mu.Unlock()
+			if _, werr := to.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	to.Close()
+}
+
+// contains reports whether p crossed the tap in the clear, either way.
 func (tp *tap) contains(p []byte) bool {
 	tp.mu.Lock()
 	defer tp.mu.Unlock()
-	return bytes.Contains(tp.seen, p)
+	return bytes.Contains(tp.seen, p) || bytes.Contains(tp.back, p)
+}
+
+// bytesBack is how many bytes the tap has passed from upstream.
+func (tp *tap) bytesBack() int {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	return len(tp.back)
 }
 
 // TestBlockCopyLinkDies stops the link in the middle of a copy over a slow link: the

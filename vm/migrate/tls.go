@@ -21,6 +21,9 @@ const (
 	tlsServerDirName   = "tls-server"
 	tlsClientDirName   = "tls-client"
 	tlsCertificateName = "vmstorbench migration"
+	// tlsServerName is what the clients check the server certificate against: it is
+	// issued for 127.0.0.1, where every stream's receiver listens.
+	tlsServerName = "127.0.0.1"
 )
 
 // tlsCreds are the credential directories QEMU's tls-creds-x509 objects read: the server
@@ -44,7 +47,8 @@ func writeTLSCreds(dir string) (*tlsCreds, error) {
 // vmstorbench's own disk stream (copy, two-phase), so that it is encrypted with the same
 // certificates as QEMU's streams: the receiver, next to the destination, is the server
 // (QEMU's incoming side is too), the sender the client. With verifyPeer the receiver
-// requires the sender's certificate, as the destination QEMU does.
+// requires the sender's certificate, as the destination QEMU does. The pull's NBD export of
+// the source takes the server's config: there the destination QEMU is the client.
 func diskStreamTLS(dir string, verifyPeer bool) (server, client *tls.Config, err error) {
 	load := func(sub, name string) (tls.Certificate, *x509.CertPool, error) {
 		d := filepath.Join(dir, sub)
@@ -76,6 +80,6 @@ func diskStreamTLS(dir string, verifyPeer bool) (server, client *tls.Config, err
 	}
 	// The sender checks the receiver's certificate, issued for 127.0.0.1, as QEMU's
 	// client checks the destination's.
-	client = &tls.Config{Certificates: []tls.Certificate{cliCert}, RootCAs: cliPool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	client = &tls.Config{Certificates: []tls.Certificate{cliCert}, RootCAs: cliPool, ServerName: tlsServerName, MinVersion: tls.VersionTLS12}
 	return server, client, nil
 }

@@ -31,6 +31,20 @@ type testClient struct {
 // dial connects and negotiates export name with NBD_OPT_GO (or the old NBD_OPT_EXPORT_NAME).
 func dial(t *testing.T, e *Export, name string, oldStyle bool) (*testClient, error) {
 	t.Helper()
+	tc, err := connect(t, e)
+	if err != nil {
+		return nil, err
+	}
+	if oldStyle {
+		return tc, tc.exportName(name)
+	}
+	return tc, tc.goExport(name)
+}
+
+// connect connects and reads the greeting and sends the client's flags: the client may send
+// options then.
+func connect(t *testing.T, e *Export) (*testClient, error) {
+	t.Helper()
 	c, err := net.Dial("tcp", e.Addr())
 	if err != nil {
 		t.Fatal(err)
@@ -46,33 +60,51 @@ func dial(t *testing.T, e *Export, name string, oldStyle bool) (*testClient, err
 		return nil, errors.New("bad server greeting")
 	}
 	tc.write(binary.BigEndian.AppendUint32(nil, nbdproto.FlagFixedNewstyle|nbdproto.FlagNoZeroes))
-	if oldStyle {
-		tc.option(nbdproto.OptExportName, []byte(name))
-		var b [10]byte
-		if _, err := io.ReadFull(tc.r, b[:]); err != nil {
-			return nil, err
-		}
-		tc.size, tc.flags = binary.BigEndian.Uint64(b[0:]), binary.BigEndian.Uint16(b[8:])
-		return tc, nil
+	return tc, nil
+}
+
+// exportName chooses the export with the old NBD_OPT_EXPORT_NAME.
+func (tc *testClient) exportName(name string) error {
+	tc.option(nbdproto.OptExportName, []byte(name))
+	var b [10]byte
+	if _, err := io.ReadFull(tc.r, b[:]); err != nil {
+		return err
 	}
+	tc.size, tc.flags = binary.BigEndian.Uint64(b[0:]), binary.BigEndian.Uint16(b[8:])
+	return nil
+}
+
+// goExport chooses the export with NBD_OPT_GO.
+func (tc *testClient) goExport(name string) error {
 	d := binary.BigEndian.AppendUint32(nil, uint32(len(name)))
 	d = append(d, name...)
 	d = binary.BigEndian.AppendUint16(d, 0)
 	tc.option(nbdproto.OptGo, d)
 	for {
-		typ, p := tc.optReply()
+		typ, p, err := tc.tryOptReply()
+		if err != nil {
+			return err
+		}
 		switch typ {
 		case nbdproto.RepInfo:
 			if binary.BigEndian.Uint16(p) == nbdproto.InfoExport {
 				tc.size, tc.flags = binary.BigEndian.Uint64(p[2:]), binary.BigEndian.Uint16(p[10:])
 			}
 		case nbdproto.RepAck:
-			return tc, nil
+			return nil
 		default:
-			return nil, fmt.Errorf("option reply %#x: %s", typ, p)
+			return &optionError{typ, string(p)}
 		}
 	}
 }
+
+// optionError is an option's error reply.
+type optionError struct {
+	typ uint32
+	msg string
+}
+
+func (e *optionError) Error() string { return fmt.Sprintf("%s: %s", nbdproto.RepName(e.typ), e.msg) }
 
 func (tc *testClient) write(b []byte) {
 	tc.t.Helper()
@@ -90,18 +122,26 @@ func (tc *testClient) option(opt uint32, data []byte) {
 
 func (tc *testClient) optReply() (uint32, []byte) {
 	tc.t.Helper()
-	var h [20]byte
-	if _, err := io.ReadFull(tc.r, h[:]); err != nil {
+	typ, p, err := tc.tryOptReply()
+	if err != nil {
 		tc.t.Fatal(err)
 	}
+	return typ, p
+}
+
+func (tc *testClient) tryOptReply() (uint32, []byte, error) {
+	var h [20]byte
+	if _, err := io.ReadFull(tc.r, h[:]); err != nil {
+		return 0, nil, err
+	}
 	if binary.BigEndian.Uint64(h[0:]) != nbdproto.MagicReply {
-		tc.t.Fatal("bad option reply magic")
+		return 0, nil, errors.New("bad option reply magic")
 	}
 	p := make([]byte, binary.BigEndian.Uint32(h[16:]))
 	if _, err := io.ReadFull(tc.r, p); err != nil {
-		tc.t.Fatal(err)
+		return 0, nil, err
 	}
-	return binary.BigEndian.Uint32(h[12:]), p
+	return binary.BigEndian.Uint32(h[12:]), p, nil
 }
 
 // send sends one request (with its payload, for writes).

@@ -2,12 +2,14 @@ package nbdexport
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,12 +47,14 @@ func (c *clientConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
 // guardedTarget is a memory Target that records any access outside it instead of failing
 // it, so that the fuzz target sees a server that asked for one.
 type guardedTarget struct {
-	mu      sync.Mutex
-	data    []byte
-	outside []string
+	mu       sync.Mutex
+	data     []byte
+	outside  []string
+	accesses atomic.Int32
 }
 
 func (g *guardedTarget) access(op string, n int, off int64) bool {
+	g.accesses.Add(1)
 	if off < 0 || n < 0 || off > int64(len(g.data)) || int64(n) > int64(len(g.data))-off {
 		g.mu.Lock()
 		g.outside = append(g.outside, fmt.Sprintf("%s of %d bytes at %d", op, n, off))
@@ -159,6 +163,31 @@ func fuzzSeeds() [][]byte {
 	return seeds
 }
 
+// fuzzTLSSeeds are sessions with an export that requires TLS, as far as a client can go
+// without a real handshake: options refused before STARTTLS, STARTTLS with and without data,
+// the old EXPORT_NAME (which ends the connection), and a handshake that is not TLS.
+func fuzzTLSSeeds() [][]byte {
+	var seeds [][]byte
+	var s nbdClient
+	s.u32(nbdproto.FlagFixedNewstyle | nbdproto.FlagNoZeroes)
+	s.option(nbdproto.OptList, nil)
+	s.goOption(nbdproto.OptGo, "disk", nbdproto.InfoBlockSize)
+	s.option(nbdproto.OptStartTLS, []byte("data"))
+	s.option(nbdproto.OptStartTLS, nil)
+	seeds = append(seeds, append(s, "\x16\x03\x01\x00\x05hello"...))
+	s = nil
+	s.u32(nbdproto.FlagFixedNewstyle)
+	s.option(99, []byte("x"))
+	s.option(nbdproto.OptExportName, []byte("disk"))
+	s.request(nbdproto.CmdRead, 0, 1, 0, 4096, nil)
+	seeds = append(seeds, s)
+	s = nil
+	s.u32(nbdproto.FlagFixedNewstyle | nbdproto.FlagNoZeroes)
+	s.option(nbdproto.OptAbort, nil)
+	seeds = append(seeds, s)
+	return seeds
+}
+
 // FuzzHandle runs one connection of a client that sends input (on an export that is
 // read-only when readOnly is set).
 func FuzzHandle(f *testing.F) {
@@ -167,21 +196,43 @@ func FuzzHandle(f *testing.F) {
 	}
 	f.Add(fuzzSeeds()[0], true)
 	f.Fuzz(func(t *testing.T, input []byte, readOnly bool) {
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		runHandle(t, input, readOnly)
-		runtime.ReadMemStats(&after)
-		// One write of up to MaxRequest (the largest the server advertises) may be
-		// announced without its payload; anything else must follow the input's size.
-		if grew, limit := after.TotalAlloc-before.TotalAlloc, uint64(MaxRequest+4<<20+64*len(input)); grew > limit {
-			t.Fatalf("serving %d bytes allocated %d bytes", len(input), grew)
+		fuzzOne(t, input, readOnly, nil)
+	})
+}
+
+// FuzzHandleTLS is FuzzHandle on an export that requires TLS: before the handshake nothing
+// but STARTTLS and ABORT may get anywhere, and no input may reach the export's data.
+func FuzzHandleTLS(f *testing.F) {
+	config := newTestCreds(f).server
+	for _, s := range fuzzTLSSeeds() {
+		f.Add(s)
+	}
+	f.Add(fuzzSeeds()[0]) // a plain session: refused
+	f.Fuzz(func(t *testing.T, input []byte) {
+		// The fuzzer cannot complete a handshake (the keys depend on the server's random):
+		// so no request may be served.
+		if _, tgt, _ := fuzzOne(t, input, false, config); tgt.accesses.Load() > 0 {
+			t.Fatalf("%d accesses to the export without TLS", tgt.accesses.Load())
 		}
 	})
 }
 
-func runHandle(t *testing.T, input []byte, readOnly bool) (out []byte, err error) {
-	tgt := &guardedTarget{data: make([]byte, fuzzExportSize)}
-	e := &Export{name: "disk", target: tgt, readOnly: readOnly, conns: map[net.Conn]struct{}{}}
+func fuzzOne(t *testing.T, input []byte, readOnly bool, config *tls.Config) ([]byte, *guardedTarget, error) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	out, tgt, err := runHandle(t, input, readOnly, config)
+	runtime.ReadMemStats(&after)
+	// One write of up to MaxRequest (the largest the server advertises) may be
+	// announced without its payload; anything else must follow the input's size.
+	if grew, limit := after.TotalAlloc-before.TotalAlloc, uint64(MaxRequest+4<<20+64*len(input)); grew > limit {
+		t.Fatalf("serving %d bytes allocated %d bytes", len(input), grew)
+	}
+	return out, tgt, err
+}
+
+func runHandle(t *testing.T, input []byte, readOnly bool, config *tls.Config) (out []byte, tgt *guardedTarget, err error) {
+	tgt = &guardedTarget{data: make([]byte, fuzzExportSize)}
+	e := &Export{name: "disk", target: tgt, readOnly: readOnly, tls: config, conns: map[net.Conn]struct{}{}}
 	c := &clientConn{r: bytes.NewReader(input)}
 	done := make(chan error, 1)
 	go func() { done <- e.handle(c) }()
@@ -202,13 +253,13 @@ func runHandle(t *testing.T, input []byte, readOnly bool) (out []byte, err error
 	if len(out) < 18 || binary.BigEndian.Uint64(out) != nbdproto.MagicNBD {
 		t.Fatalf("no greeting: %q", out)
 	}
-	return out, err
+	return out, tgt, err
 }
 
 // TestFuzzSeedsAreValid: the first seed negotiates and runs its requests to the clean
 // disconnect, so the fuzzer starts from valid structure.
 func TestFuzzSeedsAreValid(t *testing.T) {
-	out, err := runHandle(t, fuzzSeeds()[0], false)
+	out, _, err := runHandle(t, fuzzSeeds()[0], false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

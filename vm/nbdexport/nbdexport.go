@@ -3,9 +3,9 @@
 // vmstorbench's own backend. This package adapts the Target, listens, and tracks connections
 // so Close leaves nothing behind.
 //
-// The server is its own (protocol.go): fixed newstyle negotiation (NBD_OPT_GO, _INFO,
-// _EXPORT_NAME, _LIST, _ABORT), then simple replies to READ, WRITE (with FUA), FLUSH and
-// DISC. Each connection serves up to ConnWorkers requests at the same time and replies in
+// The server is its own: fixed newstyle negotiation (NBD_OPT_GO, _INFO, _EXPORT_NAME,
+// _LIST, _ABORT, and _STARTTLS on an export made WithTLS), then simple replies to READ,
+// WRITE (with FUA), FLUSH and DISC. Each connection serves up to ConnWorkers requests at the same time and replies in
 // the order they complete, as the protocol allows (replies carry the request's handle): a
 // backend that pipelines requests (SMB, NFS, iSCSI) gets the guest's queue depth, not one
 // request at a time. FLUSH and FUA call the Target's Sync, so a guest's flush reaches the
@@ -14,6 +14,7 @@ package nbdexport
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"time"
 
 	"github.com/vmstorbench/vmstorbench/backends"
 	"github.com/vmstorbench/vmstorbench/internal/nbdproto"
@@ -41,13 +43,22 @@ const (
 // maxRecordedErrors bounds the backend errors Err keeps.
 const maxRecordedErrors = 16
 
+// negotiationTimeout bounds a connection's negotiation, TLS handshake included: QEMU
+// negotiates at once, and a client that stalls there holds a connection for nothing.
+const negotiationTimeout = 30 * time.Second
+
+// readBufferSize is the buffered reader's size on each connection.
+const readBufferSize = 64 << 10
+
 // Export is a running NBD export of one Target.
 type Export struct {
 	name     string
 	target   backends.Target
 	readOnly bool
-	ln       net.Listener
-	bufs     sync.Pool // *[]byte request buffers
+	// tls, when set, is required of every client (WithTLS).
+	tls  *tls.Config
+	ln   net.Listener
+	bufs sync.Pool // *[]byte request buffers
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -66,9 +77,22 @@ func (e *Export) OnError(f func(error)) {
 	e.mu.Unlock()
 }
 
+// Option configures an export.
+type Option func(*Export)
+
+// WithTLS makes the export require TLS with config (nil: plain, as without the option):
+// the protocol's FORCEDTLS mode. A client must send NBD_OPT_STARTTLS first; every other
+// option before it is answered NBD_REP_ERR_TLS_REQD (NBD_OPT_ABORT excepted), and
+// NBD_OPT_EXPORT_NAME, which cannot be refused with a reply, ends the connection. A config
+// that requires client certificates (ClientAuth) refuses clients without one in the
+// handshake.
+func WithTLS(config *tls.Config) Option {
+	return func(e *Export) { e.tls = config }
+}
+
 // Serve exports target under name on a free port of 127.0.0.1. readOnly refuses writes. A
 // client asking for the empty name (the default export) gets it too.
-func Serve(target backends.Target, name string, readOnly bool) (*Export, error) {
+func Serve(target backends.Target, name string, readOnly bool, opts ...Option) (*Export, error) {
 	if name == "" {
 		return nil, errors.New("nbd export: empty export name")
 	}
@@ -76,17 +100,20 @@ func Serve(target backends.Target, name string, readOnly bool) (*Export, error) 
 	if err != nil {
 		return nil, fmt.Errorf("nbd export: listen: %w", err)
 	}
-	return ServeListener(ln, target, name, readOnly)
+	return ServeListener(ln, target, name, readOnly, opts...)
 }
 
 // ServeListener is Serve on a listener the caller made (a testbed DRBD node exports its
 // device on the guest's address, where QEMU's port forward reaches it). The export owns ln.
-func ServeListener(ln net.Listener, target backends.Target, name string, readOnly bool) (*Export, error) {
+func ServeListener(ln net.Listener, target backends.Target, name string, readOnly bool, opts ...Option) (*Export, error) {
 	if name == "" {
 		ln.Close()
 		return nil, errors.New("nbd export: empty export name")
 	}
 	e := &Export{name: name, target: target, readOnly: readOnly, ln: ln, conns: map[net.Conn]struct{}{}}
+	for _, o := range opts {
+		o(e)
+	}
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -160,15 +187,25 @@ func (e *Export) recordErr(err error) {
 	}
 }
 
-// handle serves one connection: negotiation, then transmission until the client
-// disconnects.
+// handle serves one connection: negotiation (within negotiationTimeout), then transmission
+// until the client disconnects.
 func (e *Export) handle(c net.Conn) error {
-	r := bufio.NewReaderSize(c, 64<<10)
-	ok, err := e.negotiate(r, c)
+	if err := c.SetDeadline(time.Now().Add(negotiationTimeout)); err != nil {
+		return err
+	}
+	conn, r, ok, err := e.negotiate(c, bufio.NewReaderSize(c, readBufferSize))
+	if conn != c {
+		// TLS: end the session (close_notify) before the caller closes the socket, as
+		// the protocol asks of a soft disconnect.
+		defer conn.Close()
+	}
 	if err != nil || !ok {
 		return err
 	}
-	return e.transmit(r, c)
+	if err := c.SetDeadline(time.Time{}); err != nil {
+		return err
+	}
+	return e.transmit(r, conn)
 }
 
 // transmissionFlags are the export's flags as the client sees them.
@@ -180,81 +217,129 @@ func (e *Export) transmissionFlags() uint16 {
 	return f
 }
 
-// negotiate runs the fixed newstyle handshake. It returns true when the client chose the
-// export and transmission begins, false when the client ended the negotiation.
-func (e *Export) negotiate(r io.Reader, w io.Writer) (bool, error) {
+// negotiate runs the fixed newstyle handshake on c, read through r. It returns the
+// connection and reader transmission goes on with (TLS over c once NBD_OPT_STARTTLS was
+// negotiated, else c and r), and true when the client chose the export and transmission
+// begins, false when the client ended the negotiation.
+func (e *Export) negotiate(c net.Conn, r *bufio.Reader) (net.Conn, *bufio.Reader, bool, error) {
 	var hello [nbdproto.HelloLen]byte
 	nbdproto.PutHello(hello[:], nbdproto.FlagFixedNewstyle|nbdproto.FlagNoZeroes)
-	if _, err := w.Write(hello[:]); err != nil {
-		return false, err
+	if _, err := c.Write(hello[:]); err != nil {
+		return c, r, false, err
 	}
 	var cf [4]byte
 	if _, err := io.ReadFull(r, cf[:]); err != nil {
-		return false, err
+		return c, r, false, err
 	}
 	clientFlags := binary.BigEndian.Uint32(cf[:])
 	if clientFlags&nbdproto.FlagFixedNewstyle == 0 {
-		return false, errors.New("nbd export: client does not speak fixed newstyle negotiation")
+		return c, r, false, errors.New("nbd export: client does not speak fixed newstyle negotiation")
 	}
 	noZeroes := clientFlags&nbdproto.FlagNoZeroes != 0
+	tlsUp := false
 	for {
 		var h [nbdproto.OptionHeaderLen]byte
 		if _, err := io.ReadFull(r, h[:]); err != nil {
-			return false, err
+			return c, r, false, err
 		}
 		opt, n, err := nbdproto.ParseOptionHeader(h[:])
 		if err != nil {
-			return false, fmt.Errorf("nbd export: %w", err)
+			return c, r, false, fmt.Errorf("nbd export: %w", err)
 		}
 		if n > nbdproto.MaxOptionBytes {
-			return false, fmt.Errorf("nbd export: option %d of %d bytes is too long", opt, n)
+			return c, r, false, fmt.Errorf("nbd export: option %d of %d bytes is too long", opt, n)
 		}
 		data := make([]byte, n)
 		if _, err := io.ReadFull(r, data); err != nil {
-			return false, err
+			return c, r, false, err
+		}
+		if e.tls != nil && !tlsUp {
+			// FORCEDTLS: nothing but STARTTLS and ABORT before TLS.
+			switch opt {
+			case nbdproto.OptStartTLS:
+				if len(data) > 0 {
+					if err := optReply(c, opt, nbdproto.RepErrInvalid, []byte("NBD_OPT_STARTTLS carries no data")); err != nil {
+						return c, r, false, err
+					}
+					continue
+				}
+				// The client waits for the ACK before its handshake: anything already
+				// buffered was sent in the clear and must not be taken as part of it.
+				if r.Buffered() > 0 {
+					return c, r, false, errors.New("nbd export: client sent data after NBD_OPT_STARTTLS before the server's reply")
+				}
+				if err := optReply(c, opt, nbdproto.RepAck, nil); err != nil {
+					return c, r, false, err
+				}
+				tc := tls.Server(c, e.tls)
+				if err := tc.Handshake(); err != nil {
+					return c, r, false, fmt.Errorf("nbd export: TLS handshake: %w", err)
+				}
+				// Option haggling starts again, over TLS.
+				c, r, tlsUp = tc, bufio.NewReaderSize(tc, readBufferSize), true
+				continue
+			case nbdproto.OptExportName:
+				// No reply can refuse it: the protocol has the server hang up.
+				return c, r, false, errors.New("nbd export: client chose the export with NBD_OPT_EXPORT_NAME without TLS, which the export requires")
+			case nbdproto.OptAbort:
+			default:
+				if err := optReply(c, opt, nbdproto.RepErrTLSReqd, []byte("this export requires TLS: send NBD_OPT_STARTTLS first")); err != nil {
+					return c, r, false, err
+				}
+				continue
+			}
 		}
 		switch opt {
 		case nbdproto.OptExportName:
 			// The old way to choose an export: no reply on an unknown name but a hang-up.
 			if !e.isName(string(data)) {
-				return false, fmt.Errorf("nbd export: client asked for export %q", data)
+				return c, r, false, fmt.Errorf("nbd export: client asked for export %q", data)
 			}
 			b := binary.BigEndian.AppendUint64(nil, uint64(e.target.Size()))
 			b = binary.BigEndian.AppendUint16(b, e.transmissionFlags())
 			if !noZeroes {
 				b = append(b, make([]byte, 124)...)
 			}
-			_, err := w.Write(b)
-			return err == nil, err
+			_, err := c.Write(b)
+			return c, r, err == nil, err
 		case nbdproto.OptAbort:
-			return false, optReply(w, opt, nbdproto.RepAck, nil)
+			return c, r, false, optReply(c, opt, nbdproto.RepAck, nil)
 		case nbdproto.OptList:
 			name := binary.BigEndian.AppendUint32(nil, uint32(len(e.name)))
-			if err := optReply(w, opt, nbdproto.RepServer, append(name, e.name...)); err != nil {
-				return false, err
+			if err := optReply(c, opt, nbdproto.RepServer, append(name, e.name...)); err != nil {
+				return c, r, false, err
 			}
-			if err := optReply(w, opt, nbdproto.RepAck, nil); err != nil {
-				return false, err
+			if err := optReply(c, opt, nbdproto.RepAck, nil); err != nil {
+				return c, r, false, err
 			}
 		case nbdproto.OptInfo, nbdproto.OptGo:
 			name, _, ok := nbdproto.ParseInfoRequest(data)
 			var err error
 			switch {
 			case !ok:
-				err = optReply(w, opt, nbdproto.RepErrInvalid, []byte("malformed request"))
+				err = optReply(c, opt, nbdproto.RepErrInvalid, []byte("malformed request"))
 			case !e.isName(name):
-				err = optReply(w, opt, nbdproto.RepErrUnknown, []byte("no such export"))
+				err = optReply(c, opt, nbdproto.RepErrUnknown, []byte("no such export"))
 			default:
-				if err = e.sendInfo(w, opt); err == nil && opt == nbdproto.OptGo {
-					return true, nil
+				if err = e.sendInfo(c, opt); err == nil && opt == nbdproto.OptGo {
+					return c, r, true, nil
 				}
 			}
 			if err != nil {
-				return false, err
+				return c, r, false, err
+			}
+		case nbdproto.OptStartTLS:
+			// Here TLS is up already, or the export has none (NOTLS mode: unsupported).
+			typ := uint32(nbdproto.RepErrUnsup)
+			if tlsUp {
+				typ = nbdproto.RepErrInvalid
+			}
+			if err := optReply(c, opt, typ, nil); err != nil {
+				return c, r, false, err
 			}
 		default:
-			if err := optReply(w, opt, nbdproto.RepErrUnsup, nil); err != nil {
-				return false, err
+			if err := optReply(c, opt, nbdproto.RepErrUnsup, nil); err != nil {
+				return c, r, false, err
 			}
 		}
 	}
@@ -295,21 +380,51 @@ type replier struct {
 	mu  sync.Mutex
 	c   net.Conn
 	err error
+	// coalesce, on a TLS connection, is where a reply's header and the start of its data
+	// are put together: written apart, the 16-byte header would take a TLS record (and a
+	// system call) of its own.
+	coalesce []byte
 }
 
+func newReplier(c net.Conn) *replier {
+	rp := &replier{c: c}
+	if _, ok := c.(*tls.Conn); ok {
+		rp.coalesce = make([]byte, 0, maxTLSRecord)
+	}
+	return rp
+}
+
+// maxTLSRecord is the most plaintext one TLS record carries.
+const maxTLSRecord = 16 << 10
+
+// reply answers a request: errno, and for a successful read its data (which stays in the
+// caller's buffer: a backend opened with O_DIRECT reads into aligned buffers only).
 func (rp *replier) reply(handle uint64, errno uint32, data []byte) {
 	var h [nbdproto.ReplyLen]byte
 	nbdproto.PutSimpleReply(h[:], errno, handle)
-	bufs := net.Buffers{h[:]}
-	if errno == 0 && len(data) > 0 {
-		bufs = append(bufs, data)
+	if errno != 0 {
+		data = nil
 	}
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 	if rp.err != nil {
 		return
 	}
-	if _, err := bufs.WriteTo(rp.c); err != nil {
+	var err error
+	if rp.coalesce != nil {
+		k := min(len(data), cap(rp.coalesce)-len(h))
+		_, err = rp.c.Write(append(append(rp.coalesce[:0], h[:]...), data[:k]...))
+		if err == nil && k < len(data) {
+			_, err = rp.c.Write(data[k:])
+		}
+	} else {
+		bufs := net.Buffers{h[:]}
+		if len(data) > 0 {
+			bufs = append(bufs, data)
+		}
+		_, err = bufs.WriteTo(rp.c)
+	}
+	if err != nil {
 		// The reader sees the broken connection too and ends it.
 		rp.err = err
 		rp.c.Close()
@@ -320,7 +435,7 @@ func (rp *replier) reply(handle uint64, errno uint32, data []byte) {
 // complete. It returns when the client disconnects (after the requests in flight are
 // answered) or the connection breaks.
 func (e *Export) transmit(r io.Reader, c net.Conn) error {
-	rp := &replier{c: c}
+	rp := newReplier(c)
 	reqs := make(chan *request)
 	var workers sync.WaitGroup
 	for i := 0; i < ConnWorkers; i++ {

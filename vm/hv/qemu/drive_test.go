@@ -66,4 +66,9 @@ func TestTLSObjects(t *testing.T) {
 			t.Errorf("client object %v, want %v", client, want)
 		}
 	}
+	// The destination's client credentials (its NBD client, for the pull's backing file).
+	f.ClientDir = "/w/tls,client"
+	if got, want := TLSClientObject(TLSClientObjectID, f), "tls-creds-x509,id=vsbtls1,dir=/w/tls,,client,endpoint=client"; got != want {
+		t.Errorf("destination's client object %q, want %q", got, want)
+	}
 }

@@ -24,6 +24,12 @@ const Name = "qemu"
 // it, and so does the disk stream's NBD connection (vm/migrate's mirror).
 const TLSObjectID = "vsbtls0"
 
+// TLSClientObjectID is the id of the destination's client credentials (the source's
+// files): the destination's own NBD client connects with them, to the source's disk
+// exported for vm/migrate's pull, whose overlay names this id in its backing file. QEMU's
+// NBD client refuses server credentials, so the destination needs both objects.
+const TLSClientObjectID = "vsbtls1"
+
 // Driver starts guests as QEMU processes.
 type Driver struct {
 	binary   string
@@ -119,7 +125,7 @@ func (d *Driver) Migrate(ctx context.Context, src hv.Guest, dst hv.Spec, p hv.Pa
 		if err := sg.vm.QMP.Execute(ctx, "object-add", client, nil); err != nil {
 			return nil, nil, fmt.Errorf("migrate: TLS credentials on the source: %w", err)
 		}
-		cfg.Objects = append(cfg.Objects, server)
+		cfg.Objects = append(cfg.Objects, server, TLSClientObject(TLSClientObjectID, p.TLS))
 	}
 	dg, err := d.start(ctx, dst, cfg)
 	if err != nil {
@@ -177,7 +183,7 @@ func setup(ctx context.Context, src, dst *qemu.QMP, p hv.Params, tls bool) error
 }
 
 // TLSObjects are the tls-creds-x509 objects of the destination (server: -object syntax)
-// and the source (client: object-add arguments).
+// and the source (client: object-add arguments) for the migration stream.
 func TLSObjects(f *hv.TLSFiles, verifyPeer bool) (server string, client map[string]any) {
 	vp := "off"
 	if verifyPeer {
@@ -187,6 +193,12 @@ func TLSObjects(f *hv.TLSFiles, verifyPeer bool) (server string, client map[stri
 	// The client always checks the server's certificate against the CA.
 	client = map[string]any{"qom-type": "tls-creds-x509", "id": TLSObjectID, "dir": f.ClientDir, "endpoint": "client", "verify-peer": true}
 	return server, client
+}
+
+// TLSClientObject is the -object of client credentials from f's client directory under
+// id. QEMU's client always checks the server's certificate against the CA.
+func TLSClientObject(id string, f *hv.TLSFiles) string {
+	return fmt.Sprintf("tls-creds-x509,id=%s,dir=%s,endpoint=client", id, escapeComma(f.ClientDir))
 }
 
 // Migration is a migration between two QEMUs, driven on the source.
