@@ -679,9 +679,10 @@ func (s *Session) readUntil(t *task) (held bool) {
 		// A caller that reads its own responses, one command at a time, never parks: its
 		// goroutine runs on one scheduling tick for as long as it keeps issuing. After 10 ms
 		// of that, Go's sysmon thread signals the thread, takes its P away in the middle of
-		// a blocking read and then polls every 20 µs for the next 1-2 ms, which cost ~9% of
-		// the CPU of 4 KiB reads at queue depth 1 (perf: sysmon's nanosleep ~0.35 per read).
-		// Yielding now and then starts a new tick, and sysmon stays at its 10 ms sleep.
+		// a blocking read and then polls every 20 µs for the next 1-2 ms: 4 KiB reads at queue
+		// depth 1 cost ~1.5x the CPU (perf: ~0.35 sysmon nanosleep per read, 9% of the CPU
+		// samples in sysmon's thread, the reads hopping between threads). Yielding now and
+		// then starts a new tick, and sysmon stays at its 10 ms sleep.
 		s.yielded = time.Now()
 		runtime.Gosched()
 	}
