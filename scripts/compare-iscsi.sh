@@ -19,15 +19,25 @@
 # With GOTGT=1 the same cases run against the gotgt target too (started from the compiled
 # test binary in its testbed child mode), for the record.
 #
+# With BEFORE=DIR (another checkout of vmstorbench, e.g. a `git worktree` of the commit before
+# a change) its BenchmarkRead runs in the same rounds as a third side, in rotating order, and
+# the summary adds its figures and the CPU ratio ours / before: the way to tell whether a
+# change lowers the CPU per read when the machine's load drifts by 2x between runs.
+# OURS_ENV="NAME=VALUE ..." sets environment variables for our side (and BEFORE's), e.g.
+# GOMAXPROCS=1 to see what the Go scheduler's second thread costs.
+#
 #   scripts/compare-iscsi.sh              # needs root, tgt, libiscsi-bin, go
 #   ROUNDS=5 SECS=5 GOTGT=1 scripts/compare-iscsi.sh
 #   CASES=1m-seq-qd8 scripts/compare-iscsi.sh   # only the cases whose names match this regexp
+#   BEFORE=/tmp/before scripts/compare-iscsi.sh  # /tmp/before: git worktree add --detach /tmp/before main
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-3}
 GOTGT=${GOTGT:-0}
 CASES=${CASES:-.}
+BEFORE=${BEFORE:-}
+OURS_ENV=${OURS_ENV:-}
 IQN=iqn.2025-01.org.vmstorbench:compare
 
 cd "$(dirname "$0")/.."
@@ -77,6 +87,10 @@ wait_port() { # wait_port PORT PID NAME
 }
 
 go test -c -o "$work/iscsi.test" ./backends/iscsi
+if [ -n "$BEFORE" ]; then
+	(cd "$BEFORE" && go test -c -o "$work/before.test" ./backends/iscsi) ||
+		{ echo "compare-iscsi: cannot build BenchmarkRead in BEFORE=$BEFORE" >&2; exit 1; }
+fi
 head -c 256M /dev/urandom >"$work/lun.img"
 
 port=$(free_port)
@@ -129,43 +143,56 @@ perf_run() { # perf_run URL FLAGS... -> "IOPS CPU-µs-per-read"
 	awk -v n="$iops" -v s="$SECS" '{ printf "%d %.1f\n", n, (n > 0 ? ($1 + $2) * 1e6 / (n * s) : 0) }' "$work/time"
 }
 
-ours_run() { # ours_run URL BENCH -> "IOPS CPU-µs-per-read"
+ours_run() { # ours_run URL BENCH [TEST-BINARY] -> "IOPS CPU-µs-per-read"
 	local out
-	out=$(VMSTORBENCH_ISCSI_BENCH_URL="$1" "$work/iscsi.test" -test.run '^$' \
+	# shellcheck disable=SC2086
+	out=$(env $OURS_ENV VMSTORBENCH_ISCSI_BENCH_URL="$1" "${3:-$work/iscsi.test}" -test.run '^$' \
 		-test.bench "^BenchmarkRead/$2\$" -test.benchtime "${SECS}s" 2>&1) ||
-		{ echo "compare-iscsi: BenchmarkRead/$2 failed: $out" >&2; exit 1; }
+		{ echo "compare-iscsi: BenchmarkRead/$2 (${3:-$work/iscsi.test}) failed: $out" >&2; exit 1; }
 	echo "$out" | awk '/^BenchmarkRead\// { for (i = 2; i <= NF; i++) { if ($(i) == "IOPS") n = $(i-1); if ($(i) == "cpu-us/op") c = $(i-1) } }
 		END { printf "%.0f %.1f\n", n, c }'
 }
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+best() { tr ' ' '\n' | grep -v '^$' | sort -g | head -1; }
 
 summary=()
+sides=(perf ours)
+[ -z "$BEFORE" ] || sides+=(before)
 for t in "${targets[@]}"; do
 	tname=${t%% *}
 	url=${t#* }
 	echo "== $tname ($url), $ROUNDS rounds of ${SECS}s per tool and case"
-	printf '%-6s %-14s %22s %22s\n' round case "iscsi-perf IOPS (cpu)" "vmstorbench IOPS (cpu)"
-	declare -A pall=() oall=() rall=() pcpu=() ocpu=()
+	printf '%-6s %-14s %22s %22s' round case "iscsi-perf IOPS (cpu)" "vmstorbench IOPS (cpu)"
+	[ -z "$BEFORE" ] && echo || printf ' %22s\n' "BEFORE IOPS (cpu)"
+	declare -A pall=() oall=() rall=() pcpu=() ocpu=() crall=() ball=() bcpu=() brall=()
 	for r in $(seq "$ROUNDS"); do
 		for c in "${cases[@]}"; do
 			IFS='|' read -r name flags bench bytes <<<"$c"
-			# Alternate which tool goes first, so that neither always follows the other.
-			if [ $((r % 2)) = 1 ]; then
+			# Rotate which side goes first, so that none always follows another.
+			b=0 bc=0
+			for i in $(seq 0 $((${#sides[@]} - 1))); do
+				case ${sides[$(((i + r) % ${#sides[@]}))]} in
 				# shellcheck disable=SC2086
-				read -r p pc <<<"$(perf_run "$url" $flags)"
-				read -r o oc <<<"$(ours_run "$url" "$bench")"
-			else
-				read -r o oc <<<"$(ours_run "$url" "$bench")"
-				# shellcheck disable=SC2086
-				read -r p pc <<<"$(perf_run "$url" $flags)"
-			fi
+				perf) read -r p pc <<<"$(perf_run "$url" $flags)" ;;
+				ours) read -r o oc <<<"$(ours_run "$url" "$bench")" ;;
+				before) read -r b bc <<<"$(ours_run "$url" "$bench" "$work/before.test")" ;;
+				esac
+			done
 			pall[$name]="${pall[$name]:-} $p"
 			oall[$name]="${oall[$name]:-} $o"
 			pcpu[$name]="${pcpu[$name]:-} $pc"
 			ocpu[$name]="${ocpu[$name]:-} $oc"
 			rall[$name]="${rall[$name]:-} $(awk -v p="$p" -v o="$o" 'BEGIN { printf "%.3f", (p > 0 ? o / p : 0) }')"
-			printf '%-6s %-14s %12s (%6.1f µs) %12s (%6.1f µs)\n' "$r" "$name" "$p" "$pc" "$o" "$oc"
+			crall[$name]="${crall[$name]:-} $(awk -v p="$pc" -v o="$oc" 'BEGIN { printf "%.3f", (p > 0 ? o / p : 0) }')"
+			printf '%-6s %-14s %12s (%6.1f µs) %12s (%6.1f µs)' "$r" "$name" "$p" "$pc" "$o" "$oc"
+			if [ -n "$BEFORE" ]; then
+				ball[$name]="${ball[$name]:-} $b"
+				bcpu[$name]="${bcpu[$name]:-} $bc"
+				brall[$name]="${brall[$name]:-} $(awk -v b="$bc" -v o="$oc" 'BEGIN { printf "%.3f", (b > 0 ? o / b : 0) }')"
+				printf ' %12s (%6.1f µs)' "$b" "$bc"
+			fi
+			echo
 		done
 	done
 	for c in "${cases[@]}"; do
@@ -175,16 +202,27 @@ for t in "${targets[@]}"; do
 		q=$(echo "${rall[$name]}" | median)
 		pc=$(echo "${pcpu[$name]}" | median)
 		oc=$(echo "${ocpu[$name]}" | median)
+		cq=$(echo "${crall[$name]}" | median)
+		cb=$(echo "${crall[$name]}" | best)
 		# CPU per 1,000 reads in ms equals CPU per read in µs; per GiB it scales by the read size.
-		summary+=("$(awk -v t="$tname" -v n="$name" -v p="$p" -v o="$o" -v q="$q" -v b="$bytes" -v pc="$pc" -v oc="$oc" 'BEGIN {
-			printf "%-6s %-14s %8d IOPS %7.1f MiB/s %6.1f ms %6.3f s   %8d IOPS %7.1f MiB/s %6.1f ms %6.3f s   %5.2f  %5.2f",
-				t, n, p, p * b / 1048576, pc, pc * 1073741824 / b / 1e6, o, o * b / 1048576, oc, oc * 1073741824 / b / 1e6, q, (pc > 0 ? oc / pc : 0) }')")
+		line=$(awk -v t="$tname" -v n="$name" -v p="$p" -v o="$o" -v q="$q" -v b="$bytes" -v pc="$pc" -v oc="$oc" -v cq="$cq" -v cb="$cb" 'BEGIN {
+			printf "%-6s %-14s %8d IOPS %7.1f MiB/s %6.1f ms %6.3f s   %8d IOPS %7.1f MiB/s %6.1f ms %6.3f s   %5.2f  %5.2f  %5.2f / %4.2f",
+				t, n, p, p * b / 1048576, pc, pc * 1073741824 / b / 1e6, o, o * b / 1048576, oc, oc * 1073741824 / b / 1e6, q, (pc > 0 ? oc / pc : 0), cq, cb }')
+		if [ -n "$BEFORE" ]; then
+			line+=$(awk -v b="$(echo "${ball[$name]}" | median)" -v bc="$(echo "${bcpu[$name]}" | median)" \
+				-v r="$(echo "${brall[$name]}" | median)" -v rb="$(echo "${brall[$name]}" | best)" 'BEGIN {
+				printf "   %8d IOPS %6.1f ms  %5.2f / %4.2f", b, bc, r, rb }')
+		fi
+		summary+=("$line")
 	done
-	unset pall oall rall pcpu ocpu
+	unset pall oall rall pcpu ocpu crall ball bcpu brall
 done
 
 echo
 echo "medians of $ROUNDS rounds (ms: initiator user+system CPU per 1,000 reads; s: per GiB read;"
-echo "ratio: median of the per-round IOPS ratios; CPU ratio: ours / iscsi-perf):"
-printf '%-6s %-14s %-51s   %-51s   %5s  %5s\n' target case "iscsi-perf (libiscsi)" "vmstorbench (Go initiator)" ratio "CPU"
+echo "ratio: median of the per-round IOPS ratios; CPU: ours / iscsi-perf of the medians; CPU/round:"
+echo "median / lowest of the per-round CPU ratios ours / iscsi-perf (the sides of a round share its load)):"
+header=$(printf '%-6s %-14s %-51s   %-51s   %5s  %5s  %s' target case "iscsi-perf (libiscsi)" "vmstorbench (Go initiator)" ratio "CPU" "CPU/round")
+[ -z "$BEFORE" ] || header+=$(printf '   %-40s' "BEFORE: IOPS, CPU, CPU ours/before per round (median / lowest)")
+echo "$header"
 printf '%s\n' "${summary[@]}"
