@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vmstorbench/vmstorbench/internal/x509creds"
 )
 
@@ -48,6 +50,19 @@ type LibvirtPair struct {
 	// peer-to-peer migration needs (the source daemon connects to the destination's).
 	// Any local user can then drive the daemons: off unless asked for; set before Start.
 	TCP bool
+	// Postcopy lets the daemons' QEMU use userfaultfd, which post-copy migration needs: an
+	// unprivileged process gets it only with CAP_SYS_PTRACE (or the machine-wide sysctl
+	// vm.unprivileged_userfaultfd=1, which the testbed does not touch). Each daemon then
+	// runs with CAP_SYS_PTRACE as an ambient capability, which the QEMU it starts inherits,
+	// and clear_emulator_capabilities = 0 in its qemu.conf (measured with libvirt 9.0: the
+	// domain's QEMU showed CapEff 0x80000 with and without that line; it says what is
+	// meant, should another libvirt clear capabilities in session mode). Off unless
+	// asked for: CAP_SYS_PTRACE lets a process read and write any process's memory, so
+	// whoever can drive a daemon (it runs the <emulator> a domain names) or escapes its
+	// guest into QEMU is as good as root. With the sockets only root can open that is no one
+	// new but such an escape; with TCP any local user could, so TCP and Postcopy together
+	// are refused. Set before Start.
+	Postcopy bool
 
 	mu      sync.Mutex
 	base    string
@@ -107,6 +122,9 @@ func (p *LibvirtPair) Start(ctx context.Context, dir string) (_ []Endpoint, err 
 	if p.base != "" {
 		return nil, errors.New("libvirt: already started")
 	}
+	if p.TCP && p.Postcopy {
+		return nil, errors.New("libvirt: the pair's TCP listeners (no authentication) and post-copy (CAP_SYS_PTRACE for the daemons and their QEMU) together would let any local user act as root: choose one")
+	}
 	bin, err := LookPath("libvirtd", "libvirt-daemon")
 	if err != nil {
 		return nil, fmt.Errorf("libvirt: %w (and libvirt-daemon-driver-qemu; scripts/deps.sh installs both)", err)
@@ -150,7 +168,7 @@ func (p *LibvirtPair) Start(ctx context.Context, dir string) (_ []Endpoint, err 
 				return nil, fmt.Errorf("libvirt: %w", err)
 			}
 		}
-		d, err := startLibvirtd(ctx, bin, dir, filepath.Join(base, strconv.Itoa(i+1)), name, i, tcpPort, creds)
+		d, err := startLibvirtd(ctx, bin, dir, filepath.Join(base, strconv.Itoa(i+1)), name, i, tcpPort, p.Postcopy, creds)
 		if d != nil {
 			p.daemons = append(p.daemons, d)
 		}
@@ -167,7 +185,7 @@ func (p *LibvirtPair) Start(ctx context.Context, dir string) (_ []Endpoint, err 
 
 // startLibvirtd writes one daemon's configuration under dir and starts it as user name;
 // it returns once the daemon accepts connections on its socket.
-func startLibvirtd(ctx context.Context, bin, logDir, dir, name string, index, tcpPort int, creds *x509creds.Dirs) (*libvirtDaemon, error) {
+func startLibvirtd(ctx context.Context, bin, logDir, dir, name string, index, tcpPort int, postcopy bool, creds *x509creds.Dirs) (*libvirtDaemon, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
 		return nil, fmt.Errorf("libvirt: %w", err)
@@ -200,6 +218,14 @@ func startLibvirtd(ctx context.Context, bin, logDir, dir, name string, index, tc
 		"c/libvirt/qemu.conf": fmt.Sprintf("migration_port_min = %d\nmigration_port_max = %d\nstdio_handler = \"file\"\n"+
 			"migrate_tls_x509_cert_dir = %q\nmigrate_tls_x509_verify = 1\n",
 			LibvirtMigrationPorts[index], LibvirtMigrationPorts[index]+49, filepath.Join(dir, "pki")),
+	}
+	var caps []uintptr
+	if postcopy {
+		// See LibvirtPair.Postcopy. The kernel lets userfaultfd(2) handle kernel faults
+		// (which QEMU 7.2 asks for) with CAP_SYS_PTRACE; ambient, it survives the change of
+		// user here and the daemon's execs of QEMU.
+		files["c/libvirt/qemu.conf"] += "clear_emulator_capabilities = 0\n"
+		caps = []uintptr{unix.CAP_SYS_PTRACE}
 	}
 	for _, f := range []string{"server/ca-cert.pem", "server/server-cert.pem", "server/server-key.pem", "client/client-cert.pem", "client/client-key.pem"} {
 		src := filepath.Join(creds.ServerDir, filepath.Base(f))
@@ -234,7 +260,7 @@ func startLibvirtd(ctx context.Context, bin, logDir, dir, name string, index, tc
 		"XDG_CACHE_HOME=" + filepath.Join(dir, "cache"),
 	}
 	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
-	proc, err := StartProcessAs(logDir, fmt.Sprintf("libvirtd-%d", index+1), env, cred, argv...)
+	proc, err := StartProcessAs(logDir, fmt.Sprintf("libvirtd-%d", index+1), env, cred, caps, argv...)
 	if err != nil {
 		return nil, fmt.Errorf("libvirt: %w", err)
 	}

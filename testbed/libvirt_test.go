@@ -25,6 +25,16 @@ func TestLibvirtSocketURI(t *testing.T) {
 	}
 }
 
+// TestLibvirtPairPostcopyWithTCP: the TCP listeners have no authentication, post-copy gives
+// the daemons CAP_SYS_PTRACE; together they are refused before anything starts.
+func TestLibvirtPairPostcopyWithTCP(t *testing.T) {
+	p := &LibvirtPair{TCP: true, Postcopy: true}
+	_, err := p.Start(context.Background(), t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "choose one") || strings.Contains(err.Error(), "\n") || p.base != "" {
+		t.Fatalf("TCP with post-copy: %v", err)
+	}
+}
+
 // TestIntegrationLibvirtPairStartStop starts the pair, checks that both sockets answer and
 // the host UUIDs differ, and that Stop leaves no process and no directory.
 func TestIntegrationLibvirtPairStartStop(t *testing.T) {

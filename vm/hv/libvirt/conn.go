@@ -223,7 +223,7 @@ func cleanError(err error) error {
 	if errors.As(err, &le) {
 		msg := strings.Join(strings.Fields(le.Message), " ")
 		if strings.Contains(msg, "Postcopy is not supported") {
-			msg += " (QEMU needs userfaultfd for post-copy: a QEMU running unprivileged, as under a session daemon, gets it only with sysctl vm.unprivileged_userfaultfd=1)"
+			msg += " (QEMU needs userfaultfd for post-copy: a QEMU running unprivileged, as under a session daemon, gets it with CAP_SYS_PTRACE, e.g. the daemon started with it as an ambient capability (the testbed pair's Postcopy), or with sysctl vm.unprivileged_userfaultfd=1)"
 		}
 		return &Error{Code: le.Code, Message: msg}
 	}

@@ -256,9 +256,8 @@ func TestIntegrationMigrateLive(t *testing.T) {
 	}
 
 	// Back to daemon 1, peer-to-peer (daemon 2 connects to daemon 1 over TCP) and tunnelled
-	// (the stream goes through that connection). Post-copy cannot be tested here: QEMU needs
-	// userfaultfd for it, which this machine gives unprivileged processes (the session
-	// daemons' QEMU) only with vm.unprivileged_userfaultfd=1.
+	// (the stream goes through that connection). Post-copy needs a pair of its own
+	// (LibvirtPair.Postcopy, refused with TCP): TestIntegrationPostcopy.
 	home, err := Migrate(ctx, ddom, src, MigrateOptions{Live: true, PeerToPeer: true, Tunnelled: true,
 		Unsafe: true, DestURIFromSource: pairEPs[2].URL})
 	if err != nil {

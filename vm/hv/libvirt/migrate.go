@@ -359,6 +359,16 @@ func (m *Migration) Stats(ctx context.Context) (JobStats, error) {
 	return m.Source.JobStats(ctx, false)
 }
 
+// Elapsed is the time from Start to the end of the migration (Confirm), 0 while it runs.
+func (m *Migration) Elapsed() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ended.IsZero() || m.Started.IsZero() {
+		return 0
+	}
+	return m.ended.Sub(m.Started)
+}
+
 // StartPostcopy switches a migration started with Postcopy to post-copy.
 func (m *Migration) StartPostcopy(ctx context.Context) error {
 	return m.Source.Conn.call(ctx, 0, "start post-copy of "+m.Source.Name, func() error {
