@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -27,6 +28,7 @@ func TestIntegrationMigrateLibvirt(t *testing.T) {
 		missing(t, errors.New("the libvirt pair needs root"))
 	}
 	pair := testbed.NewLibvirtPair()
+	pair.TLS = true // eps[2:4]: clients authenticated by certificate
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	eps, err := pair.Start(ctx, t.TempDir())
@@ -37,6 +39,7 @@ func TestIntegrationMigrateLibvirt(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pair.Stop() })
+	libvirtRefusals(t, eps)
 	resDir := t.TempDir()
 	stdout, stderr, err := runCLI(t, "migrate", "--hypervisor", "libvirt", "--source-uri", eps[0].URL, "--dest-uri", eps[1].URL,
 		"--target", "file://"+t.TempDir(), "--access", "nbd", "--accel", "tcg", "--at", "1s", "--after", "1s", "--disk-size", "8m",
@@ -121,6 +124,47 @@ func TestIntegrationMigrateLibvirt(t *testing.T) {
 		c.Close()
 		if err != nil || len(names) > 0 {
 			t.Errorf("%s: domains left: %v %v", e.Name, names, err)
+		}
+	}
+}
+
+// libvirtRefusals: a daemon that cannot be reached, one that refuses this client's
+// certificate, a domain that does not exist — each ends migrate with one line and a
+// non-zero exit before anything is defined (the caller checks that nothing is left).
+func libvirtRefusals(t *testing.T, eps []testbed.Endpoint) {
+	t.Helper()
+	u, err := url.Parse(eps[3].URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	foreign, err := testbed.LibvirtForeignClient(q.Get("pkipath"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Set("pkipath", foreign)
+	u.RawQuery = q.Encode()
+	for _, c := range []struct {
+		name, src, dst, want string
+		extra                []string
+	}{
+		{"unreachable", "qemu+unix:///session?socket=/nonexistent/libvirt-sock", eps[1].URL, "no such file", nil},
+		{"wrong credentials", eps[0].URL, u.String(), "did not accept this client's certificate", nil},
+		{"unknown domain", eps[0].URL, eps[1].URL, `no domain named "no-such-domain"`, []string{"--domain", "no-such-domain"}},
+	} {
+		args := append([]string{"migrate", "--hypervisor", "libvirt", "--source-uri", c.src, "--dest-uri", c.dst,
+			"--target", "file://" + t.TempDir(), "--access", "nbd", "--accel", "tcg", "--disk-size", "8m", "--results", t.TempDir(), "--quiet"}, c.extra...)
+		// The cause is told on stderr, one line; the error returned says how many runs failed.
+		_, stderr, err := runCLI(t, args...)
+		var cause []string
+		for _, line := range strings.Split(stderr, "\n") {
+			if strings.HasPrefix(line, "vmstorbench: migrate: ") {
+				cause = append(cause, line)
+			}
+		}
+		t.Logf("%s: exit %d: %s", c.name, exitCode(err), strings.Join(cause, " | "))
+		if exitCode(err) == 0 || len(cause) != 1 || !strings.Contains(cause[0], c.want) {
+			t.Errorf("%s: exit %d, %v\n%s", c.name, exitCode(err), err, stderr)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package libvirt
 import (
 	"context"
 	"errors"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,7 +39,8 @@ func TestMain(m *testing.M) {
 }
 
 // requirePair starts the shared pair (skipped, or failed with CI=true, when libvirtd or
-// root is missing) and returns the daemons' socket URIs; pairEPs[2:] are their TCP URIs.
+// root is missing) and returns the daemons' socket URIs; pairEPs[2:4] are their TCP URIs,
+// pairEPs[4:6] their TLS URIs.
 func requirePair(t *testing.T) (string, string) {
 	t.Helper()
 	pairOnce.Do(func() {
@@ -54,6 +56,7 @@ func requirePair(t *testing.T) (string, string) {
 		pairDir = dir
 		p := testbed.NewLibvirtPair()
 		p.TCP = true // peer-to-peer migration: the source daemon connects to the destination's
+		p.TLS = true // clients authenticated by certificate (TestIntegrationErrors)
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		pairEPs, pairErr = p.Start(ctx, dir)
@@ -319,5 +322,27 @@ func TestIntegrationErrors(t *testing.T) {
 	}
 	if h, err := conn.Host(ctx); err != nil || h.LibvirtVersion == "" || h.URI != pairEPs[2].URL {
 		t.Errorf("host over TCP: %+v %v", h, err)
+	}
+
+	// Credentials: over TLS the daemon takes only clients whose certificate its CA signed.
+	tlsURI := pairEPs[4].URL
+	if h, err := connect(t, tlsURI).Host(ctx); err != nil || h.LibvirtVersion == "" {
+		t.Errorf("host over TLS: %+v %v", h, err)
+	}
+	u, err := url.Parse(tlsURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	foreign, err := testbed.LibvirtForeignClient(q.Get("pkipath"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Set("pkipath", foreign)
+	u.RawQuery = q.Encode()
+	_, err = Connect(ctx, u.String())
+	t.Logf("foreign client certificate: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "did not accept this client's certificate") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("a client certificate of another CA: %v", err)
 	}
 }
