@@ -235,7 +235,17 @@ func TestIntegrationMigrateLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	cur = ddom
-	t.Logf("%d polls, %d with a running job", polls, running)
+	t.Logf("%d polls, %d with a running job; steps %v", polls, running, m.Steps())
+	var names []string
+	for _, st := range m.Steps() {
+		names = append(names, st.Name)
+		if st.Took <= 0 {
+			t.Errorf("step %s took %s", st.Name, st.Took)
+		}
+	}
+	if got := strings.Join(names, " "); got != "begin prepare perform finish confirm" {
+		t.Errorf("steps %q", got)
+	}
 	js, err := ddom.JobStats(ctx, true)
 	if err != nil {
 		t.Fatal(err)
