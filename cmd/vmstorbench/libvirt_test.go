@@ -89,6 +89,33 @@ func TestIntegrationMigrateLibvirt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dom.Destroy(context.Background())
+	dst, err := libvirt.Connect(ctx, eps[1].URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+
+	// The destination refuses the migration: another domain of that name runs there. One
+	// line, a non-zero exit, the domain still running on the source.
+	blocker, err := dst.Boot(ctx, libvirt.Spec{Name: "vsb-noagent", Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: cmdline, NoAgentChannel: true, NoConsoleLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, err = runCLI(t, "migrate", "--hypervisor", "libvirt", "--source-uri", eps[0].URL, "--dest-uri", eps[1].URL,
+		"--domain", "vsb-noagent", "--target", "file://"+t.TempDir(), "--access", "nbd", "--at", "1s", "--after", "1s", "--disk-size", "8m",
+		"--results", t.TempDir(), "--quiet")
+	cause := causeLines(stderr)
+	t.Logf("destination refusing: exit %d: %s", exitCode(err), strings.Join(cause, " | "))
+	if exitCode(err) == 0 || len(cause) != 1 || !strings.Contains(cause[0], "already") {
+		t.Errorf("destination refusing: exit %d, %v\n%s", exitCode(err), err, stderr)
+	}
+	if st, _, err := dom.State(ctx); err != nil || st != "running" {
+		t.Errorf("source after the refused migration: %s %v", st, err)
+	}
+	if err := blocker.Destroy(ctx); err != nil {
+		t.Fatal(err)
+	}
+
 	hostDir := t.TempDir()
 	if _, stderr, err := runCLI(t, "migrate", "--hypervisor", "libvirt", "--source-uri", eps[0].URL, "--dest-uri", eps[1].URL,
 		"--domain", "vsb-noagent", "--target", "file://"+t.TempDir(), "--access", "nbd", "--at", "1s", "--after", "1s", "--disk-size", "8m",
@@ -98,11 +125,6 @@ func TestIntegrationMigrateLibvirt(t *testing.T) {
 	if hm := oneResult(t, hostDir).Migration; hm == nil || hm.Outcome != "completed" || hm.Libvirt == nil || hm.Libvirt.Measured != results.MeasuredHostOnly || hm.Libvirt.Domain != "vsb-noagent" || hm.GuestMemoryB != 256<<20 {
 		t.Errorf("host-side-only run: %+v", hm)
 	}
-	dst, err := libvirt.Connect(ctx, eps[1].URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
 	moved, err := dst.Lookup(ctx, "vsb-noagent")
 	if err != nil {
 		t.Fatalf("the domain is not on the destination: %v", err)
@@ -156,17 +178,23 @@ func libvirtRefusals(t *testing.T, eps []testbed.Endpoint) {
 			"--target", "file://" + t.TempDir(), "--access", "nbd", "--accel", "tcg", "--disk-size", "8m", "--results", t.TempDir(), "--quiet"}, c.extra...)
 		// The cause is told on stderr, one line; the error returned says how many runs failed.
 		_, stderr, err := runCLI(t, args...)
-		var cause []string
-		for _, line := range strings.Split(stderr, "\n") {
-			if strings.HasPrefix(line, "vmstorbench: migrate: ") {
-				cause = append(cause, line)
-			}
-		}
+		cause := causeLines(stderr)
 		t.Logf("%s: exit %d: %s", c.name, exitCode(err), strings.Join(cause, " | "))
 		if exitCode(err) == 0 || len(cause) != 1 || !strings.Contains(cause[0], c.want) {
 			t.Errorf("%s: exit %d, %v\n%s", c.name, exitCode(err), err, stderr)
 		}
 	}
+}
+
+// causeLines are the lines of stderr where migrate tells why a run failed.
+func causeLines(stderr string) []string {
+	var out []string
+	for _, line := range strings.Split(stderr, "\n") {
+		if strings.HasPrefix(line, "vmstorbench: migrate: ") {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 // oneResult loads the one result document saved in dir.
