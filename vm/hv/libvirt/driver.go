@@ -377,7 +377,7 @@ func (h *hvMigration) result(ctx context.Context) hv.Progress {
 			h.drv.mu.Unlock()
 		} else {
 			// After most post-copy migrations libvirt 9.0 never records the destination's
-			// completed job (measured: 8 of 11 runs; still "none" 10 s after Confirm): the
+			// completed job (measured: 8 of 12 runs; still "none" 10 s after Confirm): the
 			// total time is then this process's, Begin to Confirm; the downtime unknown.
 			p.TotalTime = h.m.Elapsed()
 		}
