@@ -378,7 +378,8 @@ func (h *hvMigration) result(ctx context.Context) hv.Progress {
 		} else {
 			// After most post-copy migrations libvirt 9.0 never records the destination's
 			// completed job (measured: 8 of 12 runs; still "none" 10 s after Confirm): the
-			// total time is then this process's, Begin to Confirm; the downtime unknown.
+			// total time is then this process's, Perform to Confirm (libvirt sends no event
+			// at the end of post-copy either); the downtime unknown.
 			p.TotalTime = h.m.Elapsed()
 		}
 		p.Status = hv.StatusCompleted
