@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vmstorbench/vmstorbench/internal/x509creds"
 )
 
@@ -48,6 +50,25 @@ type LibvirtPair struct {
 	// peer-to-peer migration needs (the source daemon connects to the destination's).
 	// Any local user can then drive the daemons: off unless asked for; set before Start.
 	TCP bool
+	// TLS makes each daemon also listen with TLS on a port of 127.0.0.1, clients
+	// authenticated by their certificate (libvirtd's default: verified against the pair's
+	// CA): endpoints libvirt-1-tls, libvirt-2-tls, qemu+tls://127.0.0.1:PORT/session?
+	// pkipath=DIR, DIR holding the client's credentials under libvirt's names (cacert.pem,
+	// clientcert.pem, clientkey.pem), readable by root only. Set before Start.
+	TLS bool
+	// Postcopy lets the daemons' QEMU use userfaultfd, which post-copy migration needs: an
+	// unprivileged process gets it only with CAP_SYS_PTRACE (or the machine-wide sysctl
+	// vm.unprivileged_userfaultfd=1, which the testbed does not touch). Each daemon then
+	// runs with CAP_SYS_PTRACE as an ambient capability, which the QEMU it starts inherits,
+	// and clear_emulator_capabilities = 0 in its qemu.conf (measured with libvirt 9.0: the
+	// domain's QEMU showed CapEff 0x80000 with and without that line; it says what is
+	// meant, should another libvirt clear capabilities in session mode). Off unless
+	// asked for: CAP_SYS_PTRACE lets a process read and write any process's memory, so
+	// whoever can drive a daemon (it runs the <emulator> a domain names) or escapes its
+	// guest into QEMU is as good as root. With the sockets only root can open that is no one
+	// new but such an escape, nor with TLS (the client certificate is root's); with TCP any
+	// local user could, so TCP and Postcopy together are refused. Set before Start.
+	Postcopy bool
 
 	mu      sync.Mutex
 	base    string
@@ -107,6 +128,9 @@ func (p *LibvirtPair) Start(ctx context.Context, dir string) (_ []Endpoint, err 
 	if p.base != "" {
 		return nil, errors.New("libvirt: already started")
 	}
+	if p.TCP && p.Postcopy {
+		return nil, errors.New("libvirt: the pair's TCP listeners (no authentication) and post-copy (CAP_SYS_PTRACE for the daemons and their QEMU) together would let any local user act as root: use TLS (clients authenticated by certificate) instead of TCP")
+	}
 	bin, err := LookPath("libvirtd", "libvirt-daemon")
 	if err != nil {
 		return nil, fmt.Errorf("libvirt: %w (and libvirt-daemon-driver-qemu; scripts/deps.sh installs both)", err)
@@ -139,18 +163,29 @@ func (p *LibvirtPair) Start(ctx context.Context, dir string) (_ []Endpoint, err 
 	if err != nil {
 		return nil, fmt.Errorf("libvirt: %w", err)
 	}
-	var eps, tcpEPs []Endpoint
+	pkiPath := ""
+	if p.TLS {
+		if pkiPath, err = libvirtClientPKI(filepath.Join(creds.ClientDir, "ca-cert.pem"), creds.ClientDir, filepath.Join(base, "pki", "libvirt-client")); err != nil {
+			return nil, fmt.Errorf("libvirt: %w", err)
+		}
+	}
+	var eps, tcpEPs, tlsEPs []Endpoint
 	for i, name := range LibvirtUsers {
 		if err := ensureUnixUser(ctx, name); err != nil {
 			return nil, fmt.Errorf("libvirt: %w", err)
 		}
-		tcpPort := 0
+		var l libvirtListen
 		if p.TCP {
-			if tcpPort, err = FreePort(); err != nil {
+			if l.tcp, err = FreePort(); err != nil {
 				return nil, fmt.Errorf("libvirt: %w", err)
 			}
 		}
-		d, err := startLibvirtd(ctx, bin, dir, filepath.Join(base, strconv.Itoa(i+1)), name, i, tcpPort, creds)
+		if p.TLS {
+			if l.tls, err = FreePort(); err != nil {
+				return nil, fmt.Errorf("libvirt: %w", err)
+			}
+		}
+		d, err := startLibvirtd(ctx, bin, dir, filepath.Join(base, strconv.Itoa(i+1)), name, i, l, p.Postcopy, creds)
 		if d != nil {
 			p.daemons = append(p.daemons, d)
 		}
@@ -158,16 +193,52 @@ func (p *LibvirtPair) Start(ctx context.Context, dir string) (_ []Endpoint, err 
 			return nil, err
 		}
 		eps = append(eps, Endpoint{Name: fmt.Sprintf("libvirt-%d", i+1), URL: LibvirtSocketURI(d.socket), Security: "none", Kind: KindHypervisor})
-		if tcpPort != 0 {
-			tcpEPs = append(tcpEPs, Endpoint{Name: fmt.Sprintf("libvirt-%d-tcp", i+1), URL: fmt.Sprintf("qemu+tcp://%s/session", Addr(tcpPort)), Security: "none", Kind: KindHypervisor})
+		if l.tcp != 0 {
+			tcpEPs = append(tcpEPs, Endpoint{Name: fmt.Sprintf("libvirt-%d-tcp", i+1), URL: fmt.Sprintf("qemu+tcp://%s/session", Addr(l.tcp)), Security: "none", Kind: KindHypervisor})
+		}
+		if l.tls != 0 {
+			tlsEPs = append(tlsEPs, Endpoint{Name: fmt.Sprintf("libvirt-%d-tls", i+1), URL: fmt.Sprintf("qemu+tls://%s/session?pkipath=%s", Addr(l.tls), pkiPath), Security: "tls", Kind: KindHypervisor})
 		}
 	}
-	return append(eps, tcpEPs...), nil
+	return append(append(eps, tcpEPs...), tlsEPs...), nil
+}
+
+// libvirtListen are the TCP ports a daemon listens on besides its socket (0: none).
+type libvirtListen struct{ tcp, tls int }
+
+// libvirtClientPKI writes a libvirt client's pkipath dir: cacert.pem from caFile, the
+// client certificate and key from clientDir (x509creds' names). dir stays readable by root
+// only (the certificate is the client's credential).
+func libvirtClientPKI(caFile, clientDir, dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	for from, to := range map[string]string{caFile: "cacert.pem", filepath.Join(clientDir, "client-cert.pem"): "clientcert.pem", filepath.Join(clientDir, "client-key.pem"): "clientkey.pem"} {
+		data, err := os.ReadFile(from)
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(dir, to), data, 0o600); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+// LibvirtForeignClient writes under dir a pkipath that trusts the daemons of pkipath (a TLS
+// endpoint's) but holds a client certificate from another CA, which they refuse: the
+// credential error a client meets with another deployment's certificate.
+func LibvirtForeignClient(pkipath, dir string) (string, error) {
+	other, err := x509creds.Write(filepath.Join(dir, "server"), filepath.Join(dir, "client"), "another", time.Hour)
+	if err != nil {
+		return "", err
+	}
+	return libvirtClientPKI(filepath.Join(pkipath, "cacert.pem"), other.ClientDir, filepath.Join(dir, "pki"))
 }
 
 // startLibvirtd writes one daemon's configuration under dir and starts it as user name;
 // it returns once the daemon accepts connections on its socket.
-func startLibvirtd(ctx context.Context, bin, logDir, dir, name string, index, tcpPort int, creds *x509creds.Dirs) (*libvirtDaemon, error) {
+func startLibvirtd(ctx context.Context, bin, logDir, dir, name string, index int, l libvirtListen, postcopy bool, creds *x509creds.Dirs) (*libvirtDaemon, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
 		return nil, fmt.Errorf("libvirt: %w", err)
@@ -188,9 +259,20 @@ func startLibvirtd(ctx context.Context, bin, logDir, dir, name string, index, tc
 	// and capability caches in $XDG_CACHE_HOME/libvirt.
 	daemonConf := fmt.Sprintf("host_uuid = %q\n", hostUUID)
 	argv := []string{bin}
-	if tcpPort != 0 {
-		daemonConf += fmt.Sprintf("listen_tls = 0\nlisten_tcp = 1\nlisten_addr = \"127.0.0.1\"\ntcp_port = \"%d\"\nauth_tcp = \"none\"\n", tcpPort)
+	if l.tcp != 0 || l.tls != 0 {
+		daemonConf += fmt.Sprintf("listen_addr = \"127.0.0.1\"\nlisten_tcp = %d\nlisten_tls = %d\n", b2i(l.tcp != 0), b2i(l.tls != 0))
 		argv = append(argv, "--listen")
+	}
+	if l.tcp != 0 {
+		daemonConf += fmt.Sprintf("tcp_port = \"%d\"\nauth_tcp = \"none\"\n", l.tcp)
+	}
+	if l.tls != 0 {
+		// The daemon's certificate for 127.0.0.1 and the CA that signed the clients' (the
+		// same files as its migration credentials); auth_tls "none": the verified client
+		// certificate is the authentication.
+		pki := filepath.Join(dir, "pki")
+		daemonConf += fmt.Sprintf("tls_port = \"%d\"\nauth_tls = \"none\"\nkey_file = %q\ncert_file = %q\nca_file = %q\n",
+			l.tls, filepath.Join(pki, "server-key.pem"), filepath.Join(pki, "server-cert.pem"), filepath.Join(pki, "ca-cert.pem"))
 	}
 	files := map[string]string{
 		"c/libvirt/libvirtd.conf": daemonConf,
@@ -200,6 +282,14 @@ func startLibvirtd(ctx context.Context, bin, logDir, dir, name string, index, tc
 		"c/libvirt/qemu.conf": fmt.Sprintf("migration_port_min = %d\nmigration_port_max = %d\nstdio_handler = \"file\"\n"+
 			"migrate_tls_x509_cert_dir = %q\nmigrate_tls_x509_verify = 1\n",
 			LibvirtMigrationPorts[index], LibvirtMigrationPorts[index]+49, filepath.Join(dir, "pki")),
+	}
+	var caps []uintptr
+	if postcopy {
+		// See LibvirtPair.Postcopy. The kernel lets userfaultfd(2) handle kernel faults
+		// (which QEMU 7.2 asks for) with CAP_SYS_PTRACE; ambient, it survives the change of
+		// user here and the daemon's execs of QEMU.
+		files["c/libvirt/qemu.conf"] += "clear_emulator_capabilities = 0\n"
+		caps = []uintptr{unix.CAP_SYS_PTRACE}
 	}
 	for _, f := range []string{"server/ca-cert.pem", "server/server-cert.pem", "server/server-key.pem", "client/client-cert.pem", "client/client-key.pem"} {
 		src := filepath.Join(creds.ServerDir, filepath.Base(f))
@@ -234,7 +324,7 @@ func startLibvirtd(ctx context.Context, bin, logDir, dir, name string, index, tc
 		"XDG_CACHE_HOME=" + filepath.Join(dir, "cache"),
 	}
 	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
-	proc, err := StartProcessAs(logDir, fmt.Sprintf("libvirtd-%d", index+1), env, cred, argv...)
+	proc, err := StartProcessAs(logDir, fmt.Sprintf("libvirtd-%d", index+1), env, cred, caps, argv...)
 	if err != nil {
 		return nil, fmt.Errorf("libvirt: %w", err)
 	}
@@ -242,8 +332,11 @@ func startLibvirtd(ctx context.Context, bin, logDir, dir, name string, index, tc
 	if err := proc.WaitUnix(ctx, d.socket); err != nil {
 		return d, fmt.Errorf("libvirt: %w", err)
 	}
-	if tcpPort != 0 {
-		if err := proc.WaitPort(ctx, Addr(tcpPort)); err != nil {
+	for _, port := range []int{l.tcp, l.tls} {
+		if port == 0 {
+			continue
+		}
+		if err := proc.WaitPort(ctx, Addr(port)); err != nil {
 			return d, fmt.Errorf("libvirt: %w", err)
 		}
 	}
@@ -348,4 +441,11 @@ func newUUID() (string, error) {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:]), nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

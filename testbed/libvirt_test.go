@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,6 +26,16 @@ func TestLibvirtSocketURI(t *testing.T) {
 	}
 }
 
+// TestLibvirtPairPostcopyWithTCP: the TCP listeners have no authentication, post-copy gives
+// the daemons CAP_SYS_PTRACE; together they are refused before anything starts.
+func TestLibvirtPairPostcopyWithTCP(t *testing.T) {
+	p := &LibvirtPair{TCP: true, Postcopy: true}
+	_, err := p.Start(context.Background(), t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "use TLS") || strings.Contains(err.Error(), "\n") || p.base != "" {
+		t.Fatalf("TCP with post-copy: %v", err)
+	}
+}
+
 // TestIntegrationLibvirtPairStartStop starts the pair, checks that both sockets answer and
 // the host UUIDs differ, and that Stop leaves no process and no directory.
 func TestIntegrationLibvirtPairStartStop(t *testing.T) {
@@ -35,7 +46,7 @@ func TestIntegrationLibvirtPairStartStop(t *testing.T) {
 		t.Skip("the libvirt pair needs root")
 	}
 	p := NewLibvirtPair()
-	p.TCP = true
+	p.TCP, p.TLS = true, true
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	eps, err := p.Start(ctx, t.TempDir())
@@ -46,13 +57,21 @@ func TestIntegrationLibvirtPairStartStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Stop() })
-	if len(eps) != 4 || eps[0].Name != "libvirt-1" || eps[1].Name != "libvirt-2" || eps[2].Name != "libvirt-1-tcp" || eps[3].Name != "libvirt-2-tcp" {
+	if len(eps) != 6 || eps[0].Name != "libvirt-1" || eps[1].Name != "libvirt-2" || eps[2].Name != "libvirt-1-tcp" || eps[3].Name != "libvirt-2-tcp" ||
+		eps[4].Name != "libvirt-1-tls" || eps[5].Name != "libvirt-2-tls" {
 		t.Fatalf("endpoints %+v", eps)
 	}
-	for _, e := range eps[2:] {
+	for i, e := range eps[2:] {
 		u, err := url.Parse(e.URL)
-		if err != nil || u.Scheme != "qemu+tcp" {
+		if want := []string{"qemu+tcp", "qemu+tls"}[i/2]; err != nil || u.Scheme != want {
 			t.Fatalf("endpoint URL %q: %v", e.URL, err)
+		}
+		if u.Scheme == "qemu+tls" {
+			for _, f := range []string{"cacert.pem", "clientcert.pem", "clientkey.pem"} {
+				if fi, err := os.Stat(filepath.Join(u.Query().Get("pkipath"), f)); err != nil || fi.Mode().Perm() != 0o600 {
+					t.Errorf("%s: %s %v", e.URL, f, err)
+				}
+			}
 		}
 		c, err := net.DialTimeout("tcp", u.Host, time.Second)
 		if err != nil {

@@ -26,12 +26,14 @@ type Process struct {
 // StartProcess starts argv[0] with its output in dir/<name>.log. The process gets its own
 // process group so that Stop also reaches children it forks.
 func StartProcess(dir, name string, env []string, argv ...string) (*Process, error) {
-	return StartProcessAs(dir, name, env, nil, argv...)
+	return StartProcessAs(dir, name, env, nil, nil, argv...)
 }
 
 // StartProcessAs is StartProcess with the process running as cred's user (nil: as this
-// process); the log file is opened by this process, so dir need not be writable by that user.
-func StartProcessAs(dir, name string, env []string, cred *syscall.Credential, argv ...string) (*Process, error) {
+// process) and ambientCaps (capability numbers, e.g. unix.CAP_SYS_PTRACE) kept through the
+// change of user as ambient capabilities, so its children inherit them too; the log file
+// is opened by this process, so dir need not be writable by that user.
+func StartProcessAs(dir, name string, env []string, cred *syscall.Credential, ambientCaps []uintptr, argv ...string) (*Process, error) {
 	logPath := filepath.Join(dir, name+".log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -47,7 +49,7 @@ func StartProcessAs(dir, name string, env []string, cred *syscall.Credential, ar
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred, AmbientCaps: ambientCaps}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("%s: start %s: %w", name, argv[0], err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -27,6 +28,7 @@ func TestIntegrationMigrateLibvirt(t *testing.T) {
 		missing(t, errors.New("the libvirt pair needs root"))
 	}
 	pair := testbed.NewLibvirtPair()
+	pair.TLS = true // eps[2:4]: clients authenticated by certificate
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	eps, err := pair.Start(ctx, t.TempDir())
@@ -37,6 +39,7 @@ func TestIntegrationMigrateLibvirt(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pair.Stop() })
+	libvirtRefusals(t, eps)
 	resDir := t.TempDir()
 	stdout, stderr, err := runCLI(t, "migrate", "--hypervisor", "libvirt", "--source-uri", eps[0].URL, "--dest-uri", eps[1].URL,
 		"--target", "file://"+t.TempDir(), "--access", "nbd", "--accel", "tcg", "--at", "1s", "--after", "1s", "--disk-size", "8m",
@@ -86,6 +89,33 @@ func TestIntegrationMigrateLibvirt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dom.Destroy(context.Background())
+	dst, err := libvirt.Connect(ctx, eps[1].URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+
+	// The destination refuses the migration: another domain of that name runs there. One
+	// line, a non-zero exit, the domain still running on the source.
+	blocker, err := dst.Boot(ctx, libvirt.Spec{Name: "vsb-noagent", Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: cmdline, NoAgentChannel: true, NoConsoleLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, err = runCLI(t, "migrate", "--hypervisor", "libvirt", "--source-uri", eps[0].URL, "--dest-uri", eps[1].URL,
+		"--domain", "vsb-noagent", "--target", "file://"+t.TempDir(), "--access", "nbd", "--at", "1s", "--after", "1s", "--disk-size", "8m",
+		"--results", t.TempDir(), "--quiet")
+	cause := causeLines(stderr)
+	t.Logf("destination refusing: exit %d: %s", exitCode(err), strings.Join(cause, " | "))
+	if exitCode(err) == 0 || len(cause) != 1 || !strings.Contains(cause[0], "already") {
+		t.Errorf("destination refusing: exit %d, %v\n%s", exitCode(err), err, stderr)
+	}
+	if st, _, err := dom.State(ctx); err != nil || st != "running" {
+		t.Errorf("source after the refused migration: %s %v", st, err)
+	}
+	if err := blocker.Destroy(ctx); err != nil {
+		t.Fatal(err)
+	}
+
 	hostDir := t.TempDir()
 	if _, stderr, err := runCLI(t, "migrate", "--hypervisor", "libvirt", "--source-uri", eps[0].URL, "--dest-uri", eps[1].URL,
 		"--domain", "vsb-noagent", "--target", "file://"+t.TempDir(), "--access", "nbd", "--at", "1s", "--after", "1s", "--disk-size", "8m",
@@ -95,11 +125,6 @@ func TestIntegrationMigrateLibvirt(t *testing.T) {
 	if hm := oneResult(t, hostDir).Migration; hm == nil || hm.Outcome != "completed" || hm.Libvirt == nil || hm.Libvirt.Measured != results.MeasuredHostOnly || hm.Libvirt.Domain != "vsb-noagent" || hm.GuestMemoryB != 256<<20 {
 		t.Errorf("host-side-only run: %+v", hm)
 	}
-	dst, err := libvirt.Connect(ctx, eps[1].URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
 	moved, err := dst.Lookup(ctx, "vsb-noagent")
 	if err != nil {
 		t.Fatalf("the domain is not on the destination: %v", err)
@@ -123,6 +148,53 @@ func TestIntegrationMigrateLibvirt(t *testing.T) {
 			t.Errorf("%s: domains left: %v %v", e.Name, names, err)
 		}
 	}
+}
+
+// libvirtRefusals: a daemon that cannot be reached, one that refuses this client's
+// certificate, a domain that does not exist — each ends migrate with one line and a
+// non-zero exit before anything is defined (the caller checks that nothing is left).
+func libvirtRefusals(t *testing.T, eps []testbed.Endpoint) {
+	t.Helper()
+	u, err := url.Parse(eps[3].URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	foreign, err := testbed.LibvirtForeignClient(q.Get("pkipath"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Set("pkipath", foreign)
+	u.RawQuery = q.Encode()
+	for _, c := range []struct {
+		name, src, dst, want string
+		extra                []string
+	}{
+		{"unreachable", "qemu+unix:///session?socket=/nonexistent/libvirt-sock", eps[1].URL, "no such file", nil},
+		{"wrong credentials", eps[0].URL, u.String(), "did not accept this client's certificate", nil},
+		{"unknown domain", eps[0].URL, eps[1].URL, `no domain named "no-such-domain"`, []string{"--domain", "no-such-domain"}},
+	} {
+		args := append([]string{"migrate", "--hypervisor", "libvirt", "--source-uri", c.src, "--dest-uri", c.dst,
+			"--target", "file://" + t.TempDir(), "--access", "nbd", "--accel", "tcg", "--disk-size", "8m", "--results", t.TempDir(), "--quiet"}, c.extra...)
+		// The cause is told on stderr, one line; the error returned says how many runs failed.
+		_, stderr, err := runCLI(t, args...)
+		cause := causeLines(stderr)
+		t.Logf("%s: exit %d: %s", c.name, exitCode(err), strings.Join(cause, " | "))
+		if exitCode(err) == 0 || len(cause) != 1 || !strings.Contains(cause[0], c.want) {
+			t.Errorf("%s: exit %d, %v\n%s", c.name, exitCode(err), err, stderr)
+		}
+	}
+}
+
+// causeLines are the lines of stderr where migrate tells why a run failed.
+func causeLines(stderr string) []string {
+	var out []string
+	for _, line := range strings.Split(stderr, "\n") {
+		if strings.HasPrefix(line, "vmstorbench: migrate: ") {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 // oneResult loads the one result document saved in dir.

@@ -12,13 +12,16 @@ package libvirt
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
@@ -82,9 +85,29 @@ func Connect(ctx context.Context, uri string) (*Conn, error) {
 	err = c.call(ctx, 0, "connect", func() error { return c.l.ConnectToURI(golibvirt.RemoteURI(u)) })
 	if err != nil {
 		c.closeNet()
+		if refusedClientCert(u, err) {
+			pki := u.Query().Get("pkipath")
+			if pki == "" {
+				pki = "~/.pki/libvirt or /etc/pki/libvirt"
+			}
+			return nil, fmt.Errorf("libvirt %s: the daemon closed the connection after the TLS handshake: it did not accept this client's certificate (%s/clientcert.pem must be signed by the CA of the daemon's ca_file, and its name be on the daemon's tls_allowed_dn_list if it has one)", c.Redacted, pki)
+		}
 		return nil, err
 	}
 	return c, nil
+}
+
+// refusedClientCert reports whether err, from the first RPC over a TLS connection, is the
+// daemon refusing the client's certificate: libvirtd checks it once the handshake is done
+// (TLS 1.3: after the client already considers it done) and then closes the connection
+// without a word, so the client reads EOF or a reset; a TLS alert says it outright.
+func refusedClientCert(u *url.URL, err error) bool {
+	if !strings.HasSuffix(u.Scheme, "+tls") && (strings.Contains(u.Scheme, "+") || u.Host == "") {
+		return false
+	}
+	var alert tls.AlertError
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.As(err, &alert) ||
+		strings.Contains(err.Error(), "connection to the daemon lost")
 }
 
 type dialerFunc func() (net.Conn, error)
@@ -223,7 +246,7 @@ func cleanError(err error) error {
 	if errors.As(err, &le) {
 		msg := strings.Join(strings.Fields(le.Message), " ")
 		if strings.Contains(msg, "Postcopy is not supported") {
-			msg += " (QEMU needs userfaultfd for post-copy: a QEMU running unprivileged, as under a session daemon, gets it only with sysctl vm.unprivileged_userfaultfd=1)"
+			msg += " (QEMU needs userfaultfd for post-copy: a QEMU running unprivileged, as under a session daemon, gets it with CAP_SYS_PTRACE, e.g. the daemon started with it as an ambient capability (the testbed pair's Postcopy), or with sysctl vm.unprivileged_userfaultfd=1)"
 		}
 		return &Error{Code: le.Code, Message: msg}
 	}

@@ -369,12 +369,18 @@ func (h *hvMigration) result(ctx context.Context) hv.Progress {
 	case err != nil:
 		p = hv.Progress{Status: hv.StatusFailed, Error: err.Error()}
 	default:
-		js, jerr := dom.JobStats(ctx, true)
-		if jerr == nil {
+		js, jerr := dom.CompletedJob(ctx, h.switched, 3*time.Second)
+		if jerr == nil && js.Type != "none" {
 			p = progress(js)
 			h.drv.mu.Lock()
 			h.drv.lastJob = &js
 			h.drv.mu.Unlock()
+		} else {
+			// After most post-copy migrations libvirt 9.0 never records the destination's
+			// completed job (measured: 8 of 12 runs; still "none" 10 s after Confirm): the
+			// total time is then this process's, Perform to Confirm (libvirt sends no event
+			// at the end of post-copy either); the downtime unknown.
+			p.TotalTime = h.m.Elapsed()
 		}
 		p.Status = hv.StatusCompleted
 	}

@@ -3,6 +3,7 @@ package libvirt
 import (
 	"context"
 	"errors"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,7 +39,8 @@ func TestMain(m *testing.M) {
 }
 
 // requirePair starts the shared pair (skipped, or failed with CI=true, when libvirtd or
-// root is missing) and returns the daemons' socket URIs; pairEPs[2:] are their TCP URIs.
+// root is missing) and returns the daemons' socket URIs; pairEPs[2:4] are their TCP URIs,
+// pairEPs[4:6] their TLS URIs.
 func requirePair(t *testing.T) (string, string) {
 	t.Helper()
 	pairOnce.Do(func() {
@@ -54,6 +56,7 @@ func requirePair(t *testing.T) (string, string) {
 		pairDir = dir
 		p := testbed.NewLibvirtPair()
 		p.TCP = true // peer-to-peer migration: the source daemon connects to the destination's
+		p.TLS = true // clients authenticated by certificate (TestIntegrationErrors)
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		pairEPs, pairErr = p.Start(ctx, dir)
@@ -232,7 +235,17 @@ func TestIntegrationMigrateLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	cur = ddom
-	t.Logf("%d polls, %d with a running job", polls, running)
+	t.Logf("%d polls, %d with a running job; steps %v", polls, running, m.Steps())
+	var names []string
+	for _, st := range m.Steps() {
+		names = append(names, st.Name)
+		if st.Took <= 0 {
+			t.Errorf("step %s took %s", st.Name, st.Took)
+		}
+	}
+	if got := strings.Join(names, " "); got != "begin prepare perform finish confirm" {
+		t.Errorf("steps %q", got)
+	}
 	js, err := ddom.JobStats(ctx, true)
 	if err != nil {
 		t.Fatal(err)
@@ -256,9 +269,8 @@ func TestIntegrationMigrateLive(t *testing.T) {
 	}
 
 	// Back to daemon 1, peer-to-peer (daemon 2 connects to daemon 1 over TCP) and tunnelled
-	// (the stream goes through that connection). Post-copy cannot be tested here: QEMU needs
-	// userfaultfd for it, which this machine gives unprivileged processes (the session
-	// daemons' QEMU) only with vm.unprivileged_userfaultfd=1.
+	// (the stream goes through that connection). Post-copy needs a pair of its own
+	// (LibvirtPair.Postcopy, refused with TCP): TestIntegrationPostcopy.
 	home, err := Migrate(ctx, ddom, src, MigrateOptions{Live: true, PeerToPeer: true, Tunnelled: true,
 		Unsafe: true, DestURIFromSource: pairEPs[2].URL})
 	if err != nil {
@@ -320,5 +332,27 @@ func TestIntegrationErrors(t *testing.T) {
 	}
 	if h, err := conn.Host(ctx); err != nil || h.LibvirtVersion == "" || h.URI != pairEPs[2].URL {
 		t.Errorf("host over TCP: %+v %v", h, err)
+	}
+
+	// Credentials: over TLS the daemon takes only clients whose certificate its CA signed.
+	tlsURI := pairEPs[4].URL
+	if h, err := connect(t, tlsURI).Host(ctx); err != nil || h.LibvirtVersion == "" {
+		t.Errorf("host over TLS: %+v %v", h, err)
+	}
+	u, err := url.Parse(tlsURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	foreign, err := testbed.LibvirtForeignClient(q.Get("pkipath"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Set("pkipath", foreign)
+	u.RawQuery = q.Encode()
+	_, err = Connect(ctx, u.String())
+	t.Logf("foreign client certificate: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "did not accept this client's certificate") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("a client certificate of another CA: %v", err)
 	}
 }

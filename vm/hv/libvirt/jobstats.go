@@ -150,3 +150,23 @@ func (d *Domain) JobStats(ctx context.Context, completed bool) (JobStats, error)
 	}
 	return parseJobStats(typ, params), nil
 }
+
+// CompletedJob is the destination's completed migration job. After a post-copy migration
+// the destination's Finish returns when the guest resumes there, while the pages still
+// travel; libvirt records the completed job only when QEMU reports the end, so with
+// postcopy it asks again (every 100 ms, for up to wait) while the job type is still "none".
+// Its data figures are those the source sent in its cookie at the switch to post-copy.
+func (d *Domain) CompletedJob(ctx context.Context, postcopy bool, wait time.Duration) (JobStats, error) {
+	end := time.Now().Add(wait)
+	for {
+		js, err := d.JobStats(ctx, true)
+		if err != nil || js.Type != "none" || !postcopy || time.Now().After(end) {
+			return js, err
+		}
+		select {
+		case <-ctx.Done():
+			return js, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -166,6 +166,28 @@ type Migration struct {
 	ended time.Time
 	dst   *Domain
 	err   error
+	steps []Step
+}
+
+// Step is how long one step of the migration protocol took, as this client saw it.
+type Step struct {
+	Name string // begin, prepare, perform, finish, confirm
+	Took time.Duration
+}
+
+// timeStep records how long the step name, started at t0, took.
+func (m *Migration) timeStep(name string, t0 time.Time) {
+	m.mu.Lock()
+	m.steps = append(m.steps, Step{Name: name, Took: time.Since(t0)})
+	m.mu.Unlock()
+}
+
+// Steps are the protocol steps run so far, in order (a peer-to-peer migration has one,
+// perform, which the source daemon runs whole).
+func (m *Migration) Steps() []Step {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Step(nil), m.steps...)
 }
 
 // StartMigration is PrepareMigration and Start.
@@ -359,6 +381,16 @@ func (m *Migration) Stats(ctx context.Context) (JobStats, error) {
 	return m.Source.JobStats(ctx, false)
 }
 
+// Elapsed is the time from Start to the end of the migration (Confirm), 0 while it runs.
+func (m *Migration) Elapsed() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ended.IsZero() || m.Started.IsZero() {
+		return 0
+	}
+	return m.ended.Sub(m.Started)
+}
+
 // StartPostcopy switches a migration started with Postcopy to post-copy.
 func (m *Migration) StartPostcopy(ctx context.Context) error {
 	return m.Source.Conn.call(ctx, 0, "start post-copy of "+m.Source.Name, func() error {
@@ -443,6 +475,7 @@ func (m *Migration) runPeerToPeer(ctx context.Context, timeout time.Duration) (*
 	if dconn == "" {
 		dconn = m.dest.uri
 	}
+	defer m.timeStep("perform", time.Now())
 	err := src.Conn.call(ctx, timeout, "migrate "+src.Name+" (peer-to-peer)", func() error {
 		_, err := src.Conn.l.DomainMigratePerform3Params(src.d, golibvirt.OptString{dconn}, m.params, nil, m.flags)
 		return err
@@ -481,6 +514,7 @@ func (m *Migration) prepare(ctx context.Context) error {
 		m.protection = golibvirt.MigrateChangeProtection
 	}
 	var domXML string
+	t0 := time.Now()
 	err := src.Conn.call(ctx, 0, "begin migrating "+src.Name, func() error {
 		var err error
 		m.cookie, domXML, err = src.Conn.l.DomainMigrateBegin3Params(src.d, m.params, uint32(m.flags|m.protection))
@@ -489,11 +523,13 @@ func (m *Migration) prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.timeStep("begin", t0)
 	if st, _, err := src.State(ctx); err == nil && st == "paused" {
 		m.flags |= golibvirt.MigratePaused
 	}
 	m.params = withString(m.params, "destination_xml", domXML)
 	var uriOut golibvirt.OptString
+	t0 = time.Now()
 	err = dst.call(ctx, 2*DefaultCallTimeout, "prepare the destination of "+src.Name, func() error {
 		var err error
 		m.cookie, uriOut, err = dst.l.DomainMigratePrepare3Params(m.params, m.cookie, uint32(m.destFlags()))
@@ -507,6 +543,7 @@ func (m *Migration) prepare(ctx context.Context) error {
 		return err
 	}
 	m.prepared = true
+	m.timeStep("prepare", t0)
 	if len(uriOut) > 0 && uriOut[0] != "" {
 		m.params = withString(m.params, "migrate_uri", uriOut[0])
 	}
@@ -533,11 +570,13 @@ func (m *Migration) perform(ctx context.Context, timeout time.Duration) (*Domain
 	var performErr error
 	notifySource := true
 	if !m.opts.Offline {
+		t0 := time.Now()
 		performErr = src.Conn.call(ctx, timeout, "migrate "+src.Name, func() error {
 			var err error
 			m.cookie, err = src.Conn.l.DomainMigratePerform3Params(src.d, nil, m.params, m.cookie, m.flags|m.protection)
 			return err
 		})
+		m.timeStep("perform", t0)
 		if performErr != nil {
 			// A failed Perform has already ended the job on the source.
 			notifySource = false
@@ -567,6 +606,7 @@ func (m *Migration) finish(ctx context.Context, cancelled bool) error {
 	}
 	dst := m.dest
 	var ddom golibvirt.Domain
+	defer m.timeStep("finish", time.Now())
 	err := dst.call(ctx, 2*DefaultCallTimeout, "finish the migration of "+m.Source.Name, func() error {
 		var err error
 		ddom, m.cookie, err = dst.l.DomainMigrateFinish3Params(m.params, m.cookie, uint32(m.destFlags()), c)
@@ -589,6 +629,7 @@ func (m *Migration) confirm(ctx context.Context, cookie []byte, cancelled bool) 
 		c = 1
 	}
 	src := m.Source
+	defer m.timeStep("confirm", time.Now())
 	_ = src.Conn.call(ctx, 2*DefaultCallTimeout, "confirm the migration of "+src.Name, func() error {
 		return src.Conn.l.DomainMigrateConfirm3Params(src.d, m.params, cookie, uint32(m.flags|m.protection), c)
 	})

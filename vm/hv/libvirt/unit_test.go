@@ -1,7 +1,13 @@
 package libvirt
 
 import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -175,5 +181,32 @@ func TestProgressAndNames(t *testing.T) {
 	o := MigrateOptions{Live: true, PeerToPeer: true, Tunnelled: true, Unsafe: true}
 	if n := strings.Join(o.Names(), ","); n != "live,peer-to-peer,tunnelled,unsafe" {
 		t.Errorf("names %s", n)
+	}
+}
+
+// TestRefusedClientCert: only a TLS connection that the daemon closed (or alerted) counts as
+// the daemon refusing the client's certificate.
+func TestRefusedClientCert(t *testing.T) {
+	for _, c := range []struct {
+		uri  string
+		err  error
+		want bool
+	}{
+		{"qemu+tls://h/system", fmt.Errorf("connect: %w", io.EOF), true},
+		{"qemu://h/system", fmt.Errorf("connect: %w", syscall.ECONNRESET), true},
+		{"qemu+tls://h/system", tls.AlertError(42), true},
+		{"qemu+tls://h/system", errors.New("connection to the daemon lost during the call"), true},
+		{"qemu+tls://h/system", fmt.Errorf("dial: %w", syscall.ECONNREFUSED), false},
+		{"qemu+tcp://h/system", fmt.Errorf("connect: %w", io.EOF), false},
+		{"qemu+unix:///session?socket=/s", fmt.Errorf("connect: %w", io.EOF), false},
+		{"qemu:///system", fmt.Errorf("connect: %w", io.EOF), false},
+	} {
+		u, err := url.Parse(c.uri)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := refusedClientCert(u, c.err); got != c.want {
+			t.Errorf("%s, %v: %v, want %v", c.uri, c.err, got, c.want)
+		}
 	}
 }
