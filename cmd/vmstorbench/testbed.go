@@ -104,7 +104,13 @@ func testbedOptional(drbdLink string) ([]func() testbed.Server, error) {
 		// The serve process's output is its log file (serve.log in the state directory).
 		s.Log = func(m string) { fmt.Fprintln(os.Stderr, m) }
 		return s
-	}, func() testbed.Server { return testbed.NewLibvirtPair() }}, nil
+	}, func() testbed.Server {
+		// Post-copy on: the pair's sockets are root's only (no TCP listeners), so the
+		// capability it needs gives no one anything new (see LibvirtPair.Postcopy).
+		p := testbed.NewLibvirtPair()
+		p.Postcopy = true
+		return p
+	}}, nil
 }
 
 func testbedServe(cmd *cobra.Command, dir string, only, with []string, drbdLink string) error {
