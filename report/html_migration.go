@@ -107,13 +107,13 @@ func migrationView(r *results.Run, n int) htmlMigration {
 		stall += fmt.Sprintf(", less %s vmstorbench held the guest paused for its checks", msText(m.CheckPauseMS))
 	}
 	v.Downtime = []htmlBar{
-		{Name: "QEMU downtime", Value: msText(m.QEMUDowntimeMS), Explain: downtimeExplain(m)},
+		{Name: "QEMU downtime", Value: downtimeText(m), Explain: downtimeExplain(m)},
 		{Name: "Pause seen on the host", Value: msText(m.PauseMS), Explain: "source STOP to destination RESUME"},
 		{Name: "Longest workload stall", Value: msText(m.LongestStallMS), Explain: stall},
 	}
 	peak := max(m.QEMUDowntimeMS, m.PauseMS, m.LongestStallMS)
 	for i, val := range []float64{m.QEMUDowntimeMS, m.PauseMS, m.LongestStallMS} {
-		if peak > 0 {
+		if peak > 0 && (i > 0 || m.QEMUDowntimeKnown()) {
 			v.Downtime[i].Pct = math.Round(1000*val/peak) / 10
 		}
 	}
@@ -121,9 +121,9 @@ func migrationView(r *results.Run, n int) htmlMigration {
 		{"Guest boot", durationText(time.Duration(m.BootNS))},
 		{"Migration", fmt.Sprintf("%s to %s", durationText(time.Duration(m.StartNS)), durationText(time.Duration(m.EndNS)))},
 		{"Total time (QEMU)", msText(m.TotalTimeMS)},
-		{"Setup time (QEMU)", msText(m.SetupTimeMS)},
-		{"Transferred", sizeText(m.TransferredB)},
-		{"Dirty syncs", strconv.FormatInt(m.DirtySyncCount, 10)},
+		{"Setup time (QEMU)", m.RAMFigureText(msText(m.SetupTimeMS))},
+		{"Transferred", m.RAMFigureText(sizeText(m.TransferredB))},
+		{"Dirty syncs", m.RAMFigureText(strconv.FormatInt(m.DirtySyncCount, 10))},
 	}
 	if m.SwitchoverNS > 0 {
 		v.Timing = append(v.Timing, htmlFact{"Post-copy switchover", durationText(time.Duration(m.SwitchoverNS))})
@@ -239,7 +239,18 @@ func linkText(l *results.MigrationLink) string {
 }
 
 // downtimeExplain says where QEMU's downtime comes from, and whether it broke the limit.
+// downtimeText is QEMU's downtime, or "unknown" when the hypervisor gave none.
+func downtimeText(m *results.Migration) string {
+	if !m.QEMUDowntimeKnown() {
+		return "unknown"
+	}
+	return msText(m.QEMUDowntimeMS)
+}
+
 func downtimeExplain(m *results.Migration) string {
+	if !m.QEMUDowntimeKnown() {
+		return "unknown: " + m.QEMUDowntimeUnknown
+	}
 	if m.DowntimeLimitExceeded {
 		return "QEMU's own figure (query-migrate), ABOVE the downtime-limit in force"
 	}

@@ -322,7 +322,8 @@ func ramBytes(m *Migration) (float64, bool) {
 	if v, ok := linkBytes(m, "ram"); ok {
 		return v, true
 	}
-	return float64(m.TransferredB), m.TransferredB > 0
+	// A count from the last poll (RAMFigures) misses the end of the stream.
+	return float64(m.TransferredB), m.TransferredB > 0 && m.RAMFigures == ""
 }
 
 // MigrationMetrics are the figures of a live migration (Run.Migration), one definition for
@@ -330,11 +331,16 @@ func ramBytes(m *Migration) (float64, bool) {
 // the switchover (downtime, pause, stall, total, setup) need a completed migration; the
 // storage method's (disruption, migration_time) a completed move recorded with them.
 var MigrationMetrics = []Metric{
-	msMetric("downtime", "QEMU downtime", func(m *Migration) (float64, bool) { return m.QEMUDowntimeMS, migrated(m) }),
+	// An unknown downtime is left out of medians and compare, not counted as 0 ms.
+	msMetric("downtime", "QEMU downtime", func(m *Migration) (float64, bool) {
+		return m.QEMUDowntimeMS, migrated(m) && m.QEMUDowntimeKnown()
+	}),
 	msMetric("pause", "host-seen pause", func(m *Migration) (float64, bool) { return m.PauseMS, migrated(m) }),
 	msMetric("stall", "longest workload stall", func(m *Migration) (float64, bool) { return m.LongestStallMS, migrated(m) }),
 	msMetric("total", "QEMU total time", func(m *Migration) (float64, bool) { return m.TotalTimeMS, migrated(m) }),
-	msMetric("setup", "QEMU setup time", func(m *Migration) (float64, bool) { return m.SetupTimeMS, migrated(m) }),
+	msMetric("setup", "QEMU setup time", func(m *Migration) (float64, bool) {
+		return m.SetupTimeMS, migrated(m) && m.RAMFigures != RAMFiguresUnknown
+	}),
 	msMetric("disruption", "disruption time", func(m *Migration) (float64, bool) { return m.DisruptionMS, moved(m) }),
 	msMetric("migration_time", "migration time", func(m *Migration) (float64, bool) { return m.MigrationTimeMS, moved(m) }),
 	{Name: "ram_bytes", Label: "RAM link bytes", Unit: "MB", Scale: 1e-6, Migration: true, ofMig: ramBytes},
@@ -370,14 +376,16 @@ var MigrationMetrics = []Metric{
 		}},
 	{Name: "cpu_s", Label: "CPU-seconds", Unit: "s", Scale: 1, Migration: true,
 		ofMig: func(m *Migration) (float64, bool) {
-			if m.Cost == nil {
+			// A total missing a process (Unmeasured) does not compare with whole ones.
+			if m.Cost == nil || len(m.Cost.Unmeasured) > 0 {
 				return 0, false
 			}
 			return m.Cost.TotalCPUS, true
 		}},
 	{Name: "joules", Label: "energy estimate", Unit: "J", Scale: 1, Migration: true,
 		ofMig: func(m *Migration) (float64, bool) {
-			if m.Cost == nil {
+			// A total missing a process (Unmeasured) does not compare with whole ones.
+			if m.Cost == nil || len(m.Cost.Unmeasured) > 0 {
 				return 0, false
 			}
 			return m.Cost.EnergyEstimateJ, true

@@ -1,5 +1,7 @@
 package results
 
+import "fmt"
+
 // Migration is what a live-migration run measured: the guest ran the workload on its
 // virtual disk (which lives on the backend under test) while QEMU migrated it from a source
 // to a destination process. Times (*_ns fields and T offsets) are host time since the
@@ -61,10 +63,15 @@ type Migration struct {
 	// that gap for its checks (CheckPauseMS): a --check-memory comparison over a WAN link
 	// holds the destination for seconds, which would otherwise hide the real stall.
 	// LongestStall is the whole gap as seen.
-	QEMUDowntimeMS float64 `json:"qemu_downtime_ms"`
-	PauseMS        float64 `json:"pause_ms"`
-	LongestStallMS float64 `json:"longest_stall_ms"`
-	LongestStall   *Stall  `json:"longest_stall,omitempty"`
+	//
+	// QEMUDowntimeUnknown, when set, says why the hypervisor gave no downtime (libvirt 9.0
+	// records no completed job after most post-copy migrations): QEMUDowntimeMS is then 0
+	// and means nothing; every table, chart and aggregate shows it as unknown.
+	QEMUDowntimeMS      float64 `json:"qemu_downtime_ms"`
+	QEMUDowntimeUnknown string  `json:"qemu_downtime_unknown,omitempty"`
+	PauseMS             float64 `json:"pause_ms"`
+	LongestStallMS      float64 `json:"longest_stall_ms"`
+	LongestStall        *Stall  `json:"longest_stall,omitempty"`
 	// CheckPauseMS is how long vmstorbench's own checks (memory comparison, image check)
 	// held the guest paused during the migration, reported on its own.
 	CheckPauseMS float64 `json:"check_pause_ms,omitempty"`
@@ -76,6 +83,11 @@ type Migration struct {
 	TransferredB          int64   `json:"transferred_bytes"`
 	DirtySyncCount        int64   `json:"dirty_sync_count"`
 	PostcopyReqs          int64   `json:"postcopy_requests,omitempty"`
+	// RAMFigures says where SetupTimeMS, TransferredB, DirtySyncCount and PostcopyReqs come
+	// from: "" the hypervisor's final figures; RAMFiguresLastPoll the last sample polled
+	// while the migration ran (the hypervisor gave no final ones: a lower bound, counting
+	// up to that poll only); RAMFiguresUnknown none at all (the zeros mean nothing).
+	RAMFigures string `json:"ram_figures,omitempty"`
 
 	// Before, During and After summarise the workload in the three periods (host time).
 	Before *MigrationPhase `json:"before,omitempty"`
@@ -298,8 +310,52 @@ type LinkTraffic struct {
 	DownB int64 `json:"down_bytes"`
 }
 
+// Where a migration's RAM figures come from (Migration.RAMFigures).
+const (
+	RAMFiguresLastPoll = "last-poll"
+	RAMFiguresUnknown  = "unknown"
+)
+
+// QEMUDowntimeKnown reports whether QEMUDowntimeMS is the hypervisor's figure.
+func (m *Migration) QEMUDowntimeKnown() bool { return m.QEMUDowntimeUnknown == "" }
+
+// QEMUDowntimeText is QEMU's downtime for tables, "412 ms", or "unknown".
+func (m *Migration) QEMUDowntimeText() string {
+	if !m.QEMUDowntimeKnown() {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.0f ms", m.QEMUDowntimeMS)
+}
+
+// RAMFigureText is one of the RAM figures formatted as s, for tables: "unknown" when the
+// hypervisor gave none, marked as a lower bound when it is the last poll's.
+func (m *Migration) RAMFigureText(s string) string {
+	switch m.RAMFigures {
+	case RAMFiguresUnknown:
+		return "unknown"
+	case RAMFiguresLastPoll:
+		return s + " (last poll: lower bound)"
+	}
+	return s
+}
+
+// The processes of MigrationCost.Unmeasured.
+const (
+	CostSource      = "source"
+	CostDestination = "destination"
+	CostHelpers     = "helpers"
+)
+
+// CPUText is the CPU-seconds v of process name ("1.27"), or "unmeasured".
+func (c *MigrationCost) CPUText(name string, v float64) string {
+	if _, ok := c.Unmeasured[name]; ok {
+		return "unmeasured"
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
 // MigrationCost is what the migration cost in CPU, measured from /proc/PID/stat (user +
-// system time) between the migration's start and its end (MigrationTimeMS), and an energy
+// system time; libvirt's virDomainGetInfo for a QEMU under libvirt) between the migration's start and its end (MigrationTimeMS), and an energy
 // estimate derived from it.
 type MigrationCost struct {
 	// WallNS is the interval measured.
@@ -311,6 +367,10 @@ type MigrationCost struct {
 	DestinationCPUS float64 `json:"destination_cpu_s"`
 	HelpersCPUS     float64 `json:"helpers_cpu_s"`
 	TotalCPUS       float64 `json:"total_cpu_s"`
+	// Unmeasured names the processes whose CPU time could not be had (CostSource,
+	// CostDestination, CostHelpers) with why: their figure above is 0 and means nothing,
+	// and TotalCPUS and the energy estimate cover the measured processes only.
+	Unmeasured map[string]string `json:"unmeasured,omitempty"`
 	// WattsPerCore is the assumed power of one busy core; EnergyJ = TotalCPUS × WattsPerCore.
 	// An estimate, not a measurement: no power meter is read.
 	WattsPerCore     float64 `json:"watts_per_core"`

@@ -407,7 +407,7 @@ func RunOutcome(r *results.Run, err error) string {
 			}
 		}
 		if m := r.Migration; m != nil {
-			parts = append(parts, fmt.Sprintf("migration %s, downtime %.0f ms", m.Outcome, m.QEMUDowntimeMS))
+			parts = append(parts, fmt.Sprintf("migration %s, downtime %s", m.Outcome, m.QEMUDowntimeText()))
 			if m.Failure != "" {
 				parts = append(parts, "failure: "+m.Failure)
 			}

@@ -62,6 +62,11 @@ func TestIntegrationMigrateLibvirt(t *testing.T) {
 	if len(m.Samples) == 0 || m.PauseMS <= 0 {
 		t.Errorf("%d job-stats samples, pause %.0f ms", len(m.Samples), m.PauseMS)
 	}
+	// Both QEMUs' CPU time, read through libvirt (virDomainGetInfo); the source's just
+	// before Confirm ended it.
+	if c := m.Cost; c == nil || c.SourceCPUS <= 0 || c.DestinationCPUS <= 0 || len(c.Unmeasured) > 0 {
+		t.Errorf("cost %+v", c)
+	}
 	if results.Scenario(r) != "precopy none libvirt" {
 		t.Errorf("scenario %q", results.Scenario(r))
 	}

@@ -505,7 +505,7 @@ func printMigration(w io.Writer, r *results.Run) {
 	if m.Failure != "" {
 		fmt.Fprintf(w, "  failure    %s\n", m.Failure)
 	}
-	fmt.Fprintf(w, "  downtime   QEMU %.0f ms   pause (host, STOP->RESUME) %.1f ms   longest I/O stall %.1f ms", m.QEMUDowntimeMS, m.PauseMS, m.LongestStallMS)
+	fmt.Fprintf(w, "  downtime   QEMU %s   pause (host, STOP->RESUME) %.1f ms   longest I/O stall %.1f ms", m.QEMUDowntimeText(), m.PauseMS, m.LongestStallMS)
 	if m.CheckPauseMS > 0 {
 		fmt.Fprintf(w, " (not counting %.1f ms paused for vmstorbench's checks)", m.CheckPauseMS)
 	}
@@ -513,7 +513,8 @@ func printMigration(w io.Writer, r *results.Run) {
 		fmt.Fprintf(w, "   QEMU EXCEEDED the downtime-limit")
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "  migration  total %.0f ms   setup %.0f ms   transferred %.1f MB   iterations %d", m.TotalTimeMS, m.SetupTimeMS, float64(m.TransferredB)/1e6, m.DirtySyncCount)
+	fmt.Fprintf(w, "  migration  total %.0f ms   setup %s   transferred %s   iterations %s", m.TotalTimeMS,
+		m.RAMFigureText(fmt.Sprintf("%.0f ms", m.SetupTimeMS)), m.RAMFigureText(fmt.Sprintf("%.1f MB", float64(m.TransferredB)/1e6)), m.RAMFigureText(fmt.Sprint(m.DirtySyncCount)))
 	if m.PostcopyReqs > 0 {
 		fmt.Fprintf(w, "   post-copy requests %d", m.PostcopyReqs)
 	}
@@ -537,8 +538,13 @@ func printMigration(w io.Writer, r *results.Run) {
 	}
 	printReplication(w, m.Replication)
 	if c := m.Cost; c != nil {
-		fmt.Fprintf(w, "  cost       CPU %.2f s (source QEMU %.2f, destination QEMU %.2f, vmstorbench %.2f) over %.1f s   energy estimate %.0f J at %.1f W per busy core\n",
-			c.TotalCPUS, c.SourceCPUS, c.DestinationCPUS, c.HelpersCPUS, float64(c.WallNS)/1e9, c.EnergyEstimateJ, c.WattsPerCore)
+		fmt.Fprintf(w, "  cost       CPU %.2f s (source QEMU %s, destination QEMU %s, vmstorbench %s) over %.1f s   energy estimate %.0f J at %.1f W per busy core",
+			c.TotalCPUS, c.CPUText(results.CostSource, c.SourceCPUS), c.CPUText(results.CostDestination, c.DestinationCPUS), c.CPUText(results.CostHelpers, c.HelpersCPUS),
+			float64(c.WallNS)/1e9, c.EnergyEstimateJ, c.WattsPerCore)
+		if len(c.Unmeasured) > 0 {
+			fmt.Fprint(w, " (measured processes only)")
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "  %-8s %10s %10s %12s %12s %12s\n", "period", "IOPS", "MB/s", "lat mean", "lat p99", "max stall")
 	for _, p := range []struct {

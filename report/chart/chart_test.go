@@ -318,6 +318,10 @@ func TestPauseWindow(t *testing.T) {
 		{"stopcopy without events: the whole migration", func(m *results.Migration) { m.Mode = "stopcopy" }, 3000 * ms, 5000 * ms, false, true},
 		{"cancelled: no pause", func(m *results.Migration) { m.Outcome = "cancelled" }, 0, 0, false, false},
 		{"no figure", func(m *results.Migration) { m.QEMUDowntimeMS = 0 }, 0, 0, false, false},
+		{"unknown downtime: the host-seen pause", func(m *results.Migration) {
+			m.QEMUDowntimeMS, m.QEMUDowntimeUnknown, m.PauseMS = 0, "no completed job", 25
+		}, 4975 * ms, 5000 * ms, false, true},
+		{"unknown downtime, no pause either", func(m *results.Migration) { m.QEMUDowntimeUnknown = "no completed job" }, 0, 0, false, false},
 	}
 	for _, tt := range tests {
 		m := base

@@ -463,7 +463,10 @@ func pauseWindow(m *results.Migration) (start, end int64, fromEvents, ok bool) {
 	if m.Outcome != "completed" {
 		return 0, 0, false, false
 	}
-	dt := int64(m.QEMUDowntimeMS * 1e6)
+	dt := int64(0) // an unknown QEMU downtime: the host-seen pause
+	if m.QEMUDowntimeKnown() {
+		dt = int64(m.QEMUDowntimeMS * 1e6)
+	}
 	if dt <= 0 {
 		dt = int64(m.PauseMS * 1e6)
 	}
@@ -529,7 +532,7 @@ func migrationPhases(m *results.Migration) (*spans, *marks) {
 		sh.add(s(st.StartNS), s(st.EndNS), stallShade, "longest I/O stall "+formatMS(m.LongestStallMS))
 		mk.items = append(mk.items, mark{x0: s(st.StartNS), x1: s(st.EndNS), color: okabeIto[5], label: "longest stall " + formatMS(m.LongestStallMS)})
 	}
-	if m.QEMUDowntimeMS > 0 {
+	if m.QEMUDowntimeKnown() && m.QEMUDowntimeMS > 0 {
 		at := ps
 		if !paused {
 			at = m.EndNS - int64(m.QEMUDowntimeMS*1e6)

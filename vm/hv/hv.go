@@ -6,7 +6,7 @@
 //
 // The required interfaces are small, like one libvirt virHypervisorDriver table; what only
 // some hypervisors can do is an optional interface found by type assertion (MemoryDumper,
-// Processes, Switchover, and in vm/hv/qemu the QMP handle), and a scenario option that
+// Processes, CPUTimer, Switchover, and in vm/hv/qemu the QMP handle), and a scenario option that
 // needs a missing capability is refused with Unsupported before anything boots.
 //
 // Standard library only: the guest agent must not link any driver.
@@ -238,6 +238,11 @@ type Progress struct {
 	DirtyPagesRate   int64
 	Mbps             float64
 	PostcopyRequests int64
+	// NoFinalFigures, set on a completed migration, says why the hypervisor gave none of its
+	// final figures (libvirt 9.0 records no completed job after most post-copy
+	// migrations): only Status and TotalTime (measured by the driver) are set, and the
+	// zero Downtime, SetupTime and RAM figures are unknown, not measured.
+	NoFinalFigures string
 }
 
 // Status is a migration's state.
@@ -296,6 +301,13 @@ type MemoryDumper interface {
 // measured).
 type Processes interface {
 	PID() int
+}
+
+// CPUTimer is a Guest whose hypervisor reports the CPU time its process has used, wherever
+// it runs (libvirt's virDomainGetInfo). A guest that has migrated away reports the value
+// its driver recorded last, just before the hypervisor ended it.
+type CPUTimer interface {
+	CPUTime(ctx context.Context) (time.Duration, error)
 }
 
 // Switchover is a Migration that can hold in StatusPreSwitchover

@@ -1,13 +1,17 @@
 package migrate
 
 import (
+	"context"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/results"
+	"github.com/vmstorbench/vmstorbench/vm/hv"
 )
 
 // DefaultWattsPerCore is the power assumed for one logical CPU kept busy: Cloud Carbon
@@ -17,7 +21,7 @@ import (
 const DefaultWattsPerCore = 3.5
 
 // EnergyBasis says where the energy estimate comes from, in every result that has one.
-const EnergyBasis = "estimate: CPU-seconds from /proc/PID/stat × watts per busy core (default 3.5 W: Cloud Carbon Footprint's AWS max watts per vCPU); no power meter read"
+const EnergyBasis = "estimate: CPU-seconds from /proc/PID/stat (under libvirt: virDomainGetInfo's cpuTime) × watts per busy core (default 3.5 W: Cloud Carbon Footprint's AWS max watts per vCPU); no power meter read"
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat: 100 on every Linux
 // architecture this runs on (the kernel converts to it whatever its own HZ is).
@@ -63,25 +67,67 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// cpuMeter samples the CPU time of the run's processes at the start of a migration and
-// again at its end: each QEMU must be sampled before it is stopped (its /proc entry goes
-// with it), so end is called per process as it becomes final.
-type cpuMeter struct {
-	start    time.Time
-	pids     map[string]int
-	at0, at1 map[string]float64
-	wall     time.Duration
-	errs     []string
+// cpuProbe reads one process's CPU-seconds so far.
+type cpuProbe func() (float64, error)
+
+// cpuTimeTimeout bounds asking a hypervisor (over the network) for a guest's CPU time.
+const cpuTimeTimeout = 5 * time.Second
+
+// pidProbe reads process pid's CPU time from /proc.
+func pidProbe(pid int) cpuProbe { return func() (float64, error) { return cpuSeconds(pid) } }
+
+// guestCPUProbe reads the CPU time of g's hypervisor process: from /proc when it runs on
+// this host (hv.Processes), else as its hypervisor reports it (hv.CPUTimer: libvirt, whose
+// QEMU may run on another host); nil when the driver offers neither.
+func guestCPUProbe(g hv.Guest) cpuProbe {
+	if p, ok := g.(hv.Processes); ok && p.PID() > 0 {
+		return pidProbe(p.PID())
+	}
+	if t, ok := g.(hv.CPUTimer); ok {
+		return func() (float64, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), cpuTimeTimeout)
+			defer cancel()
+			d, err := t.CPUTime(ctx)
+			return d.Seconds(), err
+		}
+	}
+	return nil
 }
 
-// newCPUMeter samples now: names are "source", "destination" and "helpers" (this process).
+// cpuMeter samples the CPU time of the run's processes at the start of a migration and
+// again at its end: each QEMU must be sampled before it is stopped (its /proc entry goes
+// with it), so end is called per process as it becomes final. A process it cannot sample
+// at either end is unmeasured, with the reason, never counted as 0.
+type cpuMeter struct {
+	start      time.Time
+	probes     map[string]cpuProbe
+	at0, at1   map[string]float64
+	wall       time.Duration
+	unmeasured map[string]string
+}
+
+// newCPUMeter samples processes by pid now: names are results.CostSource, CostDestination
+// and CostHelpers (this process).
 func newCPUMeter(pids map[string]int) *cpuMeter {
-	m := &cpuMeter{start: time.Now(), pids: pids, at0: map[string]float64{}, at1: map[string]float64{}}
+	probes := map[string]cpuProbe{}
 	for name, pid := range pids {
-		if v, err := cpuSeconds(pid); err == nil {
+		probes[name] = pidProbe(pid)
+	}
+	return startCPUMeter(probes)
+}
+
+// startCPUMeter samples now; a nil probe is a process whose CPU time cannot be read.
+func startCPUMeter(probes map[string]cpuProbe) *cpuMeter {
+	m := &cpuMeter{start: time.Now(), probes: probes, at0: map[string]float64{}, at1: map[string]float64{}, unmeasured: map[string]string{}}
+	for name, probe := range probes {
+		if probe == nil {
+			m.unmeasured[name] = "its hypervisor reports neither its process nor its CPU time"
+			continue
+		}
+		if v, err := probe(); err == nil {
 			m.at0[name] = v
 		} else {
-			m.errs = append(m.errs, err.Error())
+			m.unmeasured[name] = "at the start: " + err.Error()
 		}
 	}
 	return m
@@ -96,22 +142,25 @@ func (m *cpuMeter) sample() {
 	if m.wall == 0 {
 		m.wall = time.Since(m.start)
 	}
-	for name, pid := range m.pids {
+	for name, probe := range m.probes {
 		if _, done := m.at1[name]; done {
 			continue
 		}
-		if _, ok := m.at0[name]; !ok {
+		if _, failed := m.unmeasured[name]; failed {
+			// Not read at the start, or its end was missed: a later value would measure
+			// another interval.
 			continue
 		}
-		if v, err := cpuSeconds(pid); err == nil {
+		if v, err := probe(); err == nil {
 			m.at1[name] = v
 		} else {
-			m.errs = append(m.errs, err.Error())
+			m.unmeasured[name] = "at the end: " + err.Error()
 		}
 	}
 }
 
-// cost is the result: CPU-seconds per process and the energy estimate.
+// cost is the result: CPU-seconds per process and the energy estimate, which covers the
+// measured processes only.
 func (m *cpuMeter) cost(wattsPerCore float64) *results.MigrationCost {
 	if m == nil {
 		return nil
@@ -120,16 +169,24 @@ func (m *cpuMeter) cost(wattsPerCore float64) *results.MigrationCost {
 	d := func(name string) float64 {
 		a, ok0 := m.at0[name]
 		b, ok1 := m.at1[name]
-		if !ok0 || !ok1 || b < a {
+		if !ok0 || !ok1 {
+			return 0
+		}
+		if b < a {
+			m.unmeasured[name] = fmt.Sprintf("its CPU time went backwards (%.2f s to %.2f s)", a, b)
 			return 0
 		}
 		return b - a
 	}
 	c := &results.MigrationCost{
-		WallNS: int64(m.wall), SourceCPUS: d("source"), DestinationCPUS: d("destination"), HelpersCPUS: d("helpers"),
+		WallNS: int64(m.wall), SourceCPUS: d(results.CostSource), DestinationCPUS: d(results.CostDestination), HelpersCPUS: d(results.CostHelpers),
 		WattsPerCore: wattsPerCore, EnergyEstimateOf: EnergyBasis,
 	}
 	c.TotalCPUS = c.SourceCPUS + c.DestinationCPUS + c.HelpersCPUS
 	c.EnergyEstimateJ = c.TotalCPUS * wattsPerCore
+	if len(m.unmeasured) > 0 {
+		c.Unmeasured = maps.Clone(m.unmeasured)
+		c.EnergyEstimateOf += "; covers the measured processes only, not: " + strings.Join(slices.Sorted(maps.Keys(m.unmeasured)), ", ")
+	}
 	return c
 }

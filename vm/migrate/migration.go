@@ -64,7 +64,8 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 	m := s.migration
 	start := time.Now()
 	mig.StartNS = int64(start.Sub(s.t0))
-	s.cpu = newCPUMeter(map[string]int{"source": s.src.pid(), "destination": s.dst.pid(), "helpers": os.Getpid()})
+	s.cpu = startCPUMeter(map[string]cpuProbe{results.CostSource: guestCPUProbe(s.src.guest),
+		results.CostDestination: guestCPUProbe(s.dst.guest), results.CostHelpers: pidProbe(os.Getpid())})
 	deadline := start.Add(cfg.Deadline)
 	// The disk first, for the methods that move it before RAM.
 	if ok, err := s.beforeRAM(ctx, mig, deadline); err != nil {
@@ -87,7 +88,8 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 		return s.src.check(err)
 	}
 	switched, cancelRequested, deadlineNoted := false, false, false
-	var last hv.Progress
+	var last, lastRAM hv.Progress // lastRAM: the last poll with RAM figures, at lastRAMAt
+	var lastRAMAt time.Time
 	tick := time.NewTicker(queryMigrateEvery)
 	defer tick.Stop()
 	for {
@@ -100,6 +102,9 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 		}
 		mig.Samples = append(mig.Samples, s.sample(&info, now))
 		last = info
+		if info.HaveRAM {
+			lastRAM, lastRAMAt = info, now
+		}
 		pct := -1.0
 		if info.HaveRAM && info.Total > 0 {
 			pct = 100 * float64(info.Total-info.Remaining) / float64(info.Total)
@@ -214,7 +219,10 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 
 	mig.TotalTimeMS = float64(last.TotalTime.Milliseconds())
 	mig.QEMUDowntimeMS = float64(last.Downtime.Milliseconds())
-	if mig.Outcome == OutcomeCompleted && cfg.Mode != ModeStopcopy {
+	if last.NoFinalFigures != "" {
+		last = s.withoutFinalFigures(mig, last, lastRAM, end.Sub(lastRAMAt))
+	}
+	if mig.Outcome == OutcomeCompleted && cfg.Mode != ModeStopcopy && mig.QEMUDowntimeKnown() {
 		// The limit QEMU was asked to keep (its default when none was set): stop-and-copy
 		// has none, vmstorbench stops the guest itself.
 		limit := float64(qemuDefaultDowntimeLimitMS)
@@ -318,6 +326,23 @@ func (s *scenario) migrate(ctx context.Context, mig *results.Migration, uri stri
 	mig.EndNS = int64(end.Sub(s.t0))
 	s.cpu.sample()
 	return nil
+}
+
+// withoutFinalFigures records that the hypervisor gave no final figures for a completed
+// migration (final.NoFinalFigures): QEMU's downtime is unknown, and the RAM figures are
+// the last poll's (lastRAM, a lower bound up to that poll, before before the end) or
+// unknown. It returns the progress the figures are to be taken from.
+func (s *scenario) withoutFinalFigures(mig *results.Migration, final, lastRAM hv.Progress, before time.Duration) hv.Progress {
+	mig.QEMUDowntimeMS, mig.QEMUDowntimeUnknown = 0, final.NoFinalFigures
+	if !lastRAM.HaveRAM {
+		mig.RAMFigures = results.RAMFiguresUnknown
+		s.note(final.NoFinalFigures + ": QEMU's downtime, setup time and RAM figures are unknown; the total time is vmstorbench's")
+		return final
+	}
+	mig.RAMFigures = results.RAMFiguresLastPoll
+	s.note(fmt.Sprintf("%s: QEMU's downtime is unknown; setup time, transferred bytes and iterations are the last poll's, %d ms before vmstorbench saw the end (lower bounds); the total time is vmstorbench's", final.NoFinalFigures, before.Milliseconds()))
+	lastRAM.TotalTime = final.TotalTime
+	return lastRAM
 }
 
 // waitRunning waits until sd's guest runs.

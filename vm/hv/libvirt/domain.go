@@ -461,23 +461,27 @@ func (c *Conn) isBroken() bool {
 	return c.broken != nil
 }
 
-// Info is a domain's size.
+// Info is a domain's size and the CPU time it has used.
 type Info struct {
 	// MemoryBytes is the memory the domain has now; VCPUs its virtual CPUs.
 	MemoryBytes int64
 	VCPUs       int
+	// CPUTime is the CPU time (user + system) of the domain's whole QEMU process, all its
+	// threads (the qemu driver reads the process's /proc stat on its host), 0 for a
+	// domain that is not running.
+	CPUTime time.Duration
 }
 
-// Info reads the domain's memory and vCPUs (virDomainGetInfo).
+// Info reads the domain's memory, vCPUs and CPU time (virDomainGetInfo).
 func (d *Domain) Info(ctx context.Context) (Info, error) {
-	var mem uint64
+	var mem, cpu uint64
 	var vcpus uint16
 	err := d.Conn.call(ctx, 0, "info of "+d.Name, func() error {
 		var err error
-		_, _, mem, vcpus, _, err = d.Conn.l.DomainGetInfo(d.d)
+		_, _, mem, vcpus, cpu, err = d.Conn.l.DomainGetInfo(d.d)
 		return err
 	})
-	return Info{MemoryBytes: int64(mem) << 10, VCPUs: int(vcpus)}, err
+	return Info{MemoryBytes: int64(mem) << 10, VCPUs: int(vcpus), CPUTime: time.Duration(cpu)}, err
 }
 
 // BlockStats are a domain's disk operation counts (all its disks).

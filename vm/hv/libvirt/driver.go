@@ -278,6 +278,9 @@ func (d *Driver) Migrate(ctx context.Context, src hv.Guest, dst hv.Spec, p hv.Pa
 	d.mu.Lock()
 	d.flags, d.lastJob = o.Names(), nil
 	d.mu.Unlock()
+	sg.mu.Lock()
+	sg.outgoing = m
+	sg.mu.Unlock()
 	mig := &hvMigration{drv: d, m: m}
 	in := m.Incoming()
 	if in == nil {
@@ -379,13 +382,22 @@ func (h *hvMigration) result(ctx context.Context) hv.Progress {
 			// After most post-copy migrations libvirt 9.0 never records the destination's
 			// completed job (measured: 8 of 12 runs; still "none" 10 s after Confirm): the
 			// total time is then this process's, Perform to Confirm (libvirt sends no event
-			// at the end of post-copy either); the downtime unknown.
+			// at the end of post-copy either); the downtime and the RAM figures unknown.
 			p.TotalTime = h.m.Elapsed()
+			p.NoFinalFigures = noFinalFigures(js, jerr)
 		}
 		p.Status = hv.StatusCompleted
 	}
 	h.final = &p
 	return p
+}
+
+// noFinalFigures says why the destination's completed job gave no figures.
+func noFinalFigures(js JobStats, err error) string {
+	if err != nil {
+		return "libvirt's completed job could not be read: " + err.Error()
+	}
+	return fmt.Sprintf("libvirt recorded no completed job on the destination (job type %q)", js.Type)
 }
 
 // progress maps libvirt's job statistics to hv's.
@@ -433,6 +445,9 @@ type Guest struct {
 	done         chan struct{}
 	exitedAt     string
 	migratedAway bool
+	// outgoing is the last migration this guest was the source of: it holds the CPU time
+	// the domain had used when the migration ended it.
+	outgoing *Migration
 }
 
 // Domain is the libvirt domain behind the guest.
@@ -485,6 +500,28 @@ func (g *Guest) State(ctx context.Context) (hv.State, error) {
 		return hv.StateShutdown, nil
 	}
 	return hv.State(st), nil
+}
+
+// CPUTime implements hv.CPUTimer: the domain's QEMU process's CPU time (virDomainGetInfo),
+// or, once a migration has ended the domain here, the value recorded just before Confirm.
+func (g *Guest) CPUTime(ctx context.Context) (time.Duration, error) {
+	g.mu.Lock()
+	out := g.outgoing
+	g.mu.Unlock()
+	if out != nil {
+		d, ok, err := out.SourceCPUTime()
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			return d, nil
+		}
+	}
+	info, err := g.dom.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.CPUTime, nil
 }
 
 // Pause implements hv.Guest.

@@ -167,6 +167,10 @@ type Migration struct {
 	dst   *Domain
 	err   error
 	steps []Step
+	// sourceCPU is the source domain's CPU time just before Confirm ended it (0 with
+	// sourceCPUErr set when it could not be read, or before Confirm).
+	sourceCPU    time.Duration
+	sourceCPUErr error
 }
 
 // Step is how long one step of the migration protocol took, as this client saw it.
@@ -590,6 +594,9 @@ func (m *Migration) perform(ctx context.Context, timeout time.Duration) (*Domain
 		performErr = finishErr
 	}
 	if notifySource {
+		if finishErr == nil {
+			m.recordSourceCPU(ctx)
+		}
 		m.confirm(ctx, m.cookie, finishErr != nil)
 	}
 	if performErr != nil {
@@ -619,6 +626,34 @@ func (m *Migration) finish(ctx context.Context, cancelled bool) error {
 		m.incoming.d = ddom
 	}
 	return err
+}
+
+// recordSourceCPU reads the source domain's CPU time at the last moment it exists: Confirm
+// ends its QEMU, and with it what virDomainGetInfo can tell.
+func (m *Migration) recordSourceCPU(ctx context.Context) {
+	info, err := m.Source.Info(ctx)
+	m.mu.Lock()
+	m.sourceCPU, m.sourceCPUErr = info.CPUTime, err
+	m.mu.Unlock()
+}
+
+// SourceCPUTime is the source domain's CPU time recorded just before Confirm ended it; ok is
+// false while the migration runs, after a failed one (the source still runs: ask it), and
+// when it could not be read (err says why). A peer-to-peer migration records none: the
+// source daemon runs Confirm itself, inside Perform.
+func (m *Migration) SourceCPUTime() (d time.Duration, ok bool, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ended.IsZero() || m.err != nil {
+		return 0, false, nil
+	}
+	if m.opts.PeerToPeer {
+		return 0, false, fmt.Errorf("libvirt: the CPU time of %s at the end of a peer-to-peer migration is not recorded (the source daemon ends it inside Perform)", m.Source.Name)
+	}
+	if m.sourceCPUErr != nil {
+		return 0, false, fmt.Errorf("libvirt: CPU time of %s before Confirm: %w", m.Source.Name, m.sourceCPUErr)
+	}
+	return m.sourceCPU, true, nil
 }
 
 // confirm ends the migration job on the source: cancelled resumes the guest there,

@@ -96,7 +96,18 @@ func TestIntegrationPostcopy(t *testing.T) {
 	}
 	if sum.Job != nil {
 		t.Logf("completed job: elapsed %s, downtime %s, %d iterations, %d B sent before the switch", sum.Job.Elapsed, sum.Job.Downtime, sum.Job.Iterations, sum.Job.DataProcessed)
+		if !m.QEMUDowntimeKnown() || m.RAMFigures != "" {
+			t.Errorf("with a completed job: downtime unknown %q, RAM figures %q", m.QEMUDowntimeUnknown, m.RAMFigures)
+		}
 	} else {
-		t.Log("no completed job on the destination")
+		// Without it nothing may pass for a measured figure.
+		t.Logf("no completed job on the destination: downtime unknown %q, RAM figures %q (%d B)", m.QEMUDowntimeUnknown, m.RAMFigures, m.TransferredB)
+		if m.QEMUDowntimeKnown() || m.QEMUDowntimeMS != 0 || m.RAMFigures == "" {
+			t.Errorf("without a completed job: downtime %.0f ms unknown %q, RAM figures %q", m.QEMUDowntimeMS, m.QEMUDowntimeUnknown, m.RAMFigures)
+		}
+	}
+	// Both QEMUs' CPU time through libvirt: the source's was recorded before Confirm.
+	if c := m.Cost; c == nil || c.SourceCPUS <= 0 || c.DestinationCPUS <= 0 || len(c.Unmeasured) > 0 {
+		t.Errorf("cost %+v", c)
 	}
 }

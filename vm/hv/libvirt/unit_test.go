@@ -210,3 +210,44 @@ func TestRefusedClientCert(t *testing.T) {
 		}
 	}
 }
+
+// TestNoFinalFigures: why the destination's completed job gave no figures.
+func TestNoFinalFigures(t *testing.T) {
+	for _, c := range []struct {
+		js   JobStats
+		err  error
+		want string
+	}{
+		{JobStats{Type: "none"}, nil, `libvirt recorded no completed job on the destination (job type "none")`},
+		{JobStats{}, errors.New("connection reset"), "libvirt's completed job could not be read: connection reset"},
+	} {
+		if got := noFinalFigures(c.js, c.err); got != c.want {
+			t.Errorf("%q, want %q", got, c.want)
+		}
+	}
+}
+
+// TestSourceCPUTime: the source's CPU time recorded before Confirm is given only once the
+// migration has completed; a peer-to-peer migration or a failed read says why it has none.
+func TestSourceCPUTime(t *testing.T) {
+	now := time.Now()
+	for _, c := range []struct {
+		name    string
+		m       *Migration
+		want    time.Duration
+		ok      bool
+		errWith string
+	}{
+		{"running", &Migration{}, 0, false, ""},
+		{"completed", &Migration{ended: now, sourceCPU: 2 * time.Second}, 2 * time.Second, true, ""},
+		{"failed: the source still runs", &Migration{ended: now, err: errors.New("refused")}, 0, false, ""},
+		{"read failed", &Migration{ended: now, sourceCPUErr: errors.New("timeout")}, 0, false, "before Confirm: timeout"},
+		{"peer-to-peer", &Migration{ended: now, opts: MigrateOptions{PeerToPeer: true}}, 0, false, "peer-to-peer"},
+	} {
+		c.m.Source = &Domain{Name: "vsb-1"}
+		d, ok, err := c.m.SourceCPUTime()
+		if d != c.want || ok != c.ok || (c.errWith == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.errWith)) {
+			t.Errorf("%s: %s %v %v", c.name, d, ok, err)
+		}
+	}
+}
