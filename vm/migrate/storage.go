@@ -356,6 +356,17 @@ func (s *scenario) setupDiskTransfer(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if s.mirrorExportable() {
+			if err := s.startMirrorExport(ctx, port); err != nil {
+				return err
+			}
+			via, err := s.startLink(linkDisk, link, testbed.Addr(port))
+			if err != nil {
+				return err
+			}
+			s.mirrorTarget = "nbd://" + via + "/" + mirrorExportName
+			return nil
+		}
 		q := s.dst.vm.QMP
 		addr := map[string]any{"type": "inet", "data": map[string]any{"host": "127.0.0.1", "port": fmt.Sprint(port)}}
 		args := map[string]any{"addr": addr}
@@ -376,7 +387,7 @@ func (s *scenario) setupDiskTransfer(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		s.mirrorTarget = "nbd://" + via + "/disk0"
+		s.mirrorTarget = "nbd://" + via + "/" + mirrorExportName
 	case StorageCopy, StorageTwoPhase:
 		img, err := s.dst0.openData(true)
 		if err != nil {
@@ -508,6 +519,9 @@ func (s *scenario) atSwitchover(ctx context.Context, mig *results.Migration) err
 		}
 	case StorageMirror:
 		if err := s.completeMirror(ctx, mig); err != nil {
+			return err
+		}
+		if err := s.stopMirrorExport(); err != nil {
 			return err
 		}
 	default:
