@@ -34,7 +34,8 @@ const mirrorJobID = "vsb-mirror"
 // loaded machine (20 MB → 1.5 MB final sync), but on a quiet one, with the guest writing
 // ~3,600 random 4 KiB blocks a second, the mirror never reached READY (still 0.2% dirty
 // after 30 s: the count of dirty blocks never touched zero), while 64 KiB chunks were ready
-// in 1 s. For a small downtime under heavy writes, --mirror-copy-mode write-blocking.
+// in 1 s. Do not retry it: the backlog at the stop is small with 64 KiB since the mirror
+// writes into a qemu-nbd of its own (startMirrorExport).
 const MirrorGranularity = 65536
 
 // blockJob is one entry of query-block-jobs.
