@@ -345,6 +345,28 @@ func (s *scenario) startMirrorExport(ctx context.Context, port int) error {
 	return nil
 }
 
+// exportOnDestination has the destination QEMU export its disk on port (destinations it
+// opens through its own drivers, which qemu-nbd is not given).
+func (s *scenario) exportOnDestination(ctx context.Context, port int) error {
+	q := s.dst.vm.QMP
+	addr := map[string]any{"type": "inet", "data": map[string]any{"host": "127.0.0.1", "port": fmt.Sprint(port)}}
+	args := map[string]any{"addr": addr}
+	if s.cfg.Security != SecurityNone {
+		// The destination's tls-creds-x509 object (endpoint=server, verify-peer as
+		// --security says): the server then accepts TLS clients only.
+		args["tls-creds"] = hvqemu.TLSObjectID
+	}
+	if err := q.Execute(ctx, "nbd-server-start", args, nil); err != nil {
+		return fmt.Errorf("migrate: NBD server on the destination: %w", s.dst.check(err))
+	}
+	// The export makes the destination's image writable before the incoming migration
+	// activates it (QEMU activates an exported node), which the mirror needs.
+	if err := q.Execute(ctx, "nbd-server-add", map[string]any{"device": "disk0", "writable": true}, nil); err != nil {
+		return fmt.Errorf("migrate: NBD export of the destination's disk: %w", s.dst.check(err))
+	}
+	return nil
+}
+
 // stopMirrorExport ends the qemu-nbd export once the mirror has ended, before the migration
 // continues: the destination QEMU takes the image's write lock when it activates it, which
 // fails while qemu-nbd holds it. qemu-nbd flushes and exits on SIGTERM (5 ms, measured).

@@ -357,31 +357,12 @@ func (s *scenario) setupDiskTransfer(ctx context.Context) error {
 			return err
 		}
 		if s.mirrorExportable() {
-			if err := s.startMirrorExport(ctx, port); err != nil {
-				return err
-			}
-			via, err := s.startLink(linkDisk, link, testbed.Addr(port))
-			if err != nil {
-				return err
-			}
-			s.mirrorTarget = "nbd://" + via + "/" + mirrorExportName
-			return nil
+			err = s.startMirrorExport(ctx, port)
+		} else {
+			err = s.exportOnDestination(ctx, port)
 		}
-		q := s.dst.vm.QMP
-		addr := map[string]any{"type": "inet", "data": map[string]any{"host": "127.0.0.1", "port": fmt.Sprint(port)}}
-		args := map[string]any{"addr": addr}
-		if cfg.Security != SecurityNone {
-			// The destination's tls-creds-x509 object (endpoint=server, verify-peer as
-			// --security says): the server then accepts TLS clients only.
-			args["tls-creds"] = hvqemu.TLSObjectID
-		}
-		if err := q.Execute(ctx, "nbd-server-start", args, nil); err != nil {
-			return fmt.Errorf("migrate: NBD server on the destination: %w", s.dst.check(err))
-		}
-		// The export makes the destination's image writable before the incoming migration
-		// activates it (QEMU activates an exported node), which the mirror needs.
-		if err := q.Execute(ctx, "nbd-server-add", map[string]any{"device": "disk0", "writable": true}, nil); err != nil {
-			return fmt.Errorf("migrate: NBD export of the destination's disk: %w", s.dst.check(err))
+		if err != nil {
+			return err
 		}
 		via, err := s.startLink(linkDisk, link, testbed.Addr(port))
 		if err != nil {
