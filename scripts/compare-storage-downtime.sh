@@ -15,7 +15,21 @@ work=$(mktemp -d /var/tmp/vsb-sd-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 go build -o "$work/vmstorbench" ./cmd/vmstorbench
 methods=(shared mirror mirror-wb copy)
-printf '%-9s %-5s %10s %10s %12s %10s %10s\n' method round qemu_ms pause_ms disruption_ms stall_ms disk_MB
+# Where the pause went, from the QMP events, ms: the source's STOP to pre-switchover (the
+# stop's drain and flush: for the mirror, its requests in flight), pre-switchover to
+# "device" (the mirror's final sync, vmstorbench's round trips), "device" to "completed" (the
+# last RAM and the device state; for shared storage and copy from STOP, drain included),
+# then the source's "completed" to the destination's RESUME (the link still carrying the
+# stream, the destination loading it).
+breakdown='.migration as $m
+| ([$m.events[] | select(.side == "source" and .event == "STOP")] | last | .t_ns) as $stop
+| def at(side; ev; det): [$m.events[] | select(.side == side and .event == ev and (det == null or .detail == det) and .t_ns >= $stop)] | first | .t_ns;
+  def d(a; b): if a == null or b == null then "-" else ((b - a) / 1e5 | round) / 10 | tostring end;
+  at("source"; "MIGRATION"; "pre-switchover") as $pre
+| (at("source"; "MIGRATION"; "device") // $stop) as $dev
+| at("source"; "MIGRATION"; "completed") as $done
+| "\(d($stop; $pre)) \(d($pre; $dev)) \(d($dev; $done)) \(d($done; at("destination"; "RESUME"; null)))"'
+printf '%-9s %-5s %10s %10s %12s %10s %10s   %s\n' method round qemu_ms pause_ms disruption_ms stall_ms disk_MB 'stop>pre pre>device device>completed completed>resume'
 for r in $(seq "$rounds"); do
 	for m in "${methods[@]}"; do
 		out="$work/$m.$r.json"
@@ -29,8 +43,8 @@ for r in $(seq "$rounds"); do
 			rm -f "$out"
 			continue
 		fi
-		jq -r --arg m "$m" --arg r "$r" '.migration | "\($m) \($r) \(.qemu_downtime_ms) \(.pause_ms) \(.disruption_ms) \(.longest_stall_ms) \((.disk_transferred_bytes // 0) / 1e6)"' "$out" |
-			awk '{printf "%-9s %-5s %10.1f %10.1f %12.1f %10.1f %10.1f\n", $1, $2, $3, $4, $5, $6, $7}'
+		printf '%s   %s\n' "$(jq -r --arg m "$m" --arg r "$r" '.migration | "\($m) \($r) \(.qemu_downtime_ms) \(.pause_ms) \(.disruption_ms) \(.longest_stall_ms) \((.disk_transferred_bytes // 0) / 1e6)"' "$out" |
+			awk '{printf "%-9s %-5s %10.1f %10.1f %12.1f %10.1f %10.1f", $1, $2, $3, $4, $5, $6, $7}')" "$(jq -r "$breakdown" "$out")"
 	done
 done
 # best (minimum) and median of a field over one method's runs

@@ -10,13 +10,15 @@ import (
 	"time"
 
 	"github.com/vmstorbench/vmstorbench/results"
+	"github.com/vmstorbench/vmstorbench/testbed"
 	hvqemu "github.com/vmstorbench/vmstorbench/vm/hv/qemu"
 	"github.com/vmstorbench/vmstorbench/vm/qemu"
 )
 
 // The mirror method follows QEMU's iotest 194 and libvirt's --copy-storage-all: the
-// destination QEMU exports its empty disk over NBD (setupDiskTransfer), the source mirrors
-// its disk into that export (drive-mirror, sync=full: a bulk copy, then every new write
+// destination's empty disk is exported over NBD (setupDiskTransfer: by a qemu-nbd of its own
+// for a local image, else by the destination QEMU), the source mirrors its disk into that
+// export (drive-mirror, sync=full: a bulk copy, then every new write
 // as the dirty bitmap sees it) until the job is READY, then RAM migrates. As libvirt does,
 // the migration pauses before switchover (pause-before-switchover): with the VM stopped
 // and its disk still active, the job is ended gracefully (block-job-cancel on a READY
@@ -32,7 +34,8 @@ const mirrorJobID = "vsb-mirror"
 // loaded machine (20 MB → 1.5 MB final sync), but on a quiet one, with the guest writing
 // ~3,600 random 4 KiB blocks a second, the mirror never reached READY (still 0.2% dirty
 // after 30 s: the count of dirty blocks never touched zero), while 64 KiB chunks were ready
-// in 1 s. For a small downtime under heavy writes, --mirror-copy-mode write-blocking.
+// in 1 s. Do not retry it: the backlog at the stop is small with 64 KiB since the mirror
+// writes into a qemu-nbd of its own (startMirrorExport).
 const MirrorGranularity = 65536
 
 // blockJob is one entry of query-block-jobs.
@@ -292,9 +295,103 @@ func (s *scenario) lastJobError() string {
 	}
 }
 
+// mirrorExportName is the destination image's export name, in either server.
+const mirrorExportName = "disk0"
+
+// mirrorExportable says whether the destination image is a local file (or block device)
+// that the destination QEMU opens as such: startMirrorExport can serve it.
+func (s *scenario) mirrorExportable() bool {
+	return s.dst0 != nil && s.dst0.path != "" && s.dstDrive.File == s.dst0.path
+}
+
+// startMirrorExport serves the destination image to the mirror from a qemu-nbd of its own
+// (on port, TLS with the run's server credentials when --security asks for it) instead of
+// the destination QEMU's NBD server. The destination QEMU runs its export in its main loop,
+// the same loop that loads the incoming RAM stream, and QMP traces showed it served no NBD
+// request while it loaded a section of RAM (the requests were decoded within 0.1 ms of each
+// section's end, after waits of 160–580 ms): the guest writes in flight at the stop (the
+// stop drains them) and the mirror's chunks waited for the RAM, up to 2 s of QEMU downtime
+// with --mirror-copy-mode write-blocking. The destination QEMU has the image open but
+// inactive until the migration completes (as with shared storage), so it neither caches
+// nor locks it; the export must end before it activates the image (stopMirrorExport).
+func (s *scenario) startMirrorExport(ctx context.Context, port int) error {
+	bin, err := testbed.LookPath("qemu-nbd", "qemu-utils")
+	if err != nil {
+		return err
+	}
+	d := s.dstDrive
+	cache := "writeback"
+	if d.Direct {
+		cache = "none"
+	}
+	args := []string{bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--export-name", mirrorExportName,
+		// -t: the readiness probe's connection must not end it.
+		"--format", orRaw(d.Format), "--persistent", "--cache", cache, "--aio", "threads"}
+	if s.cfg.Security != SecurityNone {
+		obj, _ := hvqemu.TLSObjects(s.tls, s.cfg.Security == SecurityTLSVerify)
+		args = append(args, "--object", obj, "--tls-creds", hvqemu.TLSObjectID)
+	}
+	p, err := testbed.StartProcess(s.dir, "mirror-export", nil, append(args, d.File)...)
+	if err != nil {
+		return fmt.Errorf("migrate: the destination image's NBD export: %w", err)
+	}
+	s.mirrorExport = p
+	s.cleanup(func() error { return p.Stop(2 * time.Second) })
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := p.WaitPort(wctx, testbed.Addr(port)); err != nil {
+		return fmt.Errorf("migrate: the destination image's NBD export: %w", err)
+	}
+	return nil
+}
+
+// exportOnDestination has the destination QEMU export its disk on port (destinations it
+// opens through its own drivers, which qemu-nbd is not given).
+func (s *scenario) exportOnDestination(ctx context.Context, port int) error {
+	q := s.dst.vm.QMP
+	addr := map[string]any{"type": "inet", "data": map[string]any{"host": "127.0.0.1", "port": fmt.Sprint(port)}}
+	args := map[string]any{"addr": addr}
+	if s.cfg.Security != SecurityNone {
+		// The destination's tls-creds-x509 object (endpoint=server, verify-peer as
+		// --security says): the server then accepts TLS clients only.
+		args["tls-creds"] = hvqemu.TLSObjectID
+	}
+	if err := q.Execute(ctx, "nbd-server-start", args, nil); err != nil {
+		return fmt.Errorf("migrate: NBD server on the destination: %w", s.dst.check(err))
+	}
+	// The export makes the destination's image writable before the incoming migration
+	// activates it (QEMU activates an exported node), which the mirror needs.
+	if err := q.Execute(ctx, "nbd-server-add", map[string]any{"device": "disk0", "writable": true}, nil); err != nil {
+		return fmt.Errorf("migrate: NBD export of the destination's disk: %w", s.dst.check(err))
+	}
+	return nil
+}
+
+// stopMirrorExport ends the qemu-nbd export once the mirror has ended, before the migration
+// continues: the destination QEMU takes the image's write lock when it activates it, which
+// fails while qemu-nbd holds it. qemu-nbd flushes and exits on SIGTERM (5 ms, measured).
+func (s *scenario) stopMirrorExport() error {
+	if s.mirrorExport == nil {
+		return nil
+	}
+	start := time.Now()
+	if err := s.mirrorExport.Stop(5 * time.Second); err != nil {
+		return fmt.Errorf("migrate: stopping the destination image's NBD export: %w", err)
+	}
+	s.cfg.Logf("switchover: the destination image's NBD export stopped in %s", time.Since(start).Round(time.Microsecond))
+	return nil
+}
+
+func orRaw(format string) string {
+	if format == "" {
+		return "raw"
+	}
+	return format
+}
+
 // stopDiskExport ends the destination's NBD server once the migration completed.
 func (s *scenario) stopDiskExport(ctx context.Context) {
-	if s.cfg.Storage != StorageMirror || s.dst == nil || s.dst.vm == nil {
+	if s.cfg.Storage != StorageMirror || s.dst == nil || s.dst.vm == nil || s.mirrorExport != nil {
 		return
 	}
 	if err := s.dst.vm.QMP.Execute(ctx, "nbd-server-stop", nil, nil); err != nil {

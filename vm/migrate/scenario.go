@@ -153,9 +153,12 @@ type scenario struct {
 	// The disk's move (storage.go, mirror.go): the destination image, the length copied,
 	// where the mirror and the copy sender connect (through the disk link), and how far
 	// the move got.
-	dst0          *Disk
-	imageLen      int64
-	mirrorTarget  string
+	dst0         *Disk
+	imageLen     int64
+	mirrorTarget string
+	// mirrorExport is the qemu-nbd serving the destination image to the mirror (nil when the
+	// destination QEMU exports it: see startMirrorExport).
+	mirrorExport  *testbed.Process
 	copyAddr      string
 	srcStopped    bool
 	switchedDisk  bool

@@ -357,27 +357,19 @@ func (s *scenario) setupDiskTransfer(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		q := s.dst.vm.QMP
-		addr := map[string]any{"type": "inet", "data": map[string]any{"host": "127.0.0.1", "port": fmt.Sprint(port)}}
-		args := map[string]any{"addr": addr}
-		if cfg.Security != SecurityNone {
-			// The destination's tls-creds-x509 object (endpoint=server, verify-peer as
-			// --security says): the server then accepts TLS clients only.
-			args["tls-creds"] = hvqemu.TLSObjectID
+		if s.mirrorExportable() {
+			err = s.startMirrorExport(ctx, port)
+		} else {
+			err = s.exportOnDestination(ctx, port)
 		}
-		if err := q.Execute(ctx, "nbd-server-start", args, nil); err != nil {
-			return fmt.Errorf("migrate: NBD server on the destination: %w", s.dst.check(err))
-		}
-		// The export makes the destination's image writable before the incoming migration
-		// activates it (QEMU activates an exported node), which the mirror needs.
-		if err := q.Execute(ctx, "nbd-server-add", map[string]any{"device": "disk0", "writable": true}, nil); err != nil {
-			return fmt.Errorf("migrate: NBD export of the destination's disk: %w", s.dst.check(err))
+		if err != nil {
+			return err
 		}
 		via, err := s.startLink(linkDisk, link, testbed.Addr(port))
 		if err != nil {
 			return err
 		}
-		s.mirrorTarget = "nbd://" + via + "/disk0"
+		s.mirrorTarget = "nbd://" + via + "/" + mirrorExportName
 	case StorageCopy, StorageTwoPhase:
 		img, err := s.dst0.openData(true)
 		if err != nil {
@@ -509,6 +501,9 @@ func (s *scenario) atSwitchover(ctx context.Context, mig *results.Migration) err
 		}
 	case StorageMirror:
 		if err := s.completeMirror(ctx, mig); err != nil {
+			return err
+		}
+		if err := s.stopMirrorExport(); err != nil {
 			return err
 		}
 	default:
