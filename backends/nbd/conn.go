@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmstorbench/vmstorbench/internal/nbdproto"
+	"github.com/vmstorbench/vmstorbench/internal/schedyield"
 	"github.com/vmstorbench/vmstorbench/internal/socktransport"
 )
 
@@ -81,6 +82,7 @@ type conn struct {
 	tr      socktransport.Transport
 	br      *bufio.Reader           // over tr; the read token's holder only
 	rhdr    [nbdproto.ReplyLen]byte // the read token's holder only
+	yielder schedyield.Yielder      // the read token's holder only (see wait)
 	timeout time.Duration
 	epoch   time.Time
 	blocked func()       // kickBackground, bound once (a method value allocates)
@@ -249,6 +251,9 @@ func (c *conn) wait(cl *call) error {
 		if !c.reading {
 			c.reading = true
 			c.mu.Unlock()
+			// A caller that reads its own replies one request at a time never parks; without
+			// a yield now and then, Go's sysmon preempts it mid-read (see package schedyield).
+			c.yielder.Maybe()
 			mine := false
 			for {
 				got, err := c.readOne()
