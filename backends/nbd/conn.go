@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -262,6 +263,13 @@ func (c *conn) wait(cl *call) error {
 					break
 				}
 				mine = mine || got == cl
+				if got != cl && !mine && c.br.Buffered() < nbdproto.ReplyLen {
+					// The next read blocks, and the owner we just completed is runnable,
+					// queued on our P: let it run here first (it sends its next request and
+					// waits) rather than block with it queued, which makes sysmon take the
+					// P from our read and wake another thread to run it.
+					runtime.Gosched()
+				}
 				// Past our own reply, replies already in the buffer are dispatched too: their
 				// owners are woken by their results anyway, and the token is not handed to one
 				// of them (one goroutine wake-up less each).
