@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmstorbench/vmstorbench/internal/nbdproto"
+	"github.com/vmstorbench/vmstorbench/internal/schedyield"
 	"github.com/vmstorbench/vmstorbench/internal/socktransport"
 )
 
@@ -81,6 +83,7 @@ type conn struct {
 	tr      socktransport.Transport
 	br      *bufio.Reader           // over tr; the read token's holder only
 	rhdr    [nbdproto.ReplyLen]byte // the read token's holder only
+	yielder schedyield.Yielder      // the read token's holder only (see wait)
 	timeout time.Duration
 	epoch   time.Time
 	blocked func()       // kickBackground, bound once (a method value allocates)
@@ -249,6 +252,9 @@ func (c *conn) wait(cl *call) error {
 		if !c.reading {
 			c.reading = true
 			c.mu.Unlock()
+			// A caller that reads its own replies one request at a time never parks; without
+			// a yield now and then, Go's sysmon preempts it mid-read (see package schedyield).
+			c.yielder.Maybe()
 			mine := false
 			for {
 				got, err := c.readOne()
@@ -257,6 +263,14 @@ func (c *conn) wait(cl *call) error {
 					break
 				}
 				mine = mine || got == cl
+				if !mine && c.br.Buffered() < nbdproto.ReplyLen {
+					// The next read blocks, and the owner we just completed is runnable (if it
+					// was parked), queued on our P: let it run here first (it sends its next
+					// request and waits) rather than block with it queued, which makes sysmon
+					// take the P from our read and another thread run it (1 MiB reads at queue
+					// depth 8: 6 -> 3.7 context switches per read, ~10% less CPU).
+					runtime.Gosched()
+				}
 				// Past our own reply, replies already in the buffer are dispatched too: their
 				// owners are woken by their results anyway, and the token is not handed to one
 				// of them (one goroutine wake-up less each).

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vmstorbench/vmstorbench/internal/schedyield"
 	"github.com/vmstorbench/vmstorbench/internal/socktransport"
 )
 
@@ -61,10 +62,6 @@ func (e *TimeoutError) Timeout() bool { return true }
 
 // maxSlots bounds the commands in flight on one session (ITTs carry the slot in 16 bits).
 const maxSlots = 4096
-
-// yieldEvery is how often the read token's holder yields its thread to the scheduler: well
-// below the 10 ms after which Go's sysmon preempts a goroutine that has not been rescheduled.
-const yieldEvery = 5 * time.Millisecond
 
 // readBufferSize is the reader's buffer: small responses of many commands arrive in one read,
 // large Data-In segments bypass it.
@@ -118,13 +115,13 @@ type Session struct {
 
 	// The read token: its holder reads the socket and dispatches PDUs.
 	rtoken  sync.Mutex
-	rd      pduReader // token holder only
-	br      buffered  // the reader under rd, to see whether the next read would block
-	woke    int       // token holder only: owners woken since the last socket read
-	rhdr    header    // token holder only: the header being dispatched
-	scratch []byte    // token holder only: data segments we do not keep
-	yielded time.Time // token holder only: when it last yielded its thread (see readUntil)
-	blocked func()    // kickBackground, bound once (a method value allocates)
+	rd      pduReader          // token holder only
+	br      buffered           // the reader under rd, to see whether the next read would block
+	woke    int                // token holder only: owners woken since the last socket read
+	rhdr    header             // token holder only: the header being dispatched
+	scratch []byte             // token holder only: data segments we do not keep
+	yielder schedyield.Yielder // token holder only (see readUntil)
+	blocked func()             // kickBackground, bound once (a method value allocates)
 
 	failOnce  sync.Once
 	failErr   error
@@ -675,17 +672,10 @@ func (s *Session) background() {
 func (s *Session) readUntil(t *task) (held bool) {
 	h := &s.rhdr
 	s.woke = 0
-	if time.Since(s.yielded) >= yieldEvery {
-		// A caller that reads its own responses, one command at a time, never parks: its
-		// goroutine runs on one scheduling tick for as long as it keeps issuing. After 10 ms
-		// of that, Go's sysmon thread signals the thread, takes its P away in the middle of
-		// a blocking read and then polls every 20 µs for the next 1-2 ms: 4 KiB reads at queue
-		// depth 1 cost ~1.5x the CPU (perf: ~0.35 sysmon nanosleep per read, 9% of the CPU
-		// samples in sysmon's thread, the reads hopping between threads). Yielding now and
-		// then starts a new tick, and sysmon stays at its 10 ms sleep.
-		s.yielded = time.Now()
-		runtime.Gosched()
-	}
+	// A caller that reads its own responses one command at a time never parks; without a
+	// yield now and then, Go's sysmon preempts it mid-read (~1.5x the CPU per 4 KiB read at
+	// queue depth 1; see package schedyield).
+	s.yielder.Maybe()
 	for {
 		if s.Err() != nil {
 			s.drain()
