@@ -358,6 +358,9 @@ func TestFioBinsAreFios(t *testing.T) {
 func TestFioJSONPlusWithFiosClat2CSV(t *testing.T) {
 	script, err := exec.LookPath("fio_jsonplus_clat2csv")
 	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI needs fio_jsonplus_clat2csv (scripts/deps.sh installs the fio package)")
+		}
 		t.Skip("fio_jsonplus_clat2csv not installed (it comes with the fio package)")
 	}
 	dir := t.TempDir()

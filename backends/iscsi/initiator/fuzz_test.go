@@ -225,18 +225,13 @@ func loginSeeds() [][]byte {
 	}
 }
 
-// TestWriteFuzzSeeds writes the seeds above into testdata/fuzz when
-// VMSTORBENCH_WRITE_FUZZ_SEEDS=1, so that the corpus files can be regenerated after the
-// builders change.
-func TestWriteFuzzSeeds(t *testing.T) {
-	if os.Getenv("VMSTORBENCH_WRITE_FUZZ_SEEDS") != "1" {
-		t.Skip("set VMSTORBENCH_WRITE_FUZZ_SEEDS=1 to regenerate testdata/fuzz")
-	}
+// TestFuzzSeedsCurrent checks that the corpus files in testdata/fuzz are the seeds above
+// (the fuzzers start from them), and with VMSTORBENCH_WRITE_FUZZ_SEEDS=1 rewrites them after
+// the builders change.
+func TestFuzzSeedsCurrent(t *testing.T) {
+	regenerate := os.Getenv("VMSTORBENCH_WRITE_FUZZ_SEEDS") == "1"
 	write := func(fuzzer, name string, values ...any) {
 		dir := filepath.Join("testdata", "fuzz", fuzzer)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
 		var b bytes.Buffer
 		b.WriteString("go test fuzz v1\n")
 		for _, v := range values {
@@ -247,7 +242,17 @@ func TestWriteFuzzSeeds(t *testing.T) {
 				fmt.Fprintf(&b, "bool(%v)\n", v)
 			}
 		}
-		if err := os.WriteFile(filepath.Join(dir, name), b.Bytes(), 0o644); err != nil {
+		path := filepath.Join(dir, name)
+		if !regenerate {
+			if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, b.Bytes()) {
+				t.Errorf("%s is not the current seed (%v): regenerate with VMSTORBENCH_WRITE_FUZZ_SEEDS=1", path, err)
+			}
+			return
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
