@@ -360,8 +360,9 @@ func (c *MigrationCost) CPUText(name string, v float64) string {
 type MigrationCost struct {
 	// WallNS is the interval measured.
 	WallNS int64 `json:"wall_ns"`
-	// CPU-seconds of the source QEMU, the destination QEMU and the vmstorbench process (its
-	// helpers run in it: link emulators, NBD exports, copy streams; its bookkeeping too).
+	// CPU-seconds of the source QEMU, the destination QEMU and vmstorbench's helpers: its own
+	// process (link emulators, NBD exports, copy streams, its bookkeeping) and the processes
+	// it starts for the run (the mirror's qemu-nbd, over its whole life).
 	// Each QEMU includes running the guest (TCG emulates it on the host's CPU).
 	SourceCPUS      float64 `json:"source_cpu_s"`
 	DestinationCPUS float64 `json:"destination_cpu_s"`

@@ -104,6 +104,22 @@ type cpuMeter struct {
 	at0, at1   map[string]float64
 	wall       time.Duration
 	unmeasured map[string]string
+	// exited adds the CPU time of processes started for the run that ended before the
+	// meter's end (read from their rusage when they were reaped), by name.
+	exited map[string]float64
+}
+
+// addExited adds an ended process's whole CPU time (its rusage) to name's figure: a process
+// vmstorbench started for the run and stopped before the end (the mirror's qemu-nbd), whose
+// /proc entry is gone by then.
+func (m *cpuMeter) addExited(name string, st *os.ProcessState) {
+	if m == nil || st == nil {
+		return
+	}
+	if m.exited == nil {
+		m.exited = map[string]float64{}
+	}
+	m.exited[name] += (st.UserTime() + st.SystemTime()).Seconds()
 }
 
 // newCPUMeter samples processes by pid now: names are results.CostSource, CostDestination
@@ -176,7 +192,7 @@ func (m *cpuMeter) cost(wattsPerCore float64) *results.MigrationCost {
 			m.unmeasured[name] = fmt.Sprintf("its CPU time went backwards (%.2f s to %.2f s)", a, b)
 			return 0
 		}
-		return b - a
+		return b - a + m.exited[name]
 	}
 	c := &results.MigrationCost{
 		WallNS: int64(m.wall), SourceCPUS: d(results.CostSource), DestinationCPUS: d(results.CostDestination), HelpersCPUS: d(results.CostHelpers),

@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"errors"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -80,5 +81,24 @@ func TestWithoutFinalFigures(t *testing.T) {
 		if len(s.notes) != 1 || !strings.Contains(s.notes[0], c.noteHas) || !strings.Contains(s.notes[0], "QEMU's downtime") {
 			t.Errorf("%s: notes %q", c.name, s.notes)
 		}
+	}
+}
+
+// A process started for the run and reaped before the end (the mirror's qemu-nbd) counts
+// with the helpers, its whole rusage.
+func TestCPUMeterExitedProcess(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done")
+	m := startCPUMeter(map[string]cpuProbe{results.CostHelpers: func() (float64, error) { return 1, nil }})
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	burnt := (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+	if burnt <= 0 {
+		t.Fatalf("the child used no CPU time (%v)", burnt)
+	}
+	m.addExited(results.CostHelpers, cmd.ProcessState)
+	m.addExited(results.CostHelpers, nil) // a process never reaped adds nothing
+	if c := m.cost(3.5); c.HelpersCPUS != burnt || c.TotalCPUS != burnt || len(c.Unmeasured) != 0 {
+		t.Errorf("helpers %v s, total %v s, want the child's %v s; unmeasured %v", c.HelpersCPUS, c.TotalCPUS, burnt, c.Unmeasured)
 	}
 }

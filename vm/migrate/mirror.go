@@ -378,6 +378,9 @@ func (s *scenario) stopMirrorExport() error {
 	if err := s.mirrorExport.Stop(5 * time.Second); err != nil {
 		return fmt.Errorf("migrate: stopping the destination image's NBD export: %w", err)
 	}
+	// Its work is the destination's side of the disk stream, which the destination QEMU's
+	// CPU figure held when it served the export itself: count it with the helpers.
+	s.cpu.addExited(results.CostHelpers, s.mirrorExport.Cmd.ProcessState)
 	s.cfg.Logf("switchover: the destination image's NBD export stopped in %s", time.Since(start).Round(time.Microsecond))
 	return nil
 }
