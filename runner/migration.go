@@ -62,7 +62,11 @@ func RunMigration(ctx context.Context, s MigrationSpec, h Hooks) (*results.Run, 
 	drbd.apply(&cfg)
 	var lv *libvirt.Driver
 	if s.Libvirt != nil {
-		if lv, err = libvirt.NewDriver(ctx, *s.Libvirt); err != nil {
+		lvCfg, err := libvirtStorage(&cfg, *s.Libvirt, s.Target, d.Keep)
+		if err != nil {
+			return nil, err
+		}
+		if lv, err = libvirt.NewDriver(ctx, lvCfg); err != nil {
 			return nil, err
 		}
 		defer lv.Close()
@@ -84,7 +88,11 @@ func RunMigration(ctx context.Context, s MigrationSpec, h Hooks) (*results.Run, 
 		return nil, err
 	}
 	if lv != nil && res.Migration != nil {
-		res.Migration.Libvirt = libvirtSection(lv.Summary())
+		sum := lv.Summary()
+		res.Migration.Libvirt = libvirtSection(sum)
+		if s.Storage == migrate.StorageMirror {
+			libvirtMirrorResult(res.Migration, sum, s.Security)
+		}
 	}
 	h.logf("migration run finished in %s", time.Since(start).Round(time.Millisecond))
 	res.Run.Migration = res.Migration

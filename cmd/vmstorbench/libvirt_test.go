@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/url"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +72,7 @@ func TestIntegrationMigrateLibvirt(t *testing.T) {
 	if results.Scenario(r) != "precopy none libvirt" {
 		t.Errorf("scenario %q", results.Scenario(r))
 	}
+	libvirtMirror(t, eps)
 	// An existing domain without the agent channel: measured from the host side only, and
 	// left running (on the destination) as vmstorbench found it.
 	imgOut, _, err := runCLI(t, "vm", "image", "--json")
@@ -155,6 +158,67 @@ func TestIntegrationMigrateLibvirt(t *testing.T) {
 	}
 }
 
+// libvirtMirror runs `migrate --hypervisor libvirt --storage mirror` with a local file
+// disk: libvirt copies it into another image (VIR_MIGRATE_NON_SHARED_DISK, the disk path
+// changed in the destination's XML) while the verified workload runs. The data reads back
+// on the destination, libvirt counted the disk's bytes, and the source's file was not
+// written after the migration ended: the destination wrote its own.
+func libvirtMirror(t *testing.T, eps []testbed.Endpoint) {
+	t.Helper()
+	srcDir, dstDir := t.TempDir(), t.TempDir()
+	// The daemons' QEMUs run as their own users: every directory above the images searchable.
+	for _, d := range []string{filepath.Dir(srcDir), srcDir, dstDir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resDir := t.TempDir()
+	stdout, stderr, err := runCLI(t, "migrate", "--hypervisor", "libvirt", "--source-uri", eps[0].URL, "--dest-uri", eps[1].URL,
+		"--target", "file://"+srcDir, "--access", "native", "--storage", "mirror", "--to", "file://"+dstDir, "--keep",
+		"--accel", "tcg", "--at", "1s", "--after", "1s", "--disk-size", "8m", "--results", resDir, "--quiet")
+	if err != nil {
+		t.Fatalf("mirror: exit %d: %v\n%s\n%s", exitCode(err), err, stdout, stderr)
+	}
+	r := oneResult(t, resDir)
+	m := r.Migration
+	if m == nil || m.Outcome != "completed" || m.Hypervisor != "libvirt" || m.Storage != "mirror" || m.DiskTransferredB <= 0 {
+		t.Fatalf("mirror: %+v", m)
+	}
+	if v := m.Integrity; v == nil || v.ReadBack == nil || v.ReadBack.Checked == 0 || v.ReadBack.Mismatches != 0 || r.Verify == nil || r.Verify.Checked == 0 || r.Verify.Mismatches != 0 {
+		t.Errorf("mirror: integrity %+v, verify %+v", m.Integrity, r.Verify)
+	}
+	if ic := m.ImageCheck; ic == nil || ic.When != "not compared" || ic.Error == "" {
+		t.Errorf("mirror: image check %+v", ic)
+	}
+	if lv := m.Libvirt; lv == nil || !slices.Contains(lv.Flags, "non-shared-disk") || slices.Contains(lv.Flags, "unsafe") {
+		t.Errorf("mirror: libvirt %+v", lv)
+	}
+	if results.Scenario(r) != "precopy none mirror libvirt" {
+		t.Errorf("mirror: scenario %q", results.Scenario(r))
+	}
+	srcImgs, _ := filepath.Glob(filepath.Join(srcDir, "*.img"))
+	if len(srcImgs) != 1 || filepath.Dir(m.DestinationDisk) != dstDir {
+		t.Fatalf("mirror: source images %v, destination %s", srcImgs, m.DestinationDisk)
+	}
+	src, err := os.Stat(srcImgs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := os.Stat(m.DestinationDisk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The guest ran on the destination (workload, read-back) after the migration ended: only
+	// its image may have been written since.
+	end := r.Start.Add(time.Duration(m.EndNS))
+	t.Logf("mirror: disk %d bytes by libvirt, migration %.0f ms, pause %.0f ms; source image written %s before the end, destination %s after",
+		m.DiskTransferredB, m.MigrationTimeMS, m.PauseMS, end.Sub(src.ModTime()), dst.ModTime().Sub(end))
+	if os.SameFile(src, dst) || src.Size() != dst.Size() || src.ModTime().After(end) || !dst.ModTime().After(end) {
+		t.Errorf("mirror: source %s (%d bytes, modified %s), destination %s (%d bytes, modified %s), migration ended %s",
+			srcImgs[0], src.Size(), src.ModTime(), m.DestinationDisk, dst.Size(), dst.ModTime(), end)
+	}
+}
+
 // libvirtRefusals: a daemon that cannot be reached, one that refuses this client's
 // certificate, a domain that does not exist — each ends migrate with one line and a
 // non-zero exit before anything is defined (the caller checks that nothing is left).
@@ -210,4 +274,36 @@ func oneResult(t *testing.T, dir string) *results.Run {
 		t.Fatalf("results in %s: %d, %v", dir, len(runs), err)
 	}
 	return runs[0]
+}
+
+// TestLibvirtStorageMethods: --storage mirror is libvirt's non-shared-disk migration of a
+// local file; the other methods, and what mirror cannot do under libvirt, are refused with
+// one line each before anything starts.
+func TestLibvirtStorageMethods(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		o    migrateOptions
+		want string // "" = accepted
+	}{
+		{"mirror", migrateOptions{storage: "mirror", target: "file:///var/tmp", access: "auto", mode: "precopy"}, ""},
+		{"copy", migrateOptions{storage: "copy", target: "file:///var/tmp"}, "--storage copy: libvirt has no equivalent"},
+		{"two-phase", migrateOptions{storage: "two-phase", target: "file:///var/tmp"}, "--storage two-phase: libvirt has no equivalent"},
+		{"pull", migrateOptions{storage: "pull", target: "file:///var/tmp"}, "--storage pull: libvirt has no equivalent"},
+		{"mirror over nbd", migrateOptions{storage: "mirror", target: "file:///var/tmp", access: "nbd"}, "local image file"},
+		{"mirror of nfs", migrateOptions{storage: "mirror", target: "nfs://h/x"}, "local image file"},
+		{"mirror without migration", migrateOptions{storage: "mirror", target: "file:///var/tmp", mode: "none"}, "--mode none"},
+		{"mirror to a backend", migrateOptions{storage: "mirror", target: "file:///var/tmp", to: "nfs://u:secret@h/x"}, "file:///PATH"},
+		{"mirror over a link", migrateOptions{storage: "mirror", target: "file:///var/tmp", link: "lan"}, "emulated link"},
+		{"mirror write-blocking", migrateOptions{storage: "mirror", target: "file:///var/tmp", mirrorCopyMode: "write-blocking"}, "not mapped to libvirt"},
+		{"mirror of a domain", migrateOptions{storage: "mirror", target: "file:///var/tmp", lv: libvirtFlags{domain: "web1"}}, "--domain"},
+	} {
+		c.o.lv.hypervisor, c.o.lv.sourceURI, c.o.lv.destURI = "libvirt", "qemu:///system", "qemu+tcp://hv2/system"
+		cfg, err := c.o.lv.config(&c.o, t.TempDir())
+		switch {
+		case c.want == "" && (err != nil || cfg == nil):
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want) || strings.ContainsAny(err.Error(), "\n") || strings.Contains(err.Error(), "secret")):
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
 }

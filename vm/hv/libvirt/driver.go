@@ -32,6 +32,13 @@ type DriverConfig struct {
 	DestURIFromSource     string
 	Unsafe                bool
 	NonSharedDisk         bool
+	// DestDisk, with NonSharedDisk, is where the guest's disk (vda, a local file) is copied
+	// to on the destination's host: "" is a new image in a scratch directory (the
+	// destination daemon on this machine), a directory a new image in it, a file that
+	// image (of the source's size; overwritten only with AllowDestructive). KeepDestDisk
+	// keeps a new image after the run.
+	DestDisk     string
+	KeepDestDisk bool
 	// Firmware is the BIOS image on the hypervisor's host for transient domains; "" is
 	// QEMU's qboot on a local daemon when installed (it starts a direct kernel boot sooner
 	// than SeaBIOS), else QEMU's default.
@@ -51,6 +58,11 @@ type Driver struct {
 	agent   bool
 	flags   []string
 	lastJob *JobStats
+	// destDisk is the non-shared-disk migration's destination image (Boot makes it);
+	// diskPolled the disk figures of the last job-stats poll, for when the completed job
+	// is missing.
+	destDisk   *destImage
+	diskPolled *JobStats
 
 	mu     sync.Mutex
 	guests map[string][]*Guest // by domain name, on either connection
@@ -67,13 +79,31 @@ type Summary struct {
 	// Flags name the migration flags used; Job is the destination's completed job.
 	Flags []string
 	Job   *JobStats
+	// DestDisk is the image a non-shared-disk migration copied the disk into ("" when
+	// shared); DiskBytes the disk bytes libvirt copied: disk_processed of the completed
+	// job, else of the source's last job-stats poll (DiskBytesLastPoll: a lower bound;
+	// libvirt 9.0's completed job reports the disk as 0 after an NBD mirror, its polls
+	// during the migration count the mirror's bytes).
+	DestDisk          string
+	DiskBytes         int64
+	DiskBytesLastPoll bool
 }
 
 // Summary describes the last guest booted and migrated through the driver.
 func (d *Driver) Summary() Summary {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return Summary{Source: d.SourceHost, Dest: d.DestHost, Domain: d.cfg.Domain, Agent: d.agent, Flags: d.flags, Job: d.lastJob}
+	s := Summary{Source: d.SourceHost, Dest: d.DestHost, Domain: d.cfg.Domain, Agent: d.agent, Flags: d.flags, Job: d.lastJob}
+	if d.destDisk != nil {
+		s.DestDisk = d.destDisk.Path
+		switch {
+		case d.lastJob != nil && d.lastJob.DiskProcessed > 0:
+			s.DiskBytes = int64(d.lastJob.DiskProcessed)
+		case d.diskPolled != nil:
+			s.DiskBytes, s.DiskBytesLastPoll = int64(d.diskPolled.DiskProcessed), true
+		}
+	}
+	return s
 }
 
 // KVM reports whether the source daemon can run domains of type kvm (its capabilities
@@ -124,12 +154,16 @@ func NewDriver(ctx context.Context, cfg DriverConfig) (_ *Driver, err error) {
 	return d, nil
 }
 
-// Close disconnects from both daemons.
+// Close disconnects from both daemons and removes the destination image it made (the
+// guests are stopped by then).
 func (d *Driver) Close() error {
 	if d.stop != nil {
 		d.stop()
 	}
-	return errors.Join(d.src.Close(), d.dst.Close())
+	d.mu.Lock()
+	dd := d.destDisk
+	d.mu.Unlock()
+	return errors.Join(d.src.Close(), d.dst.Close(), dd.close())
 }
 
 // Name implements hv.Driver.
@@ -146,6 +180,11 @@ func (d *Driver) Supports(hv.Capability) bool { return false }
 // DriverConfig.Domain (spec's image and disk are then not used).
 func (d *Driver) Boot(ctx context.Context, spec hv.Spec) (hv.Guest, error) {
 	if d.cfg.Domain != "" {
+		if d.cfg.NonSharedDisk {
+			// Its disks could be copied into the same paths on another host, which on one
+			// machine are the source's own files: not without naming each destination.
+			return nil, errors.New("libvirt: copying the disks of an existing domain with the migration is not supported: migrate it on shared storage, or let vmstorbench boot its guest")
+		}
 		dom, err := d.src.Lookup(ctx, d.cfg.Domain)
 		if err != nil {
 			return nil, err
@@ -187,6 +226,11 @@ func (d *Driver) Boot(ctx context.Context, spec hv.Spec) (hv.Guest, error) {
 			lspec.Disk.Cache = "writeback"
 		}
 	}
+	if d.cfg.NonSharedDisk {
+		if err := d.prepareDestDisk(lspec.Disk); err != nil {
+			return nil, err
+		}
+	}
 	dom, err := d.src.Boot(ctx, lspec)
 	if err != nil {
 		return nil, err
@@ -205,6 +249,28 @@ func (d *Driver) Boot(ctx context.Context, spec hv.Spec) (hv.Guest, error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// prepareDestDisk makes the image a non-shared-disk migration copies the local file disk
+// into (once: a repeated Boot reuses it, the next migration overwrites it).
+func (d *Driver) prepareDestDisk(disk *Disk) error {
+	if disk == nil || !strings.HasPrefix(disk.Source, "/") || strings.HasPrefix(disk.Source, "/dev/") {
+		return errors.New("libvirt: copying the disk with the migration (non-shared disk) is done here for a local image file only (--target file://…, --access native)")
+	}
+	d.mu.Lock()
+	done := d.destDisk != nil
+	d.mu.Unlock()
+	if done {
+		return nil
+	}
+	img, err := prepareDestImage(disk.Source, d.cfg.DestDisk, d.dst.Local(), d.cfg.AllowDestructive, d.cfg.KeepDestDisk)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.destDisk = img
+	d.mu.Unlock()
+	return nil
 }
 
 // guest wraps dom, reading its agent channel.
@@ -249,28 +315,10 @@ func (d *Driver) Migrate(ctx context.Context, src hv.Guest, dst hv.Spec, p hv.Pa
 	if p.PauseBeforeSwitchover {
 		return nil, nil, hv.Unsupported(d, "pausing before the switchover")
 	}
-	o := MigrateOptions{
-		Live: true, PeerToPeer: d.cfg.PeerToPeer, Tunnelled: d.cfg.Tunnelled, DestURIFromSource: d.cfg.DestURIFromSource,
-		Unsafe: d.cfg.Unsafe, NonSharedDisk: d.cfg.NonSharedDisk, MaxDowntime: p.DowntimeLimit,
-	}
-	switch p.Mode {
-	case hv.ModePostcopy:
-		o.Postcopy = true
-	case hv.ModeStopcopy:
-		// The scenario pauses the guest before Start: a live migration of a paused guest
-		// is stop-and-copy, and the destination stays paused as the source was.
-	}
-	if p.Security == hv.SecurityTLS || p.Security == hv.SecurityTLSVerify {
-		// libvirt takes the credentials from its own configuration
-		// (migrate_tls_x509_cert_dir, migrate_tls_x509_verify in qemu.conf).
-		o.TLS = true
-	}
-	if p.MaxBandwidth > 0 {
-		o.BandwidthMiBps = uint64((p.MaxBandwidth + 1<<20 - 1) >> 20)
-	}
-	if p.Listen != "" && !o.Tunnelled {
-		o.MigrationURI = "tcp://" + p.Listen
-	}
+	o := d.migrateOptions(p)
+	d.mu.Lock()
+	d.diskPolled = nil
+	d.mu.Unlock()
 	m, err := PrepareMigration(ctx, sg.dom, d.dst, o)
 	if err != nil {
 		return nil, nil, err
@@ -293,6 +341,41 @@ func (d *Driver) Migrate(ctx context.Context, src hv.Guest, dst hv.Spec, p hv.Pa
 	}
 	mig.dst = dg
 	return mig, dg, nil
+}
+
+// migrateOptions maps the scenario's parameters and the driver's configuration to
+// libvirt's.
+func (d *Driver) migrateOptions(p hv.Params) MigrateOptions {
+	o := MigrateOptions{
+		Live: true, PeerToPeer: d.cfg.PeerToPeer, Tunnelled: d.cfg.Tunnelled, DestURIFromSource: d.cfg.DestURIFromSource,
+		Unsafe: d.cfg.Unsafe, NonSharedDisk: d.cfg.NonSharedDisk, MaxDowntime: p.DowntimeLimit,
+	}
+	d.mu.Lock()
+	if d.destDisk != nil {
+		// The guest's disk (vda) into the image Boot made: on one machine the same path
+		// would be the source's own file.
+		o.DestDisks = map[string]string{"vda": d.destDisk.Path}
+	}
+	d.mu.Unlock()
+	switch p.Mode {
+	case hv.ModePostcopy:
+		o.Postcopy = true
+	case hv.ModeStopcopy:
+		// The scenario pauses the guest before Start: a live migration of a paused guest
+		// is stop-and-copy, and the destination stays paused as the source was.
+	}
+	if p.Security == hv.SecurityTLS || p.Security == hv.SecurityTLSVerify {
+		// libvirt takes the credentials from its own configuration
+		// (migrate_tls_x509_cert_dir, migrate_tls_x509_verify in qemu.conf).
+		o.TLS = true
+	}
+	if p.MaxBandwidth > 0 {
+		o.BandwidthMiBps = uint64((p.MaxBandwidth + 1<<20 - 1) >> 20)
+	}
+	if p.Listen != "" && !o.Tunnelled {
+		o.MigrationURI = "tcp://" + p.Listen
+	}
+	return o
 }
 
 // hvMigration is an hv.Migration over a Migration.
@@ -343,6 +426,11 @@ func (h *hvMigration) Poll(ctx context.Context) (hv.Progress, error) {
 		return hv.Progress{}, err
 	}
 	p := progress(js)
+	if js.Has["disk_processed"] {
+		h.drv.mu.Lock()
+		h.drv.diskPolled = &js
+		h.drv.mu.Unlock()
+	}
 	h.mu.Lock()
 	switched := h.switched
 	h.mu.Unlock()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -39,6 +41,13 @@ type MigrateOptions struct {
 	// NonSharedInc only what differs from a shared backing image.
 	NonSharedDisk bool
 	NonSharedInc  bool
+	// DestDisks, with NonSharedDisk, names the disks to copy (by target, "vda") and the
+	// image each is copied into on the destination's host: the disks are listed in
+	// VIR_MIGRATE_PARAM_MIGRATE_DISKS and the destination's domain XML
+	// (VIR_MIGRATE_PARAM_DEST_XML) gets the paths. Empty: libvirt copies every writable
+	// disk into the same path on the destination's host, which on one machine is the
+	// source's own file.
+	DestDisks map[string]string
 	// Unsafe migrates even when libvirt thinks the disk is not shared (a local file both
 	// daemons of one machine open, as in the testbed).
 	Unsafe bool
@@ -103,6 +112,8 @@ func (o MigrateOptions) Validate() error {
 		return errors.New("libvirt: copy the whole disk or the increment, not both")
 	case o.Tunnelled && o.MigrationURI != "":
 		return errors.New("libvirt: a tunnelled migration has no migration URI")
+	case len(o.DestDisks) > 0 && !o.NonSharedDisk && !o.NonSharedInc:
+		return errors.New("libvirt: destination images for the disks need a migration that copies them (non-shared disk)")
 	}
 	return nil
 }
@@ -118,6 +129,10 @@ func (o MigrateOptions) params() []golibvirt.TypedParam {
 	}
 	if o.TLSDestination != "" {
 		p = append(p, golibvirt.TypedParam{Field: "tls.destination", Value: *golibvirt.NewTypedParamValueString(o.TLSDestination)})
+	}
+	// A string list: the field once per disk.
+	for _, target := range slices.Sorted(maps.Keys(o.DestDisks)) {
+		p = append(p, golibvirt.TypedParam{Field: golibvirt.MigrateParamMigrateDisks, Value: *golibvirt.NewTypedParamValueString(target)})
 	}
 	return p
 }
@@ -232,14 +247,14 @@ func PrepareMigration(ctx context.Context, src *Domain, dest *Conn, opts Migrate
 			return nil, err
 		}
 	}
-	if m.opts.DestXML == "" && src.stage != nil {
+	if m.opts.DestXML == "" && (src.stage != nil || len(m.opts.DestDisks) > 0) {
 		if m.opts.DestXML, err = m.destXML(ctx); err != nil {
 			return nil, err
 		}
 	}
 	m.params = m.opts.params()
 	if m.opts.DestXML != "" {
-		m.params = withString(m.params, "destination_xml", m.opts.DestXML)
+		m.params = withString(m.params, golibvirt.MigrateParamDestXML, m.opts.DestXML)
 	}
 	m.flags = m.opts.Flags()
 	if !m.opts.PeerToPeer {
@@ -328,6 +343,12 @@ func (m *Migration) destXML(ctx context.Context) (string, error) {
 	if err := d.Unmarshal(x); err != nil {
 		return "", fmt.Errorf("libvirt: domain %s: parse XML: %w", m.Source.Name, err)
 	}
+	if err := setDiskSources(&d, m.opts.DestDisks); err != nil {
+		return "", fmt.Errorf("libvirt: domain %s: %w", m.Source.Name, err)
+	}
+	if m.Source.stage == nil {
+		return d.Marshal()
+	}
 	// Named after the destination host: a file another daemon's user created (on the way
 	// here) cannot be opened by this one's.
 	uuid := m.DestHost.UUID
@@ -358,6 +379,30 @@ func (m *Migration) destXML(ctx context.Context) (string, error) {
 		}
 	}
 	return d.Marshal()
+}
+
+// setDiskSources points each file disk named in paths (by target) at its new path; a
+// named disk the domain does not have as a file is refused.
+func setDiskSources(d *libvirtxml.Domain, paths map[string]string) error {
+	found := map[string]bool{}
+	if d.Devices != nil {
+		for i := range d.Devices.Disks {
+			disk := &d.Devices.Disks[i]
+			if disk.Target == nil || disk.Source == nil || disk.Source.File == nil {
+				continue
+			}
+			if p, ok := paths[disk.Target.Dev]; ok {
+				disk.Source.File.File = p
+				found[disk.Target.Dev] = true
+			}
+		}
+	}
+	for _, target := range slices.Sorted(maps.Keys(paths)) {
+		if !found[target] {
+			return fmt.Errorf("no file disk %s to copy to %s", target, paths[target])
+		}
+	}
+	return nil
 }
 
 // Done is closed when the migration has ended.

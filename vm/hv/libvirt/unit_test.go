@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,6 +15,8 @@ import (
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
+
+	"github.com/vmstorbench/vmstorbench/vm/hv"
 )
 
 func TestDomainXML(t *testing.T) {
@@ -116,6 +120,8 @@ func TestMigrateOptions(t *testing.T) {
 		{"postcopy stop-and-copy", MigrateOptions{Postcopy: true}, 0, "live"},
 		{"both disks", MigrateOptions{Live: true, NonSharedDisk: true, NonSharedInc: true}, 0, "not both"},
 		{"tunnelled with URI", MigrateOptions{Live: true, PeerToPeer: true, Tunnelled: true, MigrationURI: "tcp://h"}, 0, "no migration URI"},
+		{"mirror into another image", MigrateOptions{Live: true, NonSharedDisk: true, DestDisks: map[string]string{"vda": "/d/b.img"}}, golibvirt.MigrateLive | golibvirt.MigrateNonSharedDisk, ""},
+		{"destination image without copying", MigrateOptions{Live: true, DestDisks: map[string]string{"vda": "/d/b.img"}}, 0, "non-shared disk"},
 	} {
 		err := c.o.Validate()
 		if c.err != "" {
@@ -136,6 +142,129 @@ func TestMigrateOptions(t *testing.T) {
 	}
 	if len(p) != 3 || got["migrate_uri"] != "tcp://127.0.0.1:49350" || got["bandwidth"] != uint64(100) || got["tls.destination"] != "hv2" {
 		t.Errorf("params %+v", p)
+	}
+}
+
+// TestMirrorMapping: --storage mirror under libvirt is VIR_MIGRATE_NON_SHARED_DISK (not
+// _INC) with the disk named in VIR_MIGRATE_PARAM_MIGRATE_DISKS and the destination's
+// domain XML (VIR_MIGRATE_PARAM_DEST_XML) pointing it at the destination's image.
+func TestMirrorMapping(t *testing.T) {
+	d := &Driver{cfg: DriverConfig{NonSharedDisk: true}, destDisk: &destImage{Path: "/dst/b.img"}}
+	o := d.migrateOptions(hv.Params{Mode: hv.ModePrecopy})
+	if o.Flags() != golibvirt.MigrateLive|golibvirt.MigrateNonSharedDisk || o.NonSharedInc || o.Unsafe {
+		t.Errorf("flags %b (%v)", o.Flags(), o.Names())
+	}
+	var disks []string
+	for _, p := range o.params() {
+		if p.Field == golibvirt.MigrateParamMigrateDisks {
+			disks = append(disks, p.Value.I.(string))
+		}
+	}
+	if fmt.Sprint(disks) != "[vda]" {
+		t.Errorf("migrate_disks %v", disks)
+	}
+	x, err := DomainXML(Spec{Name: "g", Kernel: "/k", Disk: &Disk{Source: "/src/a.img"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dom libvirtxml.Domain
+	if err := dom.Unmarshal(x); err != nil {
+		t.Fatal(err)
+	}
+	if err := setDiskSources(&dom, o.DestDisks); err != nil {
+		t.Fatal(err)
+	}
+	if got := dom.Devices.Disks[0].Source.File.File; got != "/dst/b.img" {
+		t.Errorf("destination XML's disk %s", got)
+	}
+	if err := setDiskSources(&dom, map[string]string{"vdb": "/x"}); err == nil || !strings.Contains(err.Error(), "no file disk vdb") {
+		t.Errorf("a disk the domain lacks: %v", err)
+	}
+	// Shared storage: no disk named, no destination XML of its own.
+	if o := (&Driver{}).migrateOptions(hv.Params{}); o.NonSharedDisk || len(o.DestDisks) > 0 {
+		t.Errorf("shared: %+v", o)
+	}
+}
+
+// TestPrepareDestImage: a new sparse image of the source's size that every user may open,
+// the source's own file refused (also through another name), an existing image only of
+// the same size and with allowDestructive, a remote destination only with a path.
+func TestPrepareDestImage(t *testing.T) {
+	dir := t.TempDir()
+	// Every directory above the images searchable, as for a daemon of another user.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := filepath.Join(dir, "src.img")
+	if err := os.WriteFile(src, make([]byte, 8192), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.img")
+	if err := os.Link(src, link); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other.img")
+	if err := os.WriteFile(other, make([]byte, 4096), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, want         string
+		local, destructive bool
+		err                string
+	}{
+		{"scratch", "", true, false, ""},
+		{"in a directory", dir, true, false, ""},
+		{"the source", src, true, true, "the source image itself"},
+		{"the source by another name", link, true, true, "the source image itself"},
+		{"another size", other, true, true, "4096 bytes, the source 8192"},
+		{"missing", filepath.Join(dir, "nope", "x.img"), true, false, "no such file"},
+		{"remote without a path", "", false, false, "on another host"},
+		{"remote", "/srv/vm.img", false, false, ""},
+	} {
+		img, err := prepareDestImage(src, c.want, c.local, c.destructive, false)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s: %v, want %q", c.name, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if c.local {
+			st, err := os.Stat(img.Path)
+			if err != nil || st.Size() != 8192 || st.Mode().Perm() != 0o666 || img.Path == src {
+				t.Errorf("%s: %s %+v %v", c.name, img.Path, st, err)
+			}
+		}
+		if err := img.close(); err != nil {
+			t.Errorf("%s: remove: %v", c.name, err)
+		}
+		if c.local {
+			if _, err := os.Stat(img.Path); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s: %s left after close: %v", c.name, img.Path, err)
+			}
+		}
+	}
+	// The same size needs --allow-destructive.
+	same := filepath.Join(dir, "same.img")
+	if err := os.WriteFile(same, make([]byte, 8192), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(same, 0o666); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	if _, err := prepareDestImage(src, same, true, false, false); err == nil || !strings.Contains(err.Error(), "--allow-destructive") {
+		t.Errorf("existing image: %v", err)
+	}
+	if img, err := prepareDestImage(src, same, true, true, false); err != nil || img.Path != same || img.close() != nil {
+		t.Errorf("existing image, destructive: %+v %v", img, err)
+	}
+	if _, err := os.Stat(same); err != nil {
+		t.Errorf("a given image must stay: %v", err)
 	}
 }
 
