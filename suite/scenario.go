@@ -1,6 +1,7 @@
 package suite
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"path"
@@ -10,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vmstorbench/vmstorbench/results"
+	"github.com/vmstorbench/vmstorbench/vm/hv/libvirt/lvsupport"
 	"github.com/vmstorbench/vmstorbench/vm/linkemu"
 )
 
@@ -240,8 +242,7 @@ func (d *decoder) scenario(n *yaml.Node) *Scenario {
 }
 
 // hypervisorOK refuses libvirt's keys without hypervisor: libvirt, and what the libvirt
-// driver cannot do (vmstorbench's storage methods drive QEMU's block jobs over QMP; the
-// memory check reads guest RAM over QMP).
+// driver cannot do (libvirtOK).
 func (d *decoder) hypervisorOK(sc *Scenario) bool {
 	line := sc.hypervisorLine
 	if line == 0 {
@@ -252,14 +253,69 @@ func (d *decoder) hypervisorOK(sc *Scenario) bool {
 		d.errorf(sc.Line, "scenario: source_uri, dest_uri and domain name libvirt daemons and domains: they need hypervisor: libvirt")
 	case sc.Libvirt() && (sc.SourceURI == "" || sc.DestURI == ""):
 		d.errorf(line, "scenario: hypervisor: libvirt needs source_uri and dest_uri (the two daemons, e.g. testbed:libvirt-1 and testbed:libvirt-2)")
-	case sc.Libvirt() && sc.Storage != "" && sc.Storage != "shared":
-		d.errorf(line, "scenario: storage: %s drives QEMU's block jobs directly, which the libvirt driver does not: use storage: shared", sc.Storage)
-	case sc.Libvirt() && sc.CheckMemory:
-		d.errorf(line, "scenario: check_memory reads guest RAM over QMP, which the libvirt driver does not offer")
+	case sc.Libvirt():
+		// The targets are checked with the suite's (checkLibvirtTargets), testbed endpoints
+		// when the suite runs.
+		return d.libvirtOK(sc, "")
 	default:
 		return true
 	}
 	return false
+}
+
+// LibvirtChoices are the scenario's options the libvirt driver's rules look at, with the
+// VM's disk on target ("" when not known yet).
+func (sc *Scenario) LibvirtChoices(target string) lvsupport.Choices {
+	return lvsupport.Choices{
+		Storage: sc.Storage, MirrorCopyMode: sc.MirrorCopyMode, Target: target, Access: sc.Access, To: sc.To, Mode: sc.Mode,
+		Domain: sc.Domain, Link: sc.Link != "", DiskLink: sc.DiskLink != "", CheckMemory: sc.CheckMemory,
+	}
+}
+
+// libvirtOK reports what the libvirt driver cannot run of a scenario with hypervisor:
+// libvirt on target (lvsupport's rules, as migrate has them), at the line of the key
+// that makes it impossible where the scenario has it, else at hypervisor:'s.
+func (d *decoder) libvirtOK(sc *Scenario, target string) bool {
+	err := lvsupport.Check(sc.LibvirtChoices(target), lvsupport.Keys)
+	if err == nil {
+		return true
+	}
+	line := sc.hypervisorLine
+	var lerr *lvsupport.Error
+	if errors.As(err, &lerr) {
+		switch lerr.Option {
+		case lvsupport.Storage:
+			line = sc.storageLine
+		case lvsupport.To:
+			line = sc.toLine
+		case lvsupport.MirrorCopyMode:
+			line = sc.copyModeLine
+		}
+	}
+	if line == 0 {
+		line = sc.Line
+	}
+	d.errorf(line, "scenario: %v", err)
+	return false
+}
+
+// checkLibvirtTargets checks every libvirt scenario against each target the file names by
+// URL (a mirror copies a local image file only); testbed endpoints are checked when the
+// suite runs and they are resolved.
+func (s *Suite) checkLibvirtTargets(d *decoder) {
+	for _, sc := range s.Scenarios {
+		if !sc.Libvirt() {
+			continue
+		}
+		for _, t := range s.Targets {
+			if _, isTestbed := t.TestbedName(); isTestbed {
+				continue
+			}
+			if !d.libvirtOK(sc, t.URL) {
+				break // one line per scenario
+			}
+		}
+	}
 }
 
 // storageOK refuses the storage options migrate would refuse (vm/migrate's checkStorage),

@@ -235,6 +235,7 @@ func (s *Suite) check(d *decoder, reg *backends.Registry) {
 	}
 	s.checkWorkloadNames(d)
 	s.checkScenarioCases(d)
+	s.checkLibvirtTargets(d)
 	s.checkSize(d)
 }
 

@@ -520,12 +520,54 @@ func TestScenarioHypervisor(t *testing.T) {
 		{"bad hypervisor", "  - {mode: precopy, hypervisor: xen}\n", `suite.yaml:4: hypervisor: "xen": must be one of qemu, libvirt`},
 		{"libvirt without URIs", "  - mode: precopy\n    hypervisor: libvirt\n    source_uri: qemu:///system\n", `suite.yaml:5: scenario: hypervisor: libvirt needs source_uri and dest_uri`},
 		{"URIs without libvirt", "  - {mode: precopy, source_uri: 'qemu:///system'}\n", `suite.yaml:4: scenario: source_uri, dest_uri and domain name libvirt daemons`},
-		{"libvirt with mirror", "  - {mode: precopy, hypervisor: libvirt, source_uri: a, dest_uri: b, storage: mirror}\n", `suite.yaml:4: scenario: storage: mirror drives QEMU's block jobs`},
 		{"libvirt with the memory check", "  - {mode: precopy, hypervisor: libvirt, source_uri: a, dest_uri: b, check_memory: true}\n", `suite.yaml:4: scenario: check_memory reads guest RAM over QMP`},
 		{"host with hypervisor", "  - {mode: host, hypervisor: libvirt}\n", `suite.yaml:4: scenario: hypervisor applies to runs in a VM`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("suite.yaml", []byte(head+tc.scenarios), testRegistry())
+			var es Errors
+			if !errors.As(err, &es) || len(es) != 1 || !strings.HasPrefix(es[0].Error(), tc.want) {
+				t.Errorf("error %v, want one starting %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestScenarioLibvirtStorage: under hypervisor: libvirt, storage: mirror (libvirt's own
+// disk copy) with a file target and to: file:///PATH; the other methods and what mirror
+// cannot do there refused at the key's line, as migrate refuses the flags
+// (lvsupport's rules, spelled as keys).
+func TestScenarioLibvirtStorage(t *testing.T) {
+	const lv = "  - mode: precopy\n    hypervisor: libvirt\n    source_uri: testbed:libvirt-1\n    dest_uri: testbed:libvirt-2\n"
+	s, err := Parse("suite.yaml", []byte("targets: ['file:///var/tmp', testbed:nfs-ganesha]\nworkloads: [oltp]\nscenarios:\n"+
+		lv+"    storage: mirror\n    to: file:///srv/b\n    access: native\n"+lv+"    storage: shared\n"), testRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := s.Scenarios[0]; m.Storage != "mirror" || m.To != "file:///srv/b" || m.MirrorCopyMode != "background" || m.Name() != "precopy none mirror libvirt" {
+		t.Errorf("mirror scenario %+v, named %q", m, m.Name())
+	}
+	if n := s.Scenarios[1].Name(); n != "precopy none libvirt" {
+		t.Errorf("shared scenario named %q", n)
+	}
+	const file = "targets: ['file:///var/tmp']\nworkloads: [oltp]\nscenarios:\n"
+	for _, tc := range []struct{ name, text, want string }{
+		{"copy", file + lv + "    storage: copy\n", `suite.yaml:8: scenario: storage: copy: libvirt has no equivalent (it copies a disk only while the guest runs, as storage: mirror)`},
+		{"two-phase", file + lv + "    storage: two-phase\n", `suite.yaml:8: scenario: storage: two-phase: libvirt has no equivalent`},
+		{"pull", file + lv + "    storage: pull\n", `suite.yaml:8: scenario: storage: pull: libvirt has no equivalent`},
+		{"mirror of a domain", file + lv + "    domain: web1\n    storage: mirror\n", `suite.yaml:5: scenario: storage: mirror with domain: copying an existing domain's disks`},
+		{"mirror of a network target", "targets: ['file:///var/tmp', 'nfs://h/x']\nworkloads: [oltp]\nscenarios:\n" + lv + "    storage: mirror\n",
+			`suite.yaml:5: scenario: storage: mirror under libvirt copies a local image file, not nfs://h/x: give target file://DIR`},
+		{"mirror over nbd", file + lv + "    storage: mirror\n    access: nbd\n", `suite.yaml:5: scenario: storage: mirror under libvirt copies a local image file, which access: nbd serves over NBD`},
+		{"mirror to a backend", file + lv + "    storage: mirror\n    to: /srv/b\n", `suite.yaml:9: scenario: to: /srv/b: under libvirt the disk is copied into a file on the destination's host`},
+		{"mirror without migration", file + strings.Replace(lv, "precopy", "none", 1) + "    storage: mirror\n", `suite.yaml:5: scenario: storage: mirror with mode: none moves only the disk`},
+		{"mirror over a link", file + lv + "    storage: mirror\n    link: lan\n", `suite.yaml:5: scenario: storage: mirror under libvirt: the disk goes straight`},
+		{"mirror over a disk link", file + lv + "    storage: mirror\n    disk_link: wan\n", `suite.yaml:5: scenario: storage: mirror under libvirt: the disk goes straight`},
+		{"mirror write-blocking", file + lv + "    storage: mirror\n    mirror_copy_mode: write-blocking\n", `suite.yaml:9: scenario: mirror_copy_mode: write-blocking is not mapped to libvirt`},
+		{"mirror with the memory check", file + lv + "    storage: mirror\n    check_memory: true\n", `suite.yaml:5: scenario: check_memory reads guest RAM over QMP`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("suite.yaml", []byte(tc.text), testRegistry())
 			var es Errors
 			if !errors.As(err, &es) || len(es) != 1 || !strings.HasPrefix(es[0].Error(), tc.want) {
 				t.Errorf("error %v, want one starting %q", err, tc.want)

@@ -25,6 +25,7 @@ import (
 	"github.com/vmstorbench/vmstorbench/suite"
 	"github.com/vmstorbench/vmstorbench/vm/guest"
 	"github.com/vmstorbench/vmstorbench/vm/hv/libvirt"
+	"github.com/vmstorbench/vmstorbench/vm/hv/libvirt/lvsupport"
 	"github.com/vmstorbench/vmstorbench/vm/migrate"
 )
 
@@ -363,6 +364,11 @@ func runPlanned(ctx context.Context, s *suite.Suite, pr suite.Run, o Options, im
 		spec.OutsideTarget = out
 	}
 	if sc.Libvirt() {
+		// The parser checked the targets the file names by URL; a testbed endpoint is
+		// known only now (a mirror copies a local image file only).
+		if err := lvsupport.Check(sc.LibvirtChoices(target.URL), lvsupport.Keys); err != nil {
+			return nil, fmt.Errorf("scenario %s: %w", sc.Name(), err)
+		}
 		lv, err := libvirtConfig(sc, o.TestbedDir)
 		if err != nil {
 			return nil, err

@@ -73,6 +73,7 @@ func TestIntegrationMigrateLibvirt(t *testing.T) {
 		t.Errorf("scenario %q", results.Scenario(r))
 	}
 	libvirtMirror(t, eps)
+	libvirtSuiteMirror(t, eps)
 	// An existing domain without the agent channel: measured from the host side only, and
 	// left running (on the destination) as vmstorbench found it.
 	imgOut, _, err := runCLI(t, "vm", "image", "--json")
@@ -219,6 +220,48 @@ func libvirtMirror(t *testing.T, eps []testbed.Endpoint) {
 	}
 }
 
+// libvirtSuiteMirror runs a suite scenario with hypervisor: libvirt and storage: mirror:
+// the suite runner hands the storage method and to: to the same runner path as migrate's
+// flags, so libvirt copies the file target's image into one in to:'s directory.
+func libvirtSuiteMirror(t *testing.T, eps []testbed.Endpoint) {
+	t.Helper()
+	dir, srcDir, dstDir := t.TempDir(), t.TempDir(), t.TempDir()
+	for _, d := range []string{filepath.Dir(srcDir), srcDir, dstDir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "lvmirror.yaml")
+	text := "name: lvmirror\ntargets: ['file://" + srcDir + "']\nworkloads: [oltp]\nscenarios:\n" +
+		"  - mode: precopy\n    hypervisor: libvirt\n    source_uri: '" + eps[0].URL + "'\n    dest_uri: '" + eps[1].URL + "'\n" +
+		"    storage: mirror\n    to: 'file://" + dstDir + "'\n    access: native\n    accel: tcg\n    at: 1s\n    after: 1s\n    disk_size: 8m\n"
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	start := time.Now()
+	stdout, stderr, err := runCLI(t, "suite", "run", path, "--out", out, "--quiet")
+	if err != nil {
+		t.Fatalf("suite: exit %d: %v\n%s\n%s", exitCode(err), err, stdout, stderr)
+	}
+	r := oneResult(t, out)
+	m := r.Migration
+	t.Logf("suite mirror: %s, disk %d bytes by libvirt, pause %.0f ms", time.Since(start).Round(time.Second), m.DiskTransferredB, m.PauseMS)
+	if m.Outcome != "completed" || m.Hypervisor != "libvirt" || m.Storage != "mirror" || m.DiskTransferredB <= 0 || filepath.Dir(m.DestinationDisk) != dstDir {
+		t.Fatalf("suite mirror: %+v", m)
+	}
+	if v := m.Integrity; v == nil || v.ReadBack == nil || v.ReadBack.Checked == 0 || v.ReadBack.Mismatches != 0 || r.Verify == nil || r.Verify.Mismatches != 0 {
+		t.Errorf("suite mirror: integrity %+v, verify %+v", m.Integrity, r.Verify)
+	}
+	if results.Scenario(r) != "precopy none mirror libvirt" || r.Labels["suite"] != "lvmirror" {
+		t.Errorf("suite mirror: scenario %q, labels %v", results.Scenario(r), r.Labels)
+	}
+	// Not kept: the destination image was made in to:'s directory and removed after the run.
+	if left, _ := filepath.Glob(filepath.Join(dstDir, "*")); len(left) > 0 {
+		t.Errorf("suite mirror: left in to:'s directory: %v", left)
+	}
+}
+
 // libvirtRefusals: a daemon that cannot be reached, one that refuses this client's
 // certificate, a domain that does not exist — each ends migrate with one line and a
 // non-zero exit before anything is defined (the caller checks that nothing is left).
@@ -296,6 +339,9 @@ func TestLibvirtStorageMethods(t *testing.T) {
 		{"mirror over a link", migrateOptions{storage: "mirror", target: "file:///var/tmp", link: "lan"}, "emulated link"},
 		{"mirror write-blocking", migrateOptions{storage: "mirror", target: "file:///var/tmp", mirrorCopyMode: "write-blocking"}, "not mapped to libvirt"},
 		{"mirror of a domain", migrateOptions{storage: "mirror", target: "file:///var/tmp", lv: libvirtFlags{domain: "web1"}}, "--domain"},
+		{"mirror over a disk link", migrateOptions{storage: "mirror", target: "file:///var/tmp", diskLink: "wan"}, "(--link, --disk-link)"},
+		{"mirror with the memory check", migrateOptions{storage: "mirror", target: "file:///var/tmp", checkMemory: true}, "--check-memory reads guest RAM"},
+		{"memory check", migrateOptions{target: "file:///var/tmp", checkMemory: true}, "--check-memory reads guest RAM"},
 	} {
 		c.o.lv.hypervisor, c.o.lv.sourceURI, c.o.lv.destURI = "libvirt", "qemu:///system", "qemu+tcp://hv2/system"
 		cfg, err := c.o.lv.config(&c.o, t.TempDir())

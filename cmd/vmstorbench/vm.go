@@ -22,6 +22,7 @@ import (
 	"github.com/vmstorbench/vmstorbench/vm/drbdnode/node"
 	"github.com/vmstorbench/vmstorbench/vm/guest"
 	"github.com/vmstorbench/vmstorbench/vm/hv/libvirt"
+	"github.com/vmstorbench/vmstorbench/vm/hv/libvirt/lvsupport"
 	hvqemu "github.com/vmstorbench/vmstorbench/vm/hv/qemu"
 	"github.com/vmstorbench/vmstorbench/vm/linkemu"
 	"github.com/vmstorbench/vmstorbench/vm/migrate"
@@ -209,21 +210,15 @@ func (f *libvirtFlags) config(o *migrateOptions, dir string) (*libvirt.DriverCon
 	default:
 		return nil, fmt.Errorf("--hypervisor %q: want qemu or libvirt", f.hypervisor)
 	}
-	switch {
-	case f.sourceURI == "" || f.destURI == "":
+	if f.sourceURI == "" || f.destURI == "" {
 		return nil, errors.New("--hypervisor libvirt needs --source-uri and --dest-uri (the two daemons; after 'vmstorbench testbed up --with libvirt': testbed:libvirt-1 and testbed:libvirt-2)")
-	case o.storage == migrate.StorageCopy:
-		return nil, errors.New("--storage copy: libvirt has no equivalent (it copies a disk only while the guest runs, as --storage mirror): use --storage mirror or shared")
-	case o.storage == migrate.StorageTwoPhase:
-		return nil, errors.New("--storage two-phase: libvirt has no equivalent (no checksummed delta pass): use --storage mirror or shared")
-	case o.storage == migrate.StoragePull:
-		return nil, errors.New("--storage pull: libvirt has no equivalent (it does not start the destination on the source's image over NBD): use --storage mirror or shared")
-	case o.storage == migrate.StorageMirror:
-		if err := f.checkMirror(o); err != nil {
-			return nil, err
-		}
-	case o.checkMemory:
-		return nil, errors.New("--check-memory reads guest RAM over QMP, which the libvirt driver does not offer")
+	}
+	// The storage and checking options are the same rules as a suite scenario's.
+	if err := lvsupport.Check(lvsupport.Choices{
+		Storage: o.storage, MirrorCopyMode: o.mirrorCopyMode, Target: o.target, Access: o.access, To: o.to, Mode: o.mode,
+		Domain: f.domain, Link: o.link != "", DiskLink: o.diskLink != "", CheckMemory: o.checkMemory,
+	}, lvsupport.Flags); err != nil {
+		return nil, err
 	}
 	refs, err := resolveTestbedTargets([]string{f.sourceURI, f.destURI}, false, dir)
 	if err != nil {
@@ -234,26 +229,6 @@ func (f *libvirtFlags) config(o *migrateOptions, dir string) (*libvirt.DriverCon
 		PeerToPeer: f.peerToPeer, Tunnelled: f.tunnelled, DestURIFromSource: f.destURIFromSource, Unsafe: f.unsafe,
 	}
 	return cfg, (libvirt.MigrateOptions{Live: true, PeerToPeer: f.peerToPeer, Tunnelled: f.tunnelled}).Validate()
-}
-
-// checkMirror refuses what --storage mirror cannot do under libvirt, which mirrors the disk
-// itself inside its migration job (VIR_MIGRATE_NON_SHARED_DISK).
-func (f *libvirtFlags) checkMirror(o *migrateOptions) error {
-	switch {
-	case f.domain != "":
-		return errors.New("--storage mirror with --domain: copying an existing domain's disks is not supported (on one machine they would be copied onto themselves): let vmstorbench boot its guest")
-	case !strings.HasPrefix(o.target, "file://") || o.access == migrate.AccessNBD:
-		return errors.New("--storage mirror under libvirt copies a local image file: give --target file://DIR (or an image) with --access native or auto")
-	case o.to != "" && !strings.HasPrefix(o.to, "file:///"):
-		return fmt.Errorf("--to %s: under libvirt the disk is copied into a file on the destination's host: give its path as file:///PATH (a directory for a new image, or an image of the source's size)", backends.RedactString(o.to))
-	case o.mode == migrate.ModeNone:
-		return errors.New("--mode none --storage mirror moves the disk with QEMU's block jobs, which the libvirt driver does not drive: migrate the guest (--mode precopy, postcopy or stopcopy)")
-	case o.link != "" || o.diskLink != "":
-		return errors.New("--storage mirror under libvirt: the disk goes straight from the source's QEMU to the NBD server libvirt starts on the destination, which an emulated link (--link, --disk-link) cannot be put in front of")
-	case o.mirrorCopyMode != "" && o.mirrorCopyMode != "background":
-		return fmt.Errorf("--mirror-copy-mode %s is not mapped to libvirt (VIR_MIGRATE_NON_SHARED_SYNCHRONOUS_WRITES): use background", o.mirrorCopyMode)
-	}
-	return nil
 }
 
 // newMigrateCmd is "migrate": the workload inside a guest that is live-migrated.
