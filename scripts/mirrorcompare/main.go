@@ -1,10 +1,10 @@
 // Command mirrorcompare measures how fast the two ways `vmstorbench migrate` moves a disk
 // between hypervisors go, against `qemu-img convert -O raw` into the same kind of
-// destination: QEMU's mirror (--storage mirror) into a destination QEMU's NBD export, and
+// destination: QEMU's mirror (--storage mirror) into the NBD export the migration uses, and
 // vmstorbench's own sender and receiver (--storage copy) into the same destination image.
 // The same source image (random data, so that none can skip zeroes), a fresh empty
-// destination image each time (for mirror and convert served by a destination QEMU with
-// nbd-server-add as in the migration), the same kind of relay or emulated link in between.
+// destination image each time (for mirror and convert served by a qemu-nbd of its own, as
+// the migration's mirror writes into), the same kind of relay or emulated link in between.
 // The three alternate over the rounds; each destination is compared with the source
 // afterwards. It prints MB/s of each round, the best of each and the ratios mirror /
 // convert and copy / convert.
@@ -117,40 +117,29 @@ func emptyImage(dir string, size int64) (string, error) {
 	return img, os.Truncate(img, size)
 }
 
-// destination starts a QEMU (no guest: paused, no kernel) with a new empty image of size,
-// exports it over NBD like the migration's destination, and returns the export's URL
-// (through the link) and a stop function.
+// destination serves a new empty image of size over NBD as the migration's mirror does
+// (migrate.StartMirrorExport: a qemu-nbd of its own, cache=none) and returns the export's
+// URL (through the link) and a stop function.
 func destination(dir string, link *linkemu.Link, size int64) (string, func(), error) {
 	img, err := emptyImage(dir, size)
 	if err != nil {
 		return "", nil, err
 	}
-	ctx := context.Background()
-	// -incoming as the migration's destination: its disk is not the guest device's yet, so the
-	// export may write it.
-	vm, err := qemu.Start(ctx, qemu.Config{Name: "dst", Dir: dir, Accel: "tcg", MemoryMiB: 32, Paused: true, Incoming: "defer",
-		Drive: &qemu.Drive{File: img, Format: "raw", Direct: true}}, nil)
+	port, err := testbed.FreePort()
 	if err != nil {
 		return "", nil, err
 	}
+	exp, err := migrate.StartMirrorExport(context.Background(), dir, port, img, "raw", true, "")
 	var proxy *linkemu.Proxy
 	stop := func() {
 		if proxy != nil {
 			proxy.Stop()
 		}
-		vm.Stop()
+		if exp != nil {
+			exp.Stop(5 * time.Second)
+		}
 	}
-	port, err := testbed.FreePort()
 	if err != nil {
-		stop()
-		return "", nil, err
-	}
-	addr := map[string]any{"type": "inet", "data": map[string]any{"host": "127.0.0.1", "port": fmt.Sprint(port)}}
-	if err := vm.QMP.Execute(ctx, "nbd-server-start", map[string]any{"addr": addr}, nil); err != nil {
-		stop()
-		return "", nil, err
-	}
-	if err := vm.QMP.Execute(ctx, "nbd-server-add", map[string]any{"device": "disk0", "writable": true}, nil); err != nil {
 		stop()
 		return "", nil, err
 	}

@@ -315,34 +315,49 @@ func (s *scenario) mirrorExportable() bool {
 // inactive until the migration completes (as with shared storage), so it neither caches
 // nor locks it; the export must end before it activates the image (stopMirrorExport).
 func (s *scenario) startMirrorExport(ctx context.Context, port int) error {
+	d := s.dstDrive
+	var tlsObject string
+	if s.cfg.Security != SecurityNone {
+		tlsObject, _ = hvqemu.TLSObjects(s.tls, s.cfg.Security == SecurityTLSVerify)
+	}
+	p, err := StartMirrorExport(ctx, s.dir, port, d.File, d.Format, d.Direct, tlsObject)
+	if p != nil {
+		s.mirrorExport = p
+		s.cleanup(func() error { return p.Stop(2 * time.Second) })
+	}
+	return err
+}
+
+// StartMirrorExport starts the qemu-nbd the mirror writes into (export mirrorExportName of
+// image file on 127.0.0.1:port, cache=none when direct, TLS with the credentials object
+// tlsObject (id hvqemu.TLSObjectID) when not empty) and waits until it listens. It is
+// exported for scripts/mirrorcompare, which measures the mirror into the same server. The
+// process is returned (to be stopped by the caller) even when it did not come up.
+func StartMirrorExport(ctx context.Context, dir string, port int, file, format string, direct bool, tlsObject string) (*testbed.Process, error) {
 	bin, err := testbed.LookPath("qemu-nbd", "qemu-utils")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	d := s.dstDrive
 	cache := "writeback"
-	if d.Direct {
+	if direct {
 		cache = "none"
 	}
 	args := []string{bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--export-name", mirrorExportName,
-		// -t: the readiness probe's connection must not end it.
-		"--format", orRaw(d.Format), "--persistent", "--cache", cache, "--aio", "threads"}
-	if s.cfg.Security != SecurityNone {
-		obj, _ := hvqemu.TLSObjects(s.tls, s.cfg.Security == SecurityTLSVerify)
-		args = append(args, "--object", obj, "--tls-creds", hvqemu.TLSObjectID)
+		// --persistent: the readiness probe's connection must not end it.
+		"--format", orRaw(format), "--persistent", "--cache", cache, "--aio", "threads"}
+	if tlsObject != "" {
+		args = append(args, "--object", tlsObject, "--tls-creds", hvqemu.TLSObjectID)
 	}
-	p, err := testbed.StartProcess(s.dir, "mirror-export", nil, append(args, d.File)...)
+	p, err := testbed.StartProcess(dir, "mirror-export", nil, append(args, file)...)
 	if err != nil {
-		return fmt.Errorf("migrate: the destination image's NBD export: %w", err)
+		return nil, fmt.Errorf("migrate: the destination image's NBD export: %w", err)
 	}
-	s.mirrorExport = p
-	s.cleanup(func() error { return p.Stop(2 * time.Second) })
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := p.WaitPort(wctx, testbed.Addr(port)); err != nil {
-		return fmt.Errorf("migrate: the destination image's NBD export: %w", err)
+		return p, fmt.Errorf("migrate: the destination image's NBD export: %w", err)
 	}
-	return nil
+	return p, nil
 }
 
 // exportOnDestination has the destination QEMU export its disk on port (destinations it
