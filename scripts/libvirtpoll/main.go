@@ -1,22 +1,22 @@
 // Command libvirtpoll measures what polling libvirt's job statistics costs a migration: it
 // starts the testbed's libvirt pair, boots the guest on daemon 1, and migrates it back and
 // forth between the two daemons, alternating a migration with virDomainGetJobStats polled
-// every -poll (as vmstorbench's time series does: by default through the driver's
-// StatsPoller with the driver's policy, which goes quiet near the end; -ticker for a plain
-// ticker, -near-end 0 for a poller that never goes quiet) and one without any poll. It prints each
+// every -poll (as vmstorbench's scenario does through the driver: one query at a time, the
+// next on the next tick) and one without any poll. It prints each
 // migration's total time (from the first call, Begin, to the domain running on the
 // destination and the source's copy gone: all five protocol steps) and
 // libvirt's own elapsed time and downtime, and the CPU time the two daemons' users spent
 // (libvirtd and QEMU on both sides: what a poll costs, less disturbed than wall time by a
 // loaded machine), then the medians and the ratios poll / none.
 //
-//	libvirtpoll [-rounds 5] [-poll 50ms] [-memory 256] [-settle 0] [-ticker] [-near-end 300ms] [-resume 300ms]
+//	libvirtpoll [-rounds 5] [-poll 50ms] [-memory 256] [-settle 0]
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"os/user"
@@ -37,34 +37,21 @@ import (
 
 func main() {
 	rounds := flag.Int("rounds", 5, "rounds (each migrates once with the poll and once without)")
-	dp := libvirt.DriverPollPolicy()
-	poll := flag.Duration("poll", dp.Every, "job-stats poll interval")
+	poll := flag.Duration("poll", 50*time.Millisecond, "job-stats poll interval")
 	memory := flag.Int("memory", 256, "guest memory (MiB)")
-	settle := flag.Duration("settle", 0, "pause before each migration (the guest's new QEMU translates its code afresh after arriving: a migration started at once competes with that)")
+	settle := flag.Duration("settle", 0, "pause before each migration: one started as soon as the guest arrived is often 3-4x shorter than one started later (measured), which makes two kinds of migration; a pause of 2s makes them all the later kind")
 	reap := flag.Bool("reap", true, "reap the daemons' exited QEMU at once (see reapOrphans); false leaves them to PID 1")
-	ticker := flag.Bool("ticker", false, "poll from a ticker in this loop (the old way) instead of the driver's StatsPoller")
-	nearEnd := flag.Duration("near-end", dp.NearEnd, "StatsPoller: stop asking when the RAM left goes within this at the last rate (0: never); default the driver's")
-	resume := flag.Duration("resume", dp.Resume, "StatsPoller: ask again after this long when quiet near the end; default the driver's")
 	flag.Parse()
-	strategy := pollStrategy{settle: *settle, ticker: *ticker, policy: libvirt.PollPolicy{Every: *poll, NearEnd: *nearEnd, Resume: *resume}}
 	// Interrupted, it still stops the daemons and the guest (the deferred calls in run).
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *rounds, *poll, *memory, *reap, strategy); err != nil {
+	if err := run(ctx, *rounds, *poll, *memory, *reap, *settle); err != nil {
 		fmt.Fprintln(os.Stderr, "libvirtpoll:", err)
 		os.Exit(1)
 	}
 }
 
-// pollStrategy is how the polled arm asks: from a ticker here, or through the driver's
-// StatsPoller with policy.
-type pollStrategy struct {
-	settle time.Duration
-	ticker bool
-	policy libvirt.PollPolicy
-}
-
-func run(ctx context.Context, rounds int, poll time.Duration, memory int, reap bool, strategy pollStrategy) error {
+func run(ctx context.Context, rounds int, poll time.Duration, memory int, reap bool, settle time.Duration) error {
 	cache := guest.DefaultCacheDir()
 	agentBin, err := guest.BuildAgent(ctx, cache, guest.AgentPackage)
 	if err != nil {
@@ -117,12 +104,7 @@ func run(ctx context.Context, rounds int, poll time.Duration, memory int, reap b
 		return err
 	}
 	fmt.Printf("libvirt %s, QEMU %s, %d MiB guest (idle, agent up), migration URI tcp://127.0.0.1, exited QEMU reaped at once: %v\n", host.LibvirtVersion, host.HypervisorVersion, memory, reap)
-	fmt.Printf("pause before each migration: %s\n", strategy.settle)
-	if strategy.ticker {
-		fmt.Printf("polled arm: a ticker every %s in this loop, one query at a time\n", poll)
-	} else {
-		fmt.Printf("polled arm: the driver's StatsPoller, %+v\n", strategy.policy)
-	}
+	fmt.Printf("pause before each migration: %s\n", settle)
 	var uids []int
 	for _, name := range testbed.LibvirtUsers {
 		u, err := user.Lookup(name)
@@ -134,7 +116,6 @@ func run(ctx context.Context, rounds int, poll time.Duration, memory int, reap b
 	}
 	var totals, cpus [2][]time.Duration
 	var latencies []time.Duration // of each poll
-	quiet := 0                    // times the StatsPoller stopped asking near the end
 	names := [2]string{"poll " + poll.String(), "no poll"}
 	at := 0
 	for r := 1; r <= rounds; r++ {
@@ -145,16 +126,16 @@ func run(ctx context.Context, rounds int, poll time.Duration, memory int, reap b
 			if mode == 1 {
 				every = 0
 			}
-			if strategy.settle > 0 {
+			if settle > 0 {
 				select {
 				case <-ctx.Done():
 					return ctx.Err()
-				case <-time.After(strategy.settle):
+				case <-time.After(settle):
 				}
 			}
 			mctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 			meter := startCPUMeter(uids)
-			next, total, polls, steps, err := migrate(mctx, dom, conns[1-at], every, strategy, &latencies, &quiet)
+			next, total, polls, steps, err := migrate(mctx, dom, conns[1-at], every, &latencies)
 			cpu := meter.stop()
 			cancel()
 			if err != nil {
@@ -180,38 +161,27 @@ func run(ctx context.Context, rounds int, poll time.Duration, memory int, reap b
 	fmt.Printf("median of %d: total %s %.0f ms, %s %.0f ms, ratio poll/none %.3f; CPU %.0f ms, %.0f ms, ratio %.3f\n",
 		rounds, names[0], ms(med[0]), names[1], ms(med[1]), float64(med[0])/float64(med[1]),
 		ms(cmed[0]), ms(cmed[1]), float64(cmed[0])/float64(cmed[1]))
+	lo, hi := ratioInterval(totals[0], totals[1], median)
+	mlo, mhi := ratioInterval(totals[0], totals[1], mean)
+	fmt.Printf("95%% bootstrap interval of the total's ratio poll/none: medians %.3f to %.3f; means %.3f (%.3f to %.3f)\n",
+		lo, hi, float64(mean(totals[0]))/float64(mean(totals[1])), mlo, mhi)
 	if len(latencies) > 0 {
 		slices.Sort(latencies)
-		fmt.Printf("%d polls: median round trip %.1f ms, 90th percentile %.1f ms; stopped near the end %d times\n",
-			len(latencies), ms(latencies[len(latencies)/2]), ms(latencies[len(latencies)*9/10]), quiet)
+		fmt.Printf("%d polls: median round trip %.1f ms, 90th percentile %.1f ms\n",
+			len(latencies), ms(latencies[len(latencies)/2]), ms(latencies[len(latencies)*9/10]))
 	}
 	return nil
 }
 
 // migrate moves dom to dst, polling the source's job stats every poll (0: never).
-func migrate(ctx context.Context, dom *libvirt.Domain, dst *libvirt.Conn, poll time.Duration, strategy pollStrategy, lat *[]time.Duration, quiet *int) (*libvirt.Domain, time.Duration, int, []libvirt.Step, error) {
+func migrate(ctx context.Context, dom *libvirt.Domain, dst *libvirt.Conn, poll time.Duration, lat *[]time.Duration) (*libvirt.Domain, time.Duration, int, []libvirt.Step, error) {
 	t0 := time.Now()
 	m, err := libvirt.StartMigration(ctx, dom, dst, libvirt.MigrateOptions{Live: true, Unsafe: true, MigrationURI: "tcp://127.0.0.1"})
 	if err != nil {
 		return nil, 0, 0, nil, err
 	}
 	polls := 0
-	if poll > 0 && !strategy.ticker {
-		p := m.PollStats(ctx, strategy.policy)
-		for seq := 0; ; {
-			s, n, ok, err := p.Next(ctx, seq)
-			if err != nil || !ok {
-				break
-			}
-			seq = n
-			if s.Err == nil {
-				polls++
-				*lat = append(*lat, s.At.Sub(s.Asked))
-			}
-		}
-		*quiet += p.Quiet()
-	}
-	if poll > 0 && strategy.ticker {
+	if poll > 0 {
 		t := time.NewTicker(poll)
 		for done := false; !done; {
 			select {
@@ -280,6 +250,34 @@ func median(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+func mean(d []time.Duration) time.Duration {
+	var sum time.Duration
+	for _, x := range d {
+		sum += x
+	}
+	return sum / time.Duration(len(d))
+}
+
+// ratioInterval is the 95% percentile-bootstrap interval of stat(a)/stat(b): how far the
+// machine's noise lets the ratio be told (the migrations of one kind vary 2-3x here).
+func ratioInterval(a, b []time.Duration, stat func([]time.Duration) time.Duration) (lo, hi float64) {
+	const n = 4000
+	rng := rand.New(rand.NewPCG(1, 2)) // fixed: the same figures give the same interval
+	resample := func(x []time.Duration) []time.Duration {
+		out := make([]time.Duration, len(x))
+		for i := range out {
+			out[i] = x[rng.IntN(len(x))]
+		}
+		return out
+	}
+	r := make([]float64, n)
+	for i := range r {
+		r[i] = float64(stat(resample(a))) / float64(stat(resample(b)))
+	}
+	slices.Sort(r)
+	return r[n*25/1000], r[n*975/1000]
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }

@@ -384,22 +384,9 @@ type hvMigration struct {
 	m   *Migration
 	dst *Guest
 
-	// poller asks the source for its job stats from Start on; seen is the number of the
-	// last answer Poll returned.
-	poller *StatsPoller
-	seen   int
-
 	mu       sync.Mutex
 	switched bool
 	final    *hv.Progress
-}
-
-// DriverPollPolicy is how the driver polls a running migration's job stats: as often as
-// the scenario samples (50 ms), one query at a time, but not in the migration's last
-// moments (see PollPolicy; measured in the README, "What the 50 ms job-stats poll costs",
-// with scripts/libvirtpoll, which uses it too).
-func DriverPollPolicy() PollPolicy {
-	return PollPolicy{Every: 50 * time.Millisecond, NearEnd: 300 * time.Millisecond, Resume: 300 * time.Millisecond}
 }
 
 // Start implements hv.Migration: the source's QEMU connects to connectTo (a relay in front
@@ -410,43 +397,19 @@ func (h *hvMigration) Start(ctx context.Context, connectTo string) error {
 	}
 	// The scenario bounds the migration itself (its deadline, Cancel): the job is not tied
 	// to this call's context.
-	bg := context.WithoutCancel(ctx)
-	h.m.Start(bg)
-	h.poller = h.m.PollStats(bg, DriverPollPolicy())
+	h.m.Start(context.WithoutCancel(ctx))
 	return nil
 }
 
 // Poll implements hv.Migration: the source's job statistics while the migration runs; once
-// it has ended, its outcome with the destination's completed-job figures. Each call returns
-// a new answer of the background poller (waiting for it: up to its interval, or up to its
-// Resume near the end of the migration), never the same one twice, so that the scenario's
-// samples are libvirt's real ones.
+// it has ended, its outcome with the destination's completed-job figures.
 func (h *hvMigration) Poll(ctx context.Context) (hv.Progress, error) {
 	select {
 	case <-h.m.Done():
 		return h.result(ctx), nil
 	default:
 	}
-	var js JobStats
-	var err error
-	if h.poller == nil {
-		js, err = h.m.Stats(ctx)
-	} else {
-		s, seq, ok, werr := h.poller.Next(ctx, h.seen)
-		switch {
-		case werr != nil:
-			return hv.Progress{}, fmt.Errorf("libvirt: waiting for the job stats of %s: %w", h.m.Source.Name, werr)
-		case !ok:
-			// The migration ended (the poller stops with it).
-			select {
-			case <-h.m.Done():
-				return h.result(ctx), nil
-			case <-ctx.Done():
-				return hv.Progress{}, ctx.Err()
-			}
-		}
-		h.seen, js, err = seq, s.Stats, s.Err
-	}
+	js, err := h.m.Stats(ctx)
 	if err != nil {
 		// The source's domain goes at Confirm, a moment before the migration's goroutine
 		// reports the end: wait for that rather than fail on the missing domain.

@@ -380,27 +380,3 @@ func TestSourceCPUTime(t *testing.T) {
 		}
 	}
 }
-
-// TestPollNearEnd: the poller goes quiet only on an active job whose RAM left would be sent
-// within NearEnd at the last rate.
-func TestPollNearEnd(t *testing.T) {
-	has := map[string]bool{"memory_remaining": true}
-	pp := PollPolicy{Every: 50 * time.Millisecond, NearEnd: 300 * time.Millisecond, Resume: 300 * time.Millisecond}
-	for _, c := range []struct {
-		name string
-		pp   PollPolicy
-		js   JobStats
-		want bool
-	}{
-		{"20 MB left at 100 MB/s", pp, JobStats{Type: "unbounded", MemoryRemaining: 20e6, MemoryBPS: 100e6, Iterations: 2, Has: has}, true},
-		{"40 MB left at 100 MB/s", pp, JobStats{Type: "unbounded", MemoryRemaining: 40e6, MemoryBPS: 100e6, Iterations: 2, Has: has}, false},
-		{"no rate yet", pp, JobStats{Type: "unbounded", MemoryRemaining: 1, Iterations: 1, Has: has}, false},
-		{"no remaining reported", pp, JobStats{Type: "unbounded", MemoryBPS: 100e6, Iterations: 1, Has: map[string]bool{}}, false},
-		{"not active", pp, JobStats{Type: "none", MemoryBPS: 100e6, Iterations: 1, Has: has}, false},
-		{"policy without NearEnd", PollPolicy{Every: time.Second}, JobStats{Type: "unbounded", MemoryBPS: 100e6, Iterations: 2, Has: has}, false},
-	} {
-		if got := c.pp.nearEnd(c.js); got != c.want {
-			t.Errorf("%s: near the end %v, want %v", c.name, got, c.want)
-		}
-	}
-}
