@@ -1,20 +1,22 @@
 // Command libvirtpoll measures what polling libvirt's job statistics costs a migration: it
 // starts the testbed's libvirt pair, boots the guest on daemon 1, and migrates it back and
 // forth between the two daemons, alternating a migration with virDomainGetJobStats polled
-// every -poll (as vmstorbench's time series does) and one without any poll. It prints each
+// every -poll (as vmstorbench's scenario does through the driver: one query at a time, the
+// next on the next tick) and one without any poll. It prints each
 // migration's total time (from the first call, Begin, to the domain running on the
 // destination and the source's copy gone: all five protocol steps) and
 // libvirt's own elapsed time and downtime, and the CPU time the two daemons' users spent
 // (libvirtd and QEMU on both sides: what a poll costs, less disturbed than wall time by a
 // loaded machine), then the medians and the ratios poll / none.
 //
-//	libvirtpoll [-rounds 5] [-poll 50ms] [-memory 256]
+//	libvirtpoll [-rounds 5] [-poll 50ms] [-memory 256] [-settle 0]
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"os/user"
@@ -37,18 +39,19 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds (each migrates once with the poll and once without)")
 	poll := flag.Duration("poll", 50*time.Millisecond, "job-stats poll interval")
 	memory := flag.Int("memory", 256, "guest memory (MiB)")
+	settle := flag.Duration("settle", 0, "pause before each migration: one started as soon as the guest arrived is often 3-4x shorter than one started later (measured), which makes two kinds of migration; a pause of 2s makes them all the later kind")
 	reap := flag.Bool("reap", true, "reap the daemons' exited QEMU at once (see reapOrphans); false leaves them to PID 1")
 	flag.Parse()
 	// Interrupted, it still stops the daemons and the guest (the deferred calls in run).
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *rounds, *poll, *memory, *reap); err != nil {
+	if err := run(ctx, *rounds, *poll, *memory, *reap, *settle); err != nil {
 		fmt.Fprintln(os.Stderr, "libvirtpoll:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, rounds int, poll time.Duration, memory int, reap bool) error {
+func run(ctx context.Context, rounds int, poll time.Duration, memory int, reap bool, settle time.Duration) error {
 	cache := guest.DefaultCacheDir()
 	agentBin, err := guest.BuildAgent(ctx, cache, guest.AgentPackage)
 	if err != nil {
@@ -101,6 +104,7 @@ func run(ctx context.Context, rounds int, poll time.Duration, memory int, reap b
 		return err
 	}
 	fmt.Printf("libvirt %s, QEMU %s, %d MiB guest (idle, agent up), migration URI tcp://127.0.0.1, exited QEMU reaped at once: %v\n", host.LibvirtVersion, host.HypervisorVersion, memory, reap)
+	fmt.Printf("pause before each migration: %s\n", settle)
 	var uids []int
 	for _, name := range testbed.LibvirtUsers {
 		u, err := user.Lookup(name)
@@ -121,6 +125,13 @@ func run(ctx context.Context, rounds int, poll time.Duration, memory int, reap b
 			every := poll
 			if mode == 1 {
 				every = 0
+			}
+			if settle > 0 {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(settle):
+				}
 			}
 			mctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 			meter := startCPUMeter(uids)
@@ -150,6 +161,10 @@ func run(ctx context.Context, rounds int, poll time.Duration, memory int, reap b
 	fmt.Printf("median of %d: total %s %.0f ms, %s %.0f ms, ratio poll/none %.3f; CPU %.0f ms, %.0f ms, ratio %.3f\n",
 		rounds, names[0], ms(med[0]), names[1], ms(med[1]), float64(med[0])/float64(med[1]),
 		ms(cmed[0]), ms(cmed[1]), float64(cmed[0])/float64(cmed[1]))
+	lo, hi := ratioInterval(totals[0], totals[1], median)
+	mlo, mhi := ratioInterval(totals[0], totals[1], mean)
+	fmt.Printf("95%% bootstrap interval of the total's ratio poll/none: medians %.3f to %.3f; means %.3f (%.3f to %.3f)\n",
+		lo, hi, float64(mean(totals[0]))/float64(mean(totals[1])), mlo, mhi)
 	if len(latencies) > 0 {
 		slices.Sort(latencies)
 		fmt.Printf("%d polls: median round trip %.1f ms, 90th percentile %.1f ms\n",
@@ -235,6 +250,34 @@ func median(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+func mean(d []time.Duration) time.Duration {
+	var sum time.Duration
+	for _, x := range d {
+		sum += x
+	}
+	return sum / time.Duration(len(d))
+}
+
+// ratioInterval is the 95% percentile-bootstrap interval of stat(a)/stat(b): how far the
+// machine's noise lets the ratio be told (the migrations of one kind vary 2-3x here).
+func ratioInterval(a, b []time.Duration, stat func([]time.Duration) time.Duration) (lo, hi float64) {
+	const n = 4000
+	rng := rand.New(rand.NewPCG(1, 2)) // fixed: the same figures give the same interval
+	resample := func(x []time.Duration) []time.Duration {
+		out := make([]time.Duration, len(x))
+		for i := range out {
+			out[i] = x[rng.IntN(len(x))]
+		}
+		return out
+	}
+	r := make([]float64, n)
+	for i := range r {
+		r[i] = float64(stat(resample(a))) / float64(stat(resample(b)))
+	}
+	slices.Sort(r)
+	return r[n*25/1000], r[n*975/1000]
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
