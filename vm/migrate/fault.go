@@ -21,6 +21,9 @@ const (
 	compGuest     = "guest"
 	compMigration = "migration"
 	compLink      = "link"
+	// compDiskExport is the server the mirror writes the destination image through (its own
+	// qemu-nbd).
+	compDiskExport = "destination disk export"
 )
 
 // fault is one piece of evidence that something failed, timestamped on the host when

@@ -323,9 +323,48 @@ func (s *scenario) startMirrorExport(ctx context.Context, port int) error {
 	p, err := StartMirrorExport(ctx, s.dir, port, d.File, d.Format, d.Direct, tlsObject)
 	if p != nil {
 		s.mirrorExport = p
-		s.cleanup(func() error { return p.Stop(2 * time.Second) })
+		s.cleanup(func() error {
+			s.mirrorExportStopping.Store(true)
+			return p.Stop(2 * time.Second)
+		})
+	}
+	if err == nil {
+		go s.watchMirrorExport(p)
 	}
 	return err
+}
+
+// watchMirrorExport records the mirror's qemu-nbd exiting before vmstorbench stopped it as a
+// primary fault of its own: the mirror job only reports I/O errors on its target, which
+// would otherwise be the run's last word. It stops the destination's side: the guest keeps
+// running on the source.
+func (s *scenario) watchMirrorExport(p *testbed.Process) {
+	<-p.Done()
+	if s.mirrorExportStopping.Load() {
+		return
+	}
+	s.addFault(fault{at: time.Now(), component: compDiskExport, side: "destination",
+		subject: fmt.Sprintf("qemu-nbd (pid %d)", p.PID()), what: "exited", reason: errString(p.ExitErr()),
+		detail: withoutProbeNoise(testbed.TailLog(p.LogPath, 600))})
+}
+
+// withoutProbeNoise drops the line qemu-nbd logs for the readiness probe's connection (it
+// connects and hangs up without negotiating), which is not evidence of anything.
+func withoutProbeNoise(log string) string {
+	var keep []string
+	for _, l := range strings.Split(log, "\n") {
+		if !strings.Contains(l, "option negotiation failed") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.TrimSpace(strings.Join(keep, "\n"))
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
 }
 
 // StartMirrorExport starts the qemu-nbd the mirror writes into (export mirrorExportName of
@@ -390,6 +429,7 @@ func (s *scenario) stopMirrorExport() error {
 		return nil
 	}
 	start := time.Now()
+	s.mirrorExportStopping.Store(true)
 	if err := s.mirrorExport.Stop(5 * time.Second); err != nil {
 		return fmt.Errorf("migrate: stopping the destination image's NBD export: %w", err)
 	}

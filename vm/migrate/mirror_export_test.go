@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/vmstorbench/vmstorbench/results"
 	"github.com/vmstorbench/vmstorbench/testbed"
@@ -31,7 +33,7 @@ func TestMirrorExport(t *testing.T) {
 	}
 	const size = 1 << 20
 	src := scratchDisk(t, size, true)
-	s := &scenario{dir: t.TempDir(), cfg: &Config{Disk: src, Storage: StorageMirror, Security: SecurityNone, To: "file://" + t.TempDir(), Logf: t.Logf}}
+	s := &scenario{started: time.Now(), dir: t.TempDir(), cfg: &Config{Disk: src, Storage: StorageMirror, Security: SecurityNone, To: "file://" + t.TempDir(), Logf: t.Logf}}
 	t.Cleanup(func() {
 		if err := s.runCleanups(); err != nil {
 			t.Error(err)
@@ -66,6 +68,26 @@ func TestMirrorExport(t *testing.T) {
 	}
 	if !s.mirrorExport.Exited() {
 		t.Error("qemu-nbd still runs after stopMirrorExport")
+	}
+	time.Sleep(50 * time.Millisecond) // the watcher has seen the exit
+	if c := s.cause(); c != "" {
+		t.Errorf("stopping the export was taken for a fault: %s", c)
+	}
+
+	// Dying on its own (killed mid-mirror) is a primary fault of the export, named as such.
+	s.mirrorExportStopping.Store(false)
+	if err := s.startMirrorExport(context.Background(), port); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.mirrorExport.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.cause() == "" && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c := s.cause(); !strings.HasPrefix(c, "destination disk export: qemu-nbd (pid ") || !strings.Contains(c, "exited") || !strings.Contains(c, "killed") {
+		t.Errorf("qemu-nbd killed: cause %q", c)
 	}
 	// Not a local file as the destination QEMU opens it (an NBD export of a backend): the
 	// destination QEMU exports it itself.

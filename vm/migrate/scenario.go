@@ -158,14 +158,16 @@ type scenario struct {
 	mirrorTarget string
 	// mirrorExport is the qemu-nbd serving the destination image to the mirror (nil when the
 	// destination QEMU exports it: see startMirrorExport).
-	mirrorExport  *testbed.Process
-	copyAddr      string
-	srcStopped    bool
-	switchedDisk  bool
-	mirrorStarted bool
-	mirrorDone    bool
-	jobErrorNoted bool
-	jobEvents     chan jobEvent
+	mirrorExport *testbed.Process
+	// mirrorExportStopping is set before vmstorbench stops it (not a fault then).
+	mirrorExportStopping atomic.Bool
+	copyAddr             string
+	srcStopped           bool
+	switchedDisk         bool
+	mirrorStarted        bool
+	mirrorDone           bool
+	jobErrorNoted        bool
+	jobEvents            chan jobEvent
 	// switchover hears the source's MIGRATION pre-switchover event, so that the disk's
 	// last step starts at once rather than at the next query-migrate poll.
 	switchover chan struct{}
