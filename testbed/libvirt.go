@@ -225,15 +225,31 @@ func libvirtClientPKI(caFile, clientDir, dir string) (string, error) {
 	return dir, nil
 }
 
-// LibvirtForeignClient writes under dir a pkipath that trusts the daemons of pkipath (a TLS
-// endpoint's) but holds a client certificate from another CA, which they refuse: the
-// credential error a client meets with another deployment's certificate.
-func LibvirtForeignClient(pkipath, dir string) (string, error) {
+// LibvirtForeignClient returns tlsURI (a TLS endpoint's, qemu+tls://…?pkipath=DIR) with a
+// pkipath written under dir that trusts the daemons of DIR but holds a client certificate
+// from another CA, which they refuse: the credential error a client meets with another
+// deployment's certificate.
+func LibvirtForeignClient(tlsURI, dir string) (string, error) {
+	u, err := url.Parse(tlsURI)
+	if err != nil {
+		return "", fmt.Errorf("libvirt: %w", err)
+	}
+	q := u.Query()
+	pkipath := q.Get("pkipath")
+	if pkipath == "" {
+		return "", fmt.Errorf("libvirt: %s has no pkipath: not a TLS endpoint of the pair", tlsURI)
+	}
 	other, err := x509creds.Write(filepath.Join(dir, "server"), filepath.Join(dir, "client"), "another", time.Hour)
 	if err != nil {
 		return "", err
 	}
-	return libvirtClientPKI(filepath.Join(pkipath, "cacert.pem"), other.ClientDir, filepath.Join(dir, "pki"))
+	foreign, err := libvirtClientPKI(filepath.Join(pkipath, "cacert.pem"), other.ClientDir, filepath.Join(dir, "pki"))
+	if err != nil {
+		return "", err
+	}
+	q.Set("pkipath", foreign)
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 // startLibvirtd writes one daemon's configuration under dir and starts it as user name;

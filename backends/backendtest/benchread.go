@@ -55,3 +55,20 @@ func cpuTime() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchReadCases runs BenchRead for the cases the comparison scripts measure against the
+// reference clients: 4 KiB random at queue depth 1 and 32, 1 MiB sequential at 8.
+func BenchReadCases(b *testing.B, tg backends.Target) {
+	for _, c := range []struct {
+		name   string
+		bs     int64
+		qd     int
+		random bool
+	}{
+		{"4k-rand-qd1", 4096, 1, true},
+		{"4k-rand-qd32", 4096, 32, true},
+		{"1m-seq-qd8", 1 << 20, 8, false},
+	} {
+		b.Run(c.name, func(b *testing.B) { BenchRead(b, tg, c.bs, c.qd, c.random) })
+	}
+}

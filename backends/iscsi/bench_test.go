@@ -26,16 +26,5 @@ func BenchmarkRead(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer tg.Close()
-	for _, c := range []struct {
-		name   string
-		bs     int64
-		qd     int
-		random bool
-	}{
-		{"4k-rand-qd1", 4096, 1, true},
-		{"4k-rand-qd32", 4096, 32, true},
-		{"1m-seq-qd8", 1 << 20, 8, false},
-	} {
-		b.Run(c.name, func(b *testing.B) { backendtest.BenchRead(b, tg, c.bs, c.qd, c.random) })
-	}
+	backendtest.BenchReadCases(b, tg)
 }

@@ -20,16 +20,5 @@ func BenchmarkRead(b *testing.B) {
 		raw = ep.URL
 	}
 	tg := mustOpen(b, raw, backends.OpenParams{Read: true})
-	for _, c := range []struct {
-		name   string
-		bs     int64
-		qd     int
-		random bool
-	}{
-		{"4k-rand-qd1", 4096, 1, true},
-		{"4k-rand-qd32", 4096, 32, true},
-		{"1m-seq-qd8", 1 << 20, 8, false},
-	} {
-		b.Run(c.name, func(b *testing.B) { backendtest.BenchRead(b, tg, c.bs, c.qd, c.random) })
-	}
+	backendtest.BenchReadCases(b, tg)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -267,23 +266,16 @@ func libvirtSuiteMirror(t *testing.T, eps []testbed.Endpoint) {
 // non-zero exit before anything is defined (the caller checks that nothing is left).
 func libvirtRefusals(t *testing.T, eps []testbed.Endpoint) {
 	t.Helper()
-	u, err := url.Parse(eps[3].URL)
+	foreign, err := testbed.LibvirtForeignClient(eps[3].URL, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := u.Query()
-	foreign, err := testbed.LibvirtForeignClient(q.Get("pkipath"), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	q.Set("pkipath", foreign)
-	u.RawQuery = q.Encode()
 	for _, c := range []struct {
 		name, src, dst, want string
 		extra                []string
 	}{
 		{"unreachable", "qemu+unix:///session?socket=/nonexistent/libvirt-sock", eps[1].URL, "no such file", nil},
-		{"wrong credentials", eps[0].URL, u.String(), "did not accept this client's certificate", nil},
+		{"wrong credentials", eps[0].URL, foreign, "did not accept this client's certificate", nil},
 		{"unknown domain", eps[0].URL, eps[1].URL, `no domain named "no-such-domain"`, []string{"--domain", "no-such-domain"}},
 	} {
 		args := append([]string{"migrate", "--hypervisor", "libvirt", "--source-uri", c.src, "--dest-uri", c.dst,

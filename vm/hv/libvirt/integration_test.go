@@ -3,7 +3,6 @@ package libvirt
 import (
 	"context"
 	"errors"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -339,18 +338,11 @@ func TestIntegrationErrors(t *testing.T) {
 	if h, err := connect(t, tlsURI).Host(ctx); err != nil || h.LibvirtVersion == "" {
 		t.Errorf("host over TLS: %+v %v", h, err)
 	}
-	u, err := url.Parse(tlsURI)
+	foreign, err := testbed.LibvirtForeignClient(tlsURI, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := u.Query()
-	foreign, err := testbed.LibvirtForeignClient(q.Get("pkipath"), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	q.Set("pkipath", foreign)
-	u.RawQuery = q.Encode()
-	_, err = Connect(ctx, u.String())
+	_, err = Connect(ctx, foreign)
 	t.Logf("foreign client certificate: %v", err)
 	if err == nil || !strings.Contains(err.Error(), "did not accept this client's certificate") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("a client certificate of another CA: %v", err)
