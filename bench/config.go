@@ -49,6 +49,11 @@ type Config struct {
 	// ctx is different: it abandons the run, and it wins over Stop whenever it comes before
 	// Run returns (a cancelled verify pass leaves the run incomplete). nil never stops.
 	Stop <-chan struct{}
+	// Submission is how each job issues its iodepth I/Os (queue.go): SubmissionQueue, one
+	// goroutine keeping them in flight on the target's backends.Queue; SubmissionGoroutines,
+	// iodepth goroutines each calling ReadAt or WriteAt; SubmissionAuto or "", a queue when
+	// the target is a Queuer and iodepth > 1. The result records the mode used.
+	Submission string
 	// Recorded in the result as they are.
 	Command []string
 	Profile string

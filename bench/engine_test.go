@@ -28,6 +28,10 @@ type testTarget struct {
 	mu         sync.Mutex
 	offsets    []int64
 	logOffsets bool
+	queues     []*testQueue // queue_test.go
+	// fail Queue submissions after this many (0 = never)
+	failSubmitAfter int64
+	submits         atomic.Int64
 }
 
 func (t *testTarget) io(off int64) error {
@@ -710,8 +714,11 @@ func TestStalledTargetFiguresEndWhenIOStopped(t *testing.T) {
 				return &stallingTarget{testTarget: memTarget(p.Size), stallAfter: stallAfter}, nil
 			}})
 			w := workloads.Workload{RW: "randread", Size: 1 << 20, Runtime: tc.runtime, TimeBased: true, IODepth: 2}
+			// Goroutines: the target blocks in ReadAt, where a goroutine waits (a Queue does
+			// not block in Submit, and testTarget's would bypass this wrapper).
 			res, err := Run(context.Background(), Config{Target: "test://", Registry: r, Workload: w,
-				Interval: 100 * time.Millisecond, StallTimeout: tc.stall, Grace: 300 * time.Millisecond})
+				Interval: 100 * time.Millisecond, StallTimeout: tc.stall, Grace: 300 * time.Millisecond,
+				Submission: SubmissionGoroutines})
 			if err == nil {
 				t.Fatal("no error for a target that stopped answering")
 			}
