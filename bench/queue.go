@@ -16,13 +16,21 @@ const (
 	SubmissionGoroutines = "goroutines" // iodepth goroutines per job, each calling ReadAt/WriteAt
 )
 
+// CheckSubmission refuses a submission mode that is none of auto, queue and goroutines ("" is
+// auto).
+func CheckSubmission(mode string) error {
+	switch mode {
+	case "", SubmissionAuto, SubmissionQueue, SubmissionGoroutines:
+		return nil
+	}
+	return fmt.Errorf("submission %q: must be auto, queue or goroutines", mode)
+}
+
 // submission decides how the jobs issue their I/O: the mode used and, when auto would have
 // used a queue but cannot, why not. A mode the targets cannot do is an error.
 func submission(mode string, w *workloadFacts, t backends.Target, scheme string) (used, fallback string, err error) {
-	switch mode {
-	case "", SubmissionAuto, SubmissionQueue, SubmissionGoroutines:
-	default:
-		return "", "", fmt.Errorf("submission %q: must be auto, queue or goroutines", mode)
+	if err := CheckSubmission(mode); err != nil {
+		return "", "", err
 	}
 	if mode == SubmissionGoroutines {
 		return SubmissionGoroutines, "", nil
