@@ -95,8 +95,13 @@ type queueDriver struct {
 	io       []ioSlot
 	state    []slotState
 	inflight int
-	syncs    []dueSync
-	done     []backends.Completion
+	// idle are the slots to refill; waiting counts the slots planned or pausing, which every
+	// fill visits (with none, a fill visits only the slots just reaped: the common case
+	// costs nothing per slot of iodepth).
+	idle    []int
+	waiting int
+	syncs   []dueSync
+	done    []backends.Completion
 }
 
 type slotState uint8
@@ -117,8 +122,24 @@ type dueSync struct {
 
 func newQueueDriver(st *runState, j *job, q backends.Queue) *queueDriver {
 	n := len(j.workers)
-	return &queueDriver{st: st, job: j, q: q, slots: j.workers, io: make([]ioSlot, n), state: make([]slotState, n),
-		done: make([]backends.Completion, 0, n)}
+	d := &queueDriver{st: st, job: j, q: q, slots: j.workers, io: make([]ioSlot, n), state: make([]slotState, n),
+		idle: make([]int, 0, n), done: make([]backends.Completion, 0, n)}
+	for k := range n {
+		d.idle = append(d.idle, k)
+	}
+	return d
+}
+
+// set moves slot k to state s, keeping the count of waiting slots.
+func (d *queueDriver) set(k int, s slotState) {
+	waits := func(s slotState) bool { return s == slotPlanned || s == slotPausing }
+	if waits(d.state[k]) {
+		d.waiting--
+	}
+	if waits(s) {
+		d.waiting++
+	}
+	d.state[k] = s
 }
 
 // run drives the job to its end; every slot's statistics are handed to the collector and the
@@ -131,10 +152,9 @@ func (d *queueDriver) run() {
 		}
 	}()
 	for {
-		now := st.now()
 		due, blocked := int64(math.MaxInt64), false
 		if len(d.syncs) == 0 {
-			due, blocked = d.fill(now)
+			due, blocked = d.fill()
 		}
 		switch {
 		case d.inflight > 0:
@@ -157,68 +177,81 @@ func (d *queueDriver) run() {
 
 // fill plans and submits on every slot that can go: it returns the first time a waiting slot
 // falls due and whether a slot waits for a block held by another.
-func (d *queueDriver) fill(now int64) (due int64, blocked bool) {
-	st := d.st
+func (d *queueDriver) fill() (due int64, blocked bool) {
 	due = math.MaxInt64
-	stop := st.stop.Load()
-	for k, wk := range d.slots {
-		s := &d.io[k]
-		switch d.state[k] {
-		case slotPausing:
-			if stop {
-				d.state[k] = slotEnded
-				continue
-			}
-			if s.due > now {
-				due = min(due, s.due)
-				continue
-			}
-			d.state[k] = slotIdle
-		case slotIdle, slotPlanned:
-		default:
-			continue
+	stop := d.st.stop.Load()
+	if d.waiting == 0 && !stop {
+		for _, k := range d.idle {
+			// A failed Submit stops the run: the slots after it end instead of going.
+			d.advance(k, 0, d.st.stop.Load(), &due, &blocked)
 		}
-		if d.state[k] == slotIdle {
-			if stop || !wk.plan(s) {
-				d.state[k] = slotEnded
-				continue
-			}
-			d.state[k] = slotPlanned
+		d.idle = d.idle[:0]
+		return due, blocked
+	}
+	d.idle = d.idle[:0]
+	now := d.st.now()
+	for k := range d.slots {
+		if stop = stop || d.st.stop.Load(); d.state[k] != slotInFlight && d.state[k] != slotEnded {
+			d.advance(k, now, stop, &due, &blocked)
 		}
-		if stop {
-			wk.abandon(s)
-			d.state[k] = slotEnded
-			continue
-		}
-		if wk.verify && !s.held && !wk.acquire(s) {
-			blocked = true
-			continue
-		}
-		if wk.limited[s.p.dir] && !s.paced && !wk.reserveRate(s) {
-			wk.abandon(s)
-			d.state[k] = slotEnded
-			continue
-		}
-		if s.due > now {
-			due = min(due, s.due)
-			continue
-		}
-		if !wk.issue(s) {
-			d.state[k] = slotEnded
-			continue
-		}
-		err := d.q.Submit(backends.IO{Write: s.p.dir == workloads.Write, Off: s.p.off, Buf: s.buf, Tag: k})
-		if err != nil {
-			// Not queued, so it will not complete: it is this slot's failed I/O.
-			wk.completeIO(s, 0, fmt.Errorf("submit: %w", err), st.now())
-			d.state[k] = slotEnded
-			stop = true
-			continue
-		}
-		d.state[k] = slotInFlight
-		d.inflight++
 	}
 	return due, blocked
+}
+
+// advance takes slot k as far as it can go towards submission.
+func (d *queueDriver) advance(k int, now int64, stop bool, due *int64, blocked *bool) {
+	wk, s := d.slots[k], &d.io[k]
+	if d.state[k] == slotPausing {
+		if stop {
+			d.set(k, slotEnded)
+			return
+		}
+		if s.due > now {
+			*due = min(*due, s.due)
+			return
+		}
+		d.set(k, slotIdle)
+	}
+	if d.state[k] == slotIdle {
+		if stop || !wk.plan(s) {
+			d.set(k, slotEnded)
+			return
+		}
+		d.set(k, slotPlanned)
+	}
+	if stop {
+		wk.abandon(s)
+		d.set(k, slotEnded)
+		return
+	}
+	if wk.verify && !s.held && !wk.acquire(s) {
+		*blocked = true
+		return
+	}
+	if wk.limited[s.p.dir] && !s.paced {
+		if !wk.reserveRate(s) {
+			wk.abandon(s)
+			d.set(k, slotEnded)
+			return
+		}
+		now = d.st.now()
+	}
+	if s.due > now {
+		*due = min(*due, s.due)
+		return
+	}
+	if !wk.issue(s) {
+		d.set(k, slotEnded)
+		return
+	}
+	if err := d.q.Submit(backends.IO{Write: s.p.dir == workloads.Write, Off: s.p.off, Buf: s.buf, Tag: k}); err != nil {
+		// Not queued, so it will not complete: it is this slot's failed I/O (the run fails).
+		wk.completeIO(s, 0, fmt.Errorf("submit: %w", err), d.st.now())
+		d.set(k, slotEnded)
+		return
+	}
+	d.set(k, slotInFlight)
+	d.inflight++
 }
 
 // reap waits for at least one completion and completes what came.
@@ -240,7 +273,7 @@ func (d *queueDriver) reap() {
 // brings, pause.
 func (d *queueDriver) complete(k int, c backends.Completion, t1 int64) {
 	wk, s := d.slots[k], &d.io[k]
-	d.state[k] = slotEnded
+	d.set(k, slotEnded)
 	if !wk.completeIO(s, c.N, c.Err, t1) {
 		return
 	}
@@ -251,9 +284,11 @@ func (d *queueDriver) complete(k int, c backends.Completion, t1 int64) {
 	switch {
 	case !ok:
 	case end > 0:
-		s.due, d.state[k] = end, slotPausing
+		s.due = end
+		d.set(k, slotPausing)
 	default:
-		d.state[k] = slotIdle
+		d.set(k, slotIdle)
+		d.idle = append(d.idle, k)
 	}
 }
 
@@ -291,7 +326,7 @@ func (d *queueDriver) abandonAll() {
 			wk.abandon(&d.io[k])
 		}
 		if d.state[k] != slotInFlight {
-			d.state[k] = slotEnded
+			d.set(k, slotEnded)
 		}
 	}
 }
