@@ -1,6 +1,7 @@
 // Package bench is the measurement engine: it opens one Target per job through the backends
-// registry, runs the workload on iodepth workers per job, times every I/O from submission to
-// completion and returns the result document. It knows the backends' interface only.
+// registry, runs the workload on iodepth workers per job (goroutines, or the slots of one
+// queue driver per job: queue.go), times every I/O from submission to completion and returns
+// the result document. It knows the backends' interface only.
 package bench
 
 import (

@@ -10,7 +10,8 @@ import (
 // thinktime_spin, thinktime_blocks). fio pauses the whole job, all of its iodepth I/Os,
 // after thinktime_blocks of the job's I/Os; here each of the iodepth workers pauses after
 // thinktime_blocks of its own, which is the same for iodepth=1 and, deeper, keeps the same
-// share of time spent thinking per I/O issuer. The pause is not part of any I/O's latency:
+// share of time spent thinking per I/O issuer (in queue mode each slot pauses while the
+// driver keeps the others going). The pause is not part of any I/O's latency:
 // it happens between an I/O's completion and the next one's submission.
 type thinker struct {
 	every int64 // I/Os between pauses; 0 = never
