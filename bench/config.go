@@ -1,6 +1,7 @@
 // Package bench is the measurement engine: it opens one Target per job through the backends
-// registry, runs the workload on iodepth workers per job, times every I/O from submission to
-// completion and returns the result document. It knows the backends' interface only.
+// registry, runs the workload on iodepth workers per job (goroutines, or the slots of one
+// queue driver per job: queue.go), times every I/O from submission to completion and returns
+// the result document. It knows the backends' interface only.
 package bench
 
 import (
@@ -49,6 +50,11 @@ type Config struct {
 	// ctx is different: it abandons the run, and it wins over Stop whenever it comes before
 	// Run returns (a cancelled verify pass leaves the run incomplete). nil never stops.
 	Stop <-chan struct{}
+	// Submission is how each job issues its iodepth I/Os (queue.go): SubmissionQueue, one
+	// goroutine keeping them in flight on the target's backends.Queue; SubmissionGoroutines,
+	// iodepth goroutines each calling ReadAt or WriteAt; SubmissionAuto or "", a queue when
+	// the target is a Queuer and iodepth > 1. The result records the mode used.
+	Submission string
 	// Recorded in the result as they are.
 	Command []string
 	Profile string

@@ -13,17 +13,19 @@ import (
 // both under "sync". fio's sync= (O_SYNC/O_DSYNC) is the backend's business: the engine
 // passes it in OpenParams.SyncWrites.
 
-// syncAfterWrite runs the syncs due after a completed write; false means the run failed.
-func (wk *worker) syncAfterWrite() bool {
+// syncsDue counts p if it is a write and says which syncs are due after it.
+func (wk *worker) syncsDue(p plan) (fsync, fdatasync bool) {
 	w := &wk.st.w
+	if p.dir != workloads.Write || (w.Fsync <= 0 && w.Fdatasync <= 0) {
+		return false, false
+	}
 	n := wk.job.writes.Add(1)
-	if w.Fsync > 0 && n%int64(w.Fsync) == 0 && !wk.timedSync(false) {
-		return false
-	}
-	if w.Fdatasync > 0 && n%int64(w.Fdatasync) == 0 && !wk.timedSync(true) {
-		return false
-	}
-	return true
+	return w.Fsync > 0 && n%int64(w.Fsync) == 0, w.Fdatasync > 0 && n%int64(w.Fdatasync) == 0
+}
+
+// runSyncs runs the syncs syncsDue said; false means the run failed.
+func (wk *worker) runSyncs(fsync, fdatasync bool) bool {
+	return (!fsync || wk.timedSync(false)) && (!fdatasync || wk.timedSync(true))
 }
 
 // timedSync syncs the job's target (data only when data is set and the backend can) and

@@ -36,6 +36,8 @@ type job struct {
 	blocks  *blockMap
 	verify  verifyCounts
 	workers []*worker
+	// queue is the job's Queue when it runs in queue mode (queue.go), else nil.
+	queue backends.Queue
 }
 
 type verifyCounts struct {
@@ -195,6 +197,15 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 	if err := planJobs(st, jobs); err != nil {
 		return nil, err
 	}
+	facts := &workloadFacts{iodepth: w.IODepth, nrfiles: len(fp.sizes), thinkSpin: w.ThinkTime > 0 && w.ThinkTimeSpin > 0}
+	if res.Submission, res.SubmissionFallback, err = submission(cfg.Submission, facts, jobs[0].target, u.Scheme); err != nil {
+		return nil, err
+	}
+	if res.Submission == SubmissionQueue {
+		if err := openQueues(jobs, w.IODepth); err != nil {
+			return nil, err
+		}
+	}
 
 	if !startDelay(ctx, cfg.Stop, w.StartDelay) {
 		st.fail(fmt.Errorf("run interrupted: %w", context.Cause(ctx)))
@@ -264,6 +275,24 @@ func Run(ctx context.Context, cfg Config) (*results.Run, error) {
 		return res, st.err
 	}
 	return res, nil
+}
+
+// openQueues gives every job its Queue of depth I/Os; on an error none is left open.
+func openQueues(jobs []*job, depth int) error {
+	for _, j := range jobs {
+		q, err := j.target.(backends.Queuer).NewQueue(depth)
+		if err != nil {
+			for _, o := range jobs {
+				if o.queue != nil {
+					o.queue.Close()
+					o.queue = nil
+				}
+			}
+			return fmt.Errorf("job %d: queue of %d: %w", j.id, depth, err)
+		}
+		j.queue = q
+	}
+	return nil
 }
 
 // maxConcurrentOpens bounds how many targets are opened (and laid out) at once.
@@ -469,9 +498,14 @@ func runWorkers(ctx context.Context, st *runState, jobs []*job) (int64, Progress
 		st.stop.Store(true)
 	default:
 	}
-	for _, wk := range all {
-		wg.Add(1)
-		go func() { defer wg.Done(); wk.run() }()
+	for _, j := range jobs {
+		if j.queue != nil {
+			wg.Go(newQueueDriver(st, j, j.queue).run)
+			continue
+		}
+		for _, wk := range j.workers {
+			wg.Go(wk.run)
+		}
 	}
 	workersDone := make(chan struct{})
 	go func() { wg.Wait(); close(workersDone) }()

@@ -6,6 +6,7 @@ import (
 
 	"github.com/vmstorbench/vmstorbench/backends"
 	_ "github.com/vmstorbench/vmstorbench/backends/file"
+	_ "github.com/vmstorbench/vmstorbench/backends/mem"
 	_ "github.com/vmstorbench/vmstorbench/backends/null"
 	"github.com/vmstorbench/vmstorbench/workloads"
 )
@@ -14,13 +15,19 @@ import (
 // b.N I/Os through the null backend (nothing but the engine) and through a page-cached file,
 // and report IOPS. scripts/compare-fio.sh sets the same jobs against fio.
 func benchmarkRun(b *testing.B, target string, w workloads.Workload) {
+	benchmarkRunMode(b, target, w, SubmissionAuto)
+}
+
+// benchmarkRunMode is benchmarkRun with the submission mode given; it also reports the
+// process's CPU time per I/O (user+system over the run), which is what the modes differ in.
+func benchmarkRunMode(b *testing.B, target string, w workloads.Workload, submission string) {
 	w.IOSize = int64(b.N) * w.BS[workloads.Read].Min
 	if w.Size == 0 {
 		w.Size = 256 << 20
 	}
 	w.NoInvalidate = true // the file benchmarks measure the engine over the page cache
 	b.ResetTimer()
-	r, err := Run(context.Background(), Config{Target: target, Workload: w, Open: backends.OpenParams{}})
+	r, err := Run(context.Background(), Config{Target: target, Workload: w, Open: backends.OpenParams{}, Submission: submission})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -32,6 +39,7 @@ func benchmarkRun(b *testing.B, target string, w workloads.Workload) {
 	}
 	b.ReportMetric(float64(ios)/(float64(r.RuntimeNS)/1e9), "IOPS")
 	b.ReportMetric(float64(r.RuntimeNS)/float64(max(ios, 1)), "ns/io")
+	b.ReportMetric(float64(r.CPU.UserNS+r.CPU.SysNS)/float64(max(ios, 1)), "cpu-ns/io")
 }
 
 func bs(n int64) [2]workloads.BlockSize {
@@ -56,4 +64,15 @@ func BenchmarkFileRandRead4k(b *testing.B) {
 
 func BenchmarkFileRandWrite4k(b *testing.B) {
 	benchmarkRun(b, "file://"+b.TempDir(), workloads.Workload{RW: "randwrite", BS: bs(4096), Size: 64 << 20})
+}
+
+// mem:// has a Queue: its QD32 reads run once through it (one goroutine per job) and once on
+// 32 goroutines, so the engine's CPU per I/O of the two submission modes can be compared
+// with the copies and no network.
+func BenchmarkMemRandRead4kQD32Queue(b *testing.B) {
+	benchmarkRunMode(b, "mem://", workloads.Workload{RW: "randread", BS: bs(4096), IODepth: 32, Size: 64 << 20}, SubmissionQueue)
+}
+
+func BenchmarkMemRandRead4kQD32Goroutines(b *testing.B) {
+	benchmarkRunMode(b, "mem://", workloads.Workload{RW: "randread", BS: bs(4096), IODepth: 32, Size: 64 << 20}, SubmissionGoroutines)
 }

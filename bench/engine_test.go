@@ -28,6 +28,10 @@ type testTarget struct {
 	mu         sync.Mutex
 	offsets    []int64
 	logOffsets bool
+	queues     []*testQueue // queue_test.go
+	// fail Queue submissions after this many (0 = never)
+	failSubmitAfter int64
+	submits         atomic.Int64
 }
 
 func (t *testTarget) io(off int64) error {
@@ -327,19 +331,40 @@ func TestTargetErrorGivesPartialResult(t *testing.T) {
 	}
 }
 
+// A target that stops answering is given up on after the grace period, in both submission
+// modes; a queue is drained and closed.
 func TestHungTargetDoesNotHangRun(t *testing.T) {
-	reg, _ := registry(t, func(size int64) *testTarget { tt := memTarget(size); tt.hangAfter = 50; return tt })
-	w := workloads.Workload{RW: "randread", Size: 1 << 20, Runtime: 200 * time.Millisecond, TimeBased: true}
-	start := time.Now()
-	r, err := Run(context.Background(), Config{Target: "test://", Registry: reg, Workload: w, StallTimeout: time.Second, Grace: 500 * time.Millisecond})
-	if err == nil {
-		t.Fatal("want an error for a hung target")
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("run took %s", d)
-	}
-	if r == nil || r.Complete || r.Read == nil || r.Read.IOs != 50 {
-		t.Fatalf("partial result %+v", r)
+	for _, c := range []struct {
+		iodepth int
+		mode    string
+		minIOs  int64
+	}{
+		{1, SubmissionGoroutines, 50},
+		// The test queue does its I/O in Submit, so the hung 51st blocks the driver there:
+		// the I/Os it submitted before in the same round are reaped only after the deadline,
+		// outside the measurement (up to iodepth-1 of the 50 that completed).
+		{4, SubmissionQueue, 47},
+	} {
+		t.Run(c.mode, func(t *testing.T) {
+			reg, opened := registry(t, func(size int64) *testTarget { tt := memTarget(size); tt.hangAfter = 50; return tt })
+			w := workloads.Workload{RW: "randread", Size: 1 << 20, Runtime: 200 * time.Millisecond, TimeBased: true, IODepth: c.iodepth}
+			start := time.Now()
+			r, err := Run(context.Background(), Config{Target: "test://", Registry: reg, Workload: w, StallTimeout: time.Second, Grace: 500 * time.Millisecond})
+			if err == nil {
+				t.Fatal("want an error for a hung target")
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("run took %s", d)
+			}
+			if r == nil || r.Submission != c.mode || r.Complete || r.Read == nil || r.Read.IOs > 50 || r.Read.IOs < c.minIOs {
+				t.Fatalf("partial result %+v", r)
+			}
+			for _, q := range (*opened)[0].queues {
+				if !q.closed || q.submitted != q.reaped {
+					t.Errorf("queue %+v: want closed, every I/O reaped", q)
+				}
+			}
+		})
 	}
 }
 
@@ -710,8 +735,11 @@ func TestStalledTargetFiguresEndWhenIOStopped(t *testing.T) {
 				return &stallingTarget{testTarget: memTarget(p.Size), stallAfter: stallAfter}, nil
 			}})
 			w := workloads.Workload{RW: "randread", Size: 1 << 20, Runtime: tc.runtime, TimeBased: true, IODepth: 2}
+			// Goroutines: the target blocks in ReadAt, where a goroutine waits (a Queue does
+			// not block in Submit, and testTarget's would bypass this wrapper).
 			res, err := Run(context.Background(), Config{Target: "test://", Registry: r, Workload: w,
-				Interval: 100 * time.Millisecond, StallTimeout: tc.stall, Grace: 300 * time.Millisecond})
+				Interval: 100 * time.Millisecond, StallTimeout: tc.stall, Grace: 300 * time.Millisecond,
+				Submission: SubmissionGoroutines})
 			if err == nil {
 				t.Fatal("no error for a target that stopped answering")
 			}

@@ -10,7 +10,8 @@ import (
 // thinktime_spin, thinktime_blocks). fio pauses the whole job, all of its iodepth I/Os,
 // after thinktime_blocks of the job's I/Os; here each of the iodepth workers pauses after
 // thinktime_blocks of its own, which is the same for iodepth=1 and, deeper, keeps the same
-// share of time spent thinking per I/O issuer. The pause is not part of any I/O's latency:
+// share of time spent thinking per I/O issuer (in queue mode each slot pauses while the
+// driver keeps the others going). The pause is not part of any I/O's latency:
 // it happens between an I/O's completion and the next one's submission.
 type thinker struct {
 	every int64 // I/Os between pauses; 0 = never
@@ -30,23 +31,13 @@ func newThinker(think, spin time.Duration, blocks int) thinker {
 // think counts one completed I/O and pauses when it is time; false when the run ended while
 // pausing.
 func (wk *worker) think() bool {
-	t := &wk.thinker
-	if t.every == 0 {
-		return true
+	end, ok := wk.pauseAfter()
+	if !ok || end == 0 {
+		return ok
 	}
-	if t.done++; t.done < t.every {
-		return true
-	}
-	t.done = 0
-	st := wk.st
-	start := st.now()
-	end := start + t.total
-	if st.deadlineNS > 0 && end >= st.deadlineNS {
-		// The pause outlasts the run: end now rather than overrun the runtime.
-		return false
-	}
+	st, t := wk.st, &wk.thinker
 	// Spin like an application busy with the data (fio thinktime_spin), then sleep.
-	for spinEnd := start + t.spin; st.now() < spinEnd; {
+	for spinEnd := end - t.total + t.spin; st.now() < spinEnd; {
 		if st.stop.Load() {
 			return false
 		}
@@ -58,6 +49,26 @@ func (wk *worker) think() bool {
 		time.Sleep(min(time.Duration(end-now), 100*time.Millisecond))
 	}
 	return !st.stop.Load()
+}
+
+// pauseAfter counts one completed I/O and says when the pause it brings ends (run-relative
+// ns; 0 when no pause is due); false when the pause would outlast the run.
+func (wk *worker) pauseAfter() (int64, bool) {
+	t := &wk.thinker
+	if t.every == 0 {
+		return 0, true
+	}
+	if t.done++; t.done < t.every {
+		return 0, true
+	}
+	t.done = 0
+	st := wk.st
+	end := st.now() + t.total
+	if st.deadlineNS > 0 && end >= st.deadlineNS {
+		// The pause outlasts the run: end now rather than overrun the runtime.
+		return 0, false
+	}
+	return end, true
 }
 
 // startDelay waits d before the run starts (fio startdelay, for the run's one job group:

@@ -67,81 +67,57 @@ func alignedBuffer(n int) []byte {
 	return b[off : off+n : off+n]
 }
 
+// ioSlot is one I/O of a worker from its plan to its completion: what the worker's run loop
+// and the queue driver (queue.go) both carry between planning, issuing and completing it.
+type ioSlot struct {
+	p       plan
+	buf     []byte
+	blk     int64  // verify block
+	gen     uint32 // what the block holds once this I/O completes (verify)
+	prevGen uint32 // what it holds until then
+	held    bool   // the verify block is acquired
+	paced   bool   // the rate limiter's slot is reserved (notBefore)
+	due     int64  // run-relative ns before which the I/O must not be issued
+	t0      int64  // submission time
+}
+
 func (wk *worker) run() {
-	st, j, w := wk.st, wk.job, &wk.st.w
+	st := wk.st
 	defer wk.finish()
 	for !st.stop.Load() {
-		i := j.seq.Add(1) - 1
-		if st.limitIOs > 0 && i >= st.limitIOs {
+		var s ioSlot
+		if !wk.plan(&s) {
 			return
 		}
-		p := wk.gen.next(i)
-		if st.limitBytes > 0 && !wk.budget(&p) {
-			return
-		}
-		var blk int64
-		var gen uint32
-		if wk.verify {
-			blk = (p.off - j.base) / j.blocks.bs
-			// Another worker may have this block in flight (a later pass over the region
-			// reached it): wait for it rather than skip, so the job does every I/O of its
-			// sequence. A worker holds one block at most and never waits while holding it.
-			var ok bool
-			for gen, ok = j.blocks.acquire(blk); !ok; gen, ok = j.blocks.acquire(blk) {
-				if st.stop.Load() {
-					return
-				}
-				runtime.Gosched()
+		// Another worker may have this block in flight (a later pass over the region
+		// reached it): wait for it rather than skip, so the job does every I/O of its
+		// sequence. A worker holds one block at most and never waits while holding it.
+		for wk.verify && !wk.acquire(&s) {
+			if st.stop.Load() {
+				return
 			}
+			runtime.Gosched()
 		}
-		if wk.limited[p.dir] {
-			if !wk.pace(p) {
-				if wk.verify {
-					j.blocks.release(blk, gen)
-				}
+		if wk.limited[s.p.dir] {
+			if !wk.reserveRate(&s) || !wk.pace(s.due) {
+				wk.abandon(&s)
 				return
 			}
 		}
-		buf := wk.bufs[p.dir][:p.n]
-		prevGen := gen // what the block holds until this I/O completes
-		if p.dir == workloads.Write {
-			if wk.verify {
-				gen = nextGen(gen)
-			}
-			// Verify block, scrambled or regenerated content (buffers.go).
-			wk.data.prepare(buf, p.off, gen)
-		}
-		t0 := st.now()
-		if st.deadlineNS > 0 && t0 >= st.deadlineNS {
-			if wk.verify {
-				j.blocks.release(blk, prevGen) // the write was never issued
-			}
+		if !wk.issue(&s) {
 			return
 		}
 		var err error
 		var n int
-		if p.dir == workloads.Read {
-			n, err = j.target.ReadAt(buf, p.off)
+		if s.p.dir == workloads.Read {
+			n, err = wk.job.target.ReadAt(s.buf, s.p.off)
 		} else {
-			n, err = j.target.WriteAt(buf, p.off)
+			n, err = wk.job.target.WriteAt(s.buf, s.p.off)
 		}
-		t1 := st.now()
-		if err == nil && n != len(buf) {
-			err = io.ErrShortWrite
-			if p.dir == workloads.Read {
-				err = io.ErrUnexpectedEOF
-			}
-		}
-		if wk.verify {
-			wk.verifyIO(p, buf, blk, gen, err)
-		}
-		wk.complete(p, t0, t1, err)
-		if err != nil {
-			st.fail(fmt.Errorf("job %d: %s of %d bytes at offset %d: %w", j.id, p.dir, p.n, p.off, err))
+		if !wk.completeIO(&s, n, err, st.now()) {
 			return
 		}
-		// fsync=N and fdatasync=N (durability.go).
-		if p.dir == workloads.Write && (w.Fsync > 0 || w.Fdatasync > 0) && !wk.syncAfterWrite() {
+		if fsync, fdatasync := wk.syncsDue(s.p); (fsync || fdatasync) && !wk.runSyncs(fsync, fdatasync) {
 			return
 		}
 		if !wk.think() {
@@ -150,17 +126,98 @@ func (wk *worker) run() {
 	}
 }
 
-// pace waits for the job's rate limit; false means the run ended while waiting.
-func (wk *worker) pace(p plan) bool {
+// plan draws the job's next I/O into s: false when the job has done all it should.
+func (wk *worker) plan(s *ioSlot) bool {
+	st, j := wk.st, wk.job
+	i := j.seq.Add(1) - 1
+	if st.limitIOs > 0 && i >= st.limitIOs {
+		return false
+	}
+	*s = ioSlot{p: wk.gen.next(i)}
+	if st.limitBytes > 0 && !wk.budget(&s.p) {
+		return false
+	}
+	if wk.verify {
+		s.blk = (s.p.off - j.base) / j.blocks.bs
+	}
+	return true
+}
+
+// acquire takes the verify block of s without waiting: false when another I/O holds it.
+func (wk *worker) acquire(s *ioSlot) bool {
+	gen, ok := wk.job.blocks.acquire(s.blk)
+	if ok {
+		s.gen, s.prevGen, s.held = gen, gen, true
+	}
+	return ok
+}
+
+// abandon gives up s before it was issued: its verify block keeps what it held.
+func (wk *worker) abandon(s *ioSlot) {
+	if s.held {
+		wk.job.blocks.release(s.blk, s.prevGen)
+		s.held = false
+	}
+}
+
+// reserveRate takes the rate limiter's next slot for s (s.due): false when it falls after
+// the end of the run.
+func (wk *worker) reserveRate(s *ioSlot) bool {
 	st := wk.st
-	now := st.now()
-	slot := wk.job.limits[p.dir].reserve(now, p.n)
-	for slot > now {
-		if st.stop.Load() || (st.deadlineNS > 0 && slot >= st.deadlineNS) {
+	s.due = wk.job.limits[s.p.dir].reserve(st.now(), s.p.n)
+	s.paced = true
+	return st.deadlineNS == 0 || s.due < st.deadlineNS
+}
+
+// issue fills s's buffer and stamps its submission time: false (s abandoned) when the
+// deadline has passed.
+func (wk *worker) issue(s *ioSlot) bool {
+	st := wk.st
+	s.buf = wk.bufs[s.p.dir][:s.p.n]
+	if s.p.dir == workloads.Write {
+		if wk.verify {
+			s.gen = nextGen(s.gen)
+		}
+		// Verify block, scrambled or regenerated content (buffers.go).
+		wk.data.prepare(s.buf, s.p.off, s.gen)
+	}
+	s.t0 = st.now()
+	if st.deadlineNS > 0 && s.t0 >= st.deadlineNS {
+		wk.abandon(s) // the write was never issued
+		return false
+	}
+	return true
+}
+
+// completeIO records s, which returned n and err at t1: verify, statistics, the Observer,
+// and the run's failure on an error (false).
+func (wk *worker) completeIO(s *ioSlot, n int, err error, t1 int64) bool {
+	if err == nil && n != len(s.buf) {
+		err = io.ErrShortWrite
+		if s.p.dir == workloads.Read {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	if s.held {
+		wk.verifyIO(s.p, s.buf, s.blk, s.gen, err)
+		s.held = false
+	}
+	wk.complete(s.p, s.t0, t1, err)
+	if err != nil {
+		wk.st.fail(fmt.Errorf("job %d: %s of %d bytes at offset %d: %w", wk.job.id, s.p.dir, s.p.n, s.p.off, err))
+		return false
+	}
+	return true
+}
+
+// pace waits until due, the rate limiter's slot; false means the run ended while waiting.
+func (wk *worker) pace(due int64) bool {
+	st := wk.st
+	for now := st.now(); due > now; now = st.now() {
+		if st.stop.Load() {
 			return false
 		}
-		time.Sleep(min(time.Duration(slot-now), 100*time.Millisecond))
-		now = st.now()
+		time.Sleep(min(time.Duration(due-now), 100*time.Millisecond))
 	}
 	return true
 }

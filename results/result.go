@@ -50,8 +50,15 @@ type Run struct {
 	// SyncCall names the Target calls those syncs used: "sync" (Target.Sync: fsync(2), NFS
 	// COMMIT, SMB FLUSH, SYNCHRONIZE CACHE), "datasync" (fdatasync(2)), or "sync+datasync".
 	// fdatasync=N on a backend without a data-only sync runs as "sync".
-	SyncCall string  `json:"sync_call,omitempty"`
-	Verify   *Verify `json:"verify,omitempty"`
+	SyncCall string `json:"sync_call,omitempty"`
+	// Submission is how the engine issued each job's iodepth I/Os: "queue" (one goroutine
+	// keeping them in flight on the backend's queue, as fio's asynchronous ioengines) or
+	// "goroutines" (iodepth goroutines, each waiting for its I/O). SubmissionFallback says
+	// why a run that asked for auto used goroutines on a backend with a queue (a workload
+	// option one goroutine cannot do for several I/Os). Empty in documents written before.
+	Submission         string  `json:"submission,omitempty"`
+	SubmissionFallback string  `json:"submission_fallback,omitempty"`
+	Verify             *Verify `json:"verify,omitempty"`
 	// Migration is set for runs inside a live-migrating VM (see migration.go).
 	Migration *Migration `json:"migration,omitempty"`
 	// Replication is set for replicated devices (DRBD): their state through the run.

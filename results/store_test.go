@@ -33,6 +33,7 @@ func sampleRun() *Run {
 		Host:     Host{Hostname: "h", OS: "linux", Arch: "amd64", CPUs: 2, GoVersion: "go1.26.8"},
 		Target:   Target{URL: "smb://bench@127.0.0.1:4450/share/disk.img", Backend: "smb", Info: map[string]string{"security": "encrypted"}},
 		Workload: w, Complete: true, RuntimeNS: int64(2 * time.Second),
+		Submission: "goroutines", SubmissionFallback: "thinktime_spin: a slot's spinning pause would stall the job's other I/Os",
 		Read:   &DirStats{IOs: 7000, Bytes: 7000 * 4096, IOPS: 3500, BWBps: 3500 * 4096, Lat: sampleLatency(7000, 50_000, 2_000_000)},
 		Write:  &DirStats{IOs: 3000, Bytes: 3000 * 65536, Errors: 1, IOPS: 1500, BWBps: 1500 * 65536, Lat: sampleLatency(3000, 200_000, 9_000_000)},
 		Verify: &Verify{Algorithm: "crc32c", Checked: 7000},

@@ -41,6 +41,8 @@ type HostSpec struct {
 	Keep             bool
 	Profile          string
 	Labels           map[string]string
+	// Submission is the engine's submission mode (bench.Config.Submission; "" is auto).
+	Submission string
 	// Command is the (redacted) command line stored in the result.
 	Command []string
 }
@@ -60,13 +62,14 @@ func (s HostSpec) BenchConfig() bench.Config {
 		labels[results.TargetLabel] = s.Target.Name
 	}
 	return bench.Config{
-		Target:   s.Target.URL,
-		Workload: w,
-		Interval: s.Interval,
-		Open:     backends.OpenParams{AllowDestructive: s.AllowDestructive, Keep: s.Keep},
-		Command:  s.Command,
-		Profile:  s.Profile,
-		Labels:   labels,
+		Target:     s.Target.URL,
+		Workload:   w,
+		Interval:   s.Interval,
+		Submission: s.Submission,
+		Open:       backends.OpenParams{AllowDestructive: s.AllowDestructive, Keep: s.Keep},
+		Command:    s.Command,
+		Profile:    s.Profile,
+		Labels:     labels,
 	}
 }
 

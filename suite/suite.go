@@ -38,6 +38,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vmstorbench/vmstorbench/backends"
+	"github.com/vmstorbench/vmstorbench/bench"
 	"github.com/vmstorbench/vmstorbench/results"
 )
 
@@ -55,6 +56,9 @@ type Suite struct {
 	Repeats int
 	// Interval is the time-series interval of host runs (default 1 s).
 	Interval time.Duration
+	// Submission is the engine's submission mode of host runs (bench.Config.Submission:
+	// auto, queue or goroutines; "" is auto).
+	Submission string
 	// Labels are stored in every result.
 	Labels map[string]string
 	// Testbed adds every endpoint of the running testbed as a target.
@@ -119,7 +123,7 @@ func Parse(file string, data []byte, reg *backends.Registry) (*Suite, error) {
 	return s, nil
 }
 
-var suiteKeys = []string{"name", "description", "repeats", "interval", "labels", "testbed",
+var suiteKeys = []string{"name", "description", "repeats", "interval", "submission", "labels", "testbed",
 	"allow_destructive", "targets", "workloads", "scenarios", "baseline", "thresholds"}
 
 // safeSuiteName is what a suite name may hold: it becomes part of a directory name.
@@ -146,6 +150,11 @@ func (d *decoder) suite(s *Suite, root *yaml.Node) {
 		case "interval":
 			if s.Interval = d.duration(f); s.Interval != 0 && s.Interval < time.Millisecond {
 				d.errorf(f.line, "interval %s: must be at least 1ms", s.Interval)
+			}
+		case "submission":
+			s.Submission = d.str(f)
+			if err := bench.CheckSubmission(s.Submission); err != nil {
+				d.errorf(f.line, "%v", err)
 			}
 		case "labels":
 			s.Labels = d.stringMap(f)

@@ -113,6 +113,7 @@ workloads: [oltp]
 			[]string{`suite.yaml:4: workload "b" measures the same as "a" (line 3)`}, ""},
 		{"workload name twice", "targets: [mem://]\nworkloads:\n  - oltp\n  - {name: oltp, rw: read}\n",
 			[]string{`suite.yaml:4: workload name "oltp" is used twice (first on line 3)`}, ""},
+		{"bad submission", "targets: [mem://]\nworkloads: [oltp]\nsubmission: async\n", []string{`suite.yaml:3: submission "async": must be auto, queue or goroutines`}, ""},
 		{"bad threshold", "targets: [mem://]\nworkloads: [oltp]\nthresholds: iops<-10\n", []string{`suite.yaml:3: thresholds: threshold "iops<-10": the limit "-10" needs a % sign`}, ""},
 		{"bad repeats", "targets: [mem://]\nworkloads: [oltp]\nrepeats: 0\n", []string{"suite.yaml:3: repeats: \"0\": want a whole number from 1 to 1000"}, ""},
 		{"bad mode", "targets: [mem://]\nworkloads: [oltp]\nscenarios: [precopyy]\n", []string{`suite.yaml:3: scenario: "precopyy": must be one of host, none, precopy, postcopy, stopcopy`}, ""},
@@ -183,6 +184,7 @@ name: lab
 description: a test
 repeats: 3
 interval: 100ms
+submission: goroutines
 labels: {site: lab1}
 allow_destructive: true
 thresholds: [iops<-10%, "write.p99>+20%"]
@@ -213,7 +215,7 @@ scenarios:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Name != "lab" || s.Repeats != 3 || s.Interval != 100*time.Millisecond || s.Labels["site"] != "lab1" || s.Description != "a test" {
+	if s.Name != "lab" || s.Repeats != 3 || s.Interval != 100*time.Millisecond || s.Labels["site"] != "lab1" || s.Description != "a test" || s.Submission != "goroutines" {
 		t.Errorf("suite fields: %+v", s)
 	}
 	if s.Baseline != filepath.Join(dir, "base") || len(s.Thresholds) != 2 || s.ThresholdsText != "iops<-10%,write.p99>+20%" {

@@ -329,7 +329,7 @@ func runPlanned(ctx context.Context, s *suite.Suite, pr suite.Run, o Options, im
 	target := runner.Target{URL: pr.Endpoint.URL, Name: pr.Endpoint.Name}
 	j, sc := pr.Job, pr.Scenario
 	if sc.Host() {
-		spec := runner.HostSpec{Target: target, Workload: j.Workload, SizeGiven: j.SizeGiven, Interval: s.Interval,
+		spec := runner.HostSpec{Target: target, Workload: j.Workload, SizeGiven: j.SizeGiven, Interval: s.Interval, Submission: s.Submission,
 			AllowDestructive: pr.Endpoint.AllowDestructive, Profile: j.Profile, Labels: labels, Command: o.Command}
 		h, done := progress.HostHooks(stderr, backends.RedactString(target.URL), j.Workload.Name, o.Live, true)
 		r, err := runner.RunHost(ctx, spec, h)

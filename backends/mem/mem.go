@@ -4,6 +4,7 @@ package mem
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -92,3 +93,49 @@ func (t *Target) Sync() error                 { return nil }
 func (t *Target) Size() int64                 { return int64(len(t.data)) }
 func (t *Target) Close() error                { return nil }
 func (t *Target) Describe() map[string]string { return map[string]string{"access": "memory"} }
+
+// NewQueue returns a Queue on t: Submit copies at once (memory has nothing to wait for) and
+// Reap hands back what Submit did, so the engine's queue mode runs without a network.
+func (t *Target) NewQueue(depth int) (backends.Queue, error) {
+	if depth < 1 {
+		return nil, fmt.Errorf("mem: queue depth %d: must be at least 1", depth)
+	}
+	return &queue{t: t, depth: depth, done: make([]backends.Completion, 0, depth)}, nil
+}
+
+// queue is a Target's Queue: the completions of the I/Os submitted since the last Reap.
+type queue struct {
+	t      *Target
+	depth  int
+	done   []backends.Completion
+	closed bool
+}
+
+func (q *queue) Submit(io backends.IO) error {
+	switch {
+	case q.closed:
+		return errors.New("mem: queue closed")
+	case len(q.done) >= q.depth:
+		return fmt.Errorf("mem: queue full (%d in flight)", q.depth)
+	}
+	c := backends.Completion{Tag: io.Tag}
+	if io.Write {
+		c.N, c.Err = q.t.WriteAt(io.Buf, io.Off)
+	} else {
+		c.N, c.Err = q.t.ReadAt(io.Buf, io.Off)
+	}
+	q.done = append(q.done, c)
+	return nil
+}
+
+// Reap never waits: every submitted I/O is already done.
+func (q *queue) Reap(dst []backends.Completion, _ int) []backends.Completion {
+	dst = append(dst, q.done...)
+	q.done = q.done[:0]
+	return dst
+}
+
+func (q *queue) Close() error {
+	q.closed, q.done = true, nil
+	return nil
+}

@@ -77,8 +77,19 @@ func TestRunJSONAndFioJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	var r results.Run
-	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Read == nil || r.Read.IOs != 1024 {
-		t.Fatalf("--json: %v, %+v", err, r.Read)
+	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Read == nil || r.Read.IOs != 1024 || r.Submission != "goroutines" {
+		t.Fatalf("--json: %v, %+v, submission %q", err, r.Read, r.Submission)
+	}
+	// mem:// has a queue: auto drives iodepth > 1 through it, --submission goroutines not.
+	for _, mode := range []string{"auto", "goroutines"} {
+		out, _, err = runCLI(t, "run", "--target", "mem://", "--rw", "randread", "--size", "4m", "--iodepth", "8", "--submission", mode, "--json", "--no-save")
+		var r results.Run
+		if err != nil || json.Unmarshal([]byte(out), &r) != nil || r.Read == nil || r.Read.IOs != 1024 {
+			t.Fatalf("--submission %s: %v", mode, err)
+		}
+		if want := map[string]string{"auto": "queue", "goroutines": "goroutines"}[mode]; r.Submission != want {
+			t.Errorf("--submission %s: result says %q, want %q", mode, r.Submission, want)
+		}
 	}
 	out, _, err = runCLI(t, "run", "--target", "null://", "--rw", "randwrite", "--size", "4m", "--output-format", "fio-json", "--no-save")
 	if err != nil {
@@ -147,6 +158,8 @@ func TestBadInputIsOneClearError(t *testing.T) {
 		{"existing file", []string{"run", "--target", "file://" + existing, "--rw", "write", "--no-save"}, "allow-destructive"},
 		{"bad format", []string{"run", "--target", "null://", "--output-format", "xml"}, "output-format"},
 		{"migrate on a testbed that is not up", []string{"migrate", "--target", "testbed:smb", "--testbed-state", filepath.Join(dir, "none")}, "no testbed running"},
+		{"bad submission", []string{"run", "--target", "null://", "--submission", "async"}, "--submission"},
+		{"queue on a backend without one", []string{"run", "--target", "null://", "--size", "1m", "--iodepth", "4", "--submission", "queue", "--no-save"}, "the null backend has no queue"},
 	}
 	if os.Getuid() == 0 {
 		// root writes into a 0500 directory anyway
@@ -162,7 +175,7 @@ func TestBadInputIsOneClearError(t *testing.T) {
 			// Bad input has its own exit status (main.go's table); an existing image the
 			// run may not overwrite is found when the target opens, a failed run.
 			want := exitUsage
-			if c.name == "existing file" {
+			if c.name == "existing file" || c.name == "queue on a backend without one" {
 				want = exitFailed
 			}
 			if code := exitCode(err); code != want {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/vmstorbench/vmstorbench/backends"
+	"github.com/vmstorbench/vmstorbench/bench"
 	"github.com/vmstorbench/vmstorbench/internal/progress"
 	"github.com/vmstorbench/vmstorbench/report"
 	"github.com/vmstorbench/vmstorbench/results"
@@ -66,6 +67,7 @@ type runOptions struct {
 	labels           []string
 	useTestbed       bool
 	testbedDir       string
+	submission       string
 }
 
 func newRunCmd() *cobra.Command {
@@ -104,6 +106,7 @@ blocks that did not read back as written (the run's data is corrupt, whatever it
 	f.StringVar(&o.fio, "fio", "", "fio options in one string: 'rw=randread bs=4k iodepth=16'")
 	addFioFlags(f)
 	f.DurationVar(&o.interval, "interval", time.Second, "time-series interval (e.g. 100ms)")
+	f.StringVar(&o.submission, "submission", bench.SubmissionAuto, "how a job issues its iodepth I/Os: auto (queue when the backend has one and iodepth > 1), queue (one goroutine, the backend's queue) or goroutines (one per I/O in flight)")
 	f.StringVar(&o.resultsDir, "results", defaultResultsDir, "directory for result documents")
 	f.BoolVar(&o.noSave, "no-save", false, "do not save result documents")
 	f.BoolVar(&o.jsonOut, "json", false, "print the result document(s) as JSON (same as --output-format json)")
@@ -130,6 +133,9 @@ func runRun(cmd *cobra.Command, o *runOptions, args []string) error {
 	}
 	if o.repeat < 1 {
 		return usage(fmt.Errorf("--repeat %d: must be at least 1", o.repeat))
+	}
+	if err := bench.CheckSubmission(o.submission); err != nil {
+		return usage(fmt.Errorf("--submission: %w", err))
 	}
 	if o.interval < time.Millisecond {
 		return usage(fmt.Errorf("--interval %s: must be at least 1ms", o.interval))
@@ -314,7 +320,7 @@ func runJobSet(ctx context.Context, o *runOptions, jobs []runner.Job, target *ru
 func hostSpec(o *runOptions, j runner.Job, target runner.Target, labels map[string]string) runner.HostSpec {
 	return runner.HostSpec{Target: target, Workload: j.Workload, SizeGiven: j.SizeGiven, Interval: o.interval,
 		AllowDestructive: o.allowDestructive, Keep: o.keep, Profile: o.profile, Labels: labels,
-		Command: runner.RedactArgs(os.Args)}
+		Command: runner.RedactArgs(os.Args), Submission: o.submission}
 }
 
 // planJobs builds the workloads: a job file's jobs, or one workload from --profile and the
