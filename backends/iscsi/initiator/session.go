@@ -113,9 +113,9 @@ type Session struct {
 	queues   []*Queue     // open queues (guarded by mu)
 	// Reapers blocked until the command window opens for the commands they hold back.
 	windowReapers atomic.Int32
-	bgKick   chan struct{}
-	bgStop   chan struct{}
-	bgDone   chan struct{}
+	bgKick        chan struct{}
+	bgStop        chan struct{}
+	bgDone        chan struct{}
 
 	// The read token: its holder reads the socket and dispatches PDUs.
 	rtoken  sync.Mutex
