@@ -24,15 +24,16 @@ func (t *Target) NewQueue(depth int) (backends.Queue, error) {
 // queue is a backends.Queue on a Target. An I/O longer than the LUN's largest transfer is
 // split into several commands (as ReadAt splits it) and completes when the last one does.
 type queue struct {
-	t     *Target
-	q     *initiator.Queue
-	depth int
-	ios   []queuedIO // by slot: the I/Os submitted and not yet reaped
-	free  []int
-	used  int                    // slots taken
-	local []backends.Completion  // completed without a command: reaped by the next Reap
-	cs    []initiator.Completion // Reap's scratch
-	split int                    // I/Os of more than one command in flight
+	t      *Target
+	q      *initiator.Queue
+	depth  int
+	ios    []queuedIO // by slot: the I/Os submitted and not yet reaped
+	free   []int
+	used   int                    // slots taken
+	local  []backends.Completion  // completed without a command: reaped by the next Reap
+	cs     []initiator.Completion // Reap's scratch
+	split  int                    // I/Os of more than one command in flight
+	closed bool
 }
 
 type queuedIO struct {
@@ -48,6 +49,9 @@ type queuedIO struct {
 }
 
 func (q *queue) Submit(io backends.IO) error {
+	if q.closed {
+		return initiator.ErrQueueClosed
+	}
 	if q.used+len(q.local) >= q.depth {
 		return fmt.Errorf("iscsi: queue full (depth %d)", q.depth)
 	}
@@ -175,6 +179,14 @@ func (q *queue) Reap(dst []backends.Completion, atLeast int) []backends.Completi
 	}
 }
 
+// Close waits for the I/Os in flight (their completions are dropped) and releases the
+// initiator's queue.
 func (q *queue) Close() error {
+	if q.closed {
+		return nil
+	}
+	q.closed = true
+	clear(q.local)
+	q.local = q.local[:0]
 	return q.q.Close()
 }
