@@ -138,6 +138,7 @@ func (q *queue) release(slot int) {
 
 func (q *queue) Reap(dst []backends.Completion, atLeast int) []backends.Completion {
 	got := 0
+	polled := false
 	for {
 		if len(q.local) > 0 {
 			dst = append(dst, q.local...)
@@ -145,15 +146,16 @@ func (q *queue) Reap(dst []backends.Completion, atLeast int) []backends.Completi
 			clear(q.local)
 			q.local = q.local[:0]
 		}
-		if got >= atLeast || q.used == 0 {
+		if q.used == 0 || polled && got >= atLeast {
 			return dst
 		}
 		// Each command completes one I/O unless some are split.
-		want := atLeast - got
+		want := max(atLeast-got, 0)
 		if q.split > 0 {
-			want = 1
+			want = min(want, 1)
 		}
 		q.cs = q.q.Reap(q.cs[:0], want)
+		polled = true
 		for _, c := range q.cs {
 			slot, piece := c.Tag%q.depth, c.Tag/q.depth
 			qi := &q.ios[slot]

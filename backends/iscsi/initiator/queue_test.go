@@ -2,6 +2,7 @@ package initiator
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"strings"
@@ -82,7 +83,17 @@ func TestQueue(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeTarget(t)
 			f.window = tc.window
-			f.hook = reverseReads(tc.reverse)
+			reverse := reverseReads(tc.reverse)
+			var mu sync.Mutex
+			fua := map[uint64]bool{} // by LBA
+			f.hook = func(f *fakeTarget, h *header, cdb []byte) bool {
+				if cdb[0] == opWrite16 {
+					mu.Lock()
+					fua[binary.BigEndian.Uint64(cdb[2:10])] = cdb[1]&cdbFUA != 0
+					mu.Unlock()
+				}
+				return reverse(f, h, cdb)
+			}
 			dial := f.dial
 			if tc.tcp {
 				dial = f.dialTCP
@@ -114,6 +125,14 @@ func TestQueue(t *testing.T) {
 					t.Fatalf("write %d: n %d err %v", tag, c.N, c.Err)
 				}
 			}
+			mu.Lock()
+			for i := range tc.depth {
+				// The fake saw every write before answering it.
+				if got := fua[uint64(i*tc.blocks)]; got != (i%2 == 0) {
+					t.Errorf("write %d: FUA %v, want %v", i, got, i%2 == 0)
+				}
+			}
+			mu.Unlock()
 			got := make([][]byte, tc.depth)
 			for i := range got {
 				got[i] = make([]byte, size)
