@@ -1146,7 +1146,10 @@ func (s *Session) debugState() string {
 			tasks = append(tasks, fmt.Sprintf("itt=%#x active=%v waiting=%v kicked=%v events=%d", t.itt, t.active, t.waiting, t.kicked, len(t.ev)))
 		}
 	}
-	return fmt.Sprintf("%s; read token %s, nactive=%d nwaiting=%d rx=%d; tasks: %s", w, token, s.nactive.Load(), s.nwaiting.Load(), s.rxCount.Load(), strings.Join(tasks, "; "))
+	for i, q := range s.queues {
+		tasks = append(tasks, fmt.Sprintf("queue %d waiting=%v kicked=%v", i, q.waiting, q.kicked))
+	}
+	return fmt.Sprintf("%s; read token %s, nactive=%d nqueued=%d nwaiting=%d rx=%d; tasks: %s", w, token, s.nactive.Load(), s.nqueued.Load(), s.nwaiting.Load(), s.rxCount.Load(), strings.Join(tasks, "; "))
 }
 
 // buffered is the part of bufio.Reader the reader looks at.
