@@ -385,8 +385,7 @@ func (q *Queue) finish(t *task, ev event) Completion {
 		return c
 	}
 	res, err := s.result(t)
-	var se *SCSIError
-	if errors.As(err, &se) && (se.UnitAttention() || se.Status == StatusBusy || se.Status == StatusTaskSetFull) {
+	if err != nil && retryable(err) {
 		res, err = s.retry(t.lunID, t.cdb, t.buf, t.write)
 	}
 	if err == nil && res.N != len(t.buf) {
@@ -399,6 +398,13 @@ func (q *Queue) finish(t *task, ev event) Completion {
 	}
 	c.N = res.N
 	return c
+}
+
+// retryable tells the SCSI errors that Execute's callers retry (see Session.run). Apart from
+// finish, so that the completion path allocates nothing (errors.As's target escapes).
+func retryable(err error) bool {
+	var se *SCSIError
+	return errors.As(err, &se) && (se.UnitAttention() || se.Status == StatusBusy || se.Status == StatusTaskSetFull)
 }
 
 // retry runs a command again as Execute's callers do (cdb is a copy: the task may be reused
