@@ -5,8 +5,8 @@
 #
 # It starts tgtd (Debian's tgt) on a random loopback port with one 256 MiB file-backed LUN
 # filled with random data, then for ROUNDS rounds runs, case by case, iscsi-perf for SECS
-# seconds and next to it (first or second, alternately) BenchmarkRead (backends/iscsi/bench_test.go: QD goroutines
-# calling ReadAt on one Target, the way the engine drives it) for SECS seconds. iscsi-perf
+# seconds and next to it (first or second, alternately) BenchmarkRead (backends/iscsi/bench_test.go: one Queue at QD > 1,
+# ReadAt at QD1, the way the engine drives it) for SECS seconds. iscsi-perf
 # reads with READ(16) through one session, as we do; both count completed commands per second.
 # MiB/s = IOPS × the request size. The summary gives each tool's median and the median of the
 # per-round ratios: the two runs of a round are back to back, so their ratio is the least

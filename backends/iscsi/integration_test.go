@@ -102,6 +102,22 @@ func TestIntegrationTgt(t *testing.T) {
 		}
 		exercise(t, tg)
 	})
+	t.Run("Queue", func(t *testing.T) {
+		ro, err := openEndpoint(t, plain, "", backends.OpenParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ro.Close()
+		for _, tc := range []struct {
+			name, query string
+			maxIO       int64
+		}{
+			{"whole commands", "", 0},
+			{"8 KiB commands with digests", "header_digest=crc32c&data_digest=crc32c", 8192},
+		} {
+			t.Run(tc.name, func(t *testing.T) { testQueue(t, mustOpen(t, plain, tc.query), ro, tc.maxIO) })
+		}
+	})
 	t.Run("Digests", func(t *testing.T) {
 		tg := mustOpen(t, plain, "header_digest=crc32c&data_digest=crc32c")
 		if d := tg.Describe()["digest"]; d != "header=crc32c,data=crc32c" {

@@ -82,6 +82,13 @@ func (s *Session) Execute(lun uint64, cdb []byte, buf []byte, write bool) (Resul
 // start builds the SCSI Command PDU with immediate data and any unsolicited Data-Out PDUs,
 // and sends them.
 func (s *Session) start(t *task, cdb []byte) error {
+	s.build(t, cdb)
+	return s.send(t.hdr[:], true, false, t.segs)
+}
+
+// build puts the SCSI Command PDU with immediate data and any unsolicited Data-Out PDUs in
+// t.segs (t.hdr first), CmdSN and ExpStatSN left to the sender.
+func (s *Session) build(t *task, cdb []byte) {
 	p := &s.params
 	h := (*header)(t.hdr[:bhsLen])
 	h.clear()
@@ -117,7 +124,6 @@ func (s *Session) start(t *task, cdb []byte) error {
 	if final {
 		h[1] |= flagFinal
 	}
-	return s.send(t.hdr[:], true, false, t.segs)
 }
 
 // sendData answers an R2T with Data-Out PDUs.

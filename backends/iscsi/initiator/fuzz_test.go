@@ -71,7 +71,7 @@ func runReader(t *testing.T, wire []byte, hd, dd bool) (finals [3]event) {
 	done := make(chan struct{})
 	go func() {
 		s.rtoken.Lock()
-		held := s.readUntil(nil) // returns early if the input completed every task
+		held := s.readUntil(nil, nil) // returns early if the input completed every task
 		s.fail(errors.New("end of fuzz input"))
 		s.drain()
 		if held {

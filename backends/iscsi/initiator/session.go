@@ -107,11 +107,15 @@ type Session struct {
 	slots    []*task
 	free     []int
 	drained  bool         // the session failed and every task was told: no new tasks
-	nwaiting atomic.Int32 // tasks whose owner is blocked in wait (changed under mu)
+	nwaiting atomic.Int32 // tasks whose owner is blocked in wait, and reapers blocked in Reap (changed under mu)
 	nactive  atomic.Int32 // tasks in flight (changed under mu)
-	bgKick   chan struct{}
-	bgStop   chan struct{}
-	bgDone   chan struct{}
+	nqueued  atomic.Int32 // of which tasks of a Queue (changed under mu)
+	queues   []*Queue     // open queues (guarded by mu)
+	// Reapers blocked until the command window opens for the commands they hold back.
+	windowReapers atomic.Int32
+	bgKick        chan struct{}
+	bgStop        chan struct{}
+	bgDone        chan struct{}
 
 	// The read token: its holder reads the socket and dispatches PDUs.
 	rtoken  sync.Mutex
@@ -121,7 +125,10 @@ type Session struct {
 	rhdr    header             // token holder only: the header being dispatched
 	scratch []byte             // token holder only: data segments we do not keep
 	yielder schedyield.Yielder // token holder only (see readUntil)
-	blocked func()             // kickBackground, bound once (a method value allocates)
+	blocked func()             // writerBlocked, bound once (a method value allocates)
+	// The flusher is blocked writing: a reader is needed even if only the commands of queues
+	// whose reapers are away are in flight (see handoff).
+	writeBlocked atomic.Bool
 
 	failOnce  sync.Once
 	failErr   error
@@ -162,6 +169,15 @@ type task struct {
 	kick     chan struct{} // "the read token is yours": sent by handoff
 	waiting  bool          // guarded by Session.mu: owner blocked in wait
 	kicked   bool          // guarded by Session.mu: a kick was sent and not yet taken
+
+	// A task of a Queue: the reader posts its events to q instead of ev (set under
+	// Session.mu before the command is sent), and the queue's reaper owns the rest.
+	q       *Queue
+	tag     int
+	lunID   uint64
+	held    bool         // not sent yet: the command window was closed
+	sendErr error        // a Data-Out for an R2T could not be sent
+	r2ts    atomic.Int32 // R2Ts posted to q and not yet answered
 
 	// Set by the reader before it sends the final event.
 	status   byte
@@ -279,7 +295,7 @@ func newSession(tr socktransport.Transport, r io.Reader, cfg Config, p Params) *
 		tick:         min(max(cfg.Timeout/8, 10*time.Millisecond), 500*time.Millisecond),
 	}
 	s.wcond.L = &s.wmu
-	s.blocked = s.kickBackground
+	s.blocked = s.writerBlocked
 	s.rd = pduReader{r: r, hdrDigest: p.HeaderDigest, dataDigest: p.DataDigest, maxData: p.MaxRecvDataSegmentLength}
 	s.br, _ = r.(buffered)
 	s.scratch = make([]byte, p.MaxRecvDataSegmentLength)
@@ -339,9 +355,10 @@ func (s *Session) drain() {
 			}
 		}
 		s.nactive.Store(0)
+		s.nqueued.Store(0)
 		s.mu.Unlock()
 		for _, t := range live {
-			t.ev <- event{final: true, err: s.failErr}
+			s.deliver(t, event{final: true, err: s.failErr})
 		}
 		_ = s.tr.Close()
 	})
@@ -390,6 +407,7 @@ func (s *Session) acquire(kind taskKind, timeout time.Duration, cdb []byte) (*ta
 	t.itt = uint32(t.gen)<<16 | uint32(t.slot)
 	t.kind = kind
 	t.active = true
+	t.q = nil
 	s.nactive.Add(1)
 	t.deadline = s.now.Load() + int64(timeout)
 	t.cdb = [16]byte{}
@@ -429,12 +447,27 @@ func (s *Session) complete(t *task, err error) {
 	t.active = false
 	if was {
 		s.nactive.Add(-1)
+		if t.q != nil {
+			s.nqueued.Add(-1)
+		}
 	}
 	s.mu.Unlock()
 	if was {
-		t.ev <- event{final: true, err: err}
-		s.woke++
+		s.deliver(t, event{final: true, err: err})
 	}
+}
+
+// deliver gives ev to t's owner: on its channel, or to its queue, which wakes the reaper only
+// if it is blocked (a reaper that reads for itself is told nothing).
+func (s *Session) deliver(t *task, ev event) {
+	if t.q != nil {
+		if t.q.post(t, ev) {
+			s.woke++
+		}
+		return
+	}
+	t.ev <- ev
+	s.woke++
 }
 
 // send queues PDU segments and writes them unless another goroutine is writing already (it
@@ -460,19 +493,15 @@ func (s *Session) send(hdr []byte, cmd, immediate bool, segs [][]byte) error {
 			s.windowWaiters.Add(-1)
 			break
 		}
+		if s.nqueued.Load() > 0 {
+			// The window may be full of a queue's commands whose reaper is away: make sure
+			// someone reads (handoff counts us among those who need a reader).
+			s.kickBackground()
+		}
 		s.wcond.Wait()
 		s.windowWaiters.Add(-1)
 	}
-	if hdr != nil {
-		h := (*header)(hdr[:bhsLen])
-		if cmd || immediate {
-			h.put32(24, s.cmdSN)
-		}
-		h.put32(28, s.expStatSN.Load())
-		if s.params.HeaderDigest {
-			putDigest(hdr[bhsLen:], crc32c(hdr[:bhsLen]))
-		}
-	}
+	s.stampLocked(hdr, cmd || immediate)
 	if cmd {
 		s.cmdSN++
 	}
@@ -490,6 +519,22 @@ func (s *Session) send(hdr []byte, cmd, immediate bool, segs [][]byte) error {
 		return s.failErr
 	}
 	return nil
+}
+
+// stampLocked fills in the CmdSN (if withCmdSN), ExpStatSN and header digest of hdr (nil:
+// no header). wmu is held.
+func (s *Session) stampLocked(hdr []byte, withCmdSN bool) {
+	if hdr == nil {
+		return
+	}
+	h := (*header)(hdr[:bhsLen])
+	if withCmdSN {
+		h.put32(24, s.cmdSN)
+	}
+	h.put32(28, s.expStatSN.Load())
+	if s.params.HeaderDigest {
+		putDigest(hdr[bhsLen:], crc32c(hdr[:bhsLen]))
+	}
 }
 
 // flushLocked writes the queued PDUs, including any queued while it writes. wmu is held on
@@ -515,6 +560,7 @@ func (s *Session) flushLocked(holder bool) (held bool, err error) {
 		}
 		if err == nil && len(rest) > 0 {
 			err = s.tr.WriteBuffers(rest, s.blocked)
+			s.writeBlocked.Store(false)
 		}
 		clear(batch) // drop references to callers' buffers
 		s.wmu.Lock()
@@ -571,7 +617,7 @@ func (s *Session) wait(t *task) event {
 		owe = false
 		if got {
 			s.unwait(t)
-			if s.readUntil(t) {
+			if s.readUntil(t, nil) {
 				s.rtoken.Unlock()
 				s.handoff()
 			}
@@ -605,12 +651,16 @@ func (s *Session) unwait(t *task) bool {
 	return k
 }
 
-// handoff passes the read token on after its holder released it: to one blocked waiter
-// (unless one was chosen already), else to the background reader if commands are in flight.
+// handoff passes the read token on after its holder released it: to one blocked waiter or
+// reaper (unless one was chosen already), else to the background reader if commands are in
+// flight whose owners wait for them. The commands of a Queue whose reaper is not in Reap are
+// left to its next Reap (as libiscsi's and fio's event loops leave them until they look),
+// rather than have the background reader take them and then hand each over.
 func (s *Session) handoff() {
 	s.mu.Lock()
 	if s.nwaiting.Load() == 0 {
-		need := s.nactive.Load() > 0
+		active := s.nactive.Load()
+		need := active > s.nqueued.Load() || active > 0 && (s.writeBlocked.Load() || s.windowWaiters.Load() > 0)
 		s.mu.Unlock()
 		if need {
 			s.kickBackground()
@@ -619,6 +669,17 @@ func (s *Session) handoff() {
 	}
 	defer s.mu.Unlock()
 	var pick *task
+	var pickQ *Queue
+	for _, q := range s.queues {
+		if q.waiting {
+			if q.kicked {
+				return
+			}
+			if pickQ == nil {
+				pickQ = q
+			}
+		}
+	}
 	for _, t := range s.slots {
 		if t.waiting {
 			if t.kicked {
@@ -629,13 +690,26 @@ func (s *Session) handoff() {
 			}
 		}
 	}
-	if pick != nil {
+	switch {
+	case pickQ != nil:
+		pickQ.kicked = true
+		select {
+		case pickQ.kick <- struct{}{}:
+		default:
+		}
+	case pick != nil:
 		pick.kicked = true
 		select {
 		case pick.kick <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// writerBlocked is called by a flush about to block: someone must read meanwhile.
+func (s *Session) writerBlocked() {
+	s.writeBlocked.Store(true)
+	s.kickBackground()
 }
 
 func (s *Session) kickBackground() {
@@ -658,18 +732,19 @@ func (s *Session) background() {
 		if !s.rtoken.TryLock() {
 			continue // the holder hands off when it is done
 		}
-		if s.readUntil(nil) {
+		if s.readUntil(nil, nil) {
 			s.rtoken.Unlock()
 			s.handoff()
 		}
 	}
 }
 
-// readUntil reads and dispatches PDUs until t has an event waiting (t == nil, the background
-// reader: until no command is in flight or a caller waits to read), or the session fails, in
-// which case it drains. The caller holds the read token, and still does on return unless
-// held is false (it gave the token up before a write that would block).
-func (s *Session) readUntil(t *task) (held bool) {
+// readUntil reads and dispatches PDUs until t has an event waiting (q != nil, a reaper: until
+// q is ready, see Queue.ready; both nil, the background reader: until no command is in flight
+// or a caller waits to read), or the session fails, in which case it drains. The caller holds
+// the read token, and still does on return unless held is false (it gave the token up before
+// a write that would block).
+func (s *Session) readUntil(t *task, q *Queue) (held bool) {
 	h := &s.rhdr
 	s.woke = 0
 	// A caller that reads its own responses one command at a time never parks; without a
@@ -683,6 +758,10 @@ func (s *Session) readUntil(t *task) (held bool) {
 		}
 		if t != nil {
 			if len(t.ev) > 0 {
+				return true
+			}
+		} else if q != nil {
+			if q.ready() {
 				return true
 			}
 		} else if s.nactive.Load() == 0 || s.nwaiting.Load() > 0 {
@@ -767,6 +846,9 @@ func (s *Session) updateSN(h *header, status bool) {
 			s.wcond.Broadcast()
 			s.wmu.Unlock()
 		}
+		if s.windowReapers.Load() > 0 {
+			s.wakeWindowReapers()
+		}
 	}
 }
 
@@ -849,11 +931,15 @@ func (s *Session) r2t(h *header) error {
 		return protoErr("R2T offset %d length %d TTT 0x%08x for a %d-byte write", off, length, ttt, len(t.buf))
 	}
 	s.updateSN(h, false)
-	if len(t.ev) >= cap(t.ev)-1 {
+	if t.q != nil {
+		if int(t.r2ts.Load()) >= s.params.MaxOutstandingR2T {
+			return protoErr("more R2Ts outstanding than MaxOutstandingR2T=%d", s.params.MaxOutstandingR2T)
+		}
+		t.r2ts.Add(1)
+	} else if len(t.ev) >= cap(t.ev)-1 {
 		return protoErr("more R2Ts outstanding than MaxOutstandingR2T=%d", s.params.MaxOutstandingR2T)
 	}
-	t.ev <- event{ttt: ttt, offset: off, length: length}
-	s.woke++
+	s.deliver(t, event{ttt: ttt, offset: off, length: length})
 	return nil
 }
 
@@ -1060,7 +1146,10 @@ func (s *Session) debugState() string {
 			tasks = append(tasks, fmt.Sprintf("itt=%#x active=%v waiting=%v kicked=%v events=%d", t.itt, t.active, t.waiting, t.kicked, len(t.ev)))
 		}
 	}
-	return fmt.Sprintf("%s; read token %s, nactive=%d nwaiting=%d rx=%d; tasks: %s", w, token, s.nactive.Load(), s.nwaiting.Load(), s.rxCount.Load(), strings.Join(tasks, "; "))
+	for i, q := range s.queues {
+		tasks = append(tasks, fmt.Sprintf("queue %d waiting=%v kicked=%v", i, q.waiting, q.kicked))
+	}
+	return fmt.Sprintf("%s; read token %s, nactive=%d nqueued=%d nwaiting=%d rx=%d; tasks: %s", w, token, s.nactive.Load(), s.nqueued.Load(), s.nwaiting.Load(), s.rxCount.Load(), strings.Join(tasks, "; "))
 }
 
 // buffered is the part of bufio.Reader the reader looks at.
