@@ -1,0 +1,240 @@
+package nbd
+
+import (
+	"runtime"
+
+	"github.com/vmstorbench/vmstorbench/internal/nbdproto"
+)
+
+// async is a client of a conn used by one goroutine that sends requests without waiting
+// for them and later reaps their results, as fio's asynchronous engines do. The reaping
+// goroutine reads the socket itself (it takes the read token like a synchronous caller):
+// replies to its own requests go to its result list and wake nobody; replies to other
+// callers' requests (synchronous do from other goroutines) are handed over as usual. A
+// reaper that finds the token held waits for it, or for its results, in the token's wait
+// queue (through its marker), so that whoever holds the token passes it to the reaper when
+// it is done.
+//
+// Its requests fail as synchronous ones do: the watchdog's deadline and a broken or closed
+// connection complete every one of them, once, with the connection's error.
+type async struct {
+	c *conn
+	// wake (capacity 1) says "a result arrived" or "the read token is free"; the reaper
+	// re-examines the connection's state on every wake, so a stale one costs a loop only.
+	wake chan struct{}
+	// marker stands for the reaper in conn.waitq; it is never in flight.
+	marker *call
+
+	// Under conn.mu:
+	slots  []*call // free slots taken from conn.free, kept until close
+	active int     // requests in flight
+	done   []asyncResult
+	parked bool // the reaper is blocked on wake
+}
+
+// asyncResult is the result of one request of an async client.
+type asyncResult struct {
+	tag uint64
+	err error
+}
+
+func (c *conn) newAsync() *async {
+	a := &async{c: c, wake: make(chan struct{}, 1)}
+	a.marker = &call{a: a}
+	return a
+}
+
+// completed records cl's result; conn.complete calls it with conn.mu held.
+func (a *async) completed(cl *call, err error) {
+	a.active--
+	a.done = append(a.done, asyncResult{tag: cl.tag, err: err})
+	a.slots = append(a.slots, cl)
+	if a.parked {
+		a.parked = false
+		select {
+		case a.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// send sends one request tagged tag without waiting for its reply. A read's payload goes to
+// buf, a write's is payload; neither is touched until its result is reaped. An error means
+// the request was not sent and will have no result (the connection has failed); a request
+// that was sent always has one, an error included.
+func (a *async) send(typ, flags uint16, off uint64, length uint32, buf, payload []byte, tag uint64) error {
+	c := a.c
+	c.life.RLock()
+	defer c.life.RUnlock()
+	cl, err := a.slot()
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.failErr != nil {
+		err := c.failErr
+		a.slots = append(a.slots, cl)
+		c.mu.Unlock()
+		return err
+	}
+	cl.gen++
+	cl.typ, cl.buf, cl.start, cl.active, cl.tag = typ, buf, c.now(), true, tag
+	c.nactive++
+	c.nasync++
+	a.active++
+	handle := uint64(cl.gen)<<32 | uint64(cl.idx)
+	c.mu.Unlock()
+
+	nbdproto.Request{Flags: flags, Type: typ, Handle: handle, Offset: off, Length: length}.Put(cl.hdr[:])
+	cl.vec[0], cl.vec[1] = cl.hdr[:], payload
+	c.wmu.Lock()
+	// As in do: a send about to block wakes the background reader (nobody may be reaping).
+	err = c.tr.WriteBuffers(cl.vec[:], c.blocked)
+	c.wmu.Unlock()
+	cl.vec[1] = nil
+	if err != nil {
+		// fail completes cl with the connection's error: the request has its result.
+		c.fail(c.connErr("send", err))
+	}
+	return nil
+}
+
+// slot returns a free slot: one of the client's own, else one from the connection; when
+// the connection has none free and the client has requests in flight, it reaps until one
+// of them completes.
+func (a *async) slot() (*call, error) {
+	c := a.c
+	for {
+		c.mu.Lock()
+		if n := len(a.slots); n > 0 {
+			cl := a.slots[n-1]
+			a.slots = a.slots[:n-1]
+			c.mu.Unlock()
+			return cl, nil
+		}
+		active := a.active
+		c.mu.Unlock()
+		if active > 0 {
+			select {
+			case cl := <-c.free:
+				return a.own(cl), nil
+			default:
+			}
+			a.wait(func() bool { return len(a.slots) > 0 })
+			continue
+		}
+		select {
+		case cl := <-c.free:
+			return a.own(cl), nil
+		case <-c.failed:
+			return nil, c.err()
+		}
+	}
+}
+
+func (a *async) own(cl *call) *call {
+	a.c.mu.Lock()
+	cl.a = a
+	a.c.mu.Unlock()
+	return cl
+}
+
+// reap waits until at least min results are in (fewer if fewer requests are in flight),
+// then appends them all to dst.
+func (a *async) reap(dst []asyncResult, min int) []asyncResult {
+	c := a.c
+	c.life.RLock()
+	defer c.life.RUnlock()
+	a.wait(func() bool { return len(a.done) >= min })
+	c.mu.Lock()
+	dst = append(dst, a.done...)
+	a.done = a.done[:0]
+	c.mu.Unlock()
+	return dst
+}
+
+// wait returns when ready (called with conn.mu held) reports true or no request of the
+// client is in flight, reading replies itself while it holds the read token. The caller
+// holds conn.life.
+func (a *async) wait(ready func() bool) {
+	c := a.c
+	queued := false // the marker was put in the wait queue
+	for {
+		c.mu.Lock()
+		handed := queued && !a.marker.waiting // release passed the token to us
+		if a.marker.waiting {
+			c.unwait(a.marker)
+		}
+		queued = false
+		a.parked = false
+		if ready() || a.active == 0 {
+			if handed && !c.reading {
+				// The token was passed to us and we do not take it: pass it on.
+				c.handOn()
+			}
+			c.mu.Unlock()
+			return
+		}
+		if !c.reading {
+			c.reading = true
+			c.mu.Unlock()
+			a.read(ready)
+			c.release()
+			continue
+		}
+		a.parked, queued = true, true
+		a.marker.waiting = true
+		c.waitq = append(c.waitq, a.marker)
+		c.mu.Unlock()
+		<-a.wake
+	}
+}
+
+// read reads and dispatches replies while it holds the read token, until ready and no
+// whole reply header is left in the buffer (replies already received are dispatched at no
+// cost: their owners are woken by their results anyway).
+func (a *async) read(ready func() bool) {
+	c := a.c
+	// As in wait: a reader that never parks yields now and then (package schedyield).
+	c.yielder.Maybe()
+	for {
+		got, err := c.readOne()
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		if c.br.Buffered() >= nbdproto.ReplyLen {
+			continue
+		}
+		c.mu.Lock()
+		stop := ready() || a.active == 0
+		other := got.a != a
+		c.mu.Unlock()
+		if stop {
+			return
+		}
+		if other {
+			// As in wait: let the synchronous owner just completed run here before we block.
+			runtime.Gosched()
+		}
+	}
+}
+
+// close waits for the client's requests in flight (bounded by the watchdog's deadline),
+// drops their results, and gives its slots back to the connection.
+func (a *async) close() {
+	c := a.c
+	c.life.RLock()
+	a.wait(func() bool { return false })
+	c.life.RUnlock()
+	c.mu.Lock()
+	slots := a.slots
+	a.slots, a.done = nil, nil
+	for _, cl := range slots {
+		cl.a = nil
+	}
+	c.mu.Unlock()
+	for _, cl := range slots {
+		c.free <- cl
+	}
+}
