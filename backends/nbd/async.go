@@ -24,6 +24,9 @@ type async struct {
 	wake chan struct{}
 	// marker stands for the reaper in conn.waitq; it is never in flight.
 	marker *call
+	// unsent holds the headers and payloads of the requests sent since the last wait, which
+	// sends them with one sendmsg (fio's commit). The owner goroutine's only.
+	unsent [][]byte
 
 	// Under conn.mu:
 	slots  []*call // free slots taken from conn.free, kept until close
@@ -58,10 +61,11 @@ func (a *async) completed(cl *call, err error) {
 	}
 }
 
-// send sends one request tagged tag without waiting for its reply. A read's payload goes to
-// buf, a write's is payload; neither is touched until its result is reaped. An error means
-// the request was not sent and will have no result (the connection has failed); a request
-// that was sent always has one, an error included.
+// send queues one request tagged tag: it goes out with the others sent before the next wait
+// (reap, or a wait for a free slot), in one sendmsg. A read's payload goes to buf, a write's
+// is payload; neither is touched until its result is reaped. An error means the request was
+// not queued and will have no result (the connection has failed); a queued request always
+// has one, an error included.
 func (a *async) send(typ, flags uint16, off uint64, length uint32, buf, payload []byte, tag uint64) error {
 	c := a.c
 	c.life.RLock()
@@ -86,17 +90,38 @@ func (a *async) send(typ, flags uint16, off uint64, length uint32, buf, payload 
 	c.mu.Unlock()
 
 	nbdproto.Request{Flags: flags, Type: typ, Handle: handle, Offset: off, Length: length}.Put(cl.hdr[:])
-	cl.vec[0], cl.vec[1] = cl.hdr[:], payload
-	c.wmu.Lock()
-	// As in do: a send about to block wakes the background reader (nobody may be reaping).
-	err = c.tr.WriteBuffers(cl.vec[:], c.blocked)
-	c.wmu.Unlock()
-	cl.vec[1] = nil
-	if err != nil {
-		// fail completes cl with the connection's error: the request has its result.
-		c.fail(c.connErr("send", err))
+	a.unsent = append(a.unsent, cl.hdr[:])
+	if payload != nil {
+		a.unsent = append(a.unsent, payload)
+	}
+	if len(a.unsent) >= maxUnsent {
+		a.commit()
 	}
 	return nil
+}
+
+// maxUnsent bounds the buffers one commit sends: IOV_MAX (1024) is one sendmsg.
+const maxUnsent = 1024
+
+// commit sends the requests not sent yet, in one sendmsg when the socket takes them.
+func (a *async) commit() {
+	if len(a.unsent) == 0 {
+		return
+	}
+	c := a.c
+	var err error
+	if c.err() == nil { // else fail completed them (and their slots may carry new requests)
+		c.wmu.Lock()
+		// As in do: a send about to block wakes the background reader (nobody may be reaping).
+		err = c.tr.WriteBuffers(a.unsent, c.blocked)
+		c.wmu.Unlock()
+	}
+	clear(a.unsent)
+	a.unsent = a.unsent[:0]
+	if err != nil {
+		// fail completes the requests with the connection's error: each has its result.
+		c.fail(c.connErr("send", err))
+	}
 }
 
 // slot returns a free slot: one of the client's own, else one from the connection; when
@@ -158,6 +183,7 @@ func (a *async) reap(dst []asyncResult, min int) []asyncResult {
 // holds conn.life.
 func (a *async) wait(ready func() bool) {
 	c := a.c
+	a.commit()
 	queued := false // the marker was put in the wait queue
 	for {
 		c.mu.Lock()
