@@ -133,6 +133,9 @@ func FuzzReplies(f *testing.F) {
 			buf []byte
 		}{{0, nbdproto.CmdRead, buf[:4096]}, {1, nbdproto.CmdWrite, nil}, {2, nbdproto.CmdFlush, nil}}
 		a := c.newAsync()
+		for range calls { // the slots in flight leave the free list (slots 0, 1, 2 in order)
+			<-c.free
+		}
 		c.mu.Lock()
 		for _, x := range calls {
 			cl := c.calls[x.idx]

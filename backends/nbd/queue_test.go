@@ -435,3 +435,41 @@ func TestQueueOwnExport(t *testing.T) {
 		wg.Wait()
 	})
 }
+
+// TestQueueSlots: a Queue deeper than the connection's slots waits in Submit for its own
+// I/Os to free one, and a Queue keeps no slot once its I/Os completed, so synchronous calls
+// beside an idle open Queue go through.
+func TestQueueSlots(t *testing.T) {
+	u := scriptedServer(t, func(rq nbdproto.Request, c net.Conn) bool {
+		answerRead(c, rq)
+		return true
+	})
+	tg := mustOpen(t, u, rw)
+	const depth = maxInFlight + 44
+	q := newQueue(t, tg, depth)
+	defer q.Close()
+	bufs := make([]byte, depth*512)
+	for i := range depth {
+		if err := q.Submit(backends.IO{Off: int64(i) * 512, Buf: bufs[i*512 : (i+1)*512], Tag: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range reapAll(t, q, depth, 5*time.Second) {
+		if c.Err != nil || !bytes.Equal(bufs[i*512:(i+1)*512], pattern(uint64(i)*512, 512)) {
+			t.Fatalf("I/O %d: %v or wrong data", i, c.Err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := tg.ReadAt(make([]byte, 512), 0)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("ReadAt beside an idle Queue did not return")
+	}
+}
