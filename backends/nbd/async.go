@@ -122,6 +122,21 @@ func (a *async) send(typ, flags uint16, off uint64, length uint32, buf, payload 
 // maxUnsent bounds the buffers one commit sends: IOV_MAX (1024) is one sendmsg.
 const maxUnsent = 1024
 
+// poll sends the requests not sent yet and, when nobody reads the socket, wakes the
+// background reader for the client's requests in flight, without waiting for anything: a
+// client that only polls (reap with min 0) gets its results too.
+func (a *async) poll() {
+	c := a.c
+	c.life.RLock()
+	a.commit()
+	c.life.RUnlock()
+	c.mu.Lock()
+	if !c.reading && a.active > 0 {
+		c.kickBackground()
+	}
+	c.mu.Unlock()
+}
+
 // commit sends the requests not sent yet, in one sendmsg when the socket takes them.
 func (a *async) commit() {
 	if len(a.unsent) == 0 {

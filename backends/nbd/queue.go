@@ -168,16 +168,27 @@ func (s *queuedIO) fail(start int, err error) {
 
 // Reap implements backends.Queue.
 func (q *queue) Reap(dst []backends.Completion, min int) []backends.Completion {
+	if len(q.done) >= min || len(q.free) == len(q.ios) {
+		// Nothing to wait for (a poll): still send what was submitted, have the replies
+		// read, and take the results that are in (a.reap does all three otherwise).
+		q.a.poll()
+		q.collect(0)
+	}
 	for len(q.done) < min && len(q.free) < len(q.ios) {
 		// Each result completes at most one I/O: at least this many are needed.
-		q.raw = q.a.reap(q.raw[:0], max(1, min-len(q.done)))
-		for _, r := range q.raw {
-			q.result(r)
-		}
+		q.collect(max(1, min-len(q.done)))
 	}
 	dst = append(dst, q.done...)
 	q.done = q.done[:0]
 	return dst
+}
+
+// collect waits for at least min results of the connection's requests and applies them.
+func (q *queue) collect(min int) {
+	q.raw = q.a.reap(q.raw[:0], min)
+	for _, r := range q.raw {
+		q.result(r)
+	}
 }
 
 // result applies one request's result to its I/O, which completes with its last request

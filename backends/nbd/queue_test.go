@@ -459,6 +459,20 @@ func TestQueueSlots(t *testing.T) {
 			t.Fatalf("I/O %d: %v or wrong data", i, c.Err)
 		}
 	}
+	// Reap with min 0 (a poll) sends what was submitted and returns what has completed.
+	if err := q.Submit(backends.IO{Off: 512, Buf: bufs[:512], Tag: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var polled []backends.Completion
+	for start := time.Now(); len(polled) == 0; time.Sleep(time.Millisecond) {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("polling Reap(…, 0) never returned the read")
+		}
+		polled = q.Reap(polled, 0)
+	}
+	if polled[0].Err != nil || polled[0].N != 512 {
+		t.Fatalf("polled read: %+v", polled[0])
+	}
 	done := make(chan error, 1)
 	go func() {
 		_, err := tg.ReadAt(make([]byte, 512), 0)
