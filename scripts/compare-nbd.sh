@@ -26,6 +26,11 @@
 # figures and the CPU ratio ours / before per round (median / lowest): the way to tell whether
 # a change lowers the CPU per read when the machine's load drifts between runs.
 #
+# With BENCH=1 our side (and BEFORE's) is BenchmarkRead/CASE of backends/nbd (SECS seconds,
+# its cpu-us/op: the process's getrusage over the timed reads) instead of `vmstorbench run`:
+# the client without the engine, driven as backendtest.BenchRead drives it (through one
+# backends.Queue at QD > 1 when the Target is a Queuer, else QD goroutines).
+#
 #   scripts/compare-nbd.sh                  # needs qemu-utils, go; libnbd-bin optional
 #   ROUNDS=5 SECS=5 IMG=64M BIG=1G scripts/compare-nbd.sh
 #   CASES=qd1 scripts/compare-nbd.sh        # only the cases whose names match this regexp
@@ -38,6 +43,7 @@ IMG=${IMG:-64M}
 BIG=${BIG:-1G}
 CASES=${CASES:-.}
 BEFORE=${BEFORE:-}
+BENCH=${BENCH:-}
 
 cd "$(dirname "$0")/.."
 for tool in qemu-nbd qemu-img go /usr/bin/time python3; do
@@ -81,10 +87,17 @@ free_port() { # a TCP port nothing listens on at 127.0.0.1
 	done
 }
 
-go build -o "$work/vmstorbench" ./cmd/vmstorbench
+if [ -n "$BENCH" ]; then
+	go test -c -o "$work/vmstorbench" ./backends/nbd
+else
+	go build -o "$work/vmstorbench" ./cmd/vmstorbench
+fi
 if [ -n "$BEFORE" ]; then
-	(cd "$BEFORE" && go build -o "$work/before" ./cmd/vmstorbench) ||
-		{ echo "compare-nbd: cannot build vmstorbench in BEFORE=$BEFORE" >&2; exit 1; }
+	if [ -n "$BENCH" ]; then
+		(cd "$BEFORE" && go test -c -o "$work/before" ./backends/nbd)
+	else
+		(cd "$BEFORE" && go build -o "$work/before" ./cmd/vmstorbench)
+	fi || { echo "compare-nbd: cannot build vmstorbench in BEFORE=$BEFORE" >&2; exit 1; }
 fi
 
 declare -A url img_bytes
@@ -130,7 +143,11 @@ nbdcopy_run() { # nbdcopy_run URL BS QD IMAGE-BYTES
 	awk -v n="$n" -v a="$t0" -v b="$t1" '{ printf "%d %.1f\n", n / (b - a), ($1 + $2) * 1e6 / n }' "$work/time"
 }
 
-ours_run() { # ours_run BINARY URL BS QD RW
+ours_run() { # ours_run BINARY URL BS QD RW CASE
+	if [ -n "$BENCH" ]; then
+		bench_run "$1" "$2" "$6"
+		return
+	fi
 	"$1" run --target "$2" --rw "$5" --bs "$3" --iodepth "$4" --runtime "${SECS}s" \
 		--no-save --json 2>"$work/ours.err" | python3 -c '
 import json, sys
@@ -138,6 +155,14 @@ d = json.load(sys.stdin)
 r, c = d["read"], d["cpu"]
 print("%d %.1f" % (r["iops"], (c["user_ns"] + c["sys_ns"]) / 1e3 / max(r["ios"], 1)))' ||
 		{ echo "compare-nbd: $1 failed: $(cat "$work/ours.err")" >&2; exit 1; }
+}
+
+bench_run() { # bench_run TEST-BINARY URL CASE
+	local out
+	out=$(VMSTORBENCH_NBD_BENCH_URL="$2" "$1" -test.run '^$' -test.bench "^BenchmarkRead/$3\$" \
+		-test.benchtime "${SECS}s" 2>&1) || { echo "compare-nbd: BenchmarkRead/$3 ($1) failed: $out" >&2; exit 1; }
+	echo "$out" | awk '/^BenchmarkRead\// { for (i = 2; i <= NF; i++) { if ($(i) == "IOPS") n = $(i-1); if ($(i) == "cpu-us/op") c = $(i-1) } }
+		END { printf "%.0f %.1f\n", n, c }'
 }
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
@@ -166,8 +191,8 @@ for r in $(seq "$ROUNDS"); do
 			case ${sides[$(((i + r) % ${#sides[@]}))]} in
 			qemu) read -r q qc <<<"$(qemu_run "$u" "$bs" "$qd" "${count[$name]}")" ;;
 			nbdcopy) read -r n nc <<<"$(nbdcopy_run "$u" "$bs" "$qd" "${img_bytes[$image]}")" ;;
-			ours) read -r o oc <<<"$(ours_run "$work/vmstorbench" "$u" "$bs" "$qd" "$rw")" ;;
-			before) read -r b bc <<<"$(ours_run "$work/before" "$u" "$bs" "$qd" "$rw")" ;;
+			ours) read -r o oc <<<"$(ours_run "$work/vmstorbench" "$u" "$bs" "$qd" "$rw" "$name")" ;;
+			before) read -r b bc <<<"$(ours_run "$work/before" "$u" "$bs" "$qd" "$rw" "$name")" ;;
 			esac
 		done
 		qall[$name]="${qall[$name]:-} $q"; qcpu[$name]="${qcpu[$name]:-} $qc"

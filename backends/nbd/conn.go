@@ -94,8 +94,9 @@ type conn struct {
 	mu      sync.Mutex
 	calls   []*call
 	nactive int     // requests in flight
+	nasync  int     // of which sent by an async client (see async.go)
 	reading bool    // the read token is held
-	waitq   []*call // owners waiting for the token or their reply
+	waitq   []*call // owners waiting for the token or their reply (an async client: its marker)
 	failErr error
 	failed  chan struct{} // closed by fail
 	free    chan *call
@@ -118,6 +119,8 @@ type call struct {
 	waiting bool          // under conn.mu: in waitq
 	res     chan error    // capacity 1: the result, sent (under conn.mu) when active ends
 	kick    chan struct{} // capacity 1: "the read token is free", to a waiting owner
+	a       *async        // the async client that owns the slot, or nil (conn.mu)
+	tag     uint64        // the async client's tag of the request
 	hdr     [nbdproto.RequestLen]byte
 	vec     [2][]byte // header and write payload, for one sendmsg
 }
@@ -157,6 +160,11 @@ func (c *conn) err() error {
 func (c *conn) complete(cl *call, err error) {
 	cl.active, cl.filling, cl.buf = false, false, nil
 	c.nactive--
+	if cl.a != nil {
+		c.nasync--
+		cl.a.completed(cl, err)
+		return
+	}
 	if cl.waiting {
 		c.unwait(cl)
 	}
@@ -296,25 +304,38 @@ func (c *conn) wait(cl *call) error {
 	}
 }
 
-// release gives up the read token and passes it on: to an owner waiting for it, or, when
-// requests are in flight but nobody waits, to the background reader.
+// release gives up the read token and passes it on.
 func (c *conn) release() {
 	c.mu.Lock()
 	c.reading = false
-	if c.nactive > 0 && c.failErr == nil {
-		if n := len(c.waitq); n > 0 {
-			w := c.waitq[n-1]
-			c.waitq = c.waitq[:n-1]
-			w.waiting = false
-			select {
-			case w.kick <- struct{}{}:
-			default:
-			}
-		} else {
-			c.kickBackground()
-		}
-	}
+	c.handOn()
 	c.mu.Unlock()
+}
+
+// handOn passes the free read token on: to an owner waiting for it, or, when synchronous
+// requests are in flight but nobody waits, to the background reader. Requests of async
+// clients alone do not wake the background reader: their client reads their replies when
+// it reaps (and its sends wake the reader before they block), so that a reply to them
+// passes through no other goroutine. c.mu must be held.
+func (c *conn) handOn() {
+	if c.nactive == 0 || c.failErr != nil {
+		return
+	}
+	if n := len(c.waitq); n > 0 {
+		w := c.waitq[n-1]
+		c.waitq = c.waitq[:n-1]
+		w.waiting = false
+		kick := w.kick
+		if w.a != nil {
+			kick = w.a.wake
+		}
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	} else if c.nactive > c.nasync {
+		c.kickBackground()
+	}
 }
 
 // kickBackground wakes the background reader (which reads if nobody holds the token).

@@ -105,8 +105,9 @@ const (
 	fuzzFlushHandle = 1<<32 | 2
 )
 
-// FuzzReplies reads replies from the input with a 4 KiB read, a write and a flush in flight,
-// until the input fails the connection; every request must then have exactly one result.
+// FuzzReplies reads replies from the input with a 4 KiB read, a write (an async client's)
+// and a flush in flight, until the input fails the connection; every request must then have
+// exactly one result.
 func FuzzReplies(f *testing.F) {
 	data := bytes.Repeat([]byte{0xab}, 4096)
 	for _, s := range [][]byte{
@@ -131,11 +132,20 @@ func FuzzReplies(f *testing.F) {
 			typ uint16
 			buf []byte
 		}{{0, nbdproto.CmdRead, buf[:4096]}, {1, nbdproto.CmdWrite, nil}, {2, nbdproto.CmdFlush, nil}}
+		a := c.newAsync()
+		for range calls { // the slots in flight leave the free list (slots 0, 1, 2 in order)
+			<-c.free
+		}
 		c.mu.Lock()
 		for _, x := range calls {
 			cl := c.calls[x.idx]
 			cl.gen, cl.typ, cl.buf, cl.active, cl.start = 1, x.typ, x.buf, true, c.now()
 			c.nactive++
+			if x.typ == nbdproto.CmdWrite {
+				cl.a, cl.tag = a, 42
+				c.nasync++
+				a.active++
+			}
 		}
 		c.reading = true
 		c.mu.Unlock()
@@ -144,7 +154,15 @@ func FuzzReplies(f *testing.F) {
 			_, err = c.readOne()
 		}
 		c.fail(err)
+		c.mu.Lock()
+		if len(a.done) != 1 || a.done[0].tag != 42 || a.active != 0 {
+			t.Fatalf("the async client's write: results %+v, %d in flight", a.done, a.active)
+		}
+		c.mu.Unlock()
 		for _, x := range calls {
+			if x.typ == nbdproto.CmdWrite {
+				continue
+			}
 			cl := c.calls[x.idx]
 			select {
 			case <-cl.res:

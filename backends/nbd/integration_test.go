@@ -147,6 +147,7 @@ func TestIntegrationQemuNBD(t *testing.T) {
 			t.Errorf("read through the second connection: %v, equal %v", err, bytes.Equal(got, want))
 		}
 	})
+	t.Run("Queue", func(t *testing.T) { queueRoundTrip(t, mustOpen(t, ep.URL, rw), 0) })
 	t.Run("Rules", func(t *testing.T) { rules(t, ep.URL, testbed.QemuNBDSize) })
 	t.Run("UnknownExport", func(t *testing.T) {
 		_, err := openURL(t, strings.TrimSuffix(ep.URL, "/vm")+"/nosuch", backends.OpenParams{})
@@ -170,6 +171,7 @@ func TestIntegrationQemuNBDTLS(t *testing.T) {
 		}
 		exercise(t, tg)
 	})
+	t.Run("Queue", func(t *testing.T) { queueRoundTrip(t, mustOpen(t, ep.URL, rw), 0) })
 	plain := strings.Split(ep.URL, "?")[0]
 	t.Run("Required", func(t *testing.T) {
 		_, err := openURL(t, plain, backends.OpenParams{})
@@ -273,11 +275,13 @@ func readOnly(t *testing.T, u string) {
 func TestIntegrationServerKilled(t *testing.T) {
 	srv, ep := startQemuNBD(t, false)
 	tg := mustOpen(t, ep.URL+"?timeout=3s", rw)
+	queued := queueUntilFailure(tg)
 	busyUntilFailure(t, tg, func() {
 		for _, pid := range srv.PIDs() {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}, 5*time.Second)
+	waitQueueFailure(t, queued, time.Second)
 	if _, err := tg.ReadAt(make([]byte, 512), 0); err == nil {
 		t.Error("read after the connection failed succeeded")
 	}
@@ -288,6 +292,7 @@ func TestIntegrationServerKilled(t *testing.T) {
 func TestIntegrationServerHung(t *testing.T) {
 	srv, ep := startQemuNBD(t, false)
 	tg := mustOpen(t, ep.URL+"?timeout=2s", rw)
+	queued := queueUntilFailure(tg)
 	pids := srv.PIDs()
 	defer func() {
 		for _, pid := range pids {
@@ -302,6 +307,72 @@ func TestIntegrationServerHung(t *testing.T) {
 	var te *TimeoutError
 	if !errors.As(first, &te) {
 		t.Errorf("first error %v is not a timeout", first)
+	}
+	for i, err := range waitQueueFailure(t, queued, time.Second) {
+		if !errors.As(err, &te) {
+			t.Errorf("queued I/O %d: error %v is not a timeout", i, err)
+		}
+	}
+}
+
+// queueUntilFailure keeps 16 reads in flight on a Queue of tg (beside Busy's goroutines)
+// until one fails, then reaps the others; it sends the errors of all that failed.
+func queueUntilFailure(tg *Target) <-chan []error {
+	const depth = 16
+	out := make(chan []error, 1)
+	go func() {
+		q, err := tg.NewQueue(depth)
+		if err != nil {
+			out <- []error{err}
+			return
+		}
+		defer q.Close()
+		bufs := make([][]byte, depth)
+		var errs []error
+		inflight, i := 0, 0
+		submit := func(s int) {
+			i++
+			off := int64(192<<20) + int64(i%1024)*64<<10
+			if err := q.Submit(backends.IO{Off: off, Buf: bufs[s], Tag: s}); err != nil {
+				errs = append(errs, err)
+				return
+			}
+			inflight++
+		}
+		for s := range bufs {
+			bufs[s] = make([]byte, 64<<10)
+			submit(s)
+		}
+		var done []backends.Completion
+		for inflight > 0 {
+			done = q.Reap(done[:0], 1)
+			for _, c := range done {
+				inflight--
+				if c.Err != nil {
+					errs = append(errs, c.Err)
+				} else if len(errs) == 0 {
+					submit(c.Tag)
+				}
+			}
+		}
+		out <- errs
+	}()
+	return out
+}
+
+// waitQueueFailure waits (at most limit, after the Busy calls failed) for the errors of
+// queueUntilFailure: all of its reads in flight must have failed.
+func waitQueueFailure(t *testing.T, queued <-chan []error, limit time.Duration) []error {
+	t.Helper()
+	select {
+	case errs := <-queued:
+		if len(errs) == 0 {
+			t.Error("the queue saw no error")
+		}
+		return errs
+	case <-time.After(limit):
+		t.Fatalf("the queue's I/Os did not all complete within %v of the synchronous calls' failures", limit)
+		return nil
 	}
 }
 

@@ -6,9 +6,11 @@
 // for its block sizes, and honouring them), falls back to NBD_OPT_EXPORT_NAME on servers
 // without NBD_OPT_GO, and optionally upgrades to TLS with NBD_OPT_STARTTLS. It uses simple
 // replies only (structured replies are never negotiated). Requests of many callers are in
-// flight at once on one connection, matched to their replies by handle by one reader
-// goroutine; every request has a deadline (timeout=), and a server that dies or hangs fails
-// every request in flight within it.
+// flight at once on one connection, matched to their replies by handle; every request has a
+// deadline (timeout=), and a server that dies or hangs fails every request in flight within
+// it. The Target is a backends.Queuer: one goroutine can keep many I/Os in flight through a
+// Queue and reap them, reading their replies itself (see async.go), as fio's asynchronous
+// engines do.
 //
 // Durability: Sync sends NBD_CMD_FLUSH (when the export offers it). direct=1 maps to
 // NBD_CMD_FLAG_FUA on every write: the client keeps no cache, so what O_DIRECT means here is
