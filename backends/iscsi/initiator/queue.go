@@ -22,10 +22,8 @@ import (
 type Queue struct {
 	s *Session
 
-	// Guarded by s.mu: handoff picks a blocked reaper as it picks a blocked caller.
-	waiting bool
-	kicked  bool
-	kick    chan struct{}
+	// handoff picks a blocked reaper as it picks a blocked caller.
+	waiter
 
 	// Filled by the read token's holder, emptied by the reaper.
 	mu         sync.Mutex
@@ -78,7 +76,7 @@ var ErrQueueClosed = errors.New("iscsi: queue closed")
 
 // NewQueue returns a Queue on s. Several queues (each with its goroutine) may share a session.
 func (s *Session) NewQueue() (*Queue, error) {
-	q := &Queue{s: s, kick: make(chan struct{}, 1), notify: make(chan struct{}, 1)}
+	q := &Queue{s: s, waiter: newWaiter(), notify: make(chan struct{}, 1)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.drained || s.Err() != nil {
@@ -275,7 +273,7 @@ func (q *Queue) Reap(dst []Completion, atLeast int) []Completion {
 		s.mu.Unlock()
 		owe = false
 		if s.rtoken.TryLock() {
-			q.unwait()
+			q.s.unwait(&q.waiter)
 			if s.readUntil(nil, q) {
 				s.rtoken.Unlock()
 				s.handoff()
@@ -310,28 +308,12 @@ func (q *Queue) Reap(dst []Completion, atLeast int) []Completion {
 		case <-q.notify:
 		default:
 		}
-		owe = q.unwait()
+		owe = q.s.unwait(&q.waiter)
 	}
 	if owe {
 		s.handoff()
 	}
 	return dst
-}
-
-// unwait marks the reaper as no longer blocked and reports whether it had been kicked.
-func (q *Queue) unwait() bool {
-	s := q.s
-	s.mu.Lock()
-	q.waiting = false
-	s.nwaiting.Add(-1)
-	k := q.kicked
-	q.kicked = false
-	s.mu.Unlock()
-	select {
-	case <-q.kick:
-	default:
-	}
-	return k
 }
 
 // collect takes the posted events: it answers R2Ts and appends completions to dst.

@@ -166,9 +166,7 @@ type task struct {
 	buf      []byte
 	write    bool
 	ev       chan event
-	kick     chan struct{} // "the read token is yours": sent by handoff
-	waiting  bool          // guarded by Session.mu: owner blocked in wait
-	kicked   bool          // guarded by Session.mu: a kick was sent and not yet taken
+	waiter   // its owner, blocked in wait for an event or the read token
 
 	// A task of a Queue: the reader posts its events to q instead of ev (set under
 	// Session.mu before the command is sent), and the queue's reaper owns the rest.
@@ -400,7 +398,7 @@ func (s *Session) acquire(kind taskKind, timeout time.Duration, cdb []byte) (*ta
 		if len(s.slots) >= maxSlots {
 			return nil, fmt.Errorf("iscsi: more than %d commands in flight on one session", maxSlots)
 		}
-		t = &task{slot: len(s.slots), ev: make(chan event, s.params.MaxOutstandingR2T+1), kick: make(chan struct{}, 1)}
+		t = &task{slot: len(s.slots), ev: make(chan event, s.params.MaxOutstandingR2T+1), waiter: newWaiter()}
 		s.slots = append(s.slots, t)
 	}
 	t.gen++
@@ -616,7 +614,7 @@ func (s *Session) wait(t *task) event {
 		// Either we read now, or the holder hands the token on when it is done.
 		owe = false
 		if got {
-			s.unwait(t)
+			s.unwait(&t.waiter)
 			if s.readUntil(t, nil) {
 				s.rtoken.Unlock()
 				s.handoff()
@@ -625,27 +623,46 @@ func (s *Session) wait(t *task) event {
 		}
 		select {
 		case ev := <-t.ev:
-			if s.unwait(t) {
+			if s.unwait(&t.waiter) {
 				s.handoff() // we were chosen to read but do not need to: pass it on
 			}
 			return ev
 		case <-t.kick:
-			s.unwait(t)
+			s.unwait(&t.waiter)
 			owe = true
 		}
 	}
 }
 
-// unwait marks t's owner as no longer blocked and reports whether it had been kicked.
-func (s *Session) unwait(t *task) bool {
+// waiter is a goroutine that may block for the read token: a synchronous caller (a task's
+// owner) or a Queue's reaper. handoff picks one and kicks it.
+type waiter struct {
+	kick    chan struct{} // "the read token is yours": sent by handoff
+	waiting bool          // guarded by Session.mu: blocked
+	kicked  bool          // guarded by Session.mu: a kick was sent and not yet taken
+}
+
+func newWaiter() waiter { return waiter{kick: make(chan struct{}, 1)} }
+
+// give kicks w: the read token is its. Called with Session.mu held.
+func (w *waiter) give() {
+	w.kicked = true
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// unwait marks w as no longer blocked and reports whether it had been kicked.
+func (s *Session) unwait(w *waiter) bool {
 	s.mu.Lock()
-	t.waiting = false
+	w.waiting = false
 	s.nwaiting.Add(-1)
-	k := t.kicked
-	t.kicked = false
+	k := w.kicked
+	w.kicked = false
 	s.mu.Unlock()
 	select {
-	case <-t.kick:
+	case <-w.kick:
 	default:
 	}
 	return k
@@ -668,15 +685,15 @@ func (s *Session) handoff() {
 		return
 	}
 	defer s.mu.Unlock()
-	var pick *task
-	var pickQ *Queue
+	// A blocked reaper first, then a blocked caller.
+	var pick *waiter
 	for _, q := range s.queues {
 		if q.waiting {
 			if q.kicked {
 				return
 			}
-			if pickQ == nil {
-				pickQ = q
+			if pick == nil {
+				pick = &q.waiter
 			}
 		}
 	}
@@ -686,23 +703,12 @@ func (s *Session) handoff() {
 				return
 			}
 			if pick == nil {
-				pick = t
+				pick = &t.waiter
 			}
 		}
 	}
-	switch {
-	case pickQ != nil:
-		pickQ.kicked = true
-		select {
-		case pickQ.kick <- struct{}{}:
-		default:
-		}
-	case pick != nil:
-		pick.kicked = true
-		select {
-		case pick.kick <- struct{}{}:
-		default:
-		}
+	if pick != nil {
+		pick.give()
 	}
 }
 
