@@ -48,3 +48,15 @@ type Queue interface {
 	// Target.
 	Close() error
 }
+
+// Do performs r on t with ReadAt or WriteAt and returns its Completion: the whole of a Queue
+// whose I/O is done by the time Submit returns (memory, test targets).
+func Do(t Target, r IO) Completion {
+	c := Completion{Tag: r.Tag}
+	if r.Write {
+		c.N, c.Err = t.WriteAt(r.Buf, r.Off)
+	} else {
+		c.N, c.Err = t.ReadAt(r.Buf, r.Off)
+	}
+	return c
+}

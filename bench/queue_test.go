@@ -42,13 +42,7 @@ func (q *testQueue) Submit(io backends.IO) error {
 		return errors.New("injected submit error")
 	}
 	q.submitted++
-	c := backends.Completion{Tag: io.Tag}
-	if io.Write {
-		c.N, c.Err = q.t.WriteAt(io.Buf, io.Off)
-	} else {
-		c.N, c.Err = q.t.ReadAt(io.Buf, io.Off)
-	}
-	q.done = append(q.done, c)
+	q.done = append(q.done, backends.Do(q.t, io))
 	return nil
 }
 

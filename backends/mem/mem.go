@@ -118,13 +118,7 @@ func (q *queue) Submit(io backends.IO) error {
 	case len(q.done) >= q.depth:
 		return fmt.Errorf("mem: queue full (%d in flight)", q.depth)
 	}
-	c := backends.Completion{Tag: io.Tag}
-	if io.Write {
-		c.N, c.Err = q.t.WriteAt(io.Buf, io.Off)
-	} else {
-		c.N, c.Err = q.t.ReadAt(io.Buf, io.Off)
-	}
-	q.done = append(q.done, c)
+	q.done = append(q.done, backends.Do(q.t, io))
 	return nil
 }
 
