@@ -94,19 +94,17 @@ func (a *async) send(typ, flags uint16, off uint64, length uint32, buf, payload 
 		return err
 	}
 	c.mu.Lock()
-	if c.failErr != nil {
-		err := c.failErr
-		c.mu.Unlock()
+	handle, err := c.activateLocked(cl, typ, buf)
+	if err == nil {
+		cl.a, cl.tag = a, tag
+		c.nasync++
+		a.active++
+	}
+	c.mu.Unlock()
+	if err != nil {
 		c.free <- cl
 		return err
 	}
-	cl.gen++
-	cl.typ, cl.buf, cl.start, cl.active, cl.a, cl.tag = typ, buf, c.now(), true, a, tag
-	c.nactive++
-	c.nasync++
-	a.active++
-	handle := uint64(cl.gen)<<32 | uint64(cl.idx)
-	c.mu.Unlock()
 
 	nbdproto.Request{Flags: flags, Type: typ, Handle: handle, Offset: off, Length: length}.Put(cl.hdr[:])
 	a.unsent = append(a.unsent, cl.hdr[:])

@@ -202,6 +202,19 @@ func (c *conn) fail(err error) {
 	c.tr.Shutdown()
 }
 
+// activateLocked makes cl a request in flight of type typ (reading into buf) and returns its
+// handle, unless the connection has failed. Called with c.mu held; on error cl is still the
+// caller's, to give back.
+func (c *conn) activateLocked(cl *call, typ uint16, buf []byte) (handle uint64, err error) {
+	if c.failErr != nil {
+		return 0, c.failErr
+	}
+	cl.gen++
+	cl.typ, cl.buf, cl.start, cl.active = typ, buf, c.now(), true
+	c.nactive++
+	return uint64(cl.gen)<<32 | uint64(cl.idx), nil
+}
+
 // do sends one request and waits for its reply. For a read, buf receives the payload; for
 // a write, payload is sent.
 func (c *conn) do(typ, flags uint16, off uint64, length uint32, buf, payload []byte) error {
@@ -214,24 +227,19 @@ func (c *conn) do(typ, flags uint16, off uint64, length uint32, buf, payload []b
 		return c.err()
 	}
 	c.mu.Lock()
-	if c.failErr != nil {
-		err := c.failErr
-		c.mu.Unlock()
+	handle, err := c.activateLocked(cl, typ, buf)
+	c.mu.Unlock()
+	if err != nil {
 		c.free <- cl
 		return err
 	}
-	cl.gen++
-	cl.typ, cl.buf, cl.start, cl.active = typ, buf, c.now(), true
-	c.nactive++
-	handle := uint64(cl.gen)<<32 | uint64(cl.idx)
-	c.mu.Unlock()
 
 	nbdproto.Request{Flags: flags, Type: typ, Handle: handle, Offset: off, Length: length}.Put(cl.hdr[:])
 	cl.vec[0], cl.vec[1] = cl.hdr[:], payload
 	c.wmu.Lock()
 	// Before the write blocks (the server does not read), make sure someone reads its
 	// replies: a server blocked sending them would never read our request.
-	err := c.tr.WriteBuffers(cl.vec[:], c.blocked)
+	err = c.tr.WriteBuffers(cl.vec[:], c.blocked)
 	c.wmu.Unlock()
 	cl.vec[1] = nil
 	if err != nil {
