@@ -34,6 +34,31 @@ func reverseReads(n int) func(f *fakeTarget, h *header, cdb []byte) bool {
 	return hook
 }
 
+// dialFake opens a session to f, over a pipe or over TCP, closed when the test ends.
+func dialFake(t *testing.T, f *fakeTarget, tcp bool, cfg Config) *Session {
+	t.Helper()
+	dial := f.dial
+	if tcp {
+		dial = f.dialTCP
+	}
+	s, err := dial(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// newTestQueue is s.NewQueue, failing the test on an error.
+func newTestQueue(t *testing.T, s *Session) *Queue {
+	t.Helper()
+	q, err := s.NewQueue()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
 // reapAll reaps until n commands have completed, failing the test on a tag completed twice
 // or on no progress within limit.
 func reapAll(t *testing.T, q *Queue, n int, limit time.Duration) map[int]Completion {
@@ -94,19 +119,8 @@ func TestQueue(t *testing.T) {
 				}
 				return reverse(f, h, cdb)
 			}
-			dial := f.dial
-			if tc.tcp {
-				dial = f.dialTCP
-			}
-			s, err := dial(Config{Timeout: 10 * time.Second, PingInterval: time.Hour})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			q, err := s.NewQueue()
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := dialFake(t, f, tc.tcp, Config{Timeout: 10 * time.Second, PingInterval: time.Hour})
+			q := newTestQueue(t, s)
 			r := rand.New(rand.NewPCG(1, 2))
 			size := tc.blocks * 512
 			want := make([][]byte, tc.depth)
@@ -167,21 +181,10 @@ func TestQueueWithCallers(t *testing.T) {
 			f := newFakeTarget(t)
 			f.disk = make([]byte, 4<<20)
 			f.window = 4
-			dial := f.dial
-			if tcp {
-				dial = f.dialTCP
-			}
-			s, err := dial(Config{Timeout: 20 * time.Second, PingInterval: time.Hour})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s := dialFake(t, f, tcp, Config{Timeout: 20 * time.Second, PingInterval: time.Hour})
 			var wg sync.WaitGroup
 			wg.Go(func() { hammer(t, s, 4, 20, 64) }) // LBAs below 256
-			q, err := s.NewQueue()
-			if err != nil {
-				t.Fatal(err)
-			}
+			q := newTestQueue(t, s)
 			const depth, blocks, rounds = 8, 40, 6 // 20 KiB: immediate, unsolicited and R2T data
 			r := rand.New(rand.NewPCG(3, 4))
 			for round := range rounds {
@@ -252,15 +255,8 @@ func TestQueueFailure(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeTarget(t)
 			f.window = 4 // some commands are held back by the window when the session fails
-			s, err := f.dial(Config{Timeout: 300 * time.Millisecond, PingInterval: time.Hour})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			q, err := s.NewQueue()
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := dialFake(t, f, false, Config{Timeout: 300 * time.Millisecond, PingInterval: time.Hour})
+			q := newTestQueue(t, s)
 			// A synchronous caller in flight too: it fails with the same error.
 			syncErr := make(chan error, 1)
 			tc.setup(f)
