@@ -685,26 +685,22 @@ func (s *Session) handoff() {
 		return
 	}
 	defer s.mu.Unlock()
-	// A blocked reaper first, then a blocked caller.
+	// A blocked reaper first, then a blocked caller; none if one was kicked already.
 	var pick *waiter
+	kickedAlready := func(w *waiter) bool {
+		if w.waiting && pick == nil && !w.kicked {
+			pick = w
+		}
+		return w.waiting && w.kicked
+	}
 	for _, q := range s.queues {
-		if q.waiting {
-			if q.kicked {
-				return
-			}
-			if pick == nil {
-				pick = &q.waiter
-			}
+		if kickedAlready(&q.waiter) {
+			return
 		}
 	}
 	for _, t := range s.slots {
-		if t.waiting {
-			if t.kicked {
-				return
-			}
-			if pick == nil {
-				pick = &t.waiter
-			}
+		if kickedAlready(&t.waiter) {
+			return
 		}
 	}
 	if pick != nil {
