@@ -445,7 +445,11 @@ func testServerStopped(t *testing.T, s nfsServer) {
 	tg := openT(t, s.withFile("stopped.img", "timeout=3s"), backends.OpenParams{Size: 1 << 20, Write: true})
 	defer tg.Close()
 	var wg sync.WaitGroup
-	stopped := make(chan time.Time, 1)
+	// stopAt is written before stopped is closed, so a reader that sees stopped closed reads
+	// it safely; every reader sees the close (a channel holding the time, taken and put back
+	// by each reader, was briefly empty for the others).
+	var stopAt time.Time
+	stopped := make(chan struct{})
 	late := make(chan time.Duration, 8)
 	for range 8 {
 		wg.Go(func() {
@@ -453,9 +457,8 @@ func testServerStopped(t *testing.T, s nfsServer) {
 			for {
 				if _, err := tg.ReadAt(buf, 0); err != nil {
 					select {
-					case at := <-stopped:
-						stopped <- at
-						late <- time.Since(at)
+					case <-stopped:
+						late <- time.Since(stopAt)
 					default:
 						t.Errorf("read failed before the server stopped: %v", err)
 					}
@@ -465,7 +468,8 @@ func testServerStopped(t *testing.T, s nfsServer) {
 		})
 	}
 	time.Sleep(100 * time.Millisecond)
-	stopped <- time.Now()
+	stopAt = time.Now()
+	close(stopped)
 	stopErr := make(chan error, 1)
 	go func() { stopErr <- s.stop() }()
 	done := make(chan struct{})
