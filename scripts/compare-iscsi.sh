@@ -1,32 +1,41 @@
 #!/usr/bin/env bash
-# compare-iscsi.sh: libiscsi's iscsi-perf against vmstorbench's pure-Go iSCSI initiator on
-# the same LUN, in one run, with the ratio: 4 KiB random reads at queue depth 1 and 32, and
-# 1 MiB sequential reads at queue depth 8.
+# compare-iscsi.sh: vmstorbench's pure-Go iSCSI initiator against libiscsi on the same LUN, in
+# one run, with the ratios: 4 KiB random reads at queue depth 1 and 32, and 1 MiB sequential
+# reads at queue depth 8. Two comparisons, side by side in the same rounds:
+#
+# - The clients: libiscsi's iscsi-perf against BenchmarkRead (backends/iscsi/bench_test.go:
+#   one Queue at QD > 1, ReadAt at QD1, the way the engine drives it, a buffer per request in
+#   flight). Both read with READ(16) through one session and count completed commands per
+#   second. iscsi-perf hands libiscsi no buffer: every Data-In lands in one reused (cache-warm)
+#   buffer and is dropped, which costs less at 1 MiB than delivering into 8 distinct buffers.
+# - The benchmark tools on the same job: fio's libiscsi engine (fio 3.33 built with libiscsi by
+#   scripts/fio-build.sh, as Debian's fio has no such engine) against `vmstorbench run
+#   --target iscsi://…`. Like-for-like: both read with READ(16) into one buffer per I/O in
+#   flight (fio's io_u buffers), submit asynchronously and reap, and count their CPU over the
+#   I/O phase (fio: its job's usr_cpu + sys_cpu, getrusage of the job process; ours: the
+#   result document's cpu, getrusage of the process over the run). fio's engine declares
+#   itself synchronous and prints "queue depth will be capped at 1", but queues anyway: its
+#   "IO depths" histogram shows the depth asked for. FIO=0 leaves this comparison out.
 #
 # It starts tgtd (Debian's tgt) on a random loopback port with one 256 MiB file-backed LUN
-# filled with random data, then for ROUNDS rounds runs, case by case, iscsi-perf for SECS
-# seconds and next to it (first or second, alternately) BenchmarkRead (backends/iscsi/bench_test.go: one Queue at QD > 1,
-# ReadAt at QD1, the way the engine drives it) for SECS seconds. iscsi-perf
-# reads with READ(16) through one session, as we do; both count completed commands per second.
-# MiB/s = IOPS × the request size. The summary gives each tool's median and the median of the
-# per-round ratios: the two runs of a round are back to back, so their ratio is the least
-# disturbed by other load on a shared machine. Target: ratio >= 0.9. It also gives the CPU
-# time each initiator spends (iscsi-perf: its process's user+system time over its reads;
-# ours: BenchmarkRead's cpu-us/op, the process's getrusage over the timed reads) per 1,000
-# reads and per GiB read, and their ratio (ours / iscsi-perf; target <= 1.1), which other
-# load disturbs much less than IOPS.
+# filled with random data, then for ROUNDS rounds runs, case by case, each side for SECS
+# seconds, back to back in rotating order (none always follows another). MiB/s = IOPS x the
+# request size. The summary gives each side's medians and the median of the per-round ratios:
+# the runs of a round are back to back, so their ratio is the least disturbed by other load on
+# a shared machine. Targets: IOPS ratio >= 0.9, CPU per read (user+system time, also given per
+# 1,000 reads and per GiB read) ours / reference <= 1.1; load disturbs CPU less than IOPS.
 #
 # With GOTGT=1 the same cases run against the gotgt target too (started from the compiled
 # test binary in its testbed child mode), for the record.
 #
 # With BEFORE=DIR (another checkout of vmstorbench, e.g. a `git worktree` of the commit before
-# a change) its BenchmarkRead runs in the same rounds as a third side, in rotating order, and
-# the summary adds its figures and the CPU ratio ours / before: the way to tell whether a
-# change lowers the CPU per read when the machine's load drifts by 2x between runs.
-# OURS_ENV="NAME=VALUE ..." sets environment variables for our side (and BEFORE's), e.g.
+# a change) its BenchmarkRead runs in the same rounds as another side, and the summary adds its
+# figures and the CPU ratio ours / before: the way to tell whether a change lowers the CPU per
+# read when the machine's load drifts by 2x between runs.
+# OURS_ENV="NAME=VALUE ..." sets environment variables for our sides (and BEFORE's), e.g.
 # GOMAXPROCS=1 to see what the Go scheduler's second thread costs.
 #
-#   scripts/compare-iscsi.sh              # needs root, tgt, libiscsi-bin, go
+#   scripts/compare-iscsi.sh              # needs root, tgt, libiscsi-bin, go (and fio-build.sh's)
 #   ROUNDS=5 SECS=5 GOTGT=1 scripts/compare-iscsi.sh
 #   CASES=1m-seq-qd8 scripts/compare-iscsi.sh   # only the cases whose names match this regexp
 #   BEFORE=/tmp/before scripts/compare-iscsi.sh  # /tmp/before: git worktree add --detach /tmp/before main
@@ -37,11 +46,12 @@ SECS=${SECS:-3}
 GOTGT=${GOTGT:-0}
 CASES=${CASES:-.}
 BEFORE=${BEFORE:-}
+FIO=${FIO:-1}
 OURS_ENV=${OURS_ENV:-}
 IQN=iqn.2025-01.org.vmstorbench:compare
 
 cd "$(dirname "$0")/.."
-for tool in tgtd tgtadm iscsi-perf go /usr/bin/time; do
+for tool in tgtd tgtadm iscsi-perf go /usr/bin/time python3; do
 	command -v "$tool" >/dev/null || {
 		echo "compare-iscsi: $tool not found (apt-get install tgt libiscsi-bin)" >&2
 		exit 1
@@ -87,6 +97,11 @@ wait_port() { # wait_port PORT PID NAME
 }
 
 go test -c -o "$work/iscsi.test" ./backends/iscsi
+fio=
+if [ "$FIO" = 1 ]; then
+	go build -o "$work/vmstorbench" ./cmd/vmstorbench
+	fio=$(scripts/fio-build.sh) || { echo "compare-iscsi: no fio with libiscsi (FIO=0 leaves it out)" >&2; exit 1; }
+fi
 if [ -n "$BEFORE" ]; then
 	(cd "$BEFORE" && go test -c -o "$work/before.test" ./backends/iscsi) ||
 		{ echo "compare-iscsi: cannot build BenchmarkRead in BEFORE=$BEFORE" >&2; exit 1; }
@@ -121,11 +136,11 @@ if [ "$GOTGT" = 1 ]; then
 	targets+=("gotgt iscsi://127.0.0.1:$gport/$IQN/1")
 fi
 
-# case: name, iscsi-perf flags, benchmark name, request bytes
+# case: name, iscsi-perf flags, benchmark name, request bytes, fio/vmstorbench rw, queue depth
 cases=(
-	"4k-rand-qd1|-m 1 -b 8 -r|4k-rand-qd1|4096"
-	"4k-rand-qd32|-m 32 -b 8 -r|4k-rand-qd32|4096"
-	"1m-seq-qd8|-m 8 -b 2048|1m-seq-qd8|1048576"
+	"4k-rand-qd1|-m 1 -b 8 -r|4k-rand-qd1|4096|randread|1"
+	"4k-rand-qd32|-m 32 -b 8 -r|4k-rand-qd32|4096|randread|32"
+	"1m-seq-qd8|-m 8 -b 2048|1m-seq-qd8|1048576|read|8"
 )
 selected=()
 for c in "${cases[@]}"; do
@@ -143,7 +158,7 @@ perf_run() { # perf_run URL FLAGS... -> "IOPS CPU-µs-per-read"
 	awk -v n="$iops" -v s="$SECS" '{ printf "%d %.1f\n", n, (n > 0 ? ($1 + $2) * 1e6 / (n * s) : 0) }' "$work/time"
 }
 
-ours_run() { # ours_run URL BENCH [TEST-BINARY] -> "IOPS CPU-µs-per-read"
+bench_run() { # bench_run URL BENCH [TEST-BINARY] -> "IOPS CPU-µs-per-read"
 	local out
 	# shellcheck disable=SC2086
 	out=$(env $OURS_ENV VMSTORBENCH_ISCSI_BENCH_URL="$1" "${3:-$work/iscsi.test}" -test.run '^$' \
@@ -153,76 +168,103 @@ ours_run() { # ours_run URL BENCH [TEST-BINARY] -> "IOPS CPU-µs-per-read"
 		END { printf "%.0f %.1f\n", n, c }'
 }
 
+fio_run() { # fio_run URL RW BS QD -> "IOPS CPU-µs-per-read"
+	# fio splits a filename at ':' unless it is escaped.
+	timeout $((SECS + 30)) "$fio" --name=compare --ioengine=libiscsi --filename="${1//:/\\:}" --rw="$2" --bs="$3" \
+		--iodepth="$4" --time_based --runtime="$SECS" --output-format=json --output="$work/fio.json" \
+		>"$work/fio.log" 2>&1 || { echo "compare-iscsi: fio --ioengine=libiscsi failed: $(cat "$work/fio.log")" >&2; exit 1; }
+	python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))["jobs"][0]
+n = max(j["read"]["total_ios"], 1)
+# usr_cpu and sys_cpu: percent of the job runtime (ms), from getrusage over the I/O phase.
+print("%d %.1f" % (j["read"]["iops"], (j["usr_cpu"] + j["sys_cpu"]) / 100 * j["job_runtime"] * 1e3 / n))' "$work/fio.json"
+}
+
+run_run() { # run_run URL RW BS QD -> "IOPS CPU-µs-per-read"
+	# shellcheck disable=SC2086
+	env $OURS_ENV "$work/vmstorbench" run --target "$1" --rw "$2" --bs "$3" --iodepth "$4" --runtime "${SECS}s" --time-based \
+		--no-save --json 2>"$work/run.err" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+r, c = d["read"], d["cpu"]
+print("%d %.1f" % (r["iops"], (c["user_ns"] + c["sys_ns"]) / 1e3 / max(r["ios"], 1)))' ||
+		{ echo "compare-iscsi: vmstorbench run failed: $(cat "$work/run.err")" >&2; exit 1; }
+}
+
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
-best() { tr ' ' '\n' | grep -v '^$' | sort -g | head -1; }
+lowest() { tr ' ' '\n' | grep -v '^$' | sort -g | head -1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
+
+# Sides, and the pairs compared (ours:reference) with their per-round ratios.
+sides=(perf ours)
+pairs=(ours:perf)
+[ -z "$fio" ] || { sides+=(fio run); pairs+=(run:fio); }
+[ -z "$BEFORE" ] || { sides+=(before); pairs+=(ours:before); }
+declare -A title=([perf]="iscsi-perf" [ours]="BenchmarkRead" [fio]="fio libiscsi" [run]="vmstorbench run" [before]="BEFORE")
 
 summary=()
-sides=(perf ours)
-[ -z "$BEFORE" ] || sides+=(before)
 for t in "${targets[@]}"; do
 	tname=${t%% *}
 	url=${t#* }
-	echo "== $tname ($url), $ROUNDS rounds of ${SECS}s per tool and case"
-	printf '%-6s %-14s %22s %22s' round case "iscsi-perf IOPS (cpu)" "vmstorbench IOPS (cpu)"
-	[ -z "$BEFORE" ] && echo || printf ' %22s\n' "BEFORE IOPS (cpu)"
-	declare -A pall=() oall=() rall=() pcpu=() ocpu=() crall=() ball=() bcpu=() brall=()
+	echo "== $tname ($url), $ROUNDS rounds of ${SECS}s per side and case"
+	line=$(printf '%-6s %-14s' round case)
+	for s in "${sides[@]}"; do line+=$(printf ' %24s' "${title[$s]} IOPS (cpu)"); done
+	echo "$line"
+	declare -A iops=() cpu=() riops=() rcpu=()
 	for r in $(seq "$ROUNDS"); do
 		for c in "${cases[@]}"; do
-			IFS='|' read -r name flags bench bytes <<<"$c"
-			# Rotate which side goes first, so that none always follows another.
-			b=0 bc=0
+			IFS='|' read -r name flags bench bytes rw qd <<<"$c"
+			declare -A got=()
 			for i in $(seq 0 $((${#sides[@]} - 1))); do
-				case ${sides[$(((i + r) % ${#sides[@]}))]} in
+				s=${sides[$(((i + r) % ${#sides[@]}))]}
+				case $s in
 				# shellcheck disable=SC2086
-				perf) read -r p pc <<<"$(perf_run "$url" $flags)" ;;
-				ours) read -r o oc <<<"$(ours_run "$url" "$bench")" ;;
-				before) read -r b bc <<<"$(ours_run "$url" "$bench" "$work/before.test")" ;;
+				perf) got[$s]=$(perf_run "$url" $flags) ;;
+				ours) got[$s]=$(bench_run "$url" "$bench") ;;
+				fio) got[$s]=$(fio_run "$url" "$rw" "$bytes" "$qd") ;;
+				run) got[$s]=$(run_run "$url" "$rw" "$bytes" "$qd") ;;
+				before) got[$s]=$(bench_run "$url" "$bench" "$work/before.test") ;;
 				esac
 			done
-			pall[$name]="${pall[$name]:-} $p"
-			oall[$name]="${oall[$name]:-} $o"
-			pcpu[$name]="${pcpu[$name]:-} $pc"
-			ocpu[$name]="${ocpu[$name]:-} $oc"
-			rall[$name]="${rall[$name]:-} $(awk -v p="$p" -v o="$o" 'BEGIN { printf "%.3f", (p > 0 ? o / p : 0) }')"
-			crall[$name]="${crall[$name]:-} $(awk -v p="$pc" -v o="$oc" 'BEGIN { printf "%.3f", (p > 0 ? o / p : 0) }')"
-			printf '%-6s %-14s %12s (%6.1f µs) %12s (%6.1f µs)' "$r" "$name" "$p" "$pc" "$o" "$oc"
-			if [ -n "$BEFORE" ]; then
-				ball[$name]="${ball[$name]:-} $b"
-				bcpu[$name]="${bcpu[$name]:-} $bc"
-				brall[$name]="${brall[$name]:-} $(awk -v b="$bc" -v o="$oc" 'BEGIN { printf "%.3f", (b > 0 ? o / b : 0) }')"
-				printf ' %12s (%6.1f µs)' "$b" "$bc"
-			fi
-			echo
+			line=$(printf '%-6s %-14s' "$r" "$name")
+			for s in "${sides[@]}"; do
+				read -r n u <<<"${got[$s]}"
+				iops[$s,$name]+=" $n"
+				cpu[$s,$name]+=" $u"
+				line+=$(printf ' %14s (%6.1f µs)' "$n" "$u")
+			done
+			echo "$line"
+			for p in "${pairs[@]}"; do
+				read -r n1 u1 <<<"${got[${p%%:*}]}"
+				read -r n2 u2 <<<"${got[${p#*:}]}"
+				riops[$p,$name]+=" $(ratio "$n1" "$n2")"
+				rcpu[$p,$name]+=" $(ratio "$u1" "$u2")"
+			done
+			unset got
 		done
 	done
 	for c in "${cases[@]}"; do
-		IFS='|' read -r name flags bench bytes <<<"$c"
-		p=$(echo "${pall[$name]}" | median)
-		o=$(echo "${oall[$name]}" | median)
-		q=$(echo "${rall[$name]}" | median)
-		pc=$(echo "${pcpu[$name]}" | median)
-		oc=$(echo "${ocpu[$name]}" | median)
-		cq=$(echo "${crall[$name]}" | median)
-		cb=$(echo "${crall[$name]}" | best)
-		# CPU per 1,000 reads in ms equals CPU per read in µs; per GiB it scales by the read size.
-		line=$(awk -v t="$tname" -v n="$name" -v p="$p" -v o="$o" -v q="$q" -v b="$bytes" -v pc="$pc" -v oc="$oc" -v cq="$cq" -v cb="$cb" 'BEGIN {
-			printf "%-6s %-14s %8d IOPS %7.1f MiB/s %6.1f ms %6.3f s   %8d IOPS %7.1f MiB/s %6.1f ms %6.3f s   %5.2f  %5.2f  %5.2f / %4.2f",
-				t, n, p, p * b / 1048576, pc, pc * 1073741824 / b / 1e6, o, o * b / 1048576, oc, oc * 1073741824 / b / 1e6, q, (pc > 0 ? oc / pc : 0), cq, cb }')
-		if [ -n "$BEFORE" ]; then
-			line+=$(awk -v b="$(echo "${ball[$name]}" | median)" -v bc="$(echo "${bcpu[$name]}" | median)" \
-				-v r="$(echo "${brall[$name]}" | median)" -v rb="$(echo "${brall[$name]}" | best)" 'BEGIN {
-				printf "   %8d IOPS %6.1f ms  %5.2f / %4.2f", b, bc, r, rb }')
-		fi
-		summary+=("$line")
+		IFS='|' read -r name flags bench bytes rw qd <<<"$c"
+		for p in "${pairs[@]}"; do
+			a=${p%%:*} b=${p#*:}
+			# CPU per 1,000 reads in ms equals CPU per read in µs; per GiB it scales by the read size.
+			summary+=("$(awk -v t="$tname" -v n="$name" -v a="${title[$a]}" -v b="${title[$b]}" -v bytes="$bytes" \
+				-v ai="$(echo "${iops[$a,$name]}" | median)" -v ac="$(echo "${cpu[$a,$name]}" | median)" \
+				-v bi="$(echo "${iops[$b,$name]}" | median)" -v bc="$(echo "${cpu[$b,$name]}" | median)" \
+				-v ri="$(echo "${riops[$p,$name]}" | median)" -v rc="$(echo "${rcpu[$p,$name]}" | median)" \
+				-v rl="$(echo "${rcpu[$p,$name]}" | lowest)" 'BEGIN {
+				printf "%-6s %-13s %-33s %7d IOPS %7.1f MiB/s %6.1f ms %6.3f s   %7d IOPS %6.1f ms %6.3f s   %5.2f  %5.2f  %5.2f / %4.2f",
+					t, n, a " / " b, ai, ai * bytes / 1048576, ac, ac * 1073741824 / bytes / 1e6,
+					bi, bc, bc * 1073741824 / bytes / 1e6, ri, (bc > 0 ? ac / bc : 0), rc, rl }')")
+		done
 	done
-	unset pall oall rall pcpu ocpu crall ball bcpu brall
+	unset iops cpu riops rcpu
 done
 
 echo
-echo "medians of $ROUNDS rounds (ms: initiator user+system CPU per 1,000 reads; s: per GiB read;"
-echo "ratio: median of the per-round IOPS ratios; CPU: ours / iscsi-perf of the medians; CPU/round:"
-echo "median / lowest of the per-round CPU ratios ours / iscsi-perf (the sides of a round share its load)):"
-header=$(printf '%-6s %-14s %-51s   %-51s   %5s  %5s  %s' target case "iscsi-perf (libiscsi)" "vmstorbench (Go initiator)" ratio "CPU" "CPU/round")
-[ -z "$BEFORE" ] || header+=$(printf '   %-40s' "BEFORE: IOPS, CPU, CPU ours/before per round (median / lowest)")
-echo "$header"
+echo "medians of $ROUNDS rounds, ours / reference (ms: user+system CPU per 1,000 reads; s: per GiB read;"
+echo "IOPS: median of the per-round ratios; CPU: of the medians; CPU/round: median / lowest of the"
+echo "per-round CPU ratios (the sides of a round share its load)):"
+printf '%-6s %-13s %-33s %-51s   %-33s   %5s  %5s  %s\n' target case "ours / reference" "ours" "reference" IOPS CPU "CPU/round"
 printf '%s\n' "${summary[@]}"
