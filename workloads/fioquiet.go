@@ -20,7 +20,7 @@ var quietOptions = func() []option {
 	const (
 		report = "reporting only; vmstorbench measures latency and bandwidth and reports them its own way"
 		logs   = "vmstorbench writes no fio log files; its results keep their own time series"
-		cpu    = "CPU and memory placement is left to the Go runtime"
+		cpu    = "CPU and memory placement is left to the Go runtime (place the whole process with taskset or numactl)"
 		batch  = "submission batching is not emulated; vmstorbench keeps up to iodepth I/Os in flight"
 		data   = "vmstorbench fills write buffers its own way (buffer_pattern, buffer_compress_percentage and dedupe_percentage shape them)"
 		files  = "the backend creates, lays out and keeps its files its own way"
