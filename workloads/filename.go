@@ -216,12 +216,12 @@ func iscsiTarget(j Job) (string, string, error) {
 	if !ok {
 		return "", "", fmt.Errorf("filename=%s: ioengine=libiscsi takes a libiscsi URL, %s", raw, form)
 	}
+	if user, ok := libiscsiPassword(raw); ok {
+		return "", "", chapPasswordError(user)
+	}
 	rest, rawQuery, _ := strings.Cut(rest, "?")
 	u := &url.URL{Scheme: "iscsi"}
 	if userinfo, hostPath, found := strings.Cut(rest, "@"); found {
-		if i := strings.IndexAny(userinfo, "%:"); i >= 0 {
-			return "", "", chapPasswordError(userinfo[:i])
-		}
 		if userinfo == "" {
 			return "", "", fmt.Errorf("filename=%s: empty user name before '@'", raw)
 		}

@@ -21,6 +21,7 @@ func TestEngineTargets(t *testing.T) {
 		{"libiscsi header digest", `ioengine=libiscsi` + "\n" + `filename=iscsi\://h/iqn.x\:t/1?header_digest=crc32c`, "iscsi://h/iqn.x:t/1?header_digest=crc32c", ""},
 		{"libiscsi IPv6", `ioengine=libiscsi` + "\n" + `filename=iscsi\://[\:\:1]\:3260/iqn.x\:t/1`, "iscsi://[::1]:3260/iqn.x:t/1", ""},
 		{"libiscsi in global", "[global]\nioengine=libiscsi\n[k]\n" + `filename=iscsi\://h/iqn.x\:t/2`, "iscsi://h/iqn.x:t/2", ""},
+		{"libiscsi empty user", `ioengine=libiscsi` + "\n" + `filename=iscsi\://@h/iqn.x\:t/1`, "", "empty user name"},
 		{"libiscsi no LUN", `ioengine=libiscsi` + "\n" + `filename=iscsi\://h/iqn.x\:t`, "", "no LUN"},
 		{"libiscsi empty LUN", `ioengine=libiscsi` + "\n" + `filename=iscsi\://h/iqn.x\:t/`, "", "no LUN"},
 		{"libiscsi LUN not a number", `ioengine=libiscsi` + "\n" + `filename=iscsi\://h/iqn.x\:t/one`, "", `LUN "one" is not a number`},
