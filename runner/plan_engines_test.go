@@ -27,7 +27,7 @@ func TestPlanEngineJobs(t *testing.T) {
 		{"nbd", "[global]\nioengine=nbd\nuri=nbd+unix:///?socket=/tmp/nbd.sock\n[b]\nrw=randrw", false,
 			"nbd+unix:///?socket=/tmp/nbd.sock", "b: ioengine=nbd uri=nbd+unix:///?socket=/tmp/nbd.sock runs on nbd+unix:///?socket=/tmp/nbd.sock", ""},
 		{"nfs", "[c]\nioengine=nfs\nnfs_url=nfs://127.0.0.1/export?mountport=20048\nfilename=vm.img", false,
-			"nfs://127.0.0.1/export/vm.img?export=/export&mountport=20048", "c: ioengine=nfs nfs_url=nfs://127.0.0.1/export?mountport=20048 filename=vm.img runs on", ""},
+			"nfs://127.0.0.1/export/vm.img?export=/export&mountport=20048&stable=unstable", "c: ioengine=nfs nfs_url=nfs://127.0.0.1/export?mountport=20048 filename=vm.img runs on", ""},
 		{"replaced by --target", "[d]\nioengine=nbd\nuri=nbd://127.0.0.1/e", true, "", "d: ioengine=nbd uri=nbd://127.0.0.1/e replaced by the target", ""},
 		{"still the engine note", "[e]\nioengine=nbd\nuri=nbd://127.0.0.1/e", false, "nbd://127.0.0.1/e", "e: ioengine=nbd replaced by the vmstorbench backend", ""},
 		{"unmappable", "[f]\nioengine=nbd\nuri=nbd://127.0.0.1/e?tls-certificates=/c", false, "", "", `:1: job "f": uri=nbd://127.0.0.1/e?tls-certificates=/c: URL option "tls-certificates"`},

@@ -393,7 +393,6 @@ func nfsTarget(j Job) (string, string, error) {
 	// fio's file is directory= then filename= (fio prepends directory= even to an absolute
 	// filename=), opened by libnfs relative to the mounted export.
 	u.Path = path.Join(export, w.Directory, w.Filename)
-	u.RawQuery = strings.ReplaceAll(q.Encode(), "%2F", "/")
 	note := "ioengine=nfs nfs_url=" + raw
 	if w.Filename != "" {
 		note += " filename=" + w.Filename
@@ -401,7 +400,19 @@ func nfsTarget(j Job) (string, string, error) {
 	if w.Directory != "" {
 		note += " directory=" + w.Directory
 	}
-	return checkedTarget(u, note)
+	// fio's nfs engine opens its file without O_SYNC, whatever sync= says, so libnfs sends
+	// UNSTABLE WRITEs, never COMMITted: the backend's stable=unstable writes the same way
+	// (and COMMITs for fsync=, which fio's engine cannot do). A job that asks for sync= gets
+	// the FILE_SYNC writes it asks for.
+	if w.SyncIO == "" {
+		q.Set("stable", "unstable")
+	}
+	u.RawQuery = strings.ReplaceAll(q.Encode(), "%2F", "/")
+	target, note, err := checkedTarget(u, note)
+	if err == nil && w.SyncIO != "" {
+		note += fmt.Sprintf(" (sync=%s: FILE_SYNC writes, where fio's nfs engine ignores sync= and writes UNSTABLE)", w.SyncIO)
+	}
+	return target, note, err
 }
 
 // checkedTarget is u as a target string, checked to parse back with a host or a path, with
