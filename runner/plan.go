@@ -94,10 +94,15 @@ func planJobFile(p JobPlan, sizeGiven bool) ([]Job, []string, error) {
 				notes = append(notes, n)
 			}
 		} else {
-			// filename= (or directory=) is the target: a local path only, never a
-			// host:port or an engine's name created as a local file.
-			if j.Target, err = pj.FileTarget(); err != nil {
+			// filename= (or directory=) is the target: a local path, never a host:port or
+			// an engine's name created as a local file; or, for fio's libiscsi, nbd and
+			// nfs engines, the URL the engine connects to, for the backend of its protocol.
+			var note string
+			if j.Target, note, err = pj.FileTarget(); err != nil {
 				return nil, allNotes, fmt.Errorf("%s:%d: job %q: %w", path, pj.Line, pj.Section, err)
+			}
+			if note != "" {
+				notes = append(notes, note)
 			}
 			if j.Target == "" {
 				return nil, allNotes, fmt.Errorf("%s: job %q has no filename= or directory= and no --target was given", path, pj.Section)

@@ -290,7 +290,7 @@ func TestFileTarget(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := jobs[0].FileTarget()
+			got, _, err := jobs[0].FileTarget()
 			switch {
 			case tt.err == "" && (err != nil || got != tt.want):
 				t.Errorf("got %q, %v; want %q", got, err, tt.want)

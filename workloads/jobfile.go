@@ -326,10 +326,11 @@ func (s *scope) set(st setting) error {
 		value = "1"
 	}
 	if err := opt.set(s, value); err != nil {
-		if st.raw != st.value {
-			return st.errorf("%s=%q (expanded to %q): %w", st.key, st.raw, st.value, err)
+		raw, value := redactPassword(st.raw), redactPassword(st.value)
+		if raw != value {
+			return st.errorf("%s=%q (expanded to %q): %w", st.key, raw, value, err)
 		}
-		return st.errorf("%s=%q: %w", st.key, st.value, err)
+		return st.errorf("%s=%q: %w", st.key, value, err)
 	}
 	s.options[opt.names[0]] = st.value
 	if opt.names[0] == "size" && s.w.Size == 0 {
@@ -359,6 +360,9 @@ func (s *scope) finish() error {
 	}
 	if _, given := s.options["verify"]; !given && len(s.w.VerifyPattern) > 0 && s.w.Verify == "" {
 		s.w.Verify = "pattern" // fio: verify_pattern without verify= means verify=pattern
+	}
+	if err := checkEngineOptions(s.options, s.w.Filename); err != nil {
+		return err
 	}
 	if s.noVerifyPass && s.w.Verify != "" {
 		return errors.New("do_verify=0: vmstorbench always reads the written blocks back to verify them; drop verify= to write without checking")
@@ -674,6 +678,10 @@ var ioOptions = []option{
 		s.note("ioengine=%s replaced by the vmstorbench backend", v)
 		return nil
 	}},
+	// The URLs fio's nbd and nfs engines connect to: the target when no --target is given
+	// (Job.FileTarget); checkEngineOptions ties each to its engine.
+	{names: []string{"uri"}, set: func(*scope, string) error { return nil }},
+	{names: []string{"nfs_url"}, set: func(*scope, string) error { return nil }},
 	{names: []string{"stonewall", "wait_for_previous"}, flag: true, set: func(s *scope, v string) (err error) {
 		s.stonewall, err = s.flag(v)
 		return err
