@@ -87,7 +87,19 @@ work=$(mktemp -d)
 # Files copied by nfs-cp live in memory so that the local side costs nothing.
 shm=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
 helper=""
+# kill_fio PID: ends the fio started as PID (/usr/bin/time), its job processes first: they
+# are in sessions of their own (fio calls setsid), out of reach of a signal to fio's group.
+kill_fio() {
+	local parent
+	parent=$(pgrep -P "$1" || true)
+	# shellcheck disable=SC2046 # one pid per word
+	[ -z "$parent" ] || kill -KILL $(pgrep -P "$parent") "$parent" 2>/dev/null || true
+}
 cleanup() {
+	# A fio run still going (the script was interrupted): see fio_run.
+	if [[ -s "$work/fio.pid" ]] && kill -0 "$(cat "$work/fio.pid")" 2>/dev/null; then
+		kill_fio "$(cat "$work/fio.pid")"
+	fi
 	if [[ -n "$helper" ]]; then
 		kill -TERM "$helper" 2>/dev/null || true
 		wait "$helper" 2>/dev/null || true
@@ -243,7 +255,7 @@ fio_part() {
 		# umount then sometimes never returns (seen with 1 MiB reads at iodepth 8: the job
 		# process polls the MOUNT connection forever, fio's output unwritten). Such a run is
 		# killed after SECS + 15 s and run again; the summary counts them.
-		local try rc pid t parent hung
+		local try rc pid t hung
 		for try in 1 2 3; do
 			rm -f "$work/fio.json"
 			/usr/bin/time -f '%U %S' -o "$work/time" "$fio" \
@@ -251,6 +263,7 @@ fio_part() {
 				--size="$bytes" --rw="$3" --bs="$1" --iodepth="$2" --runtime="$SECS" --time_based=1 \
 				--output-format=json --output="$work/fio.json" >/dev/null 2>"$work/fio.err" &
 			pid=$!
+			echo "$pid" >"$work/fio.pid"
 			for ((t = 0; t < (SECS + 15) * 10; t++)); do
 				kill -0 "$pid" 2>/dev/null || break
 				sleep 0.1
@@ -258,15 +271,12 @@ fio_part() {
 			hung=0
 			if kill -0 "$pid" 2>/dev/null; then
 				hung=1
-				# The job process is in its own session (fio calls setsid): kill it by its pid,
-				# then fio.
-				parent=$(pgrep -P "$pid" || true)
-				# shellcheck disable=SC2046 # one pid per word
-				[ -z "$parent" ] || kill -KILL $(pgrep -P "$parent") "$parent" 2>/dev/null || true
+				kill_fio "$pid"
 				echo "$1 $2 $3" >>"$work/fio-hung"
 			fi
 			rc=0
 			wait "$pid" || rc=$?
+			rm -f "$work/fio.pid"
 			[ "$hung" = 1 ] || break
 		done
 		[ "$rc" = 0 ] && [ -s "$work/fio.json" ] ||
