@@ -47,6 +47,11 @@ type rpcConn struct {
 	stopOnce sync.Once
 }
 
+// readBufferSize is the receive buffer: the replies of many small calls in flight arrive
+// with one read, while what a fill takes of a large READ reply's data is copied once more
+// (the rest goes straight into the caller's buffer, see record.raw).
+const readBufferSize = 64 << 10
+
 // rpcCall is one call waiting for its reply.
 type rpcCall struct {
 	name     string // procedure name, for errors
@@ -171,7 +176,7 @@ func (c *rpcConn) send(pieces ...[]byte) {
 // receive reads replies and hands each to the call with its XID until the connection fails.
 func (c *rpcConn) receive() {
 	defer close(c.done)
-	rec := &record{br: bufio.NewReaderSize(c.conn, 256<<10)}
+	rec := &record{br: bufio.NewReaderSize(c.conn, readBufferSize), raw: c.conn}
 	d := &decoder{r: rec}
 	for {
 		if err := rec.begin(); err != nil {

@@ -2,6 +2,7 @@ package nfs
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -236,5 +237,85 @@ func TestRPCRejected(t *testing.T) {
 	_, err := getPort(c, nfsProg, nfsVers, time.Time{})
 	if err == nil || !strings.Contains(err.Error(), "AUTH_TOOWEAK") {
 		t.Fatalf("err = %v, want AUTH_TOOWEAK", err)
+	}
+}
+
+// chunkReader returns at most max bytes per Read, as a socket returns what has arrived.
+type chunkReader struct {
+	r   io.Reader
+	max int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(p) > c.max {
+		p = p[:c.max]
+	}
+	return c.r.Read(p)
+}
+
+// TestRecordDirectReads: READ data goes straight from the connection into the caller's
+// buffer once the receive buffer is empty, and comes from the buffer while it holds some;
+// either way the bytes arrive in order, across fragments, and the next record starts where
+// this one ended.
+func TestRecordDirectReads(t *testing.T) {
+	tests := []struct {
+		name              string
+		size, frag, chunk int
+	}{
+		{"small, one fragment", 100, 0, 1 << 20},
+		{"below directRead", directRead - 1, 0, 3000},
+		{"1 MiB, whole reads", 1 << 20, 0, 1 << 20},
+		{"1 MiB, socket-sized reads", 1 << 20, 0, 3000},
+		{"300 KiB, fragments of 5000", 300 << 10, 5000, 64 << 10},
+		{"odd size, fragments of 7", 70001, 70001 / 7, 4096},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := make([]byte, tt.size)
+			for i := range data {
+				data[i] = byte(i*7 + i>>9)
+			}
+			var results, next xdrBuf
+			results.opaque(data)
+			next.u32(42)
+			stream := append(acceptedReply(1, results, tt.frag), acceptedReply(2, next, 0)...)
+			src := &chunkReader{r: bytes.NewReader(stream), max: tt.chunk}
+			rec := &record{br: bufio.NewReaderSize(src, readBufferSize), raw: src}
+			d := &decoder{r: rec}
+
+			if err := rec.begin(); err != nil {
+				t.Fatal(err)
+			}
+			if xid := d.u32(); xid != 1 {
+				t.Fatalf("first xid %d", xid)
+			}
+			if err := readReplyHeader(d); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, d.u32())
+			d.into(got)
+			if d.err != nil {
+				t.Fatal(d.err)
+			}
+			if !bytes.Equal(got, data) {
+				t.Fatal("READ data differs from what was sent")
+			}
+			if err := rec.discard(); err != nil {
+				t.Fatal(err)
+			}
+
+			if err := rec.begin(); err != nil {
+				t.Fatal(err)
+			}
+			if xid := d.u32(); xid != 2 {
+				t.Fatalf("second xid %d: the first record was not read to its end", xid)
+			}
+			if err := readReplyHeader(d); err != nil {
+				t.Fatal(err)
+			}
+			if v := d.u32(); d.err != nil || v != 42 {
+				t.Fatalf("second record: %d, %v", v, d.err)
+			}
+		})
 	}
 }

@@ -45,11 +45,19 @@ var errReplyTooLong = errors.New("malformed reply: read past the end of the RPC 
 // the socket buffer into the caller's slice. It keeps socket errors apart from decoding
 // errors: the former break the connection, the latter only fail one call.
 type record struct {
-	br    *bufio.Reader
+	br *bufio.Reader
+	// raw is the connection under br. A large read that finds br empty goes straight to it:
+	// bufio bypasses its buffer only for reads at least as large as the buffer, and would
+	// otherwise copy the rest of a 1 MiB READ's data through it.
+	raw   io.Reader
 	left  uint32 // bytes left in the current fragment
 	last  bool   // current fragment is the record's last
 	ioErr error  // first error from the connection itself
 }
+
+// directRead is the smallest read that bypasses an empty buffer. Smaller ones fill the
+// buffer, where one system call brings in several small replies.
+const directRead = 16 << 10
 
 // begin reads the first fragment header of the next record.
 func (r *record) begin() error {
@@ -81,7 +89,13 @@ func (r *record) Read(p []byte) (int, error) {
 	if uint32(len(p)) > r.left {
 		p = p[:r.left]
 	}
-	n, err := r.br.Read(p)
+	var n int
+	var err error
+	if r.raw != nil && len(p) >= directRead && r.br.Buffered() == 0 {
+		n, err = r.raw.Read(p)
+	} else {
+		n, err = r.br.Read(p)
+	}
 	r.left -= uint32(n)
 	if err != nil {
 		r.ioErr = err
