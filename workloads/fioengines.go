@@ -289,8 +289,9 @@ func nfsTarget(j Job) (string, string, error) {
 		note += " directory=" + w.Directory
 	}
 	// fio's nfs engine opens its file without O_SYNC, whatever sync= says, so libnfs sends
-	// UNSTABLE WRITEs, never COMMITted: the backend's stable=unstable writes the same way
-	// (and COMMITs for fsync=, which fio's engine cannot do). A job that asks for sync= gets
+	// UNSTABLE WRITEs, COMMITted only when fio closes the file, after the timed run: the
+	// backend's stable=unstable writes the same way (and COMMITs for fsync=, which fio's
+	// engine cannot do). A job that asks for sync= gets
 	// the FILE_SYNC writes it asks for.
 	if w.SyncIO == "" {
 		q.Set("stable", "unstable")
