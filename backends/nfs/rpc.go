@@ -153,7 +153,8 @@ func (c *rpcConn) call(prog, vers, proc uint32, name string, deadline time.Time,
 	}
 	cl := c.calls.Get().(*rpcCall)
 	xid := c.xid.Add(1)
-	hdr := cl.hdr[:0]
+	hdr := &cl.hdr // through the call, which is on the heap anyway: a local would move there
+	*hdr = (*hdr)[:0]
 	hdr.u32(0) // record mark, set below
 	hdr.u32(xid)
 	hdr.u32(0) // CALL
@@ -166,16 +167,15 @@ func (c *rpcConn) call(prog, vers, proc uint32, name string, deadline time.Time,
 	hdr.u32(0) // verifier: AUTH_NONE
 	hdr.u32(0)
 	if args != nil {
-		args(&hdr)
+		args(hdr)
 	}
-	cl.hdr = hdr
 	padLen := pad4(len(payload))
-	size := len(hdr) - 4 + len(payload) + padLen
+	size := len(*hdr) - 4 + len(payload) + padLen
 	if size > 0x7fffffff {
 		c.calls.Put(cl)
 		return fmt.Errorf("%s: call of %d bytes is too large", name, size)
 	}
-	binary.BigEndian.PutUint32(hdr, uint32(size)|0x80000000)
+	binary.BigEndian.PutUint32(*hdr, uint32(size)|0x80000000)
 
 	// Register before sending: the reply may arrive before the write returns.
 	c.mu.Lock()
@@ -190,7 +190,7 @@ func (c *rpcConn) call(prog, vers, proc uint32, name string, deadline time.Time,
 	c.nactive++
 	c.mu.Unlock()
 
-	c.send(cl, hdr, payload, zeroPad[:padLen])
+	c.send(cl, *hdr, payload, zeroPad[:padLen])
 	err := c.wait(cl)
 	cl.decode = nil
 	if !cl.queued.Load() {

@@ -56,6 +56,7 @@ type record struct {
 	left  uint32 // bytes left in the current fragment
 	last  bool   // current fragment is the record's last
 	ioErr error  // first error from the connection itself
+	mark  [4]byte
 }
 
 // directRead is the smallest read that bypasses an empty buffer. Smaller ones fill the
@@ -69,12 +70,11 @@ func (r *record) begin() error {
 }
 
 func (r *record) nextFragment() error {
-	var h [4]byte
-	if _, err := io.ReadFull(r.br, h[:]); err != nil {
+	if _, err := io.ReadFull(r.br, r.mark[:]); err != nil {
 		r.ioErr = err
 		return err
 	}
-	v := binary.BigEndian.Uint32(h[:])
+	v := binary.BigEndian.Uint32(r.mark[:])
 	r.last = v&0x80000000 != 0
 	r.left = v & 0x7fffffff
 	return nil
