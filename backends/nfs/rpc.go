@@ -69,8 +69,9 @@ type rpcConn struct {
 	pending map[uint32]*rpcCall
 	current *rpcCall   // the call whose reply is being decoded (no longer in pending)
 	nactive int        // calls in flight: pending and current
+	nasync  int        // of which sent by an async client (see async.go)
 	reading bool       // the read token is held
-	waitq   []*rpcCall // callers waiting for the token or their reply
+	waitq   []*rpcCall // callers waiting for the token or their reply (an async client: its marker)
 	broken  error      // set once; every later call fails with it
 	failed  chan struct{}
 	bgKick  chan struct{}
@@ -102,7 +103,9 @@ type rpcCall struct {
 	// is written (the connection failed, or a server answered a call it had not read whole)
 	// is not reused, since the writer may still hold its header.
 	queued atomic.Bool
-	hdr    xdrBuf // the record's header and arguments
+	hdr    xdrBuf       // the record's header and arguments
+	a      *asyncClient // under rpcConn.mu: the async client that sent the call, or nil
+	tag    int          // the async client's tag of the call
 }
 
 // errClosed is what calls on a closed connection fail with.
@@ -148,10 +151,32 @@ func newRPCConn(conn net.Conn, cred rpc.Auth, timeout time.Duration) *rpcConn {
 func (c *rpcConn) call(prog, vers, proc uint32, name string, deadline time.Time, args func(b *xdrBuf), payload []byte, decode func(d *decoder) error) error {
 	c.life.RLock()
 	defer c.life.RUnlock()
+	cl := c.calls.Get().(*rpcCall)
+	if err := c.start(cl, prog, vers, proc, name, deadline, args, payload, decode, nil, 0); err != nil {
+		c.calls.Put(cl)
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	calls := [1]*rpcCall{cl}
+	bufs := [3][]byte{cl.hdr, payload, zeroPad[:pad4(len(payload))]}
+	c.send(calls[:], bufs[:])
+	err := c.wait(cl)
+	cl.decode = nil
+	if !cl.queued.Load() {
+		c.calls.Put(cl)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// start encodes cl's record header (the record mark counts payload and its padding) and
+// registers cl in flight, for async client a (nil: a caller that waits) under tag. Nothing
+// is sent. On error (the connection failed, a call too large) cl is still the caller's.
+func (c *rpcConn) start(cl *rpcCall, prog, vers, proc uint32, name string, deadline time.Time, args func(b *xdrBuf), payload []byte, decode func(d *decoder) error, a *asyncClient, tag int) error {
 	if deadline.IsZero() {
 		deadline = time.Now().Add(c.timeout)
 	}
-	cl := c.calls.Get().(*rpcCall)
 	xid := c.xid.Add(1)
 	hdr := &cl.hdr // through the call, which is on the heap anyway: a local would move there
 	*hdr = (*hdr)[:0]
@@ -169,51 +194,44 @@ func (c *rpcConn) call(prog, vers, proc uint32, name string, deadline time.Time,
 	if args != nil {
 		args(hdr)
 	}
-	padLen := pad4(len(payload))
-	size := len(*hdr) - 4 + len(payload) + padLen
+	size := len(*hdr) - 4 + len(payload) + pad4(len(payload))
 	if size > 0x7fffffff {
-		c.calls.Put(cl)
-		return fmt.Errorf("%s: call of %d bytes is too large", name, size)
+		return fmt.Errorf("call of %d bytes is too large", size)
 	}
 	binary.BigEndian.PutUint32(*hdr, uint32(size)|0x80000000)
 
+	// Queued from now until written: if fail completes cl before its record is sent, cl is
+	// not reused while the record may still be on its way to the writer.
+	cl.queued.Store(true)
 	// Register before sending: the reply may arrive before the write returns.
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.broken != nil {
-		err := c.broken
-		c.mu.Unlock()
-		c.calls.Put(cl)
-		return fmt.Errorf("%s: %w", name, err)
+		cl.queued.Store(false)
+		return c.broken
 	}
 	cl.name, cl.deadline, cl.decode, cl.active = name, deadline, decode, true
+	cl.a, cl.tag = a, tag
+	if a != nil {
+		c.nasync++
+		a.active++
+	}
 	c.pending[xid] = cl
 	c.nactive++
-	c.mu.Unlock()
-
-	c.send(cl, *hdr, payload, zeroPad[:padLen])
-	err := c.wait(cl)
-	cl.decode = nil
-	if !cl.queued.Load() {
-		c.calls.Put(cl)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
 	return nil
 }
 
-// send writes one record, given as consecutive pieces, or queues it for the caller that is
-// writing. A write error fails the connection, and with it every call in flight, so callers
-// learn about it from their reply.
-func (c *rpcConn) send(cl *rpcCall, pieces ...[]byte) {
-	cl.queued.Store(true)
+// send writes the records of calls, given as bufs (the pieces of all records, in order), or
+// queues them for the caller that is writing. A write error fails the connection, and with
+// it every call in flight, so callers learn about it from their results.
+func (c *rpcConn) send(calls []*rpcCall, bufs [][]byte) {
 	c.sendMu.Lock()
-	for _, p := range pieces {
+	for _, p := range bufs {
 		if len(p) > 0 {
 			c.sendQ = append(c.sendQ, p)
 		}
 	}
-	c.sendCalls = append(c.sendCalls, cl)
+	c.sendCalls = append(c.sendCalls, calls...)
 	if c.sending {
 		c.sendMu.Unlock()
 		return
@@ -321,16 +339,27 @@ func (c *rpcConn) dropKick(cl *rpcCall) {
 func (c *rpcConn) complete(cl *rpcCall, err error) {
 	cl.active = false
 	c.nactive--
+	if a := cl.a; a != nil {
+		c.nasync--
+		cl.a = nil
+		a.completed(cl, err)
+		return
+	}
 	if cl.waiting {
-		cl.waiting = false
-		for i, w := range c.waitq {
-			if w == cl {
-				c.waitq = append(c.waitq[:i], c.waitq[i+1:]...)
-				break
-			}
-		}
+		c.unwait(cl)
 	}
 	cl.res <- err
+}
+
+// unwait takes cl off the wait queue. c.mu must be held.
+func (c *rpcConn) unwait(cl *rpcCall) {
+	cl.waiting = false
+	for i, w := range c.waitq {
+		if w == cl {
+			c.waitq = append(c.waitq[:i], c.waitq[i+1:]...)
+			return
+		}
+	}
 }
 
 // release gives up the read token and passes it on.
@@ -341,8 +370,11 @@ func (c *rpcConn) release() {
 	c.mu.Unlock()
 }
 
-// handOn passes the free read token on: to a caller waiting for it, or, when calls are in
-// flight but nobody waits, to the background reader. c.mu must be held.
+// handOn passes the free read token on: to a caller waiting for it, or, when calls of
+// waiting callers are in flight but nobody waits to read, to the background reader. Calls
+// of async clients alone do not wake the background reader: their client reads their
+// replies when it reaps (and its sends wake the reader before they block), so that a reply
+// to them passes through no other goroutine. c.mu must be held.
 func (c *rpcConn) handOn() {
 	if c.nactive == 0 || c.broken != nil {
 		return
@@ -351,11 +383,15 @@ func (c *rpcConn) handOn() {
 		w := c.waitq[n-1]
 		c.waitq = c.waitq[:n-1]
 		w.waiting = false
+		kick := w.kick
+		if w.a != nil { // an async client's marker
+			kick = w.a.wake
+		}
 		select {
-		case w.kick <- struct{}{}:
+		case kick <- struct{}{}:
 		default:
 		}
-	} else {
+	} else if c.nactive > c.nasync {
 		c.kickBackground()
 	}
 }

@@ -380,6 +380,43 @@ func TestRPCReaders(t *testing.T) {
 		}
 		return err
 	}
+	// asyncOrGetPort: caller 0 sends asyncCalls calls through an async client and reaps
+	// them, checking each result; the others call getPort.
+	const asyncCalls = 8
+	asyncOrGetPort := func(c *rpcConn, i int) error {
+		if i > 0 {
+			return getPortCall(c, i)
+		}
+		a := c.newAsync()
+		defer a.close()
+		got := make([]uint32, asyncCalls)
+		for j := range asyncCalls {
+			err := a.send(99, "ASYNC", func(b *xdrBuf) { b.u32(uint32(2000 + j)) }, nil,
+				func(d *decoder) error { got[j] = d.u32(); return d.err }, j)
+			if err != nil {
+				return err
+			}
+		}
+		var res []asyncResult
+		for len(res) < asyncCalls {
+			res = a.reap(res, 1)
+		}
+		var first error
+		for _, r := range res {
+			switch {
+			case r.err != nil && first == nil:
+				first = r.err
+			case r.err != first:
+				return fmt.Errorf("async call %d: %v; another got %v", r.tag, r.err, first)
+			case r.err == nil && got[r.tag] != uint32(2000+r.tag):
+				return fmt.Errorf("async call %d: reply to another call (%d)", r.tag, got[r.tag])
+			}
+		}
+		if first != nil {
+			return fmt.Errorf("ASYNC: %w", first)
+		}
+		return nil
+	}
 	tests := []struct {
 		name    string
 		timeout time.Duration
@@ -455,6 +492,37 @@ func TestRPCReaders(t *testing.T) {
 			return err
 		},
 		wantOK: 1,
+	}, {
+		// An async client's calls and waiting callers' calls on one connection, answered in
+		// reverse order: the reaper and the waiting callers read for each other.
+		name:    "async client among waiting callers",
+		timeout: 10 * time.Second,
+		callers: 5,
+		server: func(c net.Conn, r *bufio.Reader) {
+			reqs, err := readRequests(r, asyncCalls+4)
+			if err != nil {
+				return
+			}
+			for i := len(reqs) - 1; i >= 0; i-- {
+				time.Sleep(time.Millisecond)
+				if _, err := c.Write(portReply(reqs[i])); err != nil {
+					return
+				}
+			}
+			waitClosed(r)
+		},
+		call:   asyncOrGetPort,
+		wantOK: 5,
+	}, {
+		// Nothing is answered: the async client's calls fail with the waiting callers'.
+		name:    "async client, deadline",
+		timeout: 300 * time.Millisecond,
+		callers: 3,
+		server: func(c net.Conn, r *bufio.Reader) {
+			waitClosed(r)
+		},
+		call:    asyncOrGetPort,
+		wantErr: "no reply",
 	}, {
 		// Two calls are answered; the third reply stops half-way, and nothing more comes:
 		// the call being decoded and those waiting all fail when the deadline passes.
