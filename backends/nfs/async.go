@@ -119,8 +119,8 @@ func (a *asyncClient) commit() {
 	broken := c.broken != nil
 	c.mu.Unlock()
 	if broken {
-		// fail completed the calls; they stay queued (never reused), as their records were
-		// never written.
+		// fail completed the calls while they were queued, so none was reused; their
+		// records are dropped.
 		for _, cl := range a.unsentCalls {
 			cl.queued.Store(false)
 		}
