@@ -155,6 +155,7 @@ func runServerTests(t *testing.T, s nfsServer) {
 	t.Run("UnknownExport", func(t *testing.T) { testUnknownExport(t, s) })
 	t.Run("FileRules", func(t *testing.T) { testFileRules(t, s) })
 	t.Run("BenchVerify", func(t *testing.T) { testBenchVerify(t, s) })
+	t.Run("Queue", func(t *testing.T) { testQueue(t, s) })
 	t.Run("SpaceCheck", func(t *testing.T) { testSpaceCheck(t, s) })
 	t.Run("Files", func(t *testing.T) { testFiles(t, s) })
 	if s.pid != 0 {

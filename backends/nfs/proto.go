@@ -358,61 +358,78 @@ func fsstat(c *rpcConn, fh []byte, deadline time.Time) (fsStat, error) {
 // read reads up to len(dst) bytes at off straight into dst.
 func read(c *rpcConn, fh []byte, off uint64, dst []byte) (n int, eof bool, err error) {
 	err = c.nfs(nfsc.NFSProc3Read, "READ", time.Time{},
-		func(b *xdrBuf) { b.opaque(fh); b.u64(off); b.u32(uint32(len(dst))) }, nil,
-		func(d *decoder) error {
-			if err := nfsStatus(d); err != nil {
-				return err
-			}
-			skipPostOpAttr(d)
-			count := d.u32()
-			eof = d.bool()
-			size := d.u32()
-			if d.err != nil {
-				return d.err
-			}
-			if size > uint32(len(dst)) || count != size {
-				return fmt.Errorf("malformed reply: %d bytes (count %d) for a read of %d", size, count, len(dst))
-			}
-			d.into(dst[:size])
-			if d.err == nil { // a reply cut short did not fill dst: report nothing read
-				n = int(size)
-			}
-			return d.err
-		})
+		func(b *xdrBuf) { readArgs(b, fh, off, len(dst)) }, nil,
+		func(d *decoder) (err error) { n, eof, err = readResults(d, dst); return err })
 	return n, eof, err
+}
+
+// readArgs encodes READ3args for count bytes at off.
+func readArgs(b *xdrBuf, fh []byte, off uint64, count int) {
+	b.opaque(fh)
+	b.u64(off)
+	b.u32(uint32(count))
+}
+
+// readResults decodes READ3res: the data goes straight into dst; n is how much, and eof
+// whether the file ends there.
+func readResults(d *decoder, dst []byte) (n int, eof bool, err error) {
+	if err := nfsStatus(d); err != nil {
+		return 0, false, err
+	}
+	skipPostOpAttr(d)
+	count := d.u32()
+	eof = d.bool()
+	size := d.u32()
+	if d.err != nil {
+		return 0, eof, d.err
+	}
+	if size > uint32(len(dst)) || count != size {
+		return 0, eof, fmt.Errorf("malformed reply: %d bytes (count %d) for a read of %d", size, count, len(dst))
+	}
+	d.into(dst[:size])
+	if d.err != nil { // a reply cut short did not fill dst: report nothing read
+		return 0, eof, d.err
+	}
+	return int(size), eof, nil
 }
 
 // write writes data at off with the given stability and returns how much the server took,
 // how it committed it and its write verifier.
 func write(c *rpcConn, fh []byte, off uint64, data []byte, stable uint32) (n int, committed uint32, verf [8]byte, err error) {
 	err = c.nfs(nfsc.NFSProc3Write, "WRITE", time.Time{},
-		func(b *xdrBuf) {
-			b.opaque(fh)
-			b.u64(off)
-			b.u32(uint32(len(data)))
-			b.u32(stable)
-			b.u32(uint32(len(data))) // opaque length; the data follows as payload
-		}, data,
-		func(d *decoder) error {
-			if err := nfsStatus(d); err != nil {
-				return err
-			}
-			skipWcc(d)
-			count := d.u32()
-			committed = d.u32()
-			d.into(verf[:])
-			if d.err != nil {
-				// The count of a reply cut short is not to be trusted: as n it could exceed
-				// len(data) (io.WriterAt's callers slice by it).
-				return d.err
-			}
-			if count > uint32(len(data)) {
-				return fmt.Errorf("malformed reply: server wrote %d bytes of %d", count, len(data))
-			}
-			n = int(count)
-			return nil
-		})
+		func(b *xdrBuf) { writeArgs(b, fh, off, len(data), stable) }, data,
+		func(d *decoder) (err error) { n, committed, verf, err = writeResults(d, len(data)); return err })
 	return n, committed, verf, err
+}
+
+// writeArgs encodes WRITE3args for count bytes at off, up to the data, which follows as the
+// call's payload.
+func writeArgs(b *xdrBuf, fh []byte, off uint64, count int, stable uint32) {
+	b.opaque(fh)
+	b.u64(off)
+	b.u32(uint32(count))
+	b.u32(stable)
+	b.u32(uint32(count)) // opaque length
+}
+
+// writeResults decodes WRITE3res for a write of count bytes.
+func writeResults(d *decoder, count int) (n int, committed uint32, verf [8]byte, err error) {
+	if err := nfsStatus(d); err != nil {
+		return 0, 0, verf, err
+	}
+	skipWcc(d)
+	took := d.u32()
+	committed = d.u32()
+	d.into(verf[:])
+	if d.err != nil {
+		// The count of a reply cut short is not to be trusted: as n it could exceed count
+		// (io.WriterAt's callers slice by it).
+		return 0, committed, verf, d.err
+	}
+	if took > uint32(count) {
+		return 0, committed, verf, fmt.Errorf("malformed reply: server wrote %d bytes of %d", took, count)
+	}
+	return int(took), committed, verf, nil
 }
 
 // commit flushes unstable writes of the whole file and returns the write verifier.

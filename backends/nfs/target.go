@@ -356,17 +356,23 @@ func (t *target) writeOp(stable uint32, note func([8]byte)) func(b []byte, off i
 		if err != nil {
 			return n, false, err
 		}
-		if committed < stable {
-			return n, false, fmt.Errorf("server committed a FILE_SYNC write only as %d (UNSTABLE=0, DATA_SYNC=1)", committed)
-		}
-		if committed == stableUnst && note != nil {
-			note(verf)
-		}
-		if n == 0 && len(b) > 0 {
-			return 0, false, errors.New("server accepted no data")
-		}
-		return n, false, nil
+		return n, false, checkWrite(b, n, committed, verf, stable, note)
 	}
+}
+
+// checkWrite checks a WRITE's result (n of b taken, committed as committed) against the
+// stability asked for and passes the verifier of an unstable write to note, if set.
+func checkWrite(b []byte, n int, committed uint32, verf [8]byte, stable uint32, note func([8]byte)) error {
+	if committed < stable {
+		return fmt.Errorf("server committed a FILE_SYNC write only as %d (UNSTABLE=0, DATA_SYNC=1)", committed)
+	}
+	if committed == stableUnst && note != nil {
+		note(verf)
+	}
+	if n == 0 && len(b) > 0 {
+		return errors.New("server accepted no data")
+	}
+	return nil
 }
 
 func (t *target) noteVerf(verf [8]byte) {

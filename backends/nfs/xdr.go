@@ -49,10 +49,14 @@ type record struct {
 	// raw is the connection under br. A large read that finds br empty goes straight to it:
 	// bufio bypasses its buffer only for reads at least as large as the buffer, and would
 	// otherwise copy the rest of a 1 MiB READ's data through it.
-	raw   io.Reader
+	raw io.Reader
+	// full, if set, fills a buffer from raw with one call (a blocking socket's MSG_WAITALL:
+	// a large READ's data arrives with one system call and one wake-up).
+	full  func(p []byte) error
 	left  uint32 // bytes left in the current fragment
 	last  bool   // current fragment is the record's last
 	ioErr error  // first error from the connection itself
+	mark  [4]byte
 }
 
 // directRead is the smallest read that bypasses an empty buffer. Smaller ones fill the
@@ -66,12 +70,11 @@ func (r *record) begin() error {
 }
 
 func (r *record) nextFragment() error {
-	var h [4]byte
-	if _, err := io.ReadFull(r.br, h[:]); err != nil {
+	if _, err := io.ReadFull(r.br, r.mark[:]); err != nil {
 		r.ioErr = err
 		return err
 	}
-	v := binary.BigEndian.Uint32(h[:])
+	v := binary.BigEndian.Uint32(r.mark[:])
 	r.last = v&0x80000000 != 0
 	r.left = v & 0x7fffffff
 	return nil
@@ -91,9 +94,14 @@ func (r *record) Read(p []byte) (int, error) {
 	}
 	var n int
 	var err error
-	if r.raw != nil && len(p) >= directRead && r.br.Buffered() == 0 {
+	switch {
+	case r.raw != nil && len(p) >= directRead && r.br.Buffered() == 0 && r.full != nil:
+		if err = r.full(p); err == nil {
+			n = len(p)
+		}
+	case r.raw != nil && len(p) >= directRead && r.br.Buffered() == 0:
 		n, err = r.raw.Read(p)
-	} else {
+	default:
 		n, err = r.br.Read(p)
 	}
 	r.left -= uint32(n)
@@ -101,6 +109,18 @@ func (r *record) Read(p []byte) (int, error) {
 		r.ioErr = err
 	}
 	return n, err
+}
+
+// whole reports whether the next record is in the buffer, all of it: reading it does not
+// block.
+func (r *record) whole() bool {
+	n := r.br.Buffered()
+	if n < 4 {
+		return false
+	}
+	h, _ := r.br.Peek(4)
+	v := binary.BigEndian.Uint32(h)
+	return v&0x80000000 != 0 && uint64(v&0x7fffffff)+4 <= uint64(n)
 }
 
 // discard skips what is left of the record.
