@@ -36,8 +36,11 @@
 //
 // I/O: each Target is one TCP connection. ReadAt and WriteAt send READ and WRITE with
 // explicit offsets; any number of calls are in flight at once, matched to replies by XID,
-// so iodepth N keeps N requests on the wire. READ data is decoded straight from the socket
-// into the caller's buffer and WRITE data is sent with writev, without copies. A request
+// so iodepth N keeps N requests on the wire. The socket is used with blocking system calls
+// and the waiting callers read the replies themselves (rpcConn); the Target is also a
+// backends.Queuer, whose one goroutine submits and reaps (fio's queue/getevents). READ data
+// is decoded straight from the socket into the caller's buffer and WRITE data is sent with
+// sendmsg from the caller's buffer, without copies. A request
 // larger than the server's rtmax/wtmax (FSINFO; at most 16 MiB, or rsize=/wsize=) is split
 // and the pieces sent together; short replies are continued. WRITEs are FILE_SYNC by
 // default; with stable=unstable they are UNSTABLE and Sync sends COMMIT, which fails if the
