@@ -162,13 +162,7 @@ func (c *conn) complete(cl *call, err error) {
 // tokenReader is the connection as the read token's Reader.
 type tokenReader conn
 
-func (r *tokenReader) ReadOne() (*readtoken.Waiter, error) {
-	cl, err := (*conn)(r).readOne()
-	if cl == nil {
-		return nil, err
-	}
-	return &cl.Waiter, err
-}
+func (r *tokenReader) ReadOne() (*readtoken.Waiter, error) { return (*conn)(r).readOne() }
 
 // Buffered reports whether a whole reply header is buffered (a read's payload may follow).
 func (r *tokenReader) Buffered() bool { return r.br.Buffered() >= nbdproto.ReplyLen }
@@ -259,9 +253,9 @@ func (c *conn) connErr(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// readOne reads one reply and completes its request, which it returns. Only the read
+// readOne reads one reply and completes its request, whose Waiter it returns. Only the read
 // token's holder calls it. An error ends the connection (the caller calls fail).
-func (c *conn) readOne() (*call, error) {
+func (c *conn) readOne() (*readtoken.Waiter, error) {
 	h := c.rhdr[:]
 	if _, err := io.ReadFull(c.br, h); err != nil {
 		return nil, c.connErr("receive", err)
@@ -288,7 +282,7 @@ func (c *conn) readOne() (*call, error) {
 			c.complete(cl, nil)
 		}
 		c.mu.Unlock()
-		return cl, nil
+		return &cl.Waiter, nil
 	}
 	cl.filling = true
 	buf := cl.buf
@@ -302,7 +296,7 @@ func (c *conn) readOne() (*call, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cl, nil
+	return &cl.Waiter, nil
 }
 
 // quickACKConn acknowledges at once what it reads (TCP_QUICKACK after every read). Without

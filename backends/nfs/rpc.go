@@ -274,23 +274,17 @@ func (c *rpcConn) complete(cl *rpcCall, err error) {
 // tokenReader is the connection as the read token's Reader.
 type tokenReader rpcConn
 
-func (r *tokenReader) ReadOne() (*readtoken.Waiter, error) {
-	cl, err := (*rpcConn)(r).readOne()
-	if cl == nil {
-		return nil, err
-	}
-	return &cl.Waiter, err
-}
+func (r *tokenReader) ReadOne() (*readtoken.Waiter, error) { return (*rpcConn)(r).readOne() }
 
 // Buffered reports whether a whole reply is buffered.
 func (r *tokenReader) Buffered() bool { return r.rec.whole() }
 
 func (r *tokenReader) Fail(err error) { (*rpcConn)(r).fail(err) }
 
-// readOne reads one reply and completes its call, which it returns (nil for a reply to no
-// call in flight, which is skipped). Only the read token's holder calls it. An error breaks
+// readOne reads one reply and completes its call, whose Waiter it returns (nil for a reply to
+// no call in flight, which is skipped). Only the read token's holder calls it. An error breaks
 // the connection (the caller calls fail); the call being decoded then gets it too.
-func (c *rpcConn) readOne() (*rpcCall, error) {
+func (c *rpcConn) readOne() (*readtoken.Waiter, error) {
 	rec, d := c.rec, c.dec
 	if err := rec.begin(); err != nil {
 		return nil, c.connErr(err)
@@ -322,13 +316,14 @@ func (c *rpcConn) readOne() (*rpcCall, error) {
 		ioErr = c.connErr(rec.ioErr)
 		err = ioErr
 	}
-	if cl != nil {
-		c.mu.Lock()
-		c.current = nil
-		c.complete(cl, err)
-		c.mu.Unlock()
+	if cl == nil {
+		return nil, ioErr
 	}
-	return cl, ioErr
+	c.mu.Lock()
+	c.current = nil
+	c.complete(cl, err)
+	c.mu.Unlock()
+	return &cl.Waiter, ioErr
 }
 
 // connErr describes a transport error; once the connection has failed (closed, a deadline

@@ -139,6 +139,26 @@ func recv(t *testing.T, what string, ch <-chan error) error {
 
 var errServer = errors.New("server error")
 
+// asyncBehindCaller starts a caller's request and one of an async client as; the caller
+// Waits and holds the token, the client waits in WaitAsync for its one result, queued behind
+// the caller (its marker waits, parked). The results come on resSync and reaped.
+func (f *fakeConn) asyncBehindCaller(t *testing.T) (caller *Waiter, as *Async, w1 *Waiter, resSync, reaped <-chan error) {
+	t.Helper()
+	caller = f.start(nil)
+	a := NewAsync()
+	as = &a
+	w1 = f.start(as)
+	resSync = f.waitOn(caller)
+	f.until(t, "the caller holds the token", func() bool { return f.tok.reading })
+	done := make(chan error, 1)
+	go func() {
+		f.tok.WaitAsync(as, func() bool { return as.completes >= 1 })
+		done <- nil
+	}()
+	f.until(t, "the async client waits", func() bool { return as.marker.waiting && as.parked })
+	return caller, as, w1, resSync, done
+}
+
 func TestToken(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -192,21 +212,19 @@ func TestToken(t *testing.T) {
 		}},
 		{"release kicks the background reader for a caller's request only", false, func(t *testing.T, f *fakeConn) {
 			as := NewAsync()
-			f.start(&as)
-			f.mu.Lock()
-			f.tok.Take()
-			f.mu.Unlock()
-			f.tok.Release()
-			if n := len(f.tok.bgKick); n != 0 {
-				t.Fatalf("async requests alone: %d kicks, want 0", n)
-			}
-			f.start(nil)
-			f.mu.Lock()
-			f.tok.Take()
-			f.mu.Unlock()
-			f.tok.Release()
-			if n := len(f.tok.bgKick); n != 1 {
-				t.Fatalf("a caller's request in flight and nobody waiting: %d kicks, want 1", n)
+			for _, step := range []struct {
+				what  string
+				a     *Async
+				kicks int
+			}{{"async requests alone", &as, 0}, {"a caller's request in flight, nobody waiting", nil, 1}} {
+				f.start(step.a)
+				f.mu.Lock()
+				f.tok.Take()
+				f.mu.Unlock()
+				f.tok.Release()
+				if n := len(f.tok.bgKick); n != step.kicks {
+					t.Fatalf("%s: %d kicks, want %d", step.what, n, step.kicks)
+				}
 			}
 		}},
 		{"an async client reads its own replies", false, func(t *testing.T, f *fakeConn) {
@@ -222,38 +240,18 @@ func TestToken(t *testing.T) {
 			}
 		}},
 		{"the holder hands the token to an async client's marker", false, func(t *testing.T, f *fakeConn) {
-			caller := f.start(nil)
-			as := NewAsync()
-			w1 := f.start(&as)
-			resSync := f.waitOn(caller)
-			f.until(t, "the caller holds the token", func() bool { return f.tok.reading })
-			reaped := make(chan error, 1)
-			go func() {
-				f.tok.WaitAsync(&as, func() bool { return as.completes >= 1 })
-				reaped <- nil
-			}()
-			f.until(t, "the marker waits", func() bool { return as.marker.waiting })
+			caller, as, w1, resSync, reaped := f.asyncBehindCaller(t)
 			f.replies <- reply{w: caller}
 			if err := recv(t, "the caller", resSync); err != nil {
 				t.Fatal(err)
 			}
 			f.until(t, "the async client holds the token", func() bool { return f.tok.reading && !as.marker.waiting })
-			f.replies <- reply{w: w1, a: &as}
+			f.replies <- reply{w: w1, a: as}
 			recv(t, "the async client", reaped)
 		}},
 		{"an async client parked for its result is woken by the holder", false, func(t *testing.T, f *fakeConn) {
-			caller := f.start(nil)
-			as := NewAsync()
-			w1 := f.start(&as)
-			resSync := f.waitOn(caller)
-			f.until(t, "the caller holds the token", func() bool { return f.tok.reading })
-			reaped := make(chan error, 1)
-			go func() {
-				f.tok.WaitAsync(&as, func() bool { return as.completes >= 1 })
-				reaped <- nil
-			}()
-			f.until(t, "the marker waits", func() bool { return as.parked })
-			f.replies <- reply{w: w1, a: &as} // read by the caller for the async client
+			caller, as, w1, resSync, reaped := f.asyncBehindCaller(t)
+			f.replies <- reply{w: w1, a: as} // read by the caller for the async client
 			recv(t, "the async client", reaped)
 			f.replies <- reply{w: caller}
 			if err := recv(t, "the caller", resSync); err != nil {
