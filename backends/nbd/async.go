@@ -1,9 +1,8 @@
 package nbd
 
 import (
-	"runtime"
-
 	"github.com/vmstorbench/vmstorbench/internal/nbdproto"
+	"github.com/vmstorbench/vmstorbench/internal/readtoken"
 )
 
 // async is a client of a conn used by one goroutine that sends requests without waiting
@@ -13,27 +12,21 @@ import (
 // callers' requests (synchronous do from other goroutines) are handed over as usual. A
 // reaper that finds the token held waits for it, or for its results, in the token's wait
 // queue (through its marker), so that whoever holds the token passes it to the reaper when
-// it is done.
+// it is done (package readtoken).
 //
 // Its requests fail as synchronous ones do: the watchdog's deadline and a broken or closed
 // connection complete every one of them, once, with the connection's error.
 type async struct {
 	c *conn
-	// wake (capacity 1) says "a result arrived" or "the read token is free"; the reaper
-	// re-examines the connection's state on every wake, so a stale one costs a loop only.
-	wake chan struct{}
-	// marker stands for the reaper in conn.waitq; it is never in flight.
-	marker *call
 	// unsent holds the headers and payloads of the requests sent since the last wait, which
 	// sends them with one sendmsg (fio's commit). The owner goroutine's only.
 	unsent [][]byte
 
 	// Under conn.mu:
-	slots     []*call // free slots kept for the next sends (see completed)
-	active    int     // requests in flight
-	done      []asyncResult
-	completes int  // results so far (read tells its own from others' by it)
-	parked    bool // the reaper is blocked on wake
+	slots []*call // free slots kept for the next sends (see completed)
+	done  []asyncResult
+	// The client in the read token: requests in flight (Active), results so far (Completes).
+	readtoken.Async
 }
 
 // asyncResult is the result of one request of an async client.
@@ -43,40 +36,30 @@ type asyncResult struct {
 }
 
 func (c *conn) newAsync() *async {
-	a := &async{c: c, wake: make(chan struct{}, 1)}
-	a.marker = &call{a: a}
-	return a
+	return &async{c: c, Async: readtoken.NewAsync()}
 }
 
-// completed records cl's result; conn.complete calls it with conn.mu held. The client keeps
-// the slot for its next send (a channel operation less each way: ~5% of the CPU per 4 KiB
-// read at queue depth 32) while it has requests in flight and keeps fewer than half the
-// connection's slots; otherwise, and all of them once it is idle, the slots go back to the
-// connection, so that synchronous callers and other clients never wait for an idle client.
+// completed records cl's result; conn.complete calls it with conn.mu held, after the read
+// token counted the completion. The client keeps the slot for its next send (a channel
+// operation less each way: ~5% of the CPU per 4 KiB read at queue depth 32) while it has
+// requests in flight and keeps fewer than half the connection's slots; otherwise, and all of
+// them once it is idle, the slots go back to the connection, so that synchronous callers and
+// other clients never wait for an idle client.
 func (a *async) completed(cl *call, err error) {
-	a.active--
-	a.completes++
 	a.done = append(a.done, asyncResult{tag: cl.tag, err: err})
 	cl.a = nil
 	switch {
-	case a.active == 0:
+	case a.Active() == 0:
 		for _, s := range a.slots {
 			a.c.free <- s // never blocks: the channel holds every slot
 		}
 		clear(a.slots)
 		a.slots = a.slots[:0]
 		a.c.free <- cl
-	case a.active+len(a.slots) < maxInFlight/2:
+	case a.Active()+len(a.slots) < maxInFlight/2:
 		a.slots = append(a.slots, cl)
 	default:
 		a.c.free <- cl
-	}
-	if a.parked {
-		a.parked = false
-		select {
-		case a.wake <- struct{}{}:
-		default:
-		}
 	}
 }
 
@@ -94,11 +77,9 @@ func (a *async) send(typ, flags uint16, off uint64, length uint32, buf, payload 
 		return err
 	}
 	c.mu.Lock()
-	handle, err := c.activateLocked(cl, typ, buf)
+	handle, err := c.activateLocked(cl, typ, buf, a)
 	if err == nil {
-		cl.a, cl.tag = a, tag
-		c.nasync++
-		a.active++
+		cl.tag = tag
 	}
 	c.mu.Unlock()
 	if err != nil {
@@ -128,11 +109,7 @@ func (a *async) poll() {
 	c.life.RLock()
 	a.commit()
 	c.life.RUnlock()
-	c.mu.Lock()
-	if !c.reading && a.active > 0 {
-		c.kickBackground()
-	}
-	c.mu.Unlock()
+	c.tok.Poll(&a.Async)
 }
 
 // commit sends the requests not sent yet, in one sendmsg when the socket takes them.
@@ -169,7 +146,7 @@ func (a *async) slot() (*call, error) {
 			c.mu.Unlock()
 			return cl, nil
 		}
-		active, completes := a.active, a.completes
+		active, completes := a.Active(), a.Completes()
 		c.mu.Unlock()
 		select {
 		case cl := <-c.free:
@@ -179,7 +156,7 @@ func (a *async) slot() (*call, error) {
 		if active == 0 {
 			break
 		}
-		a.wait(func() bool { return a.completes != completes })
+		a.wait(func() bool { return a.Completes() != completes })
 	}
 	select {
 	case cl := <-c.free:
@@ -207,71 +184,8 @@ func (a *async) reap(dst []asyncResult, min int) []asyncResult {
 // client is in flight, reading replies itself while it holds the read token. The caller
 // holds conn.life.
 func (a *async) wait(ready func() bool) {
-	c := a.c
 	a.commit()
-	queued := false // the marker was put in the wait queue
-	for {
-		c.mu.Lock()
-		handed := queued && !a.marker.waiting // release passed the token to us
-		if a.marker.waiting {
-			c.unwait(a.marker)
-		}
-		queued = false
-		a.parked = false
-		if ready() || a.active == 0 {
-			if handed && !c.reading {
-				// The token was passed to us and we do not take it: pass it on.
-				c.handOn()
-			}
-			c.mu.Unlock()
-			return
-		}
-		if !c.reading {
-			c.reading = true
-			c.mu.Unlock()
-			a.read(ready)
-			c.release()
-			continue
-		}
-		a.parked, queued = true, true
-		a.marker.waiting = true
-		c.waitq = append(c.waitq, a.marker)
-		c.mu.Unlock()
-		<-a.wake
-	}
-}
-
-// read reads and dispatches replies while it holds the read token, until ready and no
-// whole reply header is left in the buffer (replies already received are dispatched at no
-// cost: their owners are woken by their results anyway).
-func (a *async) read(ready func() bool) {
-	c := a.c
-	// As in wait: a reader that never parks yields now and then (package schedyield).
-	c.yielder.Maybe()
-	c.mu.Lock()
-	completes := a.completes
-	c.mu.Unlock()
-	for {
-		if _, err := c.readOne(); err != nil {
-			c.fail(err)
-			return
-		}
-		if c.br.Buffered() >= nbdproto.ReplyLen {
-			continue
-		}
-		c.mu.Lock()
-		stop := ready() || a.active == 0
-		other := a.completes == completes // the last reply was not ours
-		completes = a.completes
-		c.mu.Unlock()
-		if stop {
-			return
-		}
-		if other {
-			// As in wait: let the synchronous owner just completed run here before we block.
-			runtime.Gosched()
-		}
-	}
+	a.c.tok.WaitAsync(&a.Async, ready)
 }
 
 // close waits for the client's requests in flight (bounded by the watchdog's deadline) and

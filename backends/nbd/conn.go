@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -17,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmstorbench/vmstorbench/internal/nbdproto"
-	"github.com/vmstorbench/vmstorbench/internal/schedyield"
+	"github.com/vmstorbench/vmstorbench/internal/readtoken"
 	"github.com/vmstorbench/vmstorbench/internal/socktransport"
 )
 
@@ -66,14 +65,11 @@ func (e *ServerError) Error() string {
 // concurrent use: each request is tagged with its own handle, and replies are matched to the
 // requests in flight in whatever order the server sends them.
 //
-// Replies are read by the callers themselves, one at a time (leader/follower): a caller
-// that waits for its reply takes the read token if it is free and reads and dispatches
-// replies, for itself and for others, until its own is in; then it hands the token to
-// another waiting caller. A lone request thus never passes through another goroutine (two
-// goroutine wake-ups less per request at queue depth 1), and with many in flight one reader
-// serves them all. When requests are in flight but no caller waits to read (they are all
-// still sending), a background goroutine reads instead, so that the socket is read while
-// anything is outstanding: a server blocked sending to us must never block our sends.
+// Replies are read by the callers themselves, one at a time (leader/follower, package
+// readtoken): a caller that waits for its reply takes the read token if it is free and reads
+// and dispatches replies, for itself and for others, until its own is in; then it hands the
+// token to another waiting caller. When requests are in flight but no caller waits to read, a
+// background goroutine reads instead.
 //
 // A handle is slot | generation<<32: a reply for a slot not in flight, or for an earlier use
 // of it, is a protocol violation that ends the connection. Every request has a deadline
@@ -83,24 +79,19 @@ type conn struct {
 	tr      socktransport.Transport
 	br      *bufio.Reader           // over tr; the read token's holder only
 	rhdr    [nbdproto.ReplyLen]byte // the read token's holder only
-	yielder schedyield.Yielder      // the read token's holder only (see wait)
 	timeout time.Duration
 	epoch   time.Time
-	blocked func()       // kickBackground, bound once (a method value allocates)
+	blocked func()       // tok.Kick, bound once (a method value allocates)
 	life    sync.RWMutex // read-held by do: close frees the socket when no call uses it
 
 	wmu sync.Mutex // one writer at a time: a request's header and payload go in one sendmsg
 
 	mu      sync.Mutex
+	tok     readtoken.Token // the read token; its state is under mu
 	calls   []*call
-	nactive int     // requests in flight
-	nasync  int     // of which sent by an async client (see async.go)
-	reading bool    // the read token is held
-	waitq   []*call // owners waiting for the token or their reply (an async client: its marker)
 	failErr error
 	failed  chan struct{} // closed by fail
 	free    chan *call
-	bgKick  chan struct{}
 
 	bgDone    chan struct{}
 	watchDone chan struct{}
@@ -110,19 +101,17 @@ type conn struct {
 // call is one slot for a request in flight; slots are reused.
 type call struct {
 	idx     uint32
-	gen     uint32        // under conn.mu
-	typ     uint16        // under conn.mu
-	buf     []byte        // a read's destination, under conn.mu
-	start   int64         // submission time (conn.now), under conn.mu
-	active  bool          // under conn.mu: in flight
-	filling bool          // under conn.mu: the token holder is copying the payload into buf
-	waiting bool          // under conn.mu: in waitq
-	res     chan error    // capacity 1: the result, sent (under conn.mu) when active ends
-	kick    chan struct{} // capacity 1: "the read token is free", to a waiting owner
-	a       *async        // the async client that owns the slot, or nil (conn.mu)
-	tag     uint64        // the async client's tag of the request
+	gen     uint32 // under conn.mu
+	typ     uint16 // under conn.mu
+	buf     []byte // a read's destination, under conn.mu
+	start   int64  // submission time (conn.now), under conn.mu
+	filling bool   // under conn.mu: the token holder is copying the payload into buf
+	a       *async // the async client that owns the slot, or nil (conn.mu)
+	tag     uint64 // the async client's tag of the request
 	hdr     [nbdproto.RequestLen]byte
 	vec     [2][]byte // header and write payload, for one sendmsg
+	// The request's state in the read token (in flight: Active), under conn.mu.
+	readtoken.Waiter
 }
 
 // newConn starts the transmission phase on nc, which the handshake left with nothing to
@@ -133,16 +122,19 @@ func newConn(nc net.Conn, timeout time.Duration) *conn {
 	c := &conn{
 		tr: tr, br: bufio.NewReaderSize(tr, readBufferSize), timeout: timeout, epoch: time.Now(),
 		calls: make([]*call, maxInFlight), failed: make(chan struct{}), free: make(chan *call, maxInFlight),
-		bgKick: make(chan struct{}, 1), bgDone: make(chan struct{}), watchDone: make(chan struct{}),
-		waitq: make([]*call, 0, maxInFlight),
+		bgDone: make(chan struct{}), watchDone: make(chan struct{}),
 	}
+	c.tok.Init(&c.mu, (*tokenReader)(c), c.failed)
 	for i := range c.calls {
-		cl := &call{idx: uint32(i), res: make(chan error, 1), kick: make(chan struct{}, 1)}
+		cl := &call{idx: uint32(i), Waiter: readtoken.NewWaiter()}
 		c.calls[i] = cl
 		c.free <- cl
 	}
-	c.blocked = c.kickBackground
-	go c.background()
+	c.blocked = c.tok.Kick
+	go func() {
+		defer close(c.bgDone)
+		c.tok.Background()
+	}()
 	go c.watch()
 	return c
 }
@@ -158,29 +150,24 @@ func (c *conn) err() error {
 
 // complete ends cl's request with err. c.mu must be held.
 func (c *conn) complete(cl *call, err error) {
-	cl.active, cl.filling, cl.buf = false, false, nil
-	c.nactive--
-	if cl.a != nil {
-		c.nasync--
-		cl.a.completed(cl, err)
+	cl.filling, cl.buf = false, nil
+	if a := cl.a; a != nil {
+		c.tok.CompleteAsync(&cl.Waiter, &a.Async)
+		a.completed(cl, err)
 		return
 	}
-	if cl.waiting {
-		c.unwait(cl)
-	}
-	cl.res <- err
+	c.tok.Complete(&cl.Waiter, err)
 }
 
-// unwait removes cl from the wait queue. c.mu must be held.
-func (c *conn) unwait(cl *call) {
-	cl.waiting = false
-	for i, w := range c.waitq {
-		if w == cl {
-			c.waitq = append(c.waitq[:i], c.waitq[i+1:]...)
-			return
-		}
-	}
-}
+// tokenReader is the connection as the read token's Reader.
+type tokenReader conn
+
+func (r *tokenReader) ReadOne() (*readtoken.Waiter, error) { return (*conn)(r).readOne() }
+
+// Buffered reports whether a whole reply header is buffered (a read's payload may follow).
+func (r *tokenReader) Buffered() bool { return r.br.Buffered() >= nbdproto.ReplyLen }
+
+func (r *tokenReader) Fail(err error) { (*conn)(r).fail(err) }
 
 // fail ends the connection with err (the first error wins): every request in flight gets
 // err, except the one whose payload the token holder is receiving (it completes that one),
@@ -194,7 +181,7 @@ func (c *conn) fail(err error) {
 	c.failErr = err
 	close(c.failed)
 	for _, cl := range c.calls {
-		if cl.active && !cl.filling {
+		if cl.Active() && !cl.filling {
 			c.complete(cl, err)
 		}
 	}
@@ -202,16 +189,21 @@ func (c *conn) fail(err error) {
 	c.tr.Shutdown()
 }
 
-// activateLocked makes cl a request in flight of type typ (reading into buf) and returns its
-// handle, unless the connection has failed. Called with c.mu held; on error cl is still the
-// caller's, to give back.
-func (c *conn) activateLocked(cl *call, typ uint16, buf []byte) (handle uint64, err error) {
+// activateLocked makes cl a request in flight of type typ (reading into buf), of async client
+// a (nil: a caller that waits for it), and returns its handle, unless the connection has
+// failed. Called with c.mu held; on error cl is still the caller's, to give back.
+func (c *conn) activateLocked(cl *call, typ uint16, buf []byte, a *async) (handle uint64, err error) {
 	if c.failErr != nil {
 		return 0, c.failErr
 	}
 	cl.gen++
-	cl.typ, cl.buf, cl.start, cl.active = typ, buf, c.now(), true
-	c.nactive++
+	cl.typ, cl.buf, cl.start = typ, buf, c.now()
+	if a != nil {
+		cl.a = a
+		c.tok.Start(&cl.Waiter, &a.Async)
+	} else {
+		c.tok.Start(&cl.Waiter, nil)
+	}
 	return uint64(cl.gen)<<32 | uint64(cl.idx), nil
 }
 
@@ -227,7 +219,7 @@ func (c *conn) do(typ, flags uint16, off uint64, length uint32, buf, payload []b
 		return c.err()
 	}
 	c.mu.Lock()
-	handle, err := c.activateLocked(cl, typ, buf)
+	handle, err := c.activateLocked(cl, typ, buf, nil)
 	c.mu.Unlock()
 	if err != nil {
 		c.free <- cl
@@ -245,145 +237,9 @@ func (c *conn) do(typ, flags uint16, off uint64, length uint32, buf, payload []b
 	if err != nil {
 		c.fail(c.connErr("send", err))
 	}
-	err = c.wait(cl)
+	err = c.tok.Wait(&cl.Waiter)
 	c.free <- cl
 	return err
-}
-
-// wait returns cl's result, reading replies itself while it holds the read token.
-func (c *conn) wait(cl *call) error {
-	for {
-		c.mu.Lock()
-		if !cl.active {
-			c.mu.Unlock()
-			err := <-cl.res
-			// A kick that crossed the completion is stale: whoever completed cl held the
-			// token after the kicker.
-			select {
-			case <-cl.kick:
-			default:
-			}
-			return err
-		}
-		if !c.reading {
-			c.reading = true
-			c.mu.Unlock()
-			// A caller that reads its own replies one request at a time never parks; without
-			// a yield now and then, Go's sysmon preempts it mid-read (see package schedyield).
-			c.yielder.Maybe()
-			mine := false
-			for {
-				got, err := c.readOne()
-				if err != nil {
-					c.fail(err)
-					break
-				}
-				mine = mine || got == cl
-				if !mine && c.br.Buffered() < nbdproto.ReplyLen {
-					// The next read blocks, and the owner we just completed is runnable (if it
-					// was parked), queued on our P: let it run here first (it sends its next
-					// request and waits) rather than block with it queued, which makes sysmon
-					// take the P from our read and another thread run it (1 MiB reads at queue
-					// depth 8: 6 -> 3.7 context switches per read, ~10% less CPU).
-					runtime.Gosched()
-				}
-				// Past our own reply, replies already in the buffer are dispatched too: their
-				// owners are woken by their results anyway, and the token is not handed to one
-				// of them (one goroutine wake-up less each).
-				if mine && c.br.Buffered() < nbdproto.ReplyLen {
-					break
-				}
-			}
-			c.release()
-			continue
-		}
-		cl.waiting = true
-		c.waitq = append(c.waitq, cl)
-		c.mu.Unlock()
-		select {
-		case err := <-cl.res: // completed (and taken off waitq) by the token holder or fail
-			select {
-			case <-cl.kick: // stale, as above
-			default:
-			}
-			return err
-		case <-cl.kick: // the token is free: try to take it
-		}
-	}
-}
-
-// release gives up the read token and passes it on.
-func (c *conn) release() {
-	c.mu.Lock()
-	c.reading = false
-	c.handOn()
-	c.mu.Unlock()
-}
-
-// handOn passes the free read token on: to an owner waiting for it, or, when synchronous
-// requests are in flight but nobody waits, to the background reader. Requests of async
-// clients alone do not wake the background reader: their client reads their replies when
-// it reaps (and its sends wake the reader before they block), so that a reply to them
-// passes through no other goroutine. c.mu must be held.
-func (c *conn) handOn() {
-	if c.nactive == 0 || c.failErr != nil {
-		return
-	}
-	if n := len(c.waitq); n > 0 {
-		w := c.waitq[n-1]
-		c.waitq = c.waitq[:n-1]
-		w.waiting = false
-		kick := w.kick
-		if w.a != nil {
-			kick = w.a.wake
-		}
-		select {
-		case kick <- struct{}{}:
-		default:
-		}
-	} else if c.nactive > c.nasync {
-		c.kickBackground()
-	}
-}
-
-// kickBackground wakes the background reader (which reads if nobody holds the token).
-func (c *conn) kickBackground() {
-	select {
-	case c.bgKick <- struct{}{}:
-	default:
-	}
-}
-
-// background reads replies while requests are in flight and no owner waits to read.
-func (c *conn) background() {
-	defer close(c.bgDone)
-	for {
-		select {
-		case <-c.bgKick:
-		case <-c.failed:
-			return
-		}
-		c.mu.Lock()
-		if c.reading || c.nactive == 0 || c.failErr != nil {
-			c.mu.Unlock()
-			continue
-		}
-		c.reading = true
-		c.mu.Unlock()
-		for {
-			c.mu.Lock()
-			stop := c.nactive == 0 || len(c.waitq) > 0
-			c.mu.Unlock()
-			if stop {
-				break
-			}
-			if _, err := c.readOne(); err != nil {
-				c.fail(err)
-				break
-			}
-		}
-		c.release()
-	}
 }
 
 // connErr describes a broken connection; a connection we closed ourselves reports why.
@@ -397,9 +253,9 @@ func (c *conn) connErr(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// readOne reads one reply and completes its request, which it returns. Only the read
+// readOne reads one reply and completes its request, whose Waiter it returns. Only the read
 // token's holder calls it. An error ends the connection (the caller calls fail).
-func (c *conn) readOne() (*call, error) {
+func (c *conn) readOne() (*readtoken.Waiter, error) {
 	h := c.rhdr[:]
 	if _, err := io.ReadFull(c.br, h); err != nil {
 		return nil, c.connErr("receive", err)
@@ -414,7 +270,7 @@ func (c *conn) readOne() (*call, error) {
 	if idx < uint32(len(c.calls)) {
 		cl = c.calls[idx]
 	}
-	if cl == nil || !cl.active || cl.gen != gen {
+	if cl == nil || !cl.Active() || cl.gen != gen {
 		c.mu.Unlock()
 		return nil, fmt.Errorf("the server replied to handle %#x, which no request in flight has", handle)
 	}
@@ -426,7 +282,7 @@ func (c *conn) readOne() (*call, error) {
 			c.complete(cl, nil)
 		}
 		c.mu.Unlock()
-		return cl, nil
+		return &cl.Waiter, nil
 	}
 	cl.filling = true
 	buf := cl.buf
@@ -440,7 +296,7 @@ func (c *conn) readOne() (*call, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cl, nil
+	return &cl.Waiter, nil
 }
 
 // quickACKConn acknowledges at once what it reads (TCP_QUICKACK after every read). Without
@@ -517,7 +373,7 @@ func (c *conn) watch() {
 		overdue := false
 		c.mu.Lock()
 		for _, cl := range c.calls {
-			if cl.active && time.Duration(now-cl.start) > c.timeout {
+			if cl.Active() && time.Duration(now-cl.start) > c.timeout {
 				late, overdue = cl.typ, true
 				break
 			}

@@ -139,15 +139,20 @@ func FuzzReplies(f *testing.F) {
 		c.mu.Lock()
 		for _, x := range calls {
 			cl := c.calls[x.idx]
-			cl.gen, cl.typ, cl.buf, cl.active, cl.start = 1, x.typ, x.buf, true, c.now()
-			c.nactive++
+			var owner *async
 			if x.typ == nbdproto.CmdWrite {
-				cl.a, cl.tag = a, 42
-				c.nasync++
-				a.active++
+				owner = a
+			}
+			if _, err := c.activateLocked(cl, x.typ, x.buf, owner); err != nil { // generation 1
+				t.Fatal(err)
+			}
+			if owner != nil {
+				cl.tag = 42
 			}
 		}
-		c.reading = true
+		if !c.tok.Take() {
+			t.Fatal("the read token is held with nothing in flight")
+		}
 		c.mu.Unlock()
 		var err error
 		for err == nil {
@@ -155,8 +160,8 @@ func FuzzReplies(f *testing.F) {
 		}
 		c.fail(err)
 		c.mu.Lock()
-		if len(a.done) != 1 || a.done[0].tag != 42 || a.active != 0 {
-			t.Fatalf("the async client's write: results %+v, %d in flight", a.done, a.active)
+		if len(a.done) != 1 || a.done[0].tag != 42 || a.Active() != 0 {
+			t.Fatalf("the async client's write: results %+v, %d in flight", a.done, a.Active())
 		}
 		c.mu.Unlock()
 		for _, x := range calls {
@@ -164,15 +169,11 @@ func FuzzReplies(f *testing.F) {
 				continue
 			}
 			cl := c.calls[x.idx]
-			select {
-			case <-cl.res:
-			default:
+			if ok, _ := cl.TryResult(); !ok {
 				t.Fatalf("request in slot %d got no result", x.idx)
 			}
-			select {
-			case <-cl.res:
+			if ok, _ := cl.TryResult(); ok {
 				t.Fatalf("request in slot %d got two results", x.idx)
-			default:
 			}
 		}
 		for _, b := range guard {

@@ -1,8 +1,9 @@
 package nfs
 
 import (
-	"runtime"
 	"time"
+
+	"github.com/vmstorbench/vmstorbench/internal/readtoken"
 )
 
 // asyncClient is a client of an rpcConn used by one goroutine that sends calls without
@@ -11,27 +12,22 @@ import (
 // token as a waiting caller does: replies to its own calls go to its result list and wake
 // nobody; replies to other callers' calls are handed to them as usual. A reaper that finds
 // the token held waits for it, or for its results, in the token's wait queue (through its
-// marker), so that whoever holds the token passes it to the reaper when done.
+// marker), so that whoever holds the token passes it to the reaper when done (package
+// readtoken).
 //
 // Its calls fail as waiting callers' do: a passed deadline and a broken or closed connection
 // complete every one of them, once, with the connection's error.
 type asyncClient struct {
 	c *rpcConn
-	// wake (capacity 1) says "a result arrived" or "the read token is free"; the reaper
-	// re-examines the connection's state on every wake, so a stale one costs a loop only.
-	wake chan struct{}
-	// marker stands for the reaper in rpcConn.waitq; it is never in flight.
-	marker *rpcCall
 	// The records of the calls sent since the last wait, which sends them together (fio's
 	// commit). The owner goroutine's only.
 	unsent      [][]byte
 	unsentCalls []*rpcCall
 
 	// Under rpcConn.mu:
-	active    int // calls in flight
-	done      []asyncResult
-	completes int  // results so far (read tells its own from others' by it)
-	parked    bool // the reaper is blocked on wake
+	done []asyncResult
+	// The client in the read token: calls in flight (Active), results so far (Completes).
+	readtoken.Async
 }
 
 // asyncResult is the result of one call of an async client: the call's tag and its error
@@ -42,26 +38,16 @@ type asyncResult struct {
 }
 
 func (c *rpcConn) newAsync() *asyncClient {
-	a := &asyncClient{c: c, wake: make(chan struct{}, 1)}
-	a.marker = &rpcCall{a: a}
-	return a
+	return &asyncClient{c: c, Async: readtoken.NewAsync()}
 }
 
-// completed records cl's result; rpcConn.complete calls it with rpcConn.mu held.
+// completed records cl's result; rpcConn.complete calls it with rpcConn.mu held, after the
+// read token counted the completion.
 func (a *asyncClient) completed(cl *rpcCall, err error) {
-	a.active--
-	a.completes++
 	a.done = append(a.done, asyncResult{tag: cl.tag, err: err})
 	cl.decode = nil
 	if !cl.queued.Load() {
 		a.c.calls.Put(cl)
-	}
-	if a.parked {
-		a.parked = false
-		select {
-		case a.wake <- struct{}{}:
-		default:
-		}
 	}
 }
 
@@ -102,11 +88,7 @@ func (a *asyncClient) poll() {
 	c.life.RLock()
 	a.commit()
 	c.life.RUnlock()
-	c.mu.Lock()
-	if !c.reading && a.active > 0 {
-		c.kickBackground()
-	}
-	c.mu.Unlock()
+	c.tok.Poll(&a.Async)
 }
 
 // commit sends the calls not sent yet. The caller holds rpcConn.life.
@@ -151,71 +133,8 @@ func (a *asyncClient) reap(dst []asyncResult, min int) []asyncResult {
 // client is in flight, reading replies itself while it holds the read token. The caller
 // holds rpcConn.life.
 func (a *asyncClient) wait(ready func() bool) {
-	c := a.c
 	a.commit()
-	queued := false // the marker was put in the wait queue
-	for {
-		c.mu.Lock()
-		handed := queued && !a.marker.waiting // handOn passed the token to us
-		if a.marker.waiting {
-			c.unwait(a.marker)
-		}
-		queued = false
-		a.parked = false
-		if ready() || a.active == 0 {
-			if handed && !c.reading {
-				// The token was passed to us and we do not take it: pass it on.
-				c.handOn()
-			}
-			c.mu.Unlock()
-			return
-		}
-		if !c.reading {
-			c.reading = true
-			c.mu.Unlock()
-			a.read(ready)
-			c.release()
-			continue
-		}
-		a.parked, queued = true, true
-		a.marker.waiting = true
-		c.waitq = append(c.waitq, a.marker)
-		c.mu.Unlock()
-		<-a.wake
-	}
-}
-
-// read reads and dispatches replies while it holds the read token, until ready and no whole
-// reply is left in the buffer (replies already received are dispatched at no cost: their
-// owners are woken by their results anyway).
-func (a *asyncClient) read(ready func() bool) {
-	c := a.c
-	// As rpcConn.wait: a reader that never parks yields now and then (package schedyield).
-	c.yielder.Maybe()
-	c.mu.Lock()
-	completes := a.completes
-	c.mu.Unlock()
-	for {
-		if _, err := c.readOne(); err != nil {
-			c.fail(err)
-			return
-		}
-		if c.rec.whole() {
-			continue
-		}
-		c.mu.Lock()
-		stop := ready() || a.active == 0
-		other := a.completes == completes // the last reply was not ours
-		completes = a.completes
-		c.mu.Unlock()
-		if stop {
-			return
-		}
-		if other {
-			// As rpcConn.wait: let the caller just completed run here before we block.
-			runtime.Gosched()
-		}
-	}
+	a.c.tok.WaitAsync(&a.Async, ready)
 }
 
 // close waits for the client's calls in flight (bounded by their deadlines) and drops their

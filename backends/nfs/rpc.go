@@ -6,14 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/willscott/go-nfs-client/nfs/rpc"
 
-	"github.com/vmstorbench/vmstorbench/internal/schedyield"
+	"github.com/vmstorbench/vmstorbench/internal/readtoken"
 	"github.com/vmstorbench/vmstorbench/internal/socktransport"
 )
 
@@ -22,15 +21,13 @@ import (
 // whatever order the server sends them, so concurrent callers pipeline on the wire.
 //
 // The socket is used with blocking system calls (package socktransport), and replies are
-// read by the callers themselves, one at a time (leader/follower): a caller that waits for
-// its reply takes the read token if it is free and reads and dispatches replies, for itself
-// and for others, until its own is in; then it hands the token to another waiting caller. A
-// lone call thus never passes through another goroutine or Go's network poller (a receive
-// goroutine parked in the poller cost ~3 context switches and 2 futex calls per call, more
-// CPU than the protocol), and with many in flight one reader serves them all. When calls are
-// in flight but no caller waits to read (they are all still sending), a background goroutine
-// reads instead, so that the socket is read while anything is outstanding: a server blocked
-// sending to us must never block our sends.
+// read by the callers themselves, one at a time (leader/follower, package readtoken): a
+// caller that waits for its reply takes the read token if it is free and reads and
+// dispatches replies, for itself and for others, until its own is in; then it hands the token
+// to another waiting caller. A lone call thus never passes through another goroutine or Go's
+// network poller (a receive goroutine parked in the poller cost ~3 context switches and 2
+// futex calls per call, more CPU than the protocol). When calls are in flight but no caller
+// waits to read, a background goroutine reads instead.
 //
 // go-nfs-client's rpc.Client is not used for transport because it cannot fail fast (see the
 // package documentation). Here there are no retries and no reconnects: a broken connection,
@@ -42,14 +39,13 @@ type rpcConn struct {
 	addr    string
 	cred    rpc.Auth
 	timeout time.Duration
-	blocked func() // kickBackground, bound once (a method value allocates)
+	blocked func() // tok.Kick, bound once (a method value allocates)
 
 	xid atomic.Uint32
 
 	// The read token's holder only.
-	rec     *record
-	dec     *decoder
-	yielder schedyield.Yielder
+	rec *record
+	dec *decoder
 
 	// Sending: a caller that finds nobody writing writes its record itself, and then also
 	// whatever other callers queued meanwhile, in one sendmsg: under load many calls share a
@@ -66,15 +62,11 @@ type rpcConn struct {
 	life sync.RWMutex
 
 	mu      sync.Mutex
+	tok     readtoken.Token // the read token (state under mu); its calls in flight: pending and current
 	pending map[uint32]*rpcCall
-	current *rpcCall   // the call whose reply is being decoded (no longer in pending)
-	nactive int        // calls in flight: pending and current
-	nasync  int        // of which sent by an async client (see async.go)
-	reading bool       // the read token is held
-	waitq   []*rpcCall // callers waiting for the token or their reply (an async client: its marker)
-	broken  error      // set once; every later call fails with it
+	current *rpcCall // the call whose reply is being decoded (no longer in pending)
+	broken  error    // set once; every later call fails with it
 	failed  chan struct{}
-	bgKick  chan struct{}
 
 	calls sync.Pool // of *rpcCall
 
@@ -94,11 +86,9 @@ type rpcCall struct {
 	deadline time.Time // under rpcConn.mu
 	// decode reads the procedure's results from the reply; it runs on the read token's
 	// holder while the caller waits, so it may write into the caller's buffers.
-	decode  func(d *decoder) error
-	active  bool          // under rpcConn.mu: in flight
-	waiting bool          // under rpcConn.mu: in waitq
-	res     chan error    // capacity 1: the result, sent (under rpcConn.mu) when active ends
-	kick    chan struct{} // capacity 1: "the read token is free", to a waiting caller
+	decode func(d *decoder) error
+	// The call's state in the read token (in flight: Active), under rpcConn.mu.
+	readtoken.Waiter
 	// queued is set while the record is with the writer: a call that ends before its record
 	// is written (the connection failed, or a server answered a call it had not read whole)
 	// is not reused, since the writer may still hold its header.
@@ -130,16 +120,19 @@ func newRPCConn(conn net.Conn, cred rpc.Auth, timeout time.Duration) *rpcConn {
 		dec:       &decoder{r: rec},
 		pending:   map[uint32]*rpcCall{},
 		failed:    make(chan struct{}),
-		bgKick:    make(chan struct{}, 1),
 		bgDone:    make(chan struct{}),
 		watchDone: make(chan struct{}),
 	}
+	c.tok.Init(&c.mu, (*tokenReader)(c), c.failed)
 	c.calls.New = func() any {
-		return &rpcCall{res: make(chan error, 1), kick: make(chan struct{}, 1)}
+		return &rpcCall{Waiter: readtoken.NewWaiter()}
 	}
-	c.blocked = c.kickBackground
+	c.blocked = c.tok.Kick
 	c.xid.Store(uint32(time.Now().UnixNano()))
-	go c.background()
+	go func() {
+		defer close(c.bgDone)
+		c.tok.Background()
+	}()
 	go c.watchdog()
 	return c
 }
@@ -159,7 +152,7 @@ func (c *rpcConn) call(prog, vers, proc uint32, name string, deadline time.Time,
 	calls := [1]*rpcCall{cl}
 	bufs := [3][]byte{cl.hdr, payload, zeroPad[:pad4(len(payload))]}
 	c.send(calls[:], bufs[:])
-	err := c.wait(cl)
+	err := c.tok.Wait(&cl.Waiter)
 	cl.decode = nil
 	if !cl.queued.Load() {
 		c.calls.Put(cl)
@@ -210,14 +203,14 @@ func (c *rpcConn) start(cl *rpcCall, prog, vers, proc uint32, name string, deadl
 		cl.queued.Store(false)
 		return c.broken
 	}
-	cl.name, cl.deadline, cl.decode, cl.active = name, deadline, decode, true
+	cl.name, cl.deadline, cl.decode = name, deadline, decode
 	cl.a, cl.tag = a, tag
 	if a != nil {
-		c.nasync++
-		a.active++
+		c.tok.Start(&cl.Waiter, &a.Async)
+	} else {
+		c.tok.Start(&cl.Waiter, nil)
 	}
 	c.pending[xid] = cl
-	c.nactive++
 	return nil
 }
 
@@ -267,179 +260,31 @@ func (c *rpcConn) send(calls []*rpcCall, bufs [][]byte) {
 	c.sendMu.Unlock()
 }
 
-// wait returns cl's result, reading replies itself while it holds the read token.
-func (c *rpcConn) wait(cl *rpcCall) error {
-	for {
-		c.mu.Lock()
-		if !cl.active {
-			c.mu.Unlock()
-			return c.result(cl)
-		}
-		if !c.reading {
-			c.reading = true
-			c.mu.Unlock()
-			// A caller that reads its own replies one call at a time never parks; without a
-			// yield now and then, Go's sysmon preempts it mid-read (see package schedyield).
-			c.yielder.Maybe()
-			mine := false
-			for {
-				got, err := c.readOne()
-				if err != nil {
-					c.fail(err)
-					break
-				}
-				mine = mine || got == cl
-				more := c.rec.whole()
-				if !mine && !more {
-					// The next read blocks, and the caller we just completed is runnable (if
-					// it was parked), queued on our P: let it run here first (it sends its
-					// next call and waits) rather than block with it queued, which makes
-					// sysmon take the P from our read and another thread run it.
-					runtime.Gosched()
-				}
-				// Past our own reply, replies already in the buffer are dispatched too: their
-				// callers are woken by their results anyway, and the token is not handed to
-				// one of them (one goroutine wake-up less each).
-				if mine && !more {
-					break
-				}
-			}
-			c.release()
-			continue
-		}
-		cl.waiting = true
-		c.waitq = append(c.waitq, cl)
-		c.mu.Unlock()
-		select {
-		case err := <-cl.res: // completed (and taken off waitq) by the token holder or fail
-			c.dropKick(cl)
-			return err
-		case <-cl.kick: // the token is free: try to take it
-		}
-	}
-}
-
-// result takes cl's result once it is no longer active.
-func (c *rpcConn) result(cl *rpcCall) error {
-	err := <-cl.res
-	c.dropKick(cl)
-	return err
-}
-
-// dropKick drops a kick that crossed cl's completion: it is stale, since whoever completed
-// cl held the token after the kicker.
-func (c *rpcConn) dropKick(cl *rpcCall) {
-	select {
-	case <-cl.kick:
-	default:
-	}
-}
-
 // complete ends cl with err. c.mu must be held.
 func (c *rpcConn) complete(cl *rpcCall, err error) {
-	cl.active = false
-	c.nactive--
 	if a := cl.a; a != nil {
-		c.nasync--
 		cl.a = nil
+		c.tok.CompleteAsync(&cl.Waiter, &a.Async)
 		a.completed(cl, err)
 		return
 	}
-	if cl.waiting {
-		c.unwait(cl)
-	}
-	cl.res <- err
+	c.tok.Complete(&cl.Waiter, err)
 }
 
-// unwait takes cl off the wait queue. c.mu must be held.
-func (c *rpcConn) unwait(cl *rpcCall) {
-	cl.waiting = false
-	for i, w := range c.waitq {
-		if w == cl {
-			c.waitq = append(c.waitq[:i], c.waitq[i+1:]...)
-			return
-		}
-	}
-}
+// tokenReader is the connection as the read token's Reader.
+type tokenReader rpcConn
 
-// release gives up the read token and passes it on.
-func (c *rpcConn) release() {
-	c.mu.Lock()
-	c.reading = false
-	c.handOn()
-	c.mu.Unlock()
-}
+func (r *tokenReader) ReadOne() (*readtoken.Waiter, error) { return (*rpcConn)(r).readOne() }
 
-// handOn passes the free read token on: to a caller waiting for it, or, when calls of
-// waiting callers are in flight but nobody waits to read, to the background reader. Calls
-// of async clients alone do not wake the background reader: their client reads their
-// replies when it reaps (and its sends wake the reader before they block), so that a reply
-// to them passes through no other goroutine. c.mu must be held.
-func (c *rpcConn) handOn() {
-	if c.nactive == 0 || c.broken != nil {
-		return
-	}
-	if n := len(c.waitq); n > 0 {
-		w := c.waitq[n-1]
-		c.waitq = c.waitq[:n-1]
-		w.waiting = false
-		kick := w.kick
-		if w.a != nil { // an async client's marker
-			kick = w.a.wake
-		}
-		select {
-		case kick <- struct{}{}:
-		default:
-		}
-	} else if c.nactive > c.nasync {
-		c.kickBackground()
-	}
-}
+// Buffered reports whether a whole reply is buffered.
+func (r *tokenReader) Buffered() bool { return r.rec.whole() }
 
-// kickBackground wakes the background reader (which reads if nobody holds the token).
-func (c *rpcConn) kickBackground() {
-	select {
-	case c.bgKick <- struct{}{}:
-	default:
-	}
-}
+func (r *tokenReader) Fail(err error) { (*rpcConn)(r).fail(err) }
 
-// background reads replies while calls are in flight and no caller waits to read.
-func (c *rpcConn) background() {
-	defer close(c.bgDone)
-	for {
-		select {
-		case <-c.bgKick:
-		case <-c.failed:
-			return
-		}
-		c.mu.Lock()
-		if c.reading || c.nactive == 0 || c.broken != nil {
-			c.mu.Unlock()
-			continue
-		}
-		c.reading = true
-		c.mu.Unlock()
-		for {
-			c.mu.Lock()
-			stop := c.nactive == 0 || len(c.waitq) > 0
-			c.mu.Unlock()
-			if stop {
-				break
-			}
-			if _, err := c.readOne(); err != nil {
-				c.fail(err)
-				break
-			}
-		}
-		c.release()
-	}
-}
-
-// readOne reads one reply and completes its call, which it returns (nil for a reply to no
-// call in flight, which is skipped). Only the read token's holder calls it. An error breaks
+// readOne reads one reply and completes its call, whose Waiter it returns (nil for a reply to
+// no call in flight, which is skipped). Only the read token's holder calls it. An error breaks
 // the connection (the caller calls fail); the call being decoded then gets it too.
-func (c *rpcConn) readOne() (*rpcCall, error) {
+func (c *rpcConn) readOne() (*readtoken.Waiter, error) {
 	rec, d := c.rec, c.dec
 	if err := rec.begin(); err != nil {
 		return nil, c.connErr(err)
@@ -471,13 +316,14 @@ func (c *rpcConn) readOne() (*rpcCall, error) {
 		ioErr = c.connErr(rec.ioErr)
 		err = ioErr
 	}
-	if cl != nil {
-		c.mu.Lock()
-		c.current = nil
-		c.complete(cl, err)
-		c.mu.Unlock()
+	if cl == nil {
+		return nil, ioErr
 	}
-	return cl, ioErr
+	c.mu.Lock()
+	c.current = nil
+	c.complete(cl, err)
+	c.mu.Unlock()
+	return &cl.Waiter, ioErr
 }
 
 // connErr describes a transport error; once the connection has failed (closed, a deadline
