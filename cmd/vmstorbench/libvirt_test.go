@@ -32,14 +32,25 @@ func TestIntegrationMigrateLibvirt(t *testing.T) {
 	pair.TLS = true // eps[2:4]: clients authenticated by certificate
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	eps, err := pair.Start(ctx, t.TempDir())
+	logDir := t.TempDir()
+	eps, err := pair.Start(ctx, logDir)
 	if err != nil {
 		if errors.Is(err, testbed.ErrMissingBinary) {
 			missing(t, err)
 		}
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { pair.Stop() })
+	t.Cleanup(func() {
+		// A daemon that went away mid-test (once in CI: "connection refused" from daemon 1
+		// after the mirror runs) leaves its reason only in its log, which the temporary
+		// directory's removal would take with it.
+		if t.Failed() {
+			for _, name := range []string{"libvirtd-1.log", "libvirtd-2.log"} {
+				t.Logf("%s, last 4 KiB:\n%s", name, testbed.TailLog(filepath.Join(logDir, name), 4096))
+			}
+		}
+		pair.Stop()
+	})
 	libvirtRefusals(t, eps)
 	resDir := t.TempDir()
 	stdout, stderr, err := runCLI(t, "migrate", "--hypervisor", "libvirt", "--source-uri", eps[0].URL, "--dest-uri", eps[1].URL,
