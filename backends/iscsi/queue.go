@@ -18,7 +18,7 @@ func (t *Target) NewQueue(depth int) (backends.Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &queue{t: t, q: q, depth: depth, ios: make([]queuedIO, depth)}, nil
+	return &queue{t: t, q: q, ios: backends.NewSlots[queuedIO](depth)}, nil
 }
 
 // queue is a backends.Queue on a Target. An I/O longer than the LUN's largest transfer is
@@ -26,13 +26,10 @@ func (t *Target) NewQueue(depth int) (backends.Queue, error) {
 type queue struct {
 	t      *Target
 	q      *initiator.Queue
-	depth  int
-	ios    []queuedIO // by slot: the I/Os submitted and not yet reaped
-	free   []int
-	used   int                    // slots taken
-	local  []backends.Completion  // completed without a command: reaped by the next Reap
-	cs     []initiator.Completion // Reap's scratch
-	split  int                    // I/Os of more than one command in flight
+	ios    backends.Slots[queuedIO] // the I/Os submitted and not yet reaped
+	local  []backends.Completion    // completed without a command: reaped by the next Reap
+	cs     []initiator.Completion   // Reap's scratch
+	split  int                      // I/Os of more than one command in flight
 	closed bool
 }
 
@@ -52,8 +49,8 @@ func (q *queue) Submit(io backends.IO) error {
 	if q.closed {
 		return initiator.ErrQueueClosed
 	}
-	if q.used+len(q.local) >= q.depth {
-		return fmt.Errorf("iscsi: queue full (depth %d)", q.depth)
+	if q.ios.InFlight()+len(q.local) >= q.ios.Len() {
+		return fmt.Errorf("iscsi: queue full (depth %d)", q.ios.Len())
 	}
 	t := q.t
 	op := "read"
@@ -68,14 +65,7 @@ func (q *queue) Submit(io backends.IO) error {
 		q.complete(io.Tag, 0, err)
 		return nil
 	}
-	slot := len(q.free) - 1
-	if slot >= 0 {
-		slot, q.free = q.free[slot], q.free[:slot]
-	} else {
-		slot = q.used
-	}
-	q.used++
-	qi := &q.ios[slot]
+	slot, qi, _ := q.ios.Take()
 	*qi = queuedIO{tag: io.Tag, offs: qi.offs[:0]}
 	// BlockDevice clips a read at the end of the LUN (io.EOF), refuses a write past it, and
 	// splits what is longer than one command may carry; each piece becomes one command.
@@ -84,7 +74,7 @@ func (q *queue) Submit(io backends.IO) error {
 		lba, blocks := uint64(off/t.blockSize), uint32(int64(len(b))/t.blockSize)
 		var err error
 		// The command's tag names the I/O's slot and the piece.
-		tag := len(qi.offs)*q.depth + slot
+		tag := len(qi.offs)*q.ios.Len() + slot
 		if io.Write {
 			err = q.q.Write16(t.lun, lba, blocks, b, t.fua, tag)
 		} else {
@@ -131,10 +121,7 @@ func (q *queue) complete(tag, n int, err error) {
 	q.local = append(q.local, backends.Completion{Tag: tag, N: n, Err: err})
 }
 
-func (q *queue) release(slot int) {
-	q.used--
-	q.free = append(q.free, slot)
-}
+func (q *queue) release(slot int) { q.ios.Put(slot) }
 
 func (q *queue) Reap(dst []backends.Completion, atLeast int) []backends.Completion {
 	got := 0
@@ -146,7 +133,7 @@ func (q *queue) Reap(dst []backends.Completion, atLeast int) []backends.Completi
 			clear(q.local)
 			q.local = q.local[:0]
 		}
-		if q.used == 0 || polled && got >= atLeast {
+		if q.ios.InFlight() == 0 || polled && got >= atLeast {
 			return dst
 		}
 		// Each command completes one I/O unless some are split.
@@ -157,8 +144,8 @@ func (q *queue) Reap(dst []backends.Completion, atLeast int) []backends.Completi
 		q.cs = q.q.Reap(q.cs[:0], want)
 		polled = true
 		for _, c := range q.cs {
-			slot, piece := c.Tag%q.depth, c.Tag/q.depth
-			qi := &q.ios[slot]
+			slot, piece := c.Tag%q.ios.Len(), c.Tag/q.ios.Len()
+			qi := q.ios.At(slot)
 			qi.parts--
 			if c.Err != nil {
 				if off := qi.offs[piece]; qi.failErr == nil || off < qi.failAt {

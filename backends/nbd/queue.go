@@ -32,19 +32,14 @@ func (t *Target) NewQueue(depth int) (backends.Queue, error) {
 	if err := t.c.err(); err != nil {
 		return nil, fmt.Errorf("nbd: %w", err)
 	}
-	q := &queue{t: t, a: t.c.newAsync(), ios: make([]queuedIO, depth), free: make([]int, depth)}
-	for i := range q.free {
-		q.free[i] = depth - 1 - i
-	}
-	return q, nil
+	return &queue{t: t, a: t.c.newAsync(), ios: backends.NewSlots[queuedIO](depth)}, nil
 }
 
 // queue is a backends.Queue on a Target.
 type queue struct {
 	t      *Target
 	a      *async
-	ios    []queuedIO // by index; free lists those not in flight
-	free   []int
+	ios    backends.Slots[queuedIO]
 	done   []backends.Completion // completed, not yet reaped
 	raw    []asyncResult
 	closed bool
@@ -69,8 +64,8 @@ func (q *queue) Submit(io backends.IO) error {
 	if q.closed {
 		return errQueueClosed
 	}
-	if len(q.free) == 0 {
-		return fmt.Errorf("nbd: queue full (%d I/Os in flight)", len(q.ios))
+	if q.ios.InFlight() == q.ios.Len() {
+		return fmt.Errorf("nbd: queue full (%d I/Os in flight)", q.ios.Len())
 	}
 	if len(io.Buf) > maxQueueIO {
 		return fmt.Errorf("nbd: an I/O of %d bytes is longer than a queue takes (%d)", len(io.Buf), maxQueueIO)
@@ -80,12 +75,12 @@ func (q *queue) Submit(io backends.IO) error {
 		q.done = append(q.done, backends.Completion{Tag: io.Tag, Err: cmp.Or(err, eof)})
 		return nil
 	}
-	k := q.free[len(q.free)-1]
-	s := &q.ios[k]
+	k, s, _ := q.ios.Take()
 	*s = queuedIO{io: io, n: n, eof: eof, failAt: -1}
 	for start := 0; start < n; start += int(q.t.maxIO) {
 		if err := q.sendPiece(k, start); err != nil {
 			if start == 0 {
+				q.ios.Put(k)
 				return fmt.Errorf("nbd: %w", err)
 			}
 			// The pieces already sent complete the I/O; it fails from here on.
@@ -93,7 +88,6 @@ func (q *queue) Submit(io backends.IO) error {
 			break
 		}
 	}
-	q.free = q.free[:len(q.free)-1]
 	return nil
 }
 
@@ -124,7 +118,7 @@ func (t *Target) admit(io backends.IO) (int, error, error) {
 // sendPiece sends the request for the piece of I/O k that starts at start (flushStart: the
 // FLUSH after the write).
 func (q *queue) sendPiece(k, start int) error {
-	s := &q.ios[k]
+	s := q.ios.At(k)
 	tag := uint64(k)<<tagStartBits | uint64(start)
 	var err error
 	switch {
@@ -168,13 +162,13 @@ func (s *queuedIO) fail(start int, err error) {
 
 // Reap implements backends.Queue.
 func (q *queue) Reap(dst []backends.Completion, min int) []backends.Completion {
-	if len(q.done) >= min || len(q.free) == len(q.ios) {
+	if len(q.done) >= min || q.ios.InFlight() == 0 {
 		// Nothing to wait for (a poll): still send what was submitted, have the replies
 		// read, and take the results that are in (a.reap does all three otherwise).
 		q.a.poll()
 		q.collect(0)
 	}
-	for len(q.done) < min && len(q.free) < len(q.ios) {
+	for len(q.done) < min && q.ios.InFlight() > 0 {
 		// Each result completes at most one I/O: at least this many are needed.
 		q.collect(max(1, min-len(q.done)))
 	}
@@ -195,7 +189,7 @@ func (q *queue) collect(min int) {
 // (a write to an export with FLUSH but no FUA gets its FLUSH first, as WriteAt does).
 func (q *queue) result(r asyncResult) {
 	k, start := int(r.tag>>tagStartBits), int(r.tag&tagStartMask)
-	s := &q.ios[k]
+	s := q.ios.At(k)
 	s.pending--
 	if r.err != nil {
 		s.fail(start, q.pieceErr(s, start, r.err))
@@ -219,7 +213,7 @@ func (q *queue) result(r asyncResult) {
 	}
 	q.done = append(q.done, c)
 	s.io.Buf = nil
-	q.free = append(q.free, k)
+	q.ios.Put(k)
 }
 
 // Close implements backends.Queue: it waits for the I/Os in flight (bounded by the
@@ -229,8 +223,8 @@ func (q *queue) Close() error {
 		return nil
 	}
 	q.closed = true
-	for len(q.free) < len(q.ios) {
-		q.Reap(nil, len(q.ios)-len(q.free))
+	for q.ios.InFlight() > 0 {
+		q.Reap(nil, q.ios.InFlight())
 	}
 	q.done = nil
 	q.a.close()

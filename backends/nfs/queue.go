@@ -24,11 +24,7 @@ func (t *target) NewQueue(depth int) (backends.Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nfs: %s: %w", t.where, err)
 	}
-	q := &queue{t: t, a: t.c.newAsync(), ios: make([]queuedIO, depth), free: make([]int, depth)}
-	for i := range q.free {
-		q.free[i] = depth - 1 - i
-	}
-	return q, nil
+	return &queue{t: t, a: t.c.newAsync(), ios: backends.NewSlots[queuedIO](depth)}, nil
 }
 
 // queue is a backends.Queue on a target. An I/O larger than the server's limit (rtmax,
@@ -37,8 +33,7 @@ func (t *target) NewQueue(depth int) (backends.Queue, error) {
 type queue struct {
 	t      *target
 	a      *asyncClient
-	ios    []queuedIO // by index; free lists those not in flight
-	free   []int
+	ios    backends.Slots[queuedIO]
 	pieces []*piece // by index, the calls' tags; pfree lists those not in flight
 	pfree  []int
 	done   []backends.Completion // completed, not yet reaped
@@ -84,8 +79,8 @@ func (q *queue) Submit(r backends.IO) error {
 	if q.closed {
 		return errQueueClosed
 	}
-	if len(q.free) == 0 {
-		return fmt.Errorf("nfs: queue full (%d I/Os in flight)", len(q.ios))
+	if q.ios.InFlight() == q.ios.Len() {
+		return fmt.Errorf("nfs: queue full (%d I/Os in flight)", q.ios.Len())
 	}
 	if r.Off < 0 || len(r.Buf) == 0 {
 		c := backends.Completion{Tag: r.Tag}
@@ -95,8 +90,7 @@ func (q *queue) Submit(r backends.IO) error {
 		q.done = append(q.done, c)
 		return nil
 	}
-	k := q.free[len(q.free)-1]
-	s := &q.ios[k]
+	k, s, _ := q.ios.Take()
 	*s = queuedIO{io: r, stopAt: -1}
 	max := q.t.rmax
 	if r.Write {
@@ -105,6 +99,7 @@ func (q *queue) Submit(r backends.IO) error {
 	for start := 0; start < len(r.Buf); start += max {
 		if err := q.sendPiece(k, start, min(max, len(r.Buf)-start)); err != nil {
 			if start == 0 {
+				q.ios.Put(k)
 				return fmt.Errorf("nfs: %s %s at %d: %w", opName(r.Write), q.t.where, r.Off, err)
 			}
 			// The pieces already sent complete the I/O; it fails from here on.
@@ -112,7 +107,6 @@ func (q *queue) Submit(r backends.IO) error {
 			break
 		}
 	}
-	q.free = q.free[:len(q.free)-1]
 	return nil
 }
 
@@ -130,7 +124,7 @@ func (q *queue) ioErr(s *queuedIO, err error) error {
 
 // sendPiece sends the call for length bytes of I/O k from start.
 func (q *queue) sendPiece(k, start, length int) error {
-	s := &q.ios[k]
+	s := q.ios.At(k)
 	var p *piece
 	var tag int
 	if n := len(q.pfree); n > 0 {
@@ -169,13 +163,13 @@ func (q *queue) sendPiece(k, start, length int) error {
 
 // Reap implements backends.Queue.
 func (q *queue) Reap(dst []backends.Completion, min int) []backends.Completion {
-	if len(q.done) >= min || len(q.free) == len(q.ios) {
+	if len(q.done) >= min || q.ios.InFlight() == 0 {
 		// Nothing to wait for (a poll): still send what was submitted, have the replies
 		// read, and take the results that are in.
 		q.a.poll()
 		q.collect(0)
 	}
-	for len(q.done) < min && len(q.free) < len(q.ios) {
+	for len(q.done) < min && q.ios.InFlight() > 0 {
 		// Each result completes at most one I/O: at least this many are needed.
 		q.collect(max(1, min-len(q.done)))
 	}
@@ -199,7 +193,7 @@ func (q *queue) collect(min int) {
 // short piece is sent again for the rest.
 func (q *queue) result(r asyncResult) {
 	p := q.pieces[r.tag]
-	s := &q.ios[p.k]
+	s := q.ios.At(p.k)
 	s.pending--
 	name := "READ"
 	if s.io.Write {
@@ -234,7 +228,7 @@ func (q *queue) result(r asyncResult) {
 	}
 	q.done = append(q.done, c)
 	s.io.Buf = nil
-	q.free = append(q.free, p.k)
+	q.ios.Put(p.k)
 }
 
 // Close implements backends.Queue: it waits for the I/Os in flight (bounded by the calls'
@@ -244,8 +238,8 @@ func (q *queue) Close() error {
 		return nil
 	}
 	q.closed = true
-	for len(q.free) < len(q.ios) {
-		q.Reap(nil, len(q.ios)-len(q.free))
+	for q.ios.InFlight() > 0 {
+		q.Reap(nil, q.ios.InFlight())
 	}
 	q.done = nil
 	q.a.close()
